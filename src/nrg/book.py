@@ -1,0 +1,174 @@
+"""Execute chapters headless through papermill and build the Jupyter Book.
+
+Papermill only *warns* about a parameter the notebook does not declare, and a
+bad value would surface minutes into a sweep.  Here every parameter is checked
+against the notebook's ``parameters`` cell and the chapter's own validator
+before anything runs or is written.  Executed copies go to a staging tree under
+``_build/`` -- never back into ``notebooks/``, whose sources stay output-free --
+and Jupyter Book renders that tree with ``execute_notebooks: "off"``.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nrg.errors import ParameterError, choice_error
+
+BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The book's root: the nearest folder upwards holding ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    source_root = Path(__file__).resolve().parents[2]
+    if (source_root / "_toc.yml").is_file():
+        return source_root
+    raise ParameterError(f"no book found: no _toc.yml with notebooks/ above {here}")
+
+
+def chapters(root: Path) -> list[str]:
+    """Chapter names: the notebooks' file stems, in book order."""
+    return sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+
+
+def notebook_path(root: Path, chapter: str) -> Path:
+    """The source notebook of ``chapter``; an unknown name lists the chapters."""
+    names = chapters(root)
+    if chapter not in names:
+        raise choice_error("chapter", chapter, names)
+    return root / "notebooks" / f"{chapter}.ipynb"
+
+
+def declared_parameters(notebook: Path) -> dict[str, Any]:
+    """Name -> default of the notebook's ``parameters`` cell, read by papermill."""
+    import papermill
+
+    info = papermill.inspect_notebook(str(notebook))
+    return {name: spec.get("default") for name, spec in info.items()}
+
+
+def profiles(root: Path) -> list[str]:
+    """Names of the parameter profiles under ``notebooks/params/``."""
+    return sorted(p.stem for p in (root / "notebooks" / "params").glob("*.yaml"))
+
+
+def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
+    """Per-chapter parameters of a profile: a name under ``notebooks/params`` or a path."""
+    import yaml
+
+    path = Path(profile)
+    if not path.suffix:
+        if profile not in profiles(root):
+            raise choice_error("profile", profile, profiles(root))
+        path = root / "notebooks" / "params" / f"{profile}.yaml"
+    if not path.is_file():
+        raise ParameterError(f"profile={profile!r}: no such file {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - set(chapters(root)))
+    if unknown:
+        raise ParameterError(
+            f"profile {path.name} names unknown chapters {unknown}; chapters are: {chapters(root)}")
+    return {name: dict(values or {}) for name, values in data.items()}
+
+
+def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> None:
+    """Fail before any work on an unknown parameter name or a bad value."""
+    declared = declared_parameters(notebook_path(root, chapter))
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ParameterError(
+            f"chapter {chapter}: unknown parameter(s) {unknown}; valid parameters are: {sorted(declared)}")
+    from nrg import chapters as chapter_checks
+
+    chapter_checks.validate(chapter, {**declared, **params})
+
+
+def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str, Any],
+                    progress: bool = False) -> Path:
+    """Run one chapter through papermill into ``output`` (checked first)."""
+    import papermill
+
+    check_parameters(root, chapter, params)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(notebook_path(root, chapter)), str(output), parameters=dict(params),
+        kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
+    )
+    return output
+
+
+@dataclass
+class BuildReport:
+    """What a book build did: per-chapter seconds, failures, where the HTML is."""
+
+    html_dir: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    sphinx_ok: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.sphinx_ok and not self.failed
+
+
+def _stage(root: Path, stage: Path) -> None:
+    """Copy the book's static files into a fresh staging tree."""
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for name in BOOK_FILES:
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, stage / name)
+        elif src.is_file():
+            shutil.copy2(src, stage / name)
+    (stage / "notebooks").mkdir()
+
+
+def build(root: Path, profile: str = "cpu", only: Sequence[str] | None = None,
+          out: Path | None = None, strict: bool = True) -> BuildReport:
+    """Execute every chapter with ``profile`` and render the book to HTML.
+
+    All parameters of all chapters are checked before the first chapter runs.
+    A chapter that fails keeps its executed notebook (with the traceback) in
+    the staging tree; the others still build, and the report lists the failure.
+    """
+    plan = load_profile(root, profile)
+    selected = list(only) if only else chapters(root)
+    for chapter in selected:
+        check_parameters(root, chapter, plan.get(chapter, {}))
+    out = (out or root).resolve()
+    stage = out / "_build" / "src"
+    _stage(root, stage)
+    report = BuildReport(html_dir=out / "_build" / "html")
+    for chapter in selected:
+        start = time.perf_counter()
+        output = stage / "notebooks" / f"{chapter}.ipynb"
+        try:
+            execute_chapter(root, chapter, output, plan.get(chapter, {}))
+        except Exception as exc:  # keep building the rest; report at the end
+            report.failed[chapter] = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+        report.seconds[chapter] = time.perf_counter() - start
+        print(f"[nrg book] {chapter}: {report.seconds[chapter]:.1f} s"
+              + (" FAILED" if chapter in report.failed else ""), flush=True)
+    report.sphinx_ok = _jupyter_book(stage, out, strict)
+    return report
+
+
+def _jupyter_book(stage: Path, out: Path, strict: bool) -> bool:
+    """Render the staged tree into ``out/_build/html`` (strict: warnings are errors)."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe if exe.exists() else "jupyter-book"), "build", str(stage),
+           "--path-output", str(out)]
+    if strict:
+        cmd += ["-n", "-W", "--keep-going"]
+    return subprocess.run(cmd, check=False).returncode == 0

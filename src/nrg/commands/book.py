@@ -1,0 +1,74 @@
+"""``nrg book``: build the book, or run one chapter with checked parameters."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def _parse_value(text: str) -> Any:
+    """A ``-p name value`` value: YAML, as papermill's ``-p`` reads it."""
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def _build(ns: argparse.Namespace) -> int:
+    from nrg import book
+
+    root = book.find_root()
+    report = book.build(root, profile=ns.profile, only=ns.only or None,
+                        out=Path(ns.out) if ns.out else None, strict=not ns.no_strict)
+    for chapter, error in report.failed.items():
+        print(f"[nrg book] chapter {chapter} failed; its executed notebook is under "
+              f"{report.html_dir.parent / 'src' / 'notebooks'}:\n  {error}")
+    if not report.sphinx_ok:
+        print("[nrg book] jupyter-book reported errors or warnings (strict build)")
+    print(f"[nrg book] HTML: {report.html_dir / 'index.html'}")
+    return 0 if report.ok else 1
+
+
+def _run(ns: argparse.Namespace) -> int:
+    from nrg import book
+
+    root = book.find_root()
+    params: dict[str, Any] = {}
+    if ns.profile:
+        params.update(book.load_profile(root, ns.profile).get(ns.chapter, {}))
+    params.update({name: _parse_value(value) for name, value in ns.parameter or []})
+    book.execute_chapter(root, ns.chapter, Path(ns.output), params, progress=True)
+    print(f"[nrg book] executed {ns.chapter} -> {ns.output}")
+    return 0
+
+
+def _params(ns: argparse.Namespace) -> int:
+    from nrg import book
+
+    root = book.find_root()
+    for name, default in book.declared_parameters(book.notebook_path(root, ns.chapter)).items():
+        print(f"{name} = {default}")
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("book", help="build the book or run one chapter headless")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    b = verbs.add_parser("build", help="execute every chapter with a profile and build HTML")
+    b.add_argument("--profile", default="cpu", help="notebooks/params/<profile>.yaml (default: cpu)")
+    b.add_argument("--only", nargs="*", metavar="CHAPTER", help="execute only these chapters")
+    b.add_argument("--out", help="folder that receives _build/ (default: the book root)")
+    b.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    b.set_defaults(func=_build)
+
+    r = verbs.add_parser("run", help="execute one chapter through papermill, parameters checked")
+    r.add_argument("chapter")
+    r.add_argument("output", help="the executed notebook to write")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter, its value in YAML (as papermill -p)")
+    r.add_argument("--profile", help="start from this profile's parameters for the chapter")
+    r.set_defaults(func=_run)
+
+    p = verbs.add_parser("params", help="list a chapter's parameters and defaults")
+    p.add_argument("chapter")
+    p.set_defaults(func=_params)

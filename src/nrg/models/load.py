@@ -1,0 +1,121 @@
+"""``load(spec)``: check the spec against the machine, then build or read the model.
+
+Compression is not done here: :mod:`nrg.compress` transforms the returned
+:class:`LoadedModel` afterwards (through the ``quant`` / ``prune`` axes).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nrg.errors import ParameterError
+from nrg.models import build, real
+from nrg.models.loaded import LoadedModel
+from nrg.models.registry import Resolved, real_available_offline, resolve
+from nrg.models.spec import ModelSpec
+
+
+def check_device(spec: ModelSpec) -> None:
+    """Refuse device / dtype combinations this machine cannot run, before loading."""
+    import torch
+    if spec.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ParameterError(f"device={spec.device!r} is not valid here: CUDA is not available; "
+                                 f"use device='cpu'")
+        index = int(spec.device.split(":")[1]) if ":" in spec.device else 0
+        if index >= torch.cuda.device_count():
+            raise ParameterError(f"device={spec.device!r} is not valid; this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+        if spec.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+            raise ParameterError(f"dtype='bfloat16' is not supported on {spec.device}; "
+                                 f"use 'float16' or 'float32'")
+    elif spec.dtype != "float32":
+        warnings.warn(f"dtype={spec.dtype!r} on CPU is much slower than float32 (no native units); "
+                      f"timings will not be representative", stacklevel=3)
+
+
+def resolve_weights(spec: ModelSpec, resolved: Resolved) -> str:
+    """``auto`` becomes ``real`` when real weights load offline, else ``random``."""
+    if spec.weights != "auto":
+        return spec.weights
+    return "real" if real_available_offline(resolved) else "random"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What load() will do, decided without touching weights."""
+
+    resolved: Resolved
+    weights: str
+    config: Any
+    head: str
+    n_params: int
+    shaped: bool      # layers / overrides / tiny change the published config
+
+
+def plan(spec: ModelSpec) -> Plan:
+    """Resolve name, weights, config, head and parameter count (meta device, no allocation)."""
+    resolved = resolve(spec.name)
+    weights = resolve_weights(spec, resolved)
+    tiny = resolved.info.tiny if resolved.info is not None else {}
+    base = build.base_config_dict(resolved)   # known models: the shipped copy of the published config
+    cfg = build.shaped_config_dict(base, spec, tiny)
+    config = build.make_config(cfg)
+    head = build.resolve_head(config, spec.head)
+    n_params = build.meta_param_count(config, head)
+    shaped = spec.tiny or spec.layers is not None or bool(spec.overrides)
+    return Plan(resolved, weights, config, head, n_params, shaped)
+
+
+def _real_source(spec: ModelSpec, resolved: Resolved) -> tuple[str | Path, bool]:
+    if resolved.kind == "folder" and resolved.path is not None:
+        return resolved.path, False
+    info = resolved.info
+    if info is not None and info.embedded:
+        return real.embedded_folder(info)
+    assert resolved.hub_id is not None
+    return resolved.hub_id, False
+
+
+def load(spec: ModelSpec) -> LoadedModel:
+    """Load ``spec``: real weights (folder, hub, embedded) or random weights from a config."""
+    check_device(spec)
+    start = time.perf_counter()
+    p = plan(spec)
+    build.check_fits(spec, p.n_params)
+    auto_cls = build.auto_class(p.head)
+    tokenizer = None
+    from_cache = False
+    if p.weights == "real":
+        source, from_cache = _real_source(spec, p.resolved)
+        model = real.load_pretrained(auto_cls, source, p.config if p.shaped else None,
+                                     spec.dtype, spec.device)
+        tokenizer = real.load_tokenizer(source)
+        source_text = str(source)
+    else:
+        model = build.build_random(p.config, p.head, spec)
+        source_text = str(p.resolved.info.config_path) if p.resolved.info else str(
+            p.resolved.path or p.resolved.hub_id)
+    model.eval()
+    config = model.config
+    name = p.resolved.info.name if p.resolved.info else spec.name
+    return LoadedModel(
+        spec=spec, model=model, tokenizer=tokenizer,
+        n_params=sum(t.numel() for t in model.parameters()), weights=p.weights,
+        is_encoder_decoder=bool(getattr(config, "is_encoder_decoder", False)),
+        max_context_tokens=build.context_limit(config), vocab_size=int(config.vocab_size),
+        name=name, source=source_text, head=p.head, from_cache=from_cache,
+        load_time_s=time.perf_counter() - start)
+
+
+def param_count(spec: ModelSpec) -> int:
+    """Parameters ``spec`` would load, without allocating weights."""
+    return plan(spec).n_params
+
+
+def estimated_weight_bytes(spec: ModelSpec) -> int:
+    """Bytes of weights in the spec's dtype (before quantization)."""
+    return param_count(spec) * spec.dtype_bytes

@@ -1,0 +1,83 @@
+"""What to load: a frozen, validated model spec.
+
+Validation that needs no torch (names of dtypes, device syntax, weights kind,
+depth) happens when the spec is built, so a bad sweep fails before any model
+is touched; checks that need the machine (is CUDA there, does bf16 work) run in
+:func:`nrg.models.load` before loading.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nrg.errors import ParameterError, check_choice
+
+WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+HEADS: tuple[str, ...] = ("auto", "causal-lm", "seq2seq-lm", "base", "sequence-classification")
+DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def _freeze_overrides(overrides: Mapping[str, Any] | tuple[tuple[str, Any], ...] | None
+                      ) -> tuple[tuple[str, Any], ...]:
+    """Overrides are kept as sorted pairs so a spec stays hashable and comparable."""
+    if overrides is None:
+        return ()
+    items = overrides.items() if isinstance(overrides, Mapping) else overrides
+    pairs = []
+    for key, value in items:
+        if not isinstance(key, str) or not key:
+            raise ParameterError(f"overrides: key {key!r} is not valid; keys are config field names")
+        pairs.append((key, value))
+    return tuple(sorted(pairs, key=lambda kv: kv[0]))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to load.
+
+    ``name`` is a known short name (see :func:`nrg.models.known_models`), one of
+    their hub ids, another hub id, or a local folder with a transformers model.
+    ``layers`` truncates depth and ``overrides`` replaces config fields (e.g.
+    ``{"hidden_size": 64}``); ``tiny=True`` applies a small per-architecture
+    width so CI can run every architecture in seconds. ``head`` picks the
+    model class: ``auto`` is a causal LM for decoders, seq2seq for T5 and the
+    bare encoder for BERT-like models.
+    """
+
+    name: str
+    weights: str = "auto"
+    dtype: str = "float32"
+    device: str = "cpu"
+    layers: int | None = None
+    overrides: tuple[tuple[str, Any], ...] = field(default=())
+    tiny: bool = False
+    head: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ParameterError(f"name={self.name!r} is not valid; give a model name, hub id or folder")
+        check_choice("weights", self.weights, WEIGHTS)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("head", self.head, HEADS)
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ParameterError(
+                f"device={self.device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N'")
+        if self.layers is not None and (
+                isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1):
+            raise ParameterError(f"layers={self.layers!r} is not valid; it must be an integer >= 1 or None")
+        object.__setattr__(self, "overrides", _freeze_overrides(self.overrides))
+
+    @property
+    def overrides_dict(self) -> dict[str, Any]:
+        """The config overrides as a plain dict."""
+        return dict(self.overrides)
+
+    @property
+    def dtype_bytes(self) -> int:
+        """Bytes per parameter in this dtype (before any quantization)."""
+        return DTYPE_BYTES[self.dtype]

@@ -1,0 +1,49 @@
+"""``nrg dvfs``: what this machine lets nrg change (GPU clocks, power limit, cpufreq), and recovery.
+
+``nrg dvfs`` prints the capability probe and exits 0 even on a machine with no
+GPU and no cpufreq -- saying so is the answer. ``nrg dvfs --recover`` puts back
+what a killed run left changed (exit 1 if something could not be restored).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _run(ns: argparse.Namespace) -> int:
+    from nrg import dvfs
+
+    current = dvfs.settings()  # keep an NVML module injected by a test or notebook
+    dvfs.configure(gpu_index=ns.gpu, nvml_module=current.nvml_module, sysfs_root=ns.sysfs_root,
+                   marker_path=ns.marker if ns.marker is not None else current.marker_path,
+                   sample_interval_s=current.sample_interval_s)
+    if ns.recover:
+        report = dvfs.recover(force=ns.force)
+        print(report.summary())
+        return 0 if report.ok else 1
+    result = dvfs.probe(test_lock=ns.test_lock)
+    if ns.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary())
+    return 0
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``nrg dvfs``."""
+    parser = subparsers.add_parser(
+        "dvfs", help="show which GPU clocks / power limits / CPU frequencies can be set; recover",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", type=int, default=0, help="GPU index (default 0)")
+    parser.add_argument("--sysfs-root", default="/", help="root of the sysfs tree (default /)")
+    parser.add_argument("--marker", default=None,
+                        help="marker file (default $NRG_STATE_DIR or ~/.cache/nrg/dvfs-applied.json)")
+    parser.add_argument("--recover", action="store_true",
+                        help="restore settings recorded in the marker by a killed run")
+    parser.add_argument("--force", action="store_true",
+                        help="with --recover: also restore entries whose process looks alive")
+    parser.add_argument("--test-lock", action="store_true",
+                        help="actually lock the GPU clock once and reset it, to test permission")
+    parser.add_argument("--json", action="store_true", help="print the probe as JSON")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,1 @@
+"""Fakes for hardware (NVML, sysfs) used by the tests; never fakes of nrg's own code."""

@@ -1,0 +1,109 @@
+"""A process killed in the middle of a cell: SIGTERM restores at once, SIGKILL via the marker.
+
+The child applies settings to a file-backed fake GPU and a fake sysfs tree,
+so what it leaves behind is visible here after it dies.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nrg import dvfs
+
+try:
+    from fakes.nvml_dvfs import FakeNvml, configure_fakes
+except ImportError:  # tests/ collected as a package
+    from tests.fakes.nvml_dvfs import FakeNvml, configure_fakes
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+CHILD = r"""
+import os, signal, sys, time
+from fakes.nvml_dvfs import FakeNvml
+from nrg import dvfs
+
+state, root, marker, mode = sys.argv[1:5]
+dvfs.configure(nvml_module=FakeNvml(state), sysfs_root=root, marker_path=marker)
+if mode == "chain":
+    def previous(signum, frame):
+        open(marker + ".previous-handler", "w").write(str(signum))
+        os._exit(3)  # no unwinding: only a restore done before chaining can count
+    signal.signal(signal.SIGTERM, previous)
+with dvfs.cpu_max_freq(1_000_000), dvfs.gpu_power_limit(150), dvfs.locked_gpu_clocks(1200):
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def env(tmp_path):
+    yield configure_fakes(tmp_path, file_backed=True)
+    dvfs.configure()
+
+
+def _start(env, mode: str = "plain") -> subprocess.Popen:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(env.fake.state_path), str(env.root), str(env.marker), mode],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(TESTS_DIR)})
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
+def _cap(env) -> int:
+    return int((env.cpufreq / "cpu0" / "cpufreq" / "scaling_max_freq").read_text())
+
+
+def _assert_applied(env) -> None:
+    state = env.fake.state
+    assert state["gpu_locked"] == [1200, 1200] and state["power_limit_mw"] == 150_000
+    assert _cap(env) == 1_000_000
+    kinds = [e["kind"] for e in json.loads(env.marker.read_text())["entries"]]
+    assert kinds == ["cpu_max_freq", "gpu_power_limit", "gpu_locked_clocks"]
+
+
+def _assert_restored(env) -> None:
+    state = env.fake.state
+    assert state["gpu_locked"] is None and state["power_limit_mw"] == 250_000
+    assert _cap(env) == 3_000_000
+    assert not env.marker.exists()
+
+
+def test_sigterm_mid_cell_restores_and_dies_by_sigterm(env):
+    child = _start(env)
+    _assert_applied(env)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == -signal.SIGTERM
+    _assert_restored(env)
+    # newest first: clock lock, then power limit
+    assert env.fake.state["calls"][-2:] == ["ResetGpuLockedClocks", "SetPowerManagementLimit 250000"]
+
+
+def test_sigterm_chains_to_previous_handler_after_restoring(env):
+    child = _start(env, mode="chain")
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == 3
+    assert Path(str(env.marker) + ".previous-handler").read_text() == str(int(signal.SIGTERM))
+    _assert_restored(env)
+
+
+def test_sigkill_leaves_marker_and_recover_restores(env):
+    child = _start(env)
+    child.kill()
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    _assert_applied(env)  # nothing could run: the GPU and CPUs stay changed
+    report = dvfs.recover(env.marker, nvml_module=FakeNvml(env.fake.state_path))
+    assert report.ok and len(report.restored) == 3
+    _assert_restored(env)
+
+
+def test_sigterm_handler_removed_after_the_block(env):
+    before = signal.getsignal(signal.SIGTERM)
+    with dvfs.locked_gpu_clocks(1200):
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -113,7 +113,7 @@ def _cpu_lines(c: CpuCapability) -> list[str]:
     return [f"CPU: cpufreq on {c.cpus} CPUs, {c.min_khz}-{c.max_khz} kHz, "
             f"scaling_max_freq {c.scaling_max_khz} kHz, governor {c.governor} "
             f"(available: {', '.join(c.governors) or 'none listed'}); "
-            f"writable: {'yes' if c.writable else 'no'} ({c.reason})"]
+            f"writable: {'yes' if c.writable else 'no (' + c.reason + ')'}"]
 
 
 def _try(action: Any) -> tuple[bool | None, str]:

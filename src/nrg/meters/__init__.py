@@ -1,0 +1,41 @@
+"""Energy meters: NVML (GPU), RAPL (CPU package, DRAM), a CPU-time estimate, and windows.
+
+>>> from nrg.meters import EnergyMonitor
+>>> with EnergyMonitor.auto() as monitor:          # best source per domain on this machine
+...     monitor.measure_idle(1.0)                  # optional idle baseline (W per domain)
+...     with monitor.window("work") as w:
+...         work()
+...     w.measurement.to_record()                  # energy_j, net_energy_j, energy_method, ...
+
+Every figure says how it was obtained (``counter``, ``integrated``, ``estimated``)
+and by which source; ``monitor.decisions`` says why better sources were skipped.
+"""
+from __future__ import annotations
+
+from nrg.meters.chain import CHAIN, METERS, Chain, ChainDecision, choose_sources
+from nrg.meters.estimate import (CPU_POWER_TABLE, DEFAULT_POWER_PER_CORE_W, CpuPower,
+                                 EstimateSource, cpu_model_name, lookup_cpu)
+from nrg.meters.measurement import DomainEnergy, Measurement, Method
+from nrg.meters.monitor import EnergyMonitor, NoEnergySourceError, WindowResult
+from nrg.meters.nvml import NvmlCounterSource, NvmlSamplingSource
+from nrg.meters.rapl import RaplSource
+from nrg.meters.repeat import repeat_until
+from nrg.meters.source import EnergySource, MeterReadError
+
+
+def torch_cuda_sync() -> object:
+    """``torch.cuda.synchronize`` when CUDA is available, else None (a ready ``sync=`` value)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.synchronize if torch.cuda.is_available() else None
+
+
+__all__ = [
+    "CHAIN", "CPU_POWER_TABLE", "DEFAULT_POWER_PER_CORE_W", "METERS", "Chain", "ChainDecision",
+    "CpuPower", "DomainEnergy", "EnergyMonitor", "EnergySource", "EstimateSource", "Measurement",
+    "MeterReadError", "Method", "NoEnergySourceError", "NvmlCounterSource", "NvmlSamplingSource",
+    "RaplSource", "WindowResult", "choose_sources", "cpu_model_name", "lookup_cpu",
+    "repeat_until", "torch_cuda_sync",
+]

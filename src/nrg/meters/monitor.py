@@ -1,0 +1,223 @@
+"""Named, possibly overlapping measurement windows over a set of energy sources.
+
+A window is two readings of every source (cumulative joules) and the time between
+them; the monitor keeps the begin reading per open window and diffs at the end,
+so windows may nest or overlap freely. Before each reading the device-sync hook
+runs (e.g. ``torch.cuda.synchronize``) so queued GPU work is inside the window.
+Read errors go to a log; a window is invalid if any error was logged while it
+was open, or if a domain has no reading at one of its ends.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nrg.errors import ParameterError, check_positive
+from nrg.meters.chain import ChainDecision, choose_sources
+from nrg.meters.measurement import DomainEnergy, Measurement, Method
+from nrg.meters.source import EnergySource, MeterReadError
+
+
+class NoEnergySourceError(RuntimeError):
+    """No source could measure any domain; the message lists what was tried and why."""
+
+
+@dataclass
+class WindowResult:
+    """Filled in when a ``with monitor.window(name)`` block exits."""
+
+    name: str
+    measurement: Measurement | None = None
+
+
+@dataclass(frozen=True)
+class _Reading:
+    time_s: float
+    values: dict[str, float]      # domain -> cumulative joules (NaN when unreadable)
+    log_index: int                # length of the error log right after this reading
+
+
+def short_window_warning(elapsed_s: float, source: EnergySource) -> str:
+    return (f"window {elapsed_s:.3g} s is shorter than the {source.name} update period "
+            f"{source.update_period_s:g} s, so its energy may read 0 J: repeat the workload "
+            "(nrg.meters.repeat_until)")
+
+
+class EnergyMonitor:
+    """Measure energy over named windows; a context manager that always closes its sources."""
+
+    def __init__(self, sources: Sequence[EnergySource], decisions: Sequence[ChainDecision] = (),
+                 sync: Callable[[], None] | None = None,
+                 releases: Sequence[Callable[[], None]] = ()) -> None:
+        self._sources = list(sources)
+        self.decisions: tuple[ChainDecision, ...] = tuple(decisions)
+        self._sync = sync
+        self._releases = list(releases)
+        self._lock = threading.RLock()
+        self._open: dict[str, _Reading] = {}
+        self._errors: list[str] = []
+        self._idle_power_w: dict[str, float] = {}
+        self.idle_measurement: Measurement | None = None
+        self._closed = False
+        started: list[EnergySource] = []
+        try:
+            for source in self._sources:
+                source.start()
+                started.append(source)
+        except BaseException:
+            self._sources = started
+            self.close()
+            raise
+
+    @classmethod
+    def auto(cls, meters: Sequence[str] | str | None = None, gpus: Sequence[int] | None = None,
+             sysfs_root: str | Path = "/", sync: Callable[[], None] | None = None,
+             nvml_module: Any = None, sample_period_s: float = 0.1,
+             **estimate_options: Any) -> EnergyMonitor:
+        """The best source per domain on this machine (see :mod:`nrg.meters.chain`)."""
+        if sync is not None and not callable(sync):
+            raise ParameterError(f"sync={sync!r} is not valid; give a callable such as "
+                                 "torch.cuda.synchronize, or None")
+        chain = choose_sources(meters, gpus, sysfs_root, nvml_module, sample_period_s,
+                               **estimate_options)
+        if not chain.sources:
+            for release in chain.releases:
+                release()
+            lines = "\n".join(d.describe() for d in chain.decisions)
+            raise NoEnergySourceError(f"no energy source is available:\n{lines}")
+        return cls(chain.sources, chain.decisions, sync, chain.releases)
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def sources(self) -> tuple[EnergySource, ...]:
+        return tuple(self._sources)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(d for s in self._sources for d in s.domains)
+
+    @property
+    def idle_power_w(self) -> dict[str, float]:
+        """The idle baseline per domain (W), empty until :meth:`measure_idle`."""
+        return dict(self._idle_power_w)
+
+    @property
+    def open_windows(self) -> tuple[str, ...]:
+        return tuple(self._open)
+
+    # -- readings ------------------------------------------------------------------------
+    def _read(self) -> _Reading:
+        if self._closed:
+            raise RuntimeError("this EnergyMonitor is closed")
+        if self._sync is not None:
+            self._sync()
+        with self._lock:
+            now_s = time.perf_counter()
+            values: dict[str, float] = {}
+            for source in self._sources:
+                try:
+                    got = source.read_j()
+                except MeterReadError as exc:
+                    self._errors.append(f"{source.name}: {exc.reason}")
+                    got = exc.values
+                for domain in source.domains:
+                    values[domain] = float(got.get(domain, math.nan))
+            return _Reading(now_s, values, len(self._errors))
+
+    def _measurement(self, name: str, begin: _Reading, end: _Reading) -> Measurement:
+        elapsed_s = end.time_s - begin.time_s
+        invalid = list(dict.fromkeys(self._errors[begin.log_index:end.log_index]))
+        warnings: list[str] = []
+        domains: list[DomainEnergy] = []
+        for source in self._sources:
+            energies = []
+            for domain in source.domains:
+                energy_j = end.values[domain] - begin.values[domain]
+                if math.isnan(energy_j):
+                    edge = "begin" if math.isnan(begin.values[domain]) else "end"
+                    invalid.append(f"{domain}: no reading at the window's {edge}")
+                elif energy_j < 0:
+                    invalid.append(f"{domain}: counter went backwards by {-energy_j:.3g} J")
+                energies.append(energy_j)
+                domains.append(DomainEnergy(domain, energy_j, source.method, source.description,
+                                            self._idle_power_w.get(domain)))
+            if elapsed_s < source.update_period_s:
+                warnings.append(short_window_warning(elapsed_s, source))
+            elif source.method is not Method.ESTIMATED and all(e == 0 for e in energies):
+                warnings.append(f"{source.name} read 0 J over {elapsed_s:.3g} s: counter not updating?")
+        return Measurement(name, elapsed_s, tuple(domains), valid=not invalid,
+                           invalid_reason="; ".join(invalid) or None, warnings=tuple(warnings))
+
+    # -- windows -------------------------------------------------------------------------
+    def begin_window(self, name: str) -> None:
+        """Start window ``name``; names must be unique among open windows."""
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"name={name!r} is not valid; a window name is a non-empty string")
+        with self._lock:
+            if name in self._open:
+                raise ParameterError(f"window {name!r} is already open; open windows: "
+                                     + ", ".join(repr(n) for n in self._open))
+            self._open[name] = self._read()
+
+    def end_window(self, name: str) -> Measurement:
+        """End window ``name`` and return its Measurement."""
+        with self._lock:
+            if name not in self._open:
+                opened = ", ".join(repr(n) for n in self._open) or "(none)"
+                raise ParameterError(f"window {name!r} is not open; open windows: {opened}")
+            end = self._read()
+            begin = self._open.pop(name)
+        return self._measurement(name, begin, end)
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[WindowResult]:
+        """``with monitor.window("decode") as w: ...``; then ``w.measurement``."""
+        result = WindowResult(name)
+        self.begin_window(name)
+        try:
+            yield result
+        finally:
+            result.measurement = self.end_window(name)
+
+    def measure_idle(self, duration_s: float) -> dict[str, float]:
+        """Measure power while this process sleeps; later windows carry it as the baseline."""
+        check_positive("duration_s", duration_s)
+        begin = self._read()
+        time.sleep(duration_s)
+        measurement = self._measurement("idle", begin, self._read())
+        if not measurement.valid:
+            raise MeterReadError(f"idle measurement invalid: {measurement.invalid_reason}")
+        self.idle_measurement = measurement
+        self._idle_power_w = {d.domain: d.energy_j / measurement.elapsed_s
+                              for d in measurement.domains}
+        return dict(self._idle_power_w)
+
+    # -- lifetime ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop every source's threads and release NVML; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[BaseException] = []
+        for step in [s.close for s in self._sources] + self._releases:
+            try:
+                step()
+            except Exception as exc:  # keep closing the rest
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> EnergyMonitor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return "\n".join(d.describe() for d in self.decisions)

@@ -1,0 +1,248 @@
+"""The measured path of a cell: inputs, warm-up, adaptive repeats, quality, rows.
+
+Split from :mod:`nrg.cell` (process entry, failure handling) so the benchmark
+can drive :func:`measure_repeat` -- exactly what the runner times -- on a model
+it loaded once.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nrg import cell as cellmod
+from nrg.repeats import ci_rel_halfwidth, should_stop
+from nrg.sweep import NO_TASK, Cell
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nrg.meters import Measurement
+
+
+@dataclass
+class Workload:
+    """A loaded model and fixed inputs of exactly ``batch_size x input_tokens`` tokens."""
+
+    loaded: Any
+    inputs: dict[str, Any]
+    output_tokens: int
+
+    def prefill(self) -> Any:
+        return self.loaded.generate(self.inputs, 1)
+
+    def generate(self) -> Any:
+        return self.loaded.generate(self.inputs, self.output_tokens)
+
+
+def task_input_ids(loaded: Any, task: Any, batch_size: int, input_tokens: int, seed: int) -> Any:
+    """Real text for real-weight models: rendered task items, tiled to the exact length."""
+    import torch
+
+    items = task.items(max(batch_size, 4), seed=seed)
+    text = "\n\n".join(task.render(item, loaded.tokenizer) for item in items)
+    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+    need = batch_size * input_tokens
+    ids = (ids * (need // max(len(ids), 1) + 1))[:need]
+    return torch.tensor(ids, dtype=torch.long).reshape(batch_size, input_tokens)
+
+
+def make_workload(loaded: Any, cell: Cell, task: Any | None) -> Workload:
+    import torch
+
+    seed = cell.settings.seed
+    if task is not None and loaded.tokenizer is not None and not loaded.is_encoder_decoder:
+        ids = task_input_ids(loaded, task, cell.batch_size, cell.input_tokens, seed).to(loaded.device)
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    else:
+        inputs = loaded.synthetic_inputs(cell.batch_size, cell.input_tokens, seed=seed)
+    return Workload(loaded, inputs, cell.output_tokens)
+
+
+def measure_repeat(workload: Workload, monitor: Any) -> tuple[Measurement, Measurement]:
+    """One repeat: a prefill window, then a full generate window."""
+    monitor.begin_window("prefill")
+    workload.prefill()
+    prefill = monitor.end_window("prefill")
+    monitor.begin_window("generate")
+    workload.generate()
+    generate = monitor.end_window("generate")
+    return prefill, generate
+
+
+def per_token_sample(m: Measurement, tokens: int) -> float:
+    """What the adaptive rule watches: energy per token, else time per token."""
+    energy = m.total_j() if m.domains else math.nan
+    value = energy if math.isfinite(energy) else m.elapsed_s
+    return value / tokens
+
+
+def open_monitor(cell: Cell) -> Any:
+    from nrg.meters import EnergyMonitor
+
+    device = cell.settings.device
+    sync = None
+    gpus = None
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        gpus = [index]
+        sync = torch.cuda.synchronize
+    meters = list(cell.settings.meters) if cell.settings.meters else None
+    return EnergyMonitor.auto(meters=meters, gpus=gpus, sync=sync)
+
+
+def run_quality(workload: Workload, task: Any, cell: Cell, monitor: Any) -> tuple[Measurement, dict[str, float], int]:
+    """Generate for ``quality_items`` task items with their own prompts and score them."""
+    import torch
+
+    loaded = workload.loaded
+    items = task.items(cell.settings.quality_items, seed=cell.settings.seed)
+    limit = max(loaded.max_context_tokens - cell.output_tokens, 1)
+    predictions: list[str] = []
+    produced = 0
+    monitor.begin_window("quality")
+    for item in items:
+        ids = loaded.tokenizer(task.render(item, loaded.tokenizer), return_tensors="pt")["input_ids"]
+        ids = ids[:, -limit:].to(loaded.device)
+        with torch.inference_mode():
+            out = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                        max_new_tokens=cell.output_tokens, do_sample=False,
+                                        pad_token_id=loaded.pad_token_id())
+        new = out[0] if loaded.is_encoder_decoder else out[0, ids.shape[1]:]
+        produced += int(new.numel())
+        predictions.append(loaded.tokenizer.decode(new, skip_special_tokens=True))
+    m = monitor.end_window("quality")
+    return m, {k: float(v) for k, v in task.score(predictions, items).items()}, produced
+
+
+def phase_row(m: Measurement, phase: str, repeat: int, tokens: int, bound_s: float) -> dict[str, Any]:
+    from nrg.roofline import fraction
+
+    rec = m.to_record()
+    time_s = rec["time_s"]
+    rec.update({
+        "repeat": repeat, "phase": phase, "tokens": tokens,
+        "tokens_per_s": tokens / time_s if time_s > 0 else math.nan,
+        "energy_per_token_j": rec["energy_j"] / tokens if tokens else math.nan,
+        "roofline_time_s": bound_s, "roofline_fraction": fraction(bound_s, time_s),
+    })
+    return rec
+
+
+def repeat_rows(prefill: Measurement, generate: Measurement, repeat: int, cell: Cell,
+                bounds: Mapping[str, float]) -> list[dict[str, Any]]:
+    b, n = cell.batch_size, cell.output_tokens
+    rows = [phase_row(prefill, "prefill", repeat, b * cell.input_tokens, bounds["prefill"])]
+    if n > 1:
+        decode = cellmod.difference(generate, prefill, "decode")
+        rows.append(phase_row(decode, "decode", repeat, b * (n - 1), bounds["decode"]))
+    rows.append(phase_row(generate, "generate", repeat, b * n, bounds["generate"]))
+    ttft_s = prefill.elapsed_s
+    tpot_s = (generate.elapsed_s - prefill.elapsed_s) / (n - 1) if n > 1 else math.nan
+    for row in rows:
+        row.update({"ttft_s": ttft_s, "tpot_s": tpot_s})
+    return rows
+
+
+def roofline_for(loaded: Any, cell: Cell, context: cellmod.SweepContext) -> tuple[dict[str, float], dict[str, Any]]:
+    """Bounds per phase and the columns saying where the peaks came from."""
+    from nrg import roofline
+
+    nan = {"prefill": math.nan, "decode": math.nan, "generate": math.nan}
+    if not cell.settings.roofline:
+        return nan, {}
+    device = cell.settings.device
+    if device.startswith("cuda"):
+        import torch
+
+        peaks = roofline.cuda_peaks(torch.cuda.get_device_name(torch.device(device)), cell.dtype)
+    elif context.mem_bandwidth_bytes_per_s:
+        from nrg.hardware import cpu_cores
+
+        peaks = roofline.cpu_peaks(context.mem_bandwidth_bytes_per_s, cell.dtype, cpu_cores())
+    else:
+        peaks = None
+    if peaks is None:
+        return nan, {"roofline_source": "unknown hardware: no peaks"}
+    shape = roofline.model_shape(loaded.model, loaded.is_encoder_decoder)
+    bounds = roofline.bounds_s(shape, peaks, cell.batch_size, cell.input_tokens, cell.output_tokens)
+    return bounds, peaks.to_record()
+
+
+def measure_cell(cell: Cell, context: cellmod.SweepContext) -> pd.DataFrame:
+    """Load, transform, warm up, repeat until the policy is met, score; one row per phase/repeat."""
+    import pandas as pd
+
+    loaded = cellmod.load_model(cell)
+    loaded, transform_cols = cellmod.apply_transforms(loaded, cell)
+    task = _task_for(cell, loaded)
+    workload = make_workload(loaded, cell, task)
+    bounds, roof_cols = roofline_for(loaded, cell, context)
+    _reset_peak_memory(cell.settings.device)
+    with ExitStack() as stack:
+        monitor = stack.enter_context(open_monitor(cell))
+        observers = cellmod.enter_environments(stack, cell)
+        rows, samples = _repeats(workload, monitor, cell, context, bounds)
+        quality_cols: dict[str, float] = {}
+        if task is not None and cell.settings.quality_items > 0:
+            m, quality_cols, produced = run_quality(workload, task, cell, monitor)
+            rows.append(phase_row(cellmod.with_idle(m, context.idle_power_w), "inference", 0,
+                                  produced, math.nan))
+        observed = _observe(observers)
+    common = {
+        **cellmod.identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,
+        "repeats_n": len(samples), "ci_rel_halfwidth": ci_rel_halfwidth(samples),
+        "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
+        "load_time_s": loaded.load_time_s, **roof_cols, **transform_cols, **observed, **quality_cols,
+    }
+    return pd.DataFrame([{**common, **row} for row in rows])
+
+
+def _repeats(workload: Workload, monitor: Any, cell: Cell, context: cellmod.SweepContext,
+             bounds: Mapping[str, float]) -> tuple[list[dict[str, Any]], list[float]]:
+    for _ in range(cell.settings.warmup):
+        workload.generate()
+    rows: list[dict[str, Any]] = []
+    samples: list[float] = []
+    tokens = cell.batch_size * cell.output_tokens
+    while not should_stop(samples, cell.settings.repeats):
+        prefill, generate = measure_repeat(workload, monitor)
+        prefill = cellmod.with_idle(prefill, context.idle_power_w)
+        generate = cellmod.with_idle(generate, context.idle_power_w)
+        rows.extend(repeat_rows(prefill, generate, len(samples), cell, bounds))
+        samples.append(per_token_sample(generate, tokens))
+    return rows, samples
+
+
+def _task_for(cell: Cell, loaded: Any) -> Any | None:
+    """The task object when this cell uses real text (real weights, a tokenizer, a task)."""
+    if cell.task.name == NO_TASK or loaded.weights != "real" or loaded.tokenizer is None:
+        return None
+    from nrg.tasks import get_task
+
+    return get_task(cell.task.name, cell.task.dataset)
+
+
+def _observe(observers: list[Callable[[], dict[str, Any]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for observe in observers:
+        out.update(observe())
+    return out
+
+
+def _reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def peak_memory_bytes_safe(device: str) -> int | None:
+    try:
+        return cellmod.peak_memory_bytes(device)
+    except Exception:  # noqa: BLE001 - a missing figure must not fail the cell
+        return None

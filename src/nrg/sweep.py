@@ -1,0 +1,374 @@
+"""A sweep config, read from YAML or a dict, checked, and expanded into cells.
+
+Keys (all but ``models`` optional)::
+
+    name: ch1-model-comparison   # run name; the run_id is "<name>-<UTC time>"
+    chapter: "01"                # copied into every row
+    models: [smollm2-135m, {name: gpt2, weights: random, layers: 2}]
+                                 # a name, or {name, weights: auto|real|random, layers,
+                                 # tiny: bool, overrides: {config field: value}} (nrg.models.ModelSpec)
+    tasks: [generation, qa]      # or {name, dataset: FILE.jsonl}; [none] (default) for
+                                 # pure systems runs on synthetic token ids
+    batch_sizes: [1]             # each of the list keys also accepts a scalar
+    input_tokens: [128]          # prompt length, exact
+    output_tokens: [32]          # generated tokens, exact (min_new_tokens == max_new_tokens)
+    dtypes: [float32]            # float32 | float16 | bfloat16
+    device: cpu                  # cpu | cuda | cuda:N
+    axes: {gpu_clock_mhz: [1980, 1410]}  # extra registered axes (nrg.axes); an axis
+                                 # name may also be given as a top-level key
+    repeats: {min: 3, max: 10, ci_rel: 0.05}  # adaptive; an integer = fixed count
+    warmup: 1                    # unmeasured full generations before the repeats
+    idle_s: 2                    # idle baseline, measured once per sweep; 0 skips it
+    meters: null                 # energy sources in order (EnergyMonitor.auto); null = default chain
+    isolate: true                # each cell in its own process; false = in this process
+    quality: {items: 8}          # score real-weight models on N task items; 0 = off
+    seed: 0                      # synthetic inputs and task item sampling
+    roofline: true               # measure bandwidth / peak compute, add roofline columns
+    cell_timeout_s: null         # isolated cells running longer are killed and recorded failed
+
+A cell's id hashes everything that changes its numbers -- the factors, the
+lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
+items, seed -- and nothing else (not the name, chapter, output folder or
+isolation), so the same cell measured by two sweeps has the same id.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nrg.errors import ParameterError, check_choice
+from nrg.repeats import RepeatPolicy
+
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
+NO_TASK = "none"
+LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
+KEYS: tuple[str, ...] = (
+    "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
+    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s",
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model as the config names it (dtype and device come from the grid)."""
+
+    name: str
+    weights: str = "auto"
+    layers: int | None = None
+    tiny: bool = False
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "weights": self.weights, "layers": self.layers,
+                "tiny": self.tiny, "overrides": [[k, v] for k, v in self.overrides]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelEntry:
+        return cls(d["name"], d.get("weights", "auto"), d.get("layers"), bool(d.get("tiny", False)),
+                   tuple((str(k), v) for k, v in d.get("overrides") or ()))
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A task by name (``none`` for systems runs) and an optional dataset file."""
+
+    name: str = NO_TASK
+    dataset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dataset": self.dataset}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every cell of a sweep is measured (part of each cell's id)."""
+
+    device: str = "cpu"
+    repeats: RepeatPolicy = field(default_factory=RepeatPolicy)
+    warmup: int = 1
+    idle_s: float = 2.0
+    meters: tuple[str, ...] | None = None
+    quality_items: int = 8
+    seed: int = 0
+    roofline: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
+            "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
+            "quality_items": self.quality_items, "seed": self.seed, "roofline": self.roofline,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Settings:
+        return cls(
+            device=d["device"], repeats=RepeatPolicy.parse(d["repeats"]), warmup=d["warmup"],
+            idle_s=d["idle_s"], meters=tuple(d["meters"]) if d["meters"] else None,
+            quality_items=d["quality_items"], seed=d["seed"], roofline=d["roofline"],
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid plus the settings it is measured with."""
+
+    model: ModelEntry
+    task: TaskEntry
+    batch_size: int
+    input_tokens: int
+    output_tokens: int
+    dtype: str
+    axes: tuple[tuple[str, Any], ...]
+    settings: Settings
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able; the spec an isolated cell process (or another machine) receives."""
+        return {
+            "model": self.model.to_dict(), "task": self.task.to_dict(),
+            "batch_size": self.batch_size, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "dtype": self.dtype,
+            "axes": [[k, v] for k, v in self.axes], "settings": self.settings.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        return cls(
+            model=ModelEntry.from_dict(d["model"]), task=TaskEntry(**d["task"]),
+            batch_size=d["batch_size"], input_tokens=d["input_tokens"],
+            output_tokens=d["output_tokens"], dtype=d["dtype"],
+            axes=tuple((k, v) for k, v in d["axes"]), settings=Settings.from_dict(d["settings"]),
+        )
+
+    @property
+    def cell_id(self) -> str:
+        """Stable hash of everything that affects this cell's numbers."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def factors(self) -> dict[str, Any]:
+        """The factor columns every row of this cell carries."""
+        out: dict[str, Any] = {
+            "model": self.model.name, "weights": self.model.weights, "layers": self.model.layers,
+            "tiny": self.model.tiny,
+            "dtype": self.dtype, "task": self.task.name, "dataset": self.task.dataset,
+            "batch_size": self.batch_size, "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens, "device": self.settings.device,
+        }
+        out.update(dict(self.axes))
+        return out
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A checked sweep config; :meth:`cells` expands the grid."""
+
+    models: tuple[ModelEntry, ...]
+    name: str = "sweep"
+    chapter: str = ""
+    tasks: tuple[TaskEntry, ...] = (TaskEntry(),)
+    batch_sizes: tuple[int, ...] = (1,)
+    input_tokens: tuple[int, ...] = (128,)
+    output_tokens: tuple[int, ...] = (32,)
+    dtypes: tuple[str, ...] = ("float32",)
+    axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    settings: Settings = field(default_factory=Settings)
+    isolate: bool = True
+    cell_timeout_s: float | None = None
+
+    def cells(self) -> list[Cell]:
+        """The grid in a fixed order: models outermost, extra axes innermost."""
+        axis_names = [name for name, _ in self.axes]
+        axis_values = [values for _, values in self.axes]
+        grid = itertools.product(
+            self.models, self.tasks, self.batch_sizes, self.input_tokens,
+            self.output_tokens, self.dtypes, *axis_values,
+        )
+        return [
+            Cell(m, t, b, i, o, d, tuple(zip(axis_names, rest)), self.settings)
+            for m, t, b, i, o, d, *rest in grid
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A config mapping that :func:`parse_config` reads back to an equal object."""
+        s = self.settings.to_dict()
+        return {
+            "name": self.name, "chapter": self.chapter,
+            "models": [{**m.to_dict(), "overrides": dict(m.overrides)} for m in self.models],
+            "tasks": [t.to_dict() for t in self.tasks],
+            "batch_sizes": list(self.batch_sizes), "input_tokens": list(self.input_tokens),
+            "output_tokens": list(self.output_tokens), "dtypes": list(self.dtypes),
+            "device": s["device"], "axes": {k: list(v) for k, v in self.axes},
+            "repeats": s["repeats"], "warmup": s["warmup"], "idle_s": s["idle_s"],
+            "meters": s["meters"], "isolate": self.isolate,
+            "quality": {"items": s["quality_items"]}, "seed": s["seed"],
+            "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
+        }
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise ParameterError(f"{key}=[] is not valid; give at least one value")
+    return items
+
+
+def _ints(key: str, value: Any, minimum: int = 1) -> tuple[int, ...]:
+    items = _as_list(key, value)
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ParameterError(f"{key} value {v!r} is not valid; it must be an integer >= {minimum}")
+    return tuple(items)
+
+
+def _model(value: Any) -> ModelEntry:
+    if isinstance(value, str):
+        return ModelEntry(value)
+    if isinstance(value, Mapping):
+        valid = ("name", "weights", "layers", "tiny", "overrides")
+        for key in value:
+            check_choice("models[].key", key, valid)
+        if not isinstance(value.get("name"), str):
+            raise ParameterError(f"models entry {dict(value)!r} is not valid; it needs a name")
+        name = value["name"]
+        overrides = value.get("overrides") or {}
+        if not isinstance(overrides, Mapping):
+            raise ParameterError(f"models[{name}].overrides={overrides!r} is not valid; give a mapping")
+        tiny = value.get("tiny", False)
+        if not isinstance(tiny, bool):
+            raise ParameterError(f"models[{name}].tiny={tiny!r} is not valid; choose one of: True, False")
+        entry = ModelEntry(name, value.get("weights", "auto"), value.get("layers"), tiny,
+                           tuple(sorted((str(k), v) for k, v in overrides.items())))
+        check_choice(f"models[{name}].weights", entry.weights, WEIGHTS)
+        if entry.layers is not None:
+            _ints(f"models[{name}].layers", entry.layers)
+        return entry
+    raise ParameterError(
+        f"models entry {value!r} is not valid; give a name or {{name, weights, layers, tiny, overrides}}")
+
+
+def _task(value: Any) -> TaskEntry:
+    if value is None:
+        return TaskEntry()
+    if isinstance(value, str):
+        return TaskEntry(value)
+    if isinstance(value, Mapping):
+        for key in value:
+            check_choice("tasks[].key", key, ("name", "dataset"))
+        dataset = value.get("dataset")
+        return TaskEntry(str(value.get("name", NO_TASK)), None if dataset is None else str(dataset))
+    raise ParameterError(f"tasks entry {value!r} is not valid; give a name or {{name, dataset}}")
+
+
+def _axes(raw: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if not isinstance(raw, Mapping):
+        raise ParameterError(f"axes={raw!r} is not valid; give a mapping axis name -> values")
+    merged = {**dict(raw), **dict(extra)}
+    return tuple((str(k), tuple(_as_list(f"axes.{k}", v))) for k, v in merged.items())
+
+
+def _split_keys(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Known keys, and top-level keys that name a registered axis; else an error."""
+    from nrg import axes as axes_registry
+
+    known = {k: v for k, v in raw.items() if k in KEYS}
+    unknown = [k for k in raw if k not in KEYS]
+    if not unknown:
+        return known, {}
+    registered = axes_registry.registered()
+    bad = [k for k in unknown if k not in registered]
+    if bad:
+        raise ParameterError(
+            f"config key {bad[0]!r} is not valid; valid keys: {', '.join(KEYS)}"
+            + (f"; registered axes: {', '.join(sorted(registered))}" if registered else "")
+        )
+    return known, {k: raw[k] for k in unknown}
+
+
+def _settings(raw: Mapping[str, Any]) -> Settings:
+    device = raw.get("device", "cpu")
+    if not isinstance(device, str) or not (device in ("cpu", "cuda") or device.startswith("cuda:")):
+        raise ParameterError(f"device={device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N'")
+    warmup = raw.get("warmup", 1)
+    _ints("warmup", warmup, minimum=0)
+    idle_s = raw.get("idle_s", 2.0)
+    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or idle_s < 0:
+        raise ParameterError(f"idle_s={idle_s!r} is not valid; it must be a number >= 0")
+    quality = raw.get("quality") or {}
+    if isinstance(quality, int) and not isinstance(quality, bool):
+        quality = {"items": quality}
+    if not isinstance(quality, Mapping):
+        raise ParameterError(f"quality={quality!r} is not valid; give {{items: N}}")
+    for key in quality:
+        check_choice("quality.key", key, ("items",))
+    items = quality.get("items", 8)
+    _ints("quality.items", items, minimum=0)
+    meters = raw.get("meters")
+    if meters is not None:
+        meters = tuple(str(m) for m in _as_list("meters", meters))
+    seed = raw.get("seed", 0)
+    _ints("seed", seed, minimum=0)
+    roofline = raw.get("roofline", True)
+    if not isinstance(roofline, bool):
+        raise ParameterError(f"roofline={roofline!r} is not valid; choose one of: True, False")
+    return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, float(idle_s),
+                    meters, items, seed, roofline)
+
+
+def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """The raw mapping from a dict, a YAML file path, or YAML text."""
+    if isinstance(config, Mapping):
+        return dict(config)
+    import yaml
+
+    text = str(config)
+    path = Path(text)
+    if isinstance(config, Path) or (len(text) < 4096 and "\n" not in text and path.suffix in (".yaml", ".yml", ".json")):
+        if not path.is_file():
+            raise ParameterError(f"config={text!r} is not valid; no such file")
+        text = path.read_text()
+    data = yaml.safe_load(text)
+    if not isinstance(data, Mapping):
+        raise ParameterError(f"config is not valid; expected a mapping of keys, got {type(data).__name__}")
+    return dict(data)
+
+
+def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepConfig:
+    """Check keys, types and ranges (no model loading); raise ParameterError on the first problem."""
+    if isinstance(config, SweepConfig):
+        return config
+    raw, extra_axes = _split_keys(load_mapping(config))
+    if "models" not in raw:
+        raise ParameterError("models is missing; give at least one model name")
+    dtypes = tuple(str(d) for d in _as_list("dtypes", raw.get("dtypes", ["float32"])))
+    for d in dtypes:
+        check_choice("dtypes", d, DTYPES)
+    isolate = raw.get("isolate", True)
+    if not isinstance(isolate, bool):
+        raise ParameterError(f"isolate={isolate!r} is not valid; choose one of: True, False")
+    timeout = raw.get("cell_timeout_s")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ParameterError(f"cell_timeout_s={timeout!r} is not valid; it must be a number > 0 or null")
+    name = str(raw.get("name", "sweep"))
+    if not name or "/" in name or any(c.isspace() for c in name):
+        raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
+    return SweepConfig(
+        models=tuple(_model(m) for m in _as_list("models", raw["models"])),
+        name=name, chapter=str(raw.get("chapter", "")),
+        tasks=tuple(_task(t) for t in _as_list("tasks", raw.get("tasks", [NO_TASK]))),
+        batch_sizes=_ints("batch_sizes", raw.get("batch_sizes", [1])),
+        input_tokens=_ints("input_tokens", raw.get("input_tokens", [128])),
+        output_tokens=_ints("output_tokens", raw.get("output_tokens", [32])),
+        dtypes=dtypes, axes=_axes(raw.get("axes") or {}, extra_axes),
+        settings=_settings(raw), isolate=isolate,
+        cell_timeout_s=None if timeout is None else float(timeout),
+    )
+

@@ -1,0 +1,85 @@
+"""Everything that can be wrong with a sweep, found before any work or file write.
+
+:func:`nrg.sweep.parse_config` checks keys, types and ranges without heavy
+imports; this module checks the config against the machine and the other
+modules: known models (listed when unknown), device and dtype support, model
+size against free memory, lengths against each model's context, task names
+and dataset files, and each extra axis' values. Loading configs happens on the
+meta device, so checking a sweep of 7B models costs seconds, not gigabytes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from nrg.errors import ParameterError
+from nrg.sweep import NO_TASK, Cell, ModelEntry, SweepConfig
+
+
+def check(cfg: SweepConfig) -> list[Cell]:
+    """Raise :class:`ParameterError` on the first problem; return the grid's cells."""
+    from nrg.meters.chain import check_meters
+
+    check_meters(cfg.settings.meters)
+    _check_axes(cfg)
+    _check_tasks(cfg)
+    for entry in cfg.models:
+        context = None
+        for dtype in cfg.dtypes:
+            context = _check_model(entry, dtype, cfg.settings.device)
+        assert context is not None
+        _check_lengths(entry, context, cfg)
+    return cfg.cells()
+
+
+def _check_model(entry: ModelEntry, dtype: str, device: str) -> tuple[int, bool]:
+    """Name, device/dtype and memory; returns (context tokens, is encoder-decoder)."""
+    from nrg.models import ModelSpec, check_device, plan
+    from nrg.models import build
+
+    spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=device,
+                     layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny)
+    check_device(spec)
+    p = plan(spec)
+    if p.head not in ("causal-lm", "seq2seq-lm"):
+        raise ParameterError(f"models: {entry.name!r} is an encoder-only model ({p.head}) and cannot "
+                             "generate; choose a causal or seq2seq model")
+    build.check_fits(spec, p.n_params)
+    return build.context_limit(p.config), bool(getattr(p.config, "is_encoder_decoder", False))
+
+
+def _check_lengths(entry: ModelEntry, context: tuple[int, bool], cfg: SweepConfig) -> None:
+    limit, encoder_decoder = context
+    longest_in = max(cfg.input_tokens)
+    longest_out = max(cfg.output_tokens)
+    if encoder_decoder:
+        if longest_in > limit:
+            raise ParameterError(f"input_tokens={longest_in} exceeds the context of {entry.name!r} "
+                                 f"({limit} tokens)")
+        return
+    if longest_in + longest_out > limit:
+        raise ParameterError(
+            f"input_tokens + output_tokens = {longest_in} + {longest_out} exceeds the context of "
+            f"{entry.name!r} ({limit} tokens); lower input_tokens or output_tokens")
+
+
+def _check_tasks(cfg: SweepConfig) -> None:
+    names = [t.name for t in cfg.tasks]
+    if all(n == NO_TASK for n in names):
+        return
+    from nrg.tasks import TASKS, get_task
+
+    for entry in cfg.tasks:
+        if entry.name == NO_TASK:
+            continue
+        if entry.name not in TASKS:
+            raise ParameterError(f"tasks={entry.name!r} is not valid; choose one of: "
+                                 + ", ".join(repr(t) for t in (*TASKS, NO_TASK)))
+        task: Any = get_task(entry.name, entry.dataset)
+        task.items(max(cfg.settings.quality_items, 1), seed=cfg.settings.seed)  # reads the file
+
+
+def _check_axes(cfg: SweepConfig) -> None:
+    from nrg import axes
+
+    for name, values in cfg.axes:
+        axes.get(name).validate(list(values))

@@ -1,0 +1,68 @@
+"""nrg.store: atomic cell files, resume bookkeeping, manifest, load()."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nrg import store
+from nrg.store import RunStore
+
+
+def _rows(cell_id: str, n: int, status: str = "ok") -> pd.DataFrame:
+    return pd.DataFrame({"cell_id": [cell_id] * n, "repeat": list(range(n)),
+                         "status": [status] * n, "time_s": [0.1 * (i + 1) for i in range(n)]})
+
+
+def test_creating_a_store_writes_nothing(tmp_path):
+    run = RunStore.at(tmp_path / "run")
+    assert run.finished() == {}
+    assert not (tmp_path / "run").exists()
+
+
+def test_write_then_load_returns_all_rows(tmp_path):
+    run = RunStore.at(tmp_path / "run")
+    run.create()
+    run.write_cell("aaa", _rows("aaa", 3))
+    run.write_cell("bbb", _rows("bbb", 2, status="failed"))
+    df = store.load(tmp_path / "run")
+    assert sorted(df["cell_id"].tolist()) == ["aaa"] * 3 + ["bbb"] * 2
+    assert run.finished() == {"aaa": "ok", "bbb": "failed"}
+
+
+def test_rewriting_a_cell_replaces_it_without_duplicates(tmp_path):
+    run = RunStore.at(tmp_path)
+    run.write_cell("aaa", _rows("aaa", 3))
+    run.write_cell("aaa", _rows("aaa", 2))
+    assert len(store.load(tmp_path)) == 2
+
+
+def test_load_ignores_and_clean_removes_temporary_files(tmp_path):
+    run = RunStore.at(tmp_path)
+    run.write_cell("aaa", _rows("aaa", 1))
+    # what a writer killed mid-write leaves: a (possibly truncated) temporary file
+    partial = run.cells_dir / f"bbb.parquet{store.TMP_MARK}x1y2"
+    partial.write_bytes(b"PAR1 truncated")
+    assert store.load(tmp_path)["cell_id"].tolist() == ["aaa"]
+    assert "bbb" not in run.finished()
+    assert run.clean_temporary() == 1
+    assert not partial.exists()
+
+
+def test_missing_run_dir_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        store.load(tmp_path / "nope")
+
+
+def test_unsafe_cell_id_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        RunStore.at(tmp_path).cell_path("../escape")
+
+
+def test_manifest_keeps_run_id_and_appends_sessions(tmp_path):
+    run = RunStore.at(tmp_path / "run")
+    first = run.open_session("demo", "01", {"name": "demo"}, {"hostname": "h1"})
+    second = run.open_session("demo", "01", {"name": "demo"}, {"hostname": "h2"})
+    manifest = run.read_manifest()
+    assert first == second == manifest["run_id"]
+    assert first.startswith("demo-")
+    assert [s["provenance"]["hostname"] for s in manifest["sessions"]] == ["h1", "h2"]

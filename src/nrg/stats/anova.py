@@ -1,0 +1,207 @@
+"""Factorial ANOVA of a measure on categorical factors, with effect sizes.
+
+Why statsmodels' ``ols`` + ``anova_lm``: it gives type II sums of squares
+(the default here: main effects tested after each other, respecting
+marginality) and type III with sum-to-zero contrasts for unbalanced designs
+where the interaction matters. Data shapes that break an F test (a factor with
+one level, one observation per cell, a constant response) are reported in
+words and the model is reduced, instead of failing with a linear-algebra error.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from statsmodels.stats.anova import anova_lm
+
+from nrg.errors import ParameterError, check_choice
+from nrg.stats._data import as_list, check_alpha, ok_rows, quote, require_columns
+from nrg.stats.anova_result import RESIDUAL, TABLE_COLUMNS, AnovaResult
+from nrg.stats.assumptions import check_homogeneity, check_normality
+from nrg.stats.design import Design, prepare_design
+from nrg.stats.posthoc import tukey_kramer
+
+ROBUST_CHOICES = ("auto", "always", "never")
+TYPES = {2: 2, 3: 3, "II": 2, "III": 3, "2": 2, "3": 3}
+
+
+def anova(
+    df: pd.DataFrame,
+    response: str,
+    factors: str | Sequence[str],
+    *,
+    interaction: bool = True,
+    typ: int | str = 2,
+    alpha: float = 0.05,
+    robust: str = "auto",
+    tukey: bool = True,
+) -> AnovaResult:
+    """ANOVA of ``response`` on ``factors`` (all treated as categorical).
+
+    ``interaction`` fits all interactions (``a * b * ...``) when the data allow;
+    ``typ`` is 2 (default) or 3 (sum contrasts); ``robust`` = "auto" adds the
+    HC3 Wald table and the log-response table when an assumption check fails,
+    "always" adds them regardless, "never" skips them. ``tukey`` runs Tukey HSD
+    for each main effect with p < ``alpha``. Rows whose status is not "ok" and
+    rows without a response are left out (and counted in the notes).
+    """
+    factor_list = as_list(factors)
+    _check_parameters(df, response, factor_list, typ, alpha, robust)
+    design = prepare_design(ok_rows(df), response, factor_list, interaction)
+    typ_n = TYPES[typ]
+    if not design.factors:
+        return AnovaResult(response, (), f"{response} ~ 1", typ_n, _empty_table(), design.n_obs, alpha,
+                           notes=design.notes + ("No factor varies in the data: there is nothing to test.",))
+    formula = _formula(design, typ_n)
+    fit = smf.ols(formula, data=design.data).fit()
+    notes = list(design.notes)
+    if typ_n == 2 and not design.balanced:
+        notes.append("The design is unbalanced (unequal cell sizes): type II sums of squares are used; "
+                     "pass typ=3 for type III with sum-to-zero contrasts.")
+    table = _anova_table(fit, design, typ_n, notes)
+    checks = (check_normality(fit.resid, alpha),
+              check_homogeneity(design.data["_y"], design.data, design.factors, alpha))
+    want_robust = robust == "always" or (robust == "auto" and any(c.passed is False for c in checks))
+    robust_table = log_table = None
+    if want_robust and fit.df_resid > 0:
+        if robust == "auto":
+            notes.append("An assumption check failed: see the robust (HC3) table and the log-response table.")
+        robust_table = _robust_table(fit, design, typ_n, notes)
+        log_table = _log_table(design, typ_n, formula, notes)
+    tukey_tables = _tukey(design, table, fit, alpha) if tukey else {}
+    shown = quote(response) + formula[2:]
+    return AnovaResult(response, design.factors, shown, typ_n, table, design.n_obs, alpha,
+                       checks, robust_table, log_table, tukey_tables, tuple(notes), fit)
+
+
+def _check_parameters(df: pd.DataFrame, response: str, factors: list[str], typ: object,
+                      alpha: float, robust: str) -> None:
+    require_columns(df, [response], "response")
+    if not factors:
+        raise ParameterError("factors=[] is not valid; name at least one factor column")
+    require_columns(df, factors, "factors")
+    if response in factors:
+        raise ParameterError(f"factors: {response!r} is the response and cannot also be a factor")
+    if len(set(factors)) != len(factors):
+        raise ParameterError(f"factors={factors!r} is not valid; a factor is named twice")
+    check_choice("typ", typ, [2, 3, "II", "III"])
+    check_alpha(alpha)
+    check_choice("robust", robust, ROBUST_CHOICES)
+
+
+def _term(factor: str, typ: int) -> str:
+    return f"C({quote(factor)}, Sum)" if typ == 3 else f"C({quote(factor)})"
+
+
+def _term_names(design: Design, typ: int) -> dict[str, str]:
+    """Map statsmodels' term labels to readable sources ("model:task")."""
+    names = {}
+    order = len(design.factors) if design.interaction else 1
+    for k in range(1, order + 1):
+        for combo in itertools.combinations(design.factors, k):
+            names[":".join(_term(f, typ) for f in combo)] = ":".join(combo)
+    names["Residual"] = RESIDUAL
+    return names
+
+
+def _formula(design: Design, typ: int) -> str:
+    joiner = " * " if design.interaction else " + "
+    return "_y ~ " + joiner.join(_term(f, typ) for f in design.factors)
+
+
+def _raw_anova(fit, typ: int, design: Design, robust: str | None = None) -> pd.DataFrame:
+    raw = anova_lm(fit, typ=typ, robust=robust) if robust else anova_lm(fit, typ=typ)
+    raw = raw.drop(index="Intercept", errors="ignore")
+    names = _term_names(design, typ)
+    raw.index = [names.get(i, i) for i in raw.index]
+    return raw.rename(columns={"PR(>F)": "p"}).rename_axis("source").reset_index()
+
+
+def _anova_table(fit, design: Design, typ: int, notes: list[str]) -> pd.DataFrame:
+    """The classical table with η², partial η² and ω²; guards zero residual variance."""
+    table = _raw_anova(fit, typ, design)
+    y = design.data["_y"].to_numpy(dtype=float)
+    ss_total = float(np.sum((y - y.mean()) ** 2))
+    res = table["source"] == RESIDUAL
+    ss_res = float(table.loc[res, "sum_sq"].iloc[0])
+    df_res = float(table.loc[res, "df"].iloc[0])
+    scale = max(ss_total, float(np.sum(y**2)), 1e-300)
+    if ss_total <= 1e-12 * scale:
+        notes.append(f"The response is constant ({y[0]:.6g} everywhere): there is no variance to explain.")
+        table.loc[:, ["F", "p"]] = np.nan
+    elif df_res <= 0:
+        notes.append("No residual degrees of freedom: F tests are not possible with this data.")
+        table.loc[:, ["F", "p"]] = np.nan
+    elif ss_res <= 1e-12 * ss_total:
+        notes.append("Residual variance is zero (repeats are identical): the factors explain the response "
+                     "exactly and F tests are undefined; effect sizes are still shown.")
+        table.loc[:, ["F", "p"]] = np.nan
+    ms_res = ss_res / df_res if df_res > 0 else np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eff = table["sum_sq"]
+        table["eta_sq"] = eff / ss_total if ss_total > 0 else np.nan
+        table["partial_eta_sq"] = eff / (eff + ss_res)
+        table["omega_sq"] = (eff - table["df"] * ms_res) / (ss_total + ms_res)
+    table.loc[res, ["partial_eta_sq", "omega_sq"]] = np.nan
+    table["df"] = table["df"].astype(float)
+    return table[list(TABLE_COLUMNS)]
+
+
+def _robust_table(fit, design: Design, typ: int, notes: list[str]) -> pd.DataFrame:
+    """HC3 Wald ANOVA; falls back to HC1 when an observation has leverage 1."""
+    leverage = fit.get_influence().hat_matrix_diag
+    cov = "hc3"
+    if np.any(leverage > 1 - 1e-8):
+        cov = "hc1"
+        notes.append("HC3 is undefined here (a cell with a single observation has leverage 1); "
+                     "the robust table uses HC1 instead.")
+    table = _raw_anova(fit, typ, design, robust=cov)
+    table = table[table["source"] != RESIDUAL]
+    return table[["source", "df", "F", "p"]].reset_index(drop=True)
+
+
+def _log_table(design: Design, typ: int, formula: str, notes: list[str]) -> pd.DataFrame | None:
+    y = design.data["_y"]
+    if (y <= 0).any():
+        notes.append("The log-response ANOVA is not possible: the response has zero or negative values.")
+        return None
+    logged = design.data.assign(_y=np.log(y))
+    fit = smf.ols(formula, data=logged).fit()
+    log_design = Design(logged, design.factors, design.interaction, design.n_obs, ())
+    return _anova_table(fit, log_design, typ, notes)
+
+
+def _tukey(design: Design, table: pd.DataFrame, fit, alpha: float) -> dict[str, pd.DataFrame]:
+    """Tukey HSD on the levels of each significant main effect (model's error term)."""
+    out = {}
+    if fit.df_resid <= 0:
+        return out
+    ms_res = float(fit.ssr / fit.df_resid)
+    for factor in design.factors:
+        p = table.loc[table["source"] == factor, "p"]
+        if p.empty or not np.isfinite(p.iloc[0]) or p.iloc[0] >= alpha:
+            continue
+        out[factor] = tukey_kramer(design.data["_y"], design.data[factor], ms_res, fit.df_resid, alpha)
+    return out
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c == "source" else float) for c in TABLE_COLUMNS})
+
+
+def tukey_hsd(df: pd.DataFrame, response: str, factor: str, alpha: float = 0.05) -> pd.DataFrame:
+    """One-way Tukey HSD between the levels of ``factor`` (same columns as ``AnovaResult.tukey``)."""
+    require_columns(df, [response], "response")
+    require_columns(df, [factor], "factor")
+    check_alpha(alpha)
+    design = prepare_design(ok_rows(df), response, [factor], False)
+    if not design.factors:
+        raise ParameterError(f"factor={factor!r} has fewer than two levels in the data; nothing to compare")
+    fit = smf.ols(_formula(design, 2), data=design.data).fit()
+    if fit.df_resid <= 0:
+        raise ParameterError(f"factor={factor!r}: no replication within levels; Tukey HSD needs repeats")
+    return tukey_kramer(design.data["_y"], design.data[factor], float(fit.ssr / fit.df_resid),
+                        fit.df_resid, alpha)

@@ -156,15 +156,15 @@ def embedded_available(info: ModelInfo) -> bool:
     return (folder / "config.json").is_file()
 
 
-def hub_cached(hub_id: str) -> bool:
+def hub_cached(hub_id: str, cache_dir: str | Path | None = None) -> bool:
     """True when the local Hugging Face cache holds a config and weights for ``hub_id`` (no network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
         return False
-    if not isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
-        return False
-    return any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in _WEIGHT_FILES)
+    def cached(filename: str) -> bool:
+        return isinstance(try_to_load_from_cache(hub_id, filename, cache_dir=cache_dir), str)
+    return cached("config.json") and any(cached(f) for f in _WEIGHT_FILES)
 
 
 def real_available_offline(resolved: Resolved) -> bool:

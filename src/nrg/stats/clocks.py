@@ -7,6 +7,7 @@ driver's default setting when the sweep measured it, else the highest clock.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -132,9 +133,18 @@ def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, refer
     t_opt, t_ref = best_rows[time].mean(), ref_rows[time].mean()
     p_energy = np.nan
     if len(best_rows) > 1 and len(ref_rows) > 1 and ref_label != _fmt(best):
-        p_energy = float(sps.ttest_ind(best_rows[energy], ref_rows[energy], equal_var=False).pvalue)
+        p_energy = _welch_p(best_rows[energy], ref_rows[energy])
     return {**dict(zip(by_cols, key)), "objective": metric, "optimal_clock_mhz": best,
             "reference_clock": ref_label, "metric_opt": best_rows[metric].mean(),
             "metric_ref": ref_rows[metric].mean(), "energy_opt_j": e_opt, "energy_ref_j": e_ref,
             "time_opt_s": t_opt, "time_ref_s": t_ref, "energy_saving": 1 - e_opt / e_ref,
             "latency_change": t_opt / t_ref - 1, "p_energy": p_energy, "n_clocks": len(means)}
+
+
+def _welch_p(a: pd.Series, b: pd.Series) -> float:
+    """Welch's t-test p-value; NaN when neither group varies (no noise to test against)."""
+    if a.std() == 0 and b.std() == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # near-identical repeats: precision note only
+        return float(sps.ttest_ind(a, b, equal_var=False).pvalue)

@@ -1,0 +1,249 @@
+"""Findings in words, computed from the analysis: the sentences under each figure.
+
+Every number in a sentence comes from a result object or table passed in;
+nothing is hard-coded. p-values read "p < 0.001" or "p = 0.03", effects that
+are not significant are called so, and each function returns
+:class:`Findings`, which a notebook shows as a markdown list.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from nrg.errors import ParameterError
+from nrg.stats._data import label, unit
+from nrg.stats.anova_result import AnovaResult
+from nrg.stats.provenance import provenance_notes
+from nrg.stats.rank import RankResult
+from nrg.stats.regress import per_token_unit
+
+OBJECTIVE_NAMES = {"energy_j": "energy", "edp_j_s": "EDP", "ed2p_j_s2": "ED²P", "time_s": "latency"}
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Sentences for a chapter; shows as a markdown bullet list in a notebook."""
+
+    sentences: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sentences)
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def __add__(self, other: Findings) -> Findings:
+        return Findings(self.sentences + tuple(other))
+
+    def to_markdown(self) -> str:
+        return "\n".join(f"- {s}" for s in self.sentences)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def p_text(p: float) -> str:
+    """"p < 0.001", "p = 0.003", "p = 0.41", "p > 0.99"; "p not available" for NaN."""
+    if p is None or not math.isfinite(p):
+        return "p not available"
+    if p < 0.001:
+        return "p < 0.001"
+    if p < 0.01:
+        return f"p = {p:.3f}"
+    if p > 0.99:
+        return "p > 0.99"
+    return f"p = {p:.2f}"
+
+
+def pct(fraction: float) -> str:
+    """A fraction as a percentage: 0.8214 → "82%", 0.046 → "4.6%", 0.0004 → "<0.1%"."""
+    if not math.isfinite(fraction):
+        return "n/a"
+    a = abs(fraction)
+    if 0 < a < 0.001:
+        return "<0.1%"
+    return f"{fraction:.1%}" if a < 0.1 else f"{fraction:.0%}"
+
+
+def num(value: float) -> str:
+    """Three significant digits (whole numbers from 1000 on); tiny or huge values as "1.2×10⁻⁵"."""
+    if not math.isfinite(value):
+        return "n/a"
+    text = f"{value:.0f}" if 1e3 <= abs(value) < 1e6 else f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return text.replace("-", "−") if value < 0 else text
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _term_name(source: str) -> str:
+    return " × ".join(label(part) for part in source.split(":"))
+
+
+def _share(eta_sq: float) -> str:
+    text = pct(eta_sq)
+    return f"< {text[1:]}" if text.startswith("<") else f"= {text}"
+
+
+def _two_decimals(x: float) -> str:
+    return "> 0.99" if 0.995 <= x < 1 else f"= {x:.2f}"
+
+
+def anova_findings(result: AnovaResult, response_label: str | None = None) -> Findings:
+    """Which factors explain how much variance, which do not, and whether checks held."""
+    what = response_label or label(result.response)
+    eff = result.effects
+    if eff.empty:
+        return Findings(tuple(result.notes))
+    if not eff["p"].notna().any():
+        shares = "; ".join(f"{label(s)} accounts for {pct(e)}" for s, e in zip(eff["source"], eff["eta_sq"])
+                           if math.isfinite(e))
+        why = result.notes[-1] if result.notes else "F tests are undefined for this data."
+        return Findings((why, f"Of the variance in {what}: {shares}."))
+    sig = eff[eff["p"] < result.alpha].sort_values("eta_sq", ascending=False)
+    sentences = []
+    parts = [f"{_term_name(r.source)} explains {pct(r.eta_sq)}"
+             f"{' of the variance in ' + what if i == 0 else ''} "
+             f"(partial η² {_two_decimals(r.partial_eta_sq)}, {p_text(r.p)})"
+             for i, r in enumerate(sig.itertuples())]
+    if parts:
+        sentences.append(_cap("; ".join(parts)) + ".")
+    for r in eff[~(eff["p"] < result.alpha)].itertuples():
+        if ":" in r.source:
+            sentences.append(f"The {_term_name(r.source)} interaction is not significant "
+                             f"({p_text(r.p)}, η² {_share(r.eta_sq)}).")
+        else:
+            sentences.append(f"{_cap(_term_name(r.source))} has no significant effect on {what} "
+                             f"({p_text(r.p)}, η² {_share(r.eta_sq)}).")
+    sentences += _robust_sentences(result)
+    sentences += [_tukey_sentence(f, t, result.alpha) for f, t in result.tukey.items()]
+    return Findings(tuple(sentences))
+
+
+def _robust_sentences(result: AnovaResult) -> list[str]:
+    failed = [c for c in result.checks if c.passed is False]
+    out = [f"Assumption check: {c.message}" for c in failed]
+    if result.robust_table is None:
+        return out
+    classical = dict(zip(result.effects["source"], result.effects["p"] < result.alpha))
+    changed = [f"{_term_name(s)} ({p_text(p)})" for s, p in zip(result.robust_table["source"], result.robust_table["p"])
+               if s in classical and bool(p < result.alpha) != classical[s]]
+    if changed:
+        out.append("The robust (HC3) ANOVA changes the verdict for " + ", ".join(changed) + ".")
+    else:
+        out.append("The robust (HC3) ANOVA agrees on which terms are significant.")
+    return out
+
+
+def _tukey_sentence(factor: str, table: pd.DataFrame, alpha: float) -> str:
+    if len(table) == 1:
+        r = table.iloc[0]
+        verdict = "differ" if r["reject"] else "do not differ"
+        return (f"Tukey HSD: {label(factor)} {r['group1']} and {r['group2']} {verdict} "
+                f"(difference {num(r['meandiff'])}, adjusted {p_text(r['p_adj'])}).")
+    n_diff = int(table["reject"].sum())
+    text = f"Tukey HSD: {n_diff} of {len(table)} pairs of {label(factor)} levels differ (adjusted p < {alpha:g})"
+    same = [f"{a}–{b}" for a, b, r in zip(table["group1"], table["group2"], table["reject"]) if not r]
+    if same and len(same) <= 5:
+        text += "; not separated: " + ", ".join(same)
+    return text + "."
+
+
+def length_findings(costs: pd.DataFrame, response: str = "energy_j", per: int = 100) -> Findings:
+    """Per group, how the response changes per ``per`` input / output tokens (from per_token_costs)."""
+    if isinstance(per, bool) or not isinstance(per, int) or per < 1:
+        raise ParameterError(f"per={per!r} is not valid; it must be a positive whole number of tokens")
+    by = list(costs.columns[: list(costs.columns).index("term")])
+    u = unit(response) or per_token_unit(response)
+    sentences = []
+    for row in costs.itertuples(index=False):
+        d = row._asdict()
+        who = ", ".join(str(d[c]) for c in by)
+        prefix = f"For {who}, {label(response)}" if who else _cap(label(response))
+        kind = "input" if "input" in d["term"] else "output" if "output" in d["term"] else d["term"]
+        slope, lo, hi = (per * d[k] for k in ("estimate", "ci_low", "ci_high"))
+        ci = f"95% CI {num(lo)} to {num(hi)}, {p_text(d['p'])}"
+        amount = f"{num(abs(slope))} {u} per {per} {kind} tokens"
+        if d["p"] < 0.05:
+            verb = "rises" if slope > 0 else "falls"
+            sentences.append(f"{prefix} {verb} by {amount} ({ci}).")
+        else:
+            sentences.append(f"{prefix} shows no significant change with {kind} length "
+                             f"({num(slope)} {u} per {per} {kind} tokens, {ci}).")
+    return Findings(tuple(sentences))
+
+
+def phase_share_findings(shares: pd.DataFrame) -> Findings:
+    """The range of the decode share of each measure across cells (from phase_share)."""
+    sentences = []
+    for measure, part in shares.groupby("measure", sort=False):
+        s = part["decode_share"].dropna()
+        if s.empty:
+            continue
+        spread = pct(s.iloc[0]) if s.min() == s.max() else f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
+        sentences.append(f"Decode takes {spread} of {label(measure)} across {len(s)} cell(s); prefill the rest.")
+    return Findings(tuple(sentences))
+
+
+def clock_findings(optimal: pd.DataFrame, by: Sequence[str] = ("model",), alpha: float = 0.05) -> Findings:
+    """The optimal clock per group, its saving and its latency cost (from optimal_clocks)."""
+    sentences = []
+    for _, row in optimal.iterrows():
+        who = ", ".join(str(row[c]) for c in by if c in row.index)
+        name = OBJECTIVE_NAMES.get(row["objective"], row["objective"])
+        ref = "the default clock" if row["reference_clock"] == "default" else f"{row['reference_clock']} MHz"
+        best = f"{row['optimal_clock_mhz']:g} MHz"
+        if f"{row['optimal_clock_mhz']:g}" == str(row["reference_clock"]):
+            sentences.append(f"For {who}, the reference clock ({best}) is already {name}-optimal.")
+            continue
+        saving, latency = row["energy_saving"], row["latency_change"]
+        energy_text = f"{pct(abs(saving))} {'less' if saving >= 0 else 'more'} energy than {ref}"
+        latency_text = f"{pct(abs(latency))} {'more' if latency >= 0 else 'less'} latency"
+        text = f"The {name}-optimal clock for {who} is {best}: {energy_text} for {latency_text}"
+        p = row.get("p_energy", float("nan"))
+        if math.isfinite(p) and p >= alpha:
+            text += f" (the energy difference is not significant, {p_text(p)})"
+        sentences.append(text + ".")
+    moved = optimal[optimal["energy_saving"].notna()]
+    if len(moved) > 1:
+        sentences.append(f"Across {len(moved)} groups the saving averages {pct(moved['energy_saving'].mean())} "
+                         f"for a latency change of {_span(moved['latency_change'])}.")
+    return Findings(tuple(sentences))
+
+
+def _span(values: pd.Series) -> str:
+    lo, hi = values.min(), values.max()
+    return pct(lo) if math.isclose(lo, hi) else f"{pct(lo)} to {pct(hi)}"
+
+
+def _config(row: pd.Series, by: Iterable[str]) -> str:
+    return ", ".join(f"{label(c)} {row[c]}" for c in by)
+
+
+def ranking_findings(ranked: RankResult) -> Findings:
+    """Best and worst configuration by R, and the energy–quality Pareto front."""
+    t = ranked.table
+    best, worst = t.iloc[0], t.iloc[-1]
+    sentences = [f"With w = {ranked.w:g}, the best configuration is {_config(best, ranked.by)} "
+                 f"(R = {best['R']:.2f}: φ = {best['phi']:.2f}, ρ = {best['rho']:.2f}); "
+                 f"the lowest-ranked is {_config(worst, ranked.by)} (R = {worst['R']:.2f})."]
+    front = t[t["pareto"]].sort_values("energy_mean")
+    names = "; ".join(_config(r, ranked.by) for _, r in front.iterrows())
+    sentences.append(f"{len(front)} of {len(t)} configurations are on the energy–quality Pareto front: {names}.")
+    return Findings(tuple(sentences) + ranked.notes)
+
+
+def provenance_findings(df: pd.DataFrame) -> Findings:
+    """What the reader must know about how the numbers were obtained."""
+    return Findings(tuple(provenance_notes(df)))

@@ -1,0 +1,206 @@
+"""The book's figures, drawn from the same tables the statistics use.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot: nothing global changes, nothing is shown twice in a notebook (the
+returned figure is the cell's output), and tests need no display. Pass ``ax``
+to draw into an existing axes instead. Axis labels carry units (J/token, s,
+W, MHz). :func:`set_theme` is the only function with a global effect.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from nrg.errors import ParameterError
+from nrg.stats._data import as_list, axis_label, label, ok_rows, require_columns
+from nrg.stats.anova_result import AnovaResult
+from nrg.stats.clocks import clock_key
+from nrg.stats.rank import pareto_mask
+from nrg.stats.regress import LengthFit, fit_lengths
+from nrg.stats.summary import summarize
+
+
+def set_theme(context: str = "notebook", style: str = "whitegrid") -> None:
+    """Apply the book's seaborn theme (global matplotlib settings; call once per notebook)."""
+    import seaborn as sns
+
+    sns.set_theme(context=context, style=style)
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.5)) -> Axes:
+    if ax is not None:
+        return ax
+    return Figure(figsize=figsize, layout="constrained").subplots()
+
+
+def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str = "model",
+                 hue: str | None = "task", confidence: float = 0.95, ax: Axes | None = None) -> Figure:
+    """Mean of ``measure`` per ``x`` (bars grouped by ``hue``) with t-interval error bars."""
+    stats = summarize(df, [x] + as_list(hue), measure, confidence)
+    ax = _axes(ax)
+    xs = list(dict.fromkeys(stats[x]))
+    hues = list(dict.fromkeys(stats[hue])) if hue else [None]
+    width = 0.8 / len(hues)
+    for i, h in enumerate(hues):
+        part = stats if h is None else stats[stats[hue] == h]
+        pos = [xs.index(v) for v in part[x]]
+        offsets = np.array(pos) - 0.4 + width * (i + 0.5)
+        ax.bar(offsets, part["mean"], width, yerr=part["ci_halfwidth"].fillna(0), capsize=3,
+               label=None if h is None else str(h))
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(measure))
+    if hue:
+        ax.legend(title=axis_label(hue))
+    ax.set_title(f"Mean with {confidence:.0%} CI")
+    return ax.figure
+
+
+def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = "input_tokens",
+                    hue: str | None = "model", fit: bool = True, lengths: Sequence[str] = ("input_tokens", "output_tokens"),
+                    ax: Axes | None = None) -> Figure:
+    """Means (with CI) of ``response`` against one length, and the OLS fitted line.
+
+    The line is the fit on both lengths, evaluated with the other length held
+    at its mean in the data, so it passes through the marginal means.
+    """
+    if length not in lengths:
+        raise ParameterError(f"length={length!r} is not valid; choose one of: {list(lengths)}")
+    ax = _axes(ax)
+    data = ok_rows(df)
+    groups = data.groupby(hue, observed=True, sort=True) if hue else [(None, data)]
+    for key, part in groups:
+        stats = summarize(part, length, response)
+        line = ax.errorbar(stats[length], stats["mean"], yerr=stats["ci_halfwidth"].fillna(0), fmt="o",
+                           capsize=3, label=None if key is None else str(key))
+        if fit and part[length].nunique() > 1:
+            model = fit_lengths(part, response, lengths)
+            grid = pd.DataFrame({c: np.full(50, part[c].mean()) for c in lengths if c in part.columns})
+            grid[length] = np.linspace(part[length].min(), part[length].max(), 50)
+            ax.plot(grid[length], model.predict(grid), "-", color=line[0].get_color(), alpha=0.8)
+    ax.set_xlabel(axis_label(length))
+    ax.set_ylabel(axis_label(response))
+    if hue:
+        ax.legend(title=axis_label(hue))
+    return ax.figure
+
+
+def phase_share_bars(shares: pd.DataFrame, measure: str = "time_s", ax: Axes | None = None) -> Figure:
+    """Stacked prefill / decode shares per cell, from :func:`nrg.stats.phase_share`."""
+    require_columns(shares, ["measure", "prefill_share", "decode_share"], "shares")
+    part = shares[shares["measure"] == measure]
+    if part.empty:
+        raise ParameterError(f"measure={measure!r} is not in the shares; measures: {sorted(shares['measure'].unique())}")
+    by = list(shares.columns[: list(shares.columns).index("measure")])
+    labels = [" / ".join(str(v) for v in row) for row in part[by].itertuples(index=False)]
+    ax = _axes(ax, (max(6.0, 0.45 * len(labels) + 2), 4.5))
+    pos = np.arange(len(labels))
+    ax.bar(pos, part["prefill_share"] * 100, label="prefill")
+    ax.bar(pos, part["decode_share"] * 100, bottom=part["prefill_share"] * 100, label="decode")
+    ax.set_xticks(pos, labels, rotation=60, ha="right")
+    ax.set_xlabel(" / ".join(axis_label(c) for c in by))
+    ax.set_ylabel(f"Share of {label(measure)} (%)")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    return ax.figure
+
+
+def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gpu_clock_mhz",
+                    hue: str | None = "model", optimal: pd.DataFrame | None = None,
+                    ax: Axes | None = None) -> Figure:
+    """Mean ``metric`` (with CI) per clock, one line per ``hue``; optimal clocks starred.
+
+    ``optimal`` is the table of :func:`nrg.stats.optimal_clocks`; its
+    ``optimal_clock_mhz`` per ``hue`` group is marked with a star.
+    """
+    data = ok_rows(df).assign(_clock=lambda d: clock_key(d[clock])).dropna(subset=["_clock"])
+    if metric in ("edp_j_s", "ed2p_j_s2") and metric not in data.columns:
+        from nrg.stats.clocks import add_edp
+
+        data = add_edp(data)
+    ax = _axes(ax)
+    groups = data.groupby(hue, observed=True, sort=True) if hue else [(None, data)]
+    for key, part in groups:
+        stats = summarize(part, "_clock", metric)
+        line = ax.errorbar(stats["_clock"], stats["mean"], yerr=stats["ci_halfwidth"].fillna(0), fmt="-o",
+                           capsize=3, label=None if key is None else str(key))
+        if optimal is not None:
+            rows = optimal if key is None else optimal[optimal[hue] == key]
+            for best in rows["optimal_clock_mhz"]:
+                y = stats.loc[stats["_clock"] == best, "mean"]
+                ax.plot([best], y, marker="*", markersize=16, color=line[0].get_color(), markeredgecolor="black")
+    ax.set_xlabel(axis_label(clock))
+    ax.set_ylabel(axis_label(metric))
+    if hue:
+        ax.legend(title=axis_label(hue))
+    if optimal is not None:
+        ax.set_title("★ optimal clock")
+    return ax.figure
+
+
+def energy_quality_scatter(df: pd.DataFrame, energy: str = "energy_mean", quality: str = "quality_mean",
+                           annotate: str | Sequence[str] | None = ("quant", "prune_method"),
+                           energy_label: str = "Energy (J)", quality_label: str = "Task score",
+                           ax: Axes | None = None) -> Figure:
+    """Configurations as points, the Pareto front (low energy, high quality) highlighted."""
+    require_columns(df, [energy, quality], "energy/quality")
+    ax = _axes(ax)
+    mask = pareto_mask(df[energy], df[quality])
+    ax.scatter(df.loc[~mask, energy], df.loc[~mask, quality], color="grey", label="dominated")
+    front = df[mask].sort_values(energy)
+    ax.scatter(front[energy], front[quality], color="C3", zorder=3, label="Pareto front")
+    ax.step(front[energy], front[quality], where="post", color="C3", alpha=0.6)
+    names = [c for c in as_list(annotate) if c in df.columns]
+    for _, row in df.iterrows():
+        if names:
+            ax.annotate(" / ".join(str(row[c]) for c in names), (row[energy], row[quality]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(energy_label)
+    ax.set_ylabel(quality_label)
+    ax.legend()
+    return ax.figure
+
+
+def residual_diagnostics(result: AnovaResult | LengthFit) -> Figure:
+    """QQ plot of the residuals and residuals against fitted values."""
+    from scipy import stats as sps
+
+    if result.fit is None:
+        raise ParameterError("result has no fitted model (nothing varied); no residuals to plot")
+    resid = np.asarray(result.fit.resid, dtype=float)
+    fitted = np.asarray(result.fit.fittedvalues, dtype=float)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    qq, rvf = fig.subplots(1, 2)
+    (theory, ordered), (slope, intercept, _) = sps.probplot(resid, dist="norm")
+    qq.plot(theory, ordered, "o", alpha=0.7)
+    qq.plot(theory, slope * np.asarray(theory) + intercept, "-", color="C3")
+    qq.set_xlabel("Theoretical normal quantiles")
+    qq.set_ylabel("Ordered residuals")
+    qq.set_title("Normal QQ plot")
+    rvf.scatter(fitted, resid, alpha=0.7)
+    rvf.axhline(0, color="C3")
+    name = axis_label(result.response)
+    rvf.set_xlabel(f"Fitted {name[:1].lower()}{name[1:]}")
+    rvf.set_ylabel("Residual")
+    rvf.set_title("Residuals vs fitted")
+    return fig
+
+
+def quant_prune_heatmap(df: pd.DataFrame, value: str = "energy_j", rows: str = "quant",
+                        cols: str = "prune_method", fmt: str = ".3g", ax: Axes | None = None) -> Figure:
+    """Mean ``value`` for each quantization × pruning combination, annotated."""
+    import seaborn as sns
+
+    require_columns(df, [value, rows, cols], "value/rows/cols")
+    data = ok_rows(df)
+    data = data.assign(**{c: data[c].astype("string").fillna("none") for c in (rows, cols)})
+    table = data.pivot_table(index=rows, columns=cols, values=value, aggfunc="mean", observed=True)
+    ax = _axes(ax, (6.5, 4.5))
+    sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": axis_label(value)})
+    ax.set_xlabel(axis_label(cols))
+    ax.set_ylabel(axis_label(rows))
+    return ax.figure

@@ -62,8 +62,12 @@ def validate_prune(values: Sequence[Any]) -> None:
         parse_prune(value)
 
 
-def quantize(model: Any, method: str) -> tuple[Any, dict[str, Any]]:
-    """Quantize a module or ``LoadedModel``; returns it and the quantization columns."""
+def quantize(model: Any, method: str, sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Quantize a module or ``LoadedModel``; returns it and the quantization columns.
+
+    ``sparse_kernels=False`` keeps 2:4-pruned weights dense (e.g. to fine-tune
+    first and call :func:`nrg.compress.pruning.to_semi_structured` afterwards).
+    """
     from nrg.compress.layers import rewrap, unwrap
     from nrg.compress.pruning import densify, to_semi_structured
     from nrg.compress.quantization import quantize as _quantize
@@ -75,15 +79,19 @@ def quantize(model: Any, method: str) -> tuple[Any, dict[str, Any]]:
         densify(module)  # casts and quantizers need plain dense weights
     result = _quantize(module, method)
     columns = result.columns()
-    if sparse_2_4 and method in ("none", "fp32", "fp16", "bf16"):
+    if sparse_2_4 and sparse_kernels and method in ("none", "fp32", "fp16", "bf16"):
         columns["kernel"], columns["prune_note"] = to_semi_structured(module)
     elif sparse_2_4:
         columns["kernel"] = "dense"
     return rewrap(model, module), columns
 
 
-def prune(model: Any, value: str) -> tuple[Any, dict[str, Any]]:
-    """Prune a module or ``LoadedModel`` by ``value`` (see :func:`parse_prune`)."""
+def prune(model: Any, value: str, sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Prune a module or ``LoadedModel`` by ``value`` (see :func:`parse_prune`).
+
+    For 2:4 on CUDA, ``sparse_kernels`` stores the weights as semi-structured
+    sparse tensors so the speed-up is real; elsewhere the ``kernel`` column says "dense".
+    """
     import nrg.compress.pruning as _prune
     from nrg.compress.layers import rewrap, unwrap
 
@@ -97,19 +105,21 @@ def prune(model: Any, value: str) -> tuple[Any, dict[str, Any]]:
     elif method == "2:4":
         columns = _prune.semi_structured_2_4(module).columns()
         module._nrg_prune = "2:4"
-        columns["kernel"], note = _prune.to_semi_structured(module)
+        columns["kernel"], note = (_prune.to_semi_structured(module) if sparse_kernels else
+                                   ("dense", "sparse kernels deferred (sparse_kernels=False)"))
         columns["prune_note"] = "; ".join(n for n in (columns["prune_note"], note) if n)
     else:
         columns = getattr(_prune, method)(module, ratio).columns()
     return rewrap(model, module), columns
 
 
-def compress(model: Any, quant: str = "none", prune_value: str = "none") -> tuple[Any, dict[str, Any]]:
+def compress(model: Any, quant: str = "none", prune_value: str = "none",
+             sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
     """Prune then quantize; both checked before any work. Returns the model and all columns."""
     validate_quant([quant])
     validate_prune([prune_value])
-    model, columns = prune(model, prune_value)
-    model, quant_columns = quantize(model, quant)
+    model, columns = prune(model, prune_value, sparse_kernels)
+    model, quant_columns = quantize(model, quant, sparse_kernels)
     if "kernel" in quant_columns and columns.get("prune_note") and quant_columns.get("prune_note"):
         quant_columns["prune_note"] = columns["prune_note"] + "; " + quant_columns["prune_note"]
     return model, {**columns, **quant_columns}

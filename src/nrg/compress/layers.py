@@ -43,8 +43,8 @@ def rewrap(model_or_loaded: Any, module: Any) -> Any:
 
 
 def skipped(name: str) -> bool:
-    """True for head layers that compression leaves alone."""
-    return any(part in SKIP_NAMES for part in name.split("."))
+    """True for head layers (and LoRA adapters) that compression leaves alone."""
+    return any(part in SKIP_NAMES or part.startswith("lora_") for part in name.split("."))
 
 
 def as_linear(model: Any) -> int:

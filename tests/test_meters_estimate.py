@@ -84,3 +84,17 @@ def test_bad_estimate_options() -> None:
             EnergyMonitor.auto(meters=["estimate"], power_per_core_w=bad)
     with pytest.raises(ParameterError, match="leaves out 'estimate'"):
         EnergyMonitor.auto(meters=["rapl"], power_per_core_w=5.0)
+
+
+def test_live_children_are_counted_before_they_exit() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with EnergyMonitor.auto(meters=["estimate"], power_per_core_w=1.0) as mon:
+            with mon.window("live") as w:
+                time.sleep(0.6)
+            assert child.poll() is None, "the child is still running at the window's end"
+    finally:
+        child.kill()
+        child.wait()
+    assert w.measurement is not None
+    assert w.measurement.total_j() > 0.15          # the child's CPU seconds (shared CPUs) x 1 W

@@ -176,3 +176,18 @@ def test_no_nvml_library_is_a_reason_not_a_crash() -> None:
         assert gpu.chosen is None
         assert all("NVML library not found" in why for _, why in gpu.skipped)
         assert mon.domains == ("cpu",)
+
+
+def test_sampling_integrates_with_the_trapezoid_rule() -> None:
+    from nrg.meters import NvmlSamplingSource
+
+    now = [0.0]
+    fake = FakeNvml([FakeGpu(power_mw=100_000)])
+    fake.nvmlInit()
+    source = NvmlSamplingSource(fake, {0: 0}, sample_period_s=1.0, clock=lambda: now[0])
+    source.sample()                                  # t = 0 s, 100 W
+    now[0] = 1.0
+    fake.set_power(0, 300_000)
+    assert source.read_j() == {"gpu:0": pytest.approx(200.0)}   # (100 + 300) / 2 x 1 s
+    now[0] = 3.0
+    assert source.read_j() == {"gpu:0": pytest.approx(800.0)}   # + 300 W x 2 s

@@ -8,7 +8,8 @@ hardware threads count twice), uncore and idle power. Results always say
 ``estimated``, and the source string names the figure used and where it came from.
 
 Children: CPU time of children already waited for (``RUSAGE_CHILDREN``) plus the
-live direct children (psutil, which includes their own reaped children).
+live direct children (``/proc``, else psutil; each includes its own waited-for
+children). Live children's times come in clock ticks (10 ms).
 """
 from __future__ import annotations
 
@@ -108,19 +109,43 @@ def resolve_power(cpu_model: str | None = None,
         f"{entry.power_per_core_w:.2f} W/core ({entry.source})")
 
 
-def _children_cpu_s() -> float:
-    """Waited-for children (rusage) plus live direct children (psutil, with their own waited ones)."""
-    total_s = 0.0
-    try:
-        import resource
+_PROC = Path("/proc")
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        total_s += usage.ru_utime + usage.ru_stime
-    except ImportError:  # not Unix
-        times = os.times()
-        total_s += times.children_user + times.children_system
+
+def _procfs_children_cpu_s() -> float | None:
+    """Live direct children's CPU seconds from /proc (Linux), or None where unsupported.
+
+    Reading ``/proc/self/task/*/children`` and each child's ``stat`` costs tens of
+    microseconds; psutil's ``children()`` scans every process (milliseconds).
+    """
+    task_dir = _PROC / "self" / "task"
+    try:
+        tids = os.listdir(task_dir)
+    except OSError:
+        return None
+    if not (task_dir / str(os.getpid()) / "children").exists():
+        return None    # kernel without CONFIG_PROC_CHILDREN
+    pids: set[str] = set()
+    for tid in tids:
+        try:
+            pids.update((task_dir / tid / "children").read_text().split())
+        except OSError:  # the thread ended meanwhile
+            continue
+    total_ticks = 0
+    for pid in pids:
+        try:
+            fields = (_PROC / pid / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total_ticks += sum(int(x) for x in fields[11:15])   # utime stime cutime cstime
+    return total_ticks / _CLK_TCK
+
+
+def _psutil_children_cpu_s() -> float:
     import psutil
 
+    total_s = 0.0
     for child in psutil.Process().children(recursive=False):
         try:
             t = child.cpu_times()
@@ -128,6 +153,20 @@ def _children_cpu_s() -> float:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return total_s
+
+
+def _children_cpu_s() -> float:
+    """Waited-for children (rusage) plus live direct children (with their own waited ones)."""
+    try:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        reaped_s = usage.ru_utime + usage.ru_stime
+    except ImportError:  # not Unix
+        times = os.times()
+        reaped_s = times.children_user + times.children_system
+    live_s = _procfs_children_cpu_s()
+    return reaped_s + (live_s if live_s is not None else _psutil_children_cpu_s())
 
 
 class EstimateSource:
@@ -142,7 +181,7 @@ class EstimateSource:
                  include_children: bool = True) -> None:
         self.power_per_core_w, self.description = resolve_power(cpu_model, power_per_core_w)
         self._include_children = bool(include_children)
-        if self._include_children:
+        if self._include_children and _procfs_children_cpu_s() is None:
             import psutil  # imported now, so the import's CPU time falls in no window
 
             del psutil

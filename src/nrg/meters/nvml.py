@@ -224,8 +224,8 @@ class NvmlSamplingSource:
                 with self._lock:
                     self._errors.append(f"{domain} power sample: {nvml_error_text(exc)}")
                 continue
-            now_s = self._clock()
-            with self._lock:
+            with self._lock:   # stamp under the lock: the thread and a read may race
+                now_s = self._clock()
                 if domain in self._last:
                     then_s, then_w = self._last[domain]
                     self._energy_j[domain] += 0.5 * (then_w + power_w) * (now_s - then_s)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep import NO_TASK, Cell
+from nrg.sweep import Cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,10 +73,11 @@ def _status_of(exc: BaseException) -> str:
     return "unsupported" if isinstance(exc, NotImplementedError) else "failed"
 
 
-def run_cell(cell: Cell, context: SweepContext) -> pd.DataFrame:
+def run_cell(cell: Cell, context: SweepContext,
+             monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """All rows of ``cell``; a failure gives one row with ``status``/``error`` instead."""
     try:
-        return _measure(cell, context)
+        return _measure(cell, context, monitor_options)
     except Exception as exc:  # noqa: BLE001 - any failure of the cell is data
         tail = traceback.format_exc(limit=-3)
         return failed_frame(cell, context, f"{type(exc).__name__}: {exc}\n{tail}", _status_of(exc))
@@ -139,10 +140,15 @@ def difference(total: Measurement, part: Measurement, name: str) -> Measurement:
     domains = tuple(dataclasses.replace(d, energy_j=d.energy_j - part_j.get(d.domain, math.nan))
                     for d in total.domains)
     reasons = [r for r in (total.invalid_reason, part.invalid_reason) if r]
+    elapsed_s = total.elapsed_s - part.elapsed_s
+    warnings = list(dict.fromkeys(total.warnings + part.warnings))
+    if elapsed_s <= 0:  # kept as measured: hiding it would bias the mean
+        warnings.append(f"{name} = {total.name} - {part.name} is {elapsed_s:.3g} s: "
+                        "timing noise exceeds this phase")
     return dataclasses.replace(
-        total, name=name, elapsed_s=total.elapsed_s - part.elapsed_s, domains=domains,
+        total, name=name, elapsed_s=elapsed_s, domains=domains,
         valid=total.valid and part.valid, invalid_reason="; ".join(reasons) or None,
-        warnings=tuple(dict.fromkeys(total.warnings + part.warnings)))
+        warnings=tuple(warnings))
 
 
 def peak_memory_bytes(device: str) -> int:
@@ -156,10 +162,11 @@ def peak_memory_bytes(device: str) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _measure(cell: Cell, context: SweepContext) -> pd.DataFrame:
+def _measure(cell: Cell, context: SweepContext,
+             monitor_options: Mapping[str, Any] | None) -> pd.DataFrame:
     from nrg.measure import measure_cell
 
-    return measure_cell(cell, context)
+    return measure_cell(cell, context, monitor_options)
 
 
 # ------------------------------------------------------------------ process entry

@@ -38,22 +38,20 @@ class Workload:
 
 
 def task_input_ids(loaded: Any, task: Any, batch_size: int, input_tokens: int, seed: int) -> Any:
-    """Real text for real-weight models: rendered task items, tiled to the exact length."""
+    """Real text for real-weight models: one task item per row, fitted to exactly ``input_tokens``."""
     import torch
 
-    items = task.items(max(batch_size, 4), seed=seed)
-    text = "\n\n".join(task.render(item, loaded.tokenizer) for item in items)
-    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
-    need = batch_size * input_tokens
-    ids = (ids * (need // max(len(ids), 1) + 1))[:need]
-    return torch.tensor(ids, dtype=torch.long).reshape(batch_size, input_tokens)
+    items = task.items(None, seed=seed)
+    rows = [task.prompt_ids(items[b % len(items)], loaded.tokenizer, input_tokens)
+            for b in range(batch_size)]
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def make_workload(loaded: Any, cell: Cell, task: Any | None) -> Workload:
     import torch
 
     seed = cell.settings.seed
-    if task is not None and loaded.tokenizer is not None and not loaded.is_encoder_decoder:
+    if task is not None and loaded.tokenizer is not None:
         ids = task_input_ids(loaded, task, cell.batch_size, cell.input_tokens, seed).to(loaded.device)
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     else:
@@ -79,7 +77,9 @@ def per_token_sample(m: Measurement, tokens: int) -> float:
     return value / tokens
 
 
-def open_monitor(cell: Cell) -> Any:
+def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> Any:
+    """The sweep's meters for the cell's device; ``monitor_options`` go to ``EnergyMonitor.auto``
+    (``sysfs_root``, ``nvml_module``, estimate options -- how tests put fake hardware in)."""
     from nrg.meters import EnergyMonitor
 
     device = cell.settings.device
@@ -92,7 +92,7 @@ def open_monitor(cell: Cell) -> Any:
         gpus = [index]
         sync = torch.cuda.synchronize
     meters = list(cell.settings.meters) if cell.settings.meters else None
-    return EnergyMonitor.auto(meters=meters, gpus=gpus, sync=sync)
+    return EnergyMonitor.auto(meters=meters, gpus=gpus, sync=sync, **dict(monitor_options or {}))
 
 
 def run_quality(workload: Workload, task: Any, cell: Cell, monitor: Any) -> tuple[Measurement, dict[str, float], int]:
@@ -100,14 +100,16 @@ def run_quality(workload: Workload, task: Any, cell: Cell, monitor: Any) -> tupl
     import torch
 
     loaded = workload.loaded
-    items = task.items(cell.settings.quality_items, seed=cell.settings.seed)
+    items = task.items(None, seed=cell.settings.seed)[: cell.settings.quality_items]
     limit = max(loaded.max_context_tokens - cell.output_tokens, 1)
     predictions: list[str] = []
     produced = 0
     monitor.begin_window("quality")
     for item in items:
         ids = loaded.tokenizer(task.render(item, loaded.tokenizer), return_tensors="pt")["input_ids"]
-        ids = ids[:, -limit:].to(loaded.device)
+        if ids.shape[1] > limit:  # too long for the context: the task shortens its passage
+            ids = torch.tensor([task.prompt_ids(item, loaded.tokenizer, limit)], dtype=torch.long)
+        ids = ids.to(loaded.device)
         with torch.inference_mode():
             out = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                         max_new_tokens=cell.output_tokens, do_sample=False,
@@ -173,28 +175,32 @@ def roofline_for(loaded: Any, cell: Cell, context: cellmod.SweepContext) -> tupl
     return bounds, peaks.to_record()
 
 
-def measure_cell(cell: Cell, context: cellmod.SweepContext) -> pd.DataFrame:
+def measure_cell(cell: Cell, context: cellmod.SweepContext,
+                 monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Load, transform, warm up, repeat until the policy is met, score; one row per phase/repeat."""
     import pandas as pd
 
     loaded = cellmod.load_model(cell)
     loaded, transform_cols = cellmod.apply_transforms(loaded, cell)
-    task = _task_for(cell, loaded)
-    workload = make_workload(loaded, cell, task)
+    task = _task_for(cell)
+    if loaded.weights != "real" or loaded.tokenizer is None:
+        task = None if task is None else _LabelOnly(task.dataset)  # systems run: synthetic ids
+    workload = make_workload(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
     bounds, roof_cols = roofline_for(loaded, cell, context)
     _reset_peak_memory(cell.settings.device)
     with ExitStack() as stack:
-        monitor = stack.enter_context(open_monitor(cell))
+        monitor = stack.enter_context(open_monitor(cell, monitor_options))
         observers = cellmod.enter_environments(stack, cell)
         rows, samples = _repeats(workload, monitor, cell, context, bounds)
         quality_cols: dict[str, float] = {}
-        if task is not None and cell.settings.quality_items > 0:
+        if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
             m, quality_cols, produced = run_quality(workload, task, cell, monitor)
             rows.append(phase_row(cellmod.with_idle(m, context.idle_power_w), "inference", 0,
                                   produced, math.nan))
         observed = _observe(observers)
     common = {
         **cellmod.identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,
+        "dataset": None if task is None else task.dataset,
         "repeats_n": len(samples), "ci_rel_halfwidth": ci_rel_halfwidth(samples),
         "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
         "load_time_s": loaded.load_time_s, **roof_cols, **transform_cols, **observed, **quality_cols,
@@ -218,13 +224,20 @@ def _repeats(workload: Workload, monitor: Any, cell: Cell, context: cellmod.Swee
     return rows, samples
 
 
-def _task_for(cell: Cell, loaded: Any) -> Any | None:
-    """The task object when this cell uses real text (real weights, a tokenizer, a task)."""
-    if cell.task.name == NO_TASK or loaded.weights != "real" or loaded.tokenizer is None:
+def _task_for(cell: Cell) -> Any | None:
+    """The cell's task object (None for systems runs without a task)."""
+    if cell.task.name == NO_TASK:
         return None
     from nrg.tasks import get_task
 
     return get_task(cell.task.name, cell.task.dataset)
+
+
+@dataclass(frozen=True)
+class _LabelOnly:
+    """A task that only labels rows: random weights have no tokenizer to render prompts with."""
+
+    dataset: str
 
 
 def _observe(observers: list[Callable[[], dict[str, Any]]]) -> dict[str, Any]:

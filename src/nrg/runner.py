@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.cell import SweepContext, failed_frame, run_cell
+from nrg.errors import ParameterError
 from nrg.store import RunStore
 from nrg.sweep import Cell, SweepConfig, parse_config
 
@@ -43,10 +44,13 @@ STDERR_TAIL_CHARS = 2000
 
 def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str | Path,
               progress: bool = True, isolate: bool | None = None,
-              retry_failed: bool = False) -> pd.DataFrame:
+              retry_failed: bool = False,
+              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return all rows of the run.
 
     ``isolate`` overrides the config's ``isolate`` key when given.
+    ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
+    e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
     """
     from nrg import store, sweep_check
 
@@ -55,6 +59,9 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
         from dataclasses import replace
 
         cfg = replace(cfg, isolate=isolate)
+    if monitor_options and cfg.isolate:
+        raise ParameterError("monitor_options is only valid with isolate=False "
+                             "(objects such as nvml_module cannot be sent to a cell process)")
     cells = sweep_check.check(cfg)
     run = RunStore.at(out_dir)
     run.create()
@@ -62,22 +69,23 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     done = run.finished()
     todo = [c for c in cells
             if c.cell_id not in done or (retry_failed and done[c.cell_id] != "ok")]
-    context = _sweep_context(cfg, run, todo)
+    context = _sweep_context(cfg, run, todo, monitor_options)
     for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
         if cfg.isolate:
             run_isolated(c, context, run, cfg.cell_timeout_s)
         else:
-            run.write_cell(c.cell_id, run_cell(c, context))
+            run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
     return store.load(run.run_dir)
 
 
-def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell]) -> SweepContext:
+def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
+                   monitor_options: Mapping[str, Any] | None) -> SweepContext:
     """Provenance, idle baseline and bandwidth: measured once, applied to every cell."""
     from nrg.hardware import memory_bandwidth_bytes_per_s, provenance
 
     prov = provenance()
     run_id = run.open_session(cfg.name, cfg.chapter, cfg.to_dict(), prov)
-    idle = measure_idle(cells[0]) if cfg.settings.idle_s > 0 and cells else {}
+    idle = measure_idle(cells[0], monitor_options) if cfg.settings.idle_s > 0 and cells else {}
     bandwidth = None
     if cfg.settings.roofline and cfg.settings.device == "cpu" and cells:
         bandwidth = memory_bandwidth_bytes_per_s(size_mb=BANDWIDTH_MB, repeats=BANDWIDTH_REPEATS)
@@ -85,11 +93,11 @@ def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell]) -> SweepC
                         mem_bandwidth_bytes_per_s=bandwidth, provenance=prov)
 
 
-def measure_idle(cell: Cell) -> dict[str, float]:
+def measure_idle(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Idle power per domain with the sweep's meters and device, over ``idle_s`` seconds."""
     from nrg.measure import open_monitor
 
-    with open_monitor(cell) as monitor:
+    with open_monitor(cell, monitor_options) as monitor:
         return {k: float(v) for k, v in monitor.measure_idle(cell.settings.idle_s).items()}
 
 

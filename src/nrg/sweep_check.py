@@ -75,7 +75,7 @@ def _check_tasks(cfg: SweepConfig) -> None:
             raise ParameterError(f"tasks={entry.name!r} is not valid; choose one of: "
                                  + ", ".join(repr(t) for t in (*TASKS, NO_TASK)))
         task: Any = get_task(entry.name, entry.dataset)
-        task.items(max(cfg.settings.quality_items, 1), seed=cfg.settings.seed)  # reads the file
+        task.items(None, seed=cfg.settings.seed)  # reads (and checks) the dataset file
 
 
 def _check_axes(cfg: SweepConfig) -> None:

@@ -13,8 +13,9 @@ over pairs and its interquartile range are reported per configuration:
 * ``rapl``: RAPL counters in a fake powercap tree, with its wrap-catching poll thread.
 
 Also shown: the median slowdown in process CPU time (less sensitive to other
-processes on a shared machine; it includes the meters' own threads) and the cost
-of one empty window (begin + end readings). Target: median slowdown <= 1 %. Usage: ``python benchmarks/bench_meters.py [--trials 20]``.
+processes on a shared machine; it includes the meters' own threads), the cost
+of one empty window (begin + end readings), and the CPU the meters' threads use
+while the workload sleeps (% of one core): the last two are low-noise. Target: median slowdown <= 1 %. Usage: ``python benchmarks/bench_meters.py [--trials 20]``.
 """
 from __future__ import annotations
 
@@ -94,6 +95,21 @@ def window_cost_ms(config: str, tmp: Path, windows: int = 200) -> float:
         return 1e3 * (time.perf_counter() - t0) / windows
 
 
+def background_cpu_pct(config: str, tmp: Path, seconds: float = 1.0) -> float:
+    """CPU used by the meters' threads while the main thread sleeps, in % of one core.
+
+    Counts only this process's CPU time, so other load on the machine barely moves it:
+    a low-noise proxy for the threads' share of the slowdown.
+    """
+    with make_monitor(config, tmp) as mon:
+        mon.begin_window("idle")
+        c0, t0 = time.process_time(), time.perf_counter()
+        time.sleep(seconds)
+        cpu_s, wall_s = time.process_time() - c0, time.perf_counter() - t0
+        mon.end_window("idle")
+    return 100.0 * cpu_s / wall_s
+
+
 def _slowdown(on: list[float], off: list[float]) -> tuple[float, float, float]:
     slow = sorted(100.0 * (a / b - 1.0) for a, b in zip(on, off))
     q = statistics.quantiles(slow, n=4)
@@ -115,7 +131,8 @@ def run_config(config: str, work: Callable[[], object], trials: int, tmp: Path) 
     return {"off_s": statistics.median(w for w, _ in runs["off"]),
             "on_s": statistics.median(w for w, _ in runs["on"]),
             "median_pct": wall[0], "p25_pct": wall[1], "p75_pct": wall[2],
-            "cpu_median_pct": cpu[0], "window_ms": window_cost_ms(config, tmp)}
+            "cpu_median_pct": cpu[0], "window_ms": window_cost_ms(config, tmp),
+            "background_pct": background_cpu_pct(config, tmp)}
 
 
 def verdict_of(r: dict[str, float]) -> str:
@@ -142,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{ns.trials} interleaved pairs per config; load average {load[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     print(f"{'config':<10} {'off (s)':>8} {'on (s)':>8} {'wall slowdown':>14} {'IQR (%)':>16} "
-          f"{'CPU-time':>9} {'window':>9}  verdict")
+          f"{'CPU-time':>9} {'window':>9} {'threads':>8}  verdict")
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for config in ns.configs.split(","):
@@ -151,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             verdict = verdict_of(r)
             print(f"{config:<10} {r['off_s']:>8.4f} {r['on_s']:>8.4f} {r['median_pct']:>+13.2f}% "
                   f"{r['p25_pct']:>+7.2f} .. {r['p75_pct']:>+6.2f} {r['cpu_median_pct']:>+8.2f}% "
-                  f"{r['window_ms']:>6.3f} ms  {verdict}")
+                  f"{r['window_ms']:>6.3f} ms {r['background_pct']:>7.3f}%  {verdict}")
     print(f"verdict: worst median wall-clock slowdown {worst:+.2f}% "
           f"({'within' if worst <= TARGET_PCT else 'above'} the {TARGET_PCT:g}% target). "
-          "'window' is the cost of one window's two readings; an IQR wider than the target "
+          "'window' is the cost of one window's two readings, 'threads' the CPU the meters' "
+          "threads use while the workload sleeps (% of one core); an IQR wider than the target "
           "means a noisy machine: rerun on a quiet one (or with more --trials).")
     return 0
 

@@ -30,9 +30,12 @@ def test_counter_window_reads_power_times_time() -> None:
     assert m is not None and m.valid and not m.warnings
     assert m.method is Method.COUNTER
     e = {d.domain: d.energy_j for d in m.domains}
-    assert e["gpu:0"] == pytest.approx(100.0 * m.elapsed_s, rel=0.05)
-    assert e["gpu:1"] == pytest.approx(50.0 * m.elapsed_s, rel=0.05)
-    assert m.to_record()["gpu_energy_j"] == pytest.approx(150.0 * m.elapsed_s, rel=0.05)
+    # tolerance: the monitor's clock and the device's reading are microseconds apart,
+    # more on a loaded machine
+    assert e["gpu:0"] == pytest.approx(100.0 * m.elapsed_s, rel=0.1)
+    assert e["gpu:1"] == pytest.approx(50.0 * m.elapsed_s, rel=0.1)
+    assert e["gpu:0"] == pytest.approx(2 * e["gpu:1"], rel=0.1)
+    assert m.to_record()["gpu_energy_j"] == pytest.approx(e["gpu:0"] + e["gpu:1"])
     assert fake.init_count == 0, "nvmlShutdown after close"
 
 
@@ -44,14 +47,18 @@ def test_unsupported_counter_falls_back_to_sampling() -> None:
         assert gpu.skipped[0][0] == "nvml-counter" and "not supported" in gpu.skipped[0][1]
         assert len(sampling_threads()) == 1
         with mon.window("w") as w:
+            t0 = time.perf_counter()
             time.sleep(0.1)
+            t_switch = time.perf_counter()
             fake.set_power(0, 200_000)
             time.sleep(0.1)
+            t1 = time.perf_counter()
     assert not sampling_threads(), "closing the monitor stops the sampling thread"
     m = w.measurement
     assert m is not None and m.valid and m.method is Method.INTEGRATED
-    # 80 W then 200 W for about 0.1 s each: the integral follows the change
-    assert m.total_j() == pytest.approx(80.0 * 0.1 + 200.0 * 0.1, rel=0.2)
+    # 80 W then 200 W: the integral follows the change (to within a 10 ms sample)
+    expected_j = 80.0 * (t_switch - t0) + 200.0 * (t1 - t_switch)
+    assert m.total_j() == pytest.approx(expected_j, rel=0.15)
     assert 80.0 * m.elapsed_s < m.total_j() < 200.0 * m.elapsed_s
 
 
@@ -104,7 +111,7 @@ def test_overlapping_windows_each_get_their_own_energy() -> None:
         time.sleep(0.05)
         inner = mon.end_window("inner")
     for m in (outer, inner):
-        assert m.valid and m.total_j() == pytest.approx(100.0 * m.elapsed_s, rel=0.05)
+        assert m.valid and m.total_j() == pytest.approx(100.0 * m.elapsed_s, rel=0.1)
     assert outer.elapsed_s == pytest.approx(0.15, abs=0.05)
     assert inner.elapsed_s == pytest.approx(0.15, abs=0.05)
 
@@ -141,16 +148,17 @@ def test_idle_baseline_gives_net_energy() -> None:
     fake = FakeNvml([FakeGpu(power_mw=60_000)])
     with monitor(fake) as mon:
         idle = mon.measure_idle(0.1)
-        assert idle["gpu:0"] == pytest.approx(60.0, rel=0.05)
+        assert idle["gpu:0"] == pytest.approx(60.0, rel=0.1)
         fake.set_power(0, 160_000)
         with mon.window("w") as w:
             time.sleep(0.15)
     m = w.measurement
     assert m is not None
     rec = m.to_record()
-    assert rec["idle_power_w"] == pytest.approx(60.0, rel=0.05)
-    assert rec["net_energy_j"] == pytest.approx(100.0 * m.elapsed_s, rel=0.1)
-    assert rec["energy_j"] == pytest.approx(160.0 * m.elapsed_s, rel=0.05)
+    assert rec["idle_power_w"] == pytest.approx(idle["gpu:0"])
+    assert rec["energy_j"] == pytest.approx(160.0 * m.elapsed_s, rel=0.1)
+    assert rec["net_energy_j"] == pytest.approx(rec["energy_j"] - idle["gpu:0"] * m.elapsed_s)
+    assert rec["net_energy_j"] == pytest.approx(100.0 * m.elapsed_s, rel=0.2)
 
 
 def test_gpu_index_that_does_not_exist() -> None:

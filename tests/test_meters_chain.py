@@ -108,3 +108,16 @@ def test_repeat_bad_parameters() -> None:
                 repeat_until(mon, lambda: None, **kw)  # type: ignore[arg-type]
         m = repeat_until(mon, lambda: None, min_duration_s=0.01, max_iterations=10)
         assert m.iterations == 10
+
+
+def test_baseline_measured_elsewhere_can_be_set() -> None:
+    with EnergyMonitor.auto(meters=["estimate"], power_per_core_w=5.0) as mon:
+        mon.set_idle_baseline({"cpu": 2.0})
+        with mon.window("w") as w:
+            time.sleep(0.05)
+        for bad in ({"gpu:0": 1.0}, {"cpu": -1.0}, {"cpu": "2"}):
+            with pytest.raises(ParameterError):
+                mon.set_idle_baseline(bad)  # type: ignore[arg-type]
+    m = w.measurement
+    assert m is not None and m.domains[0].idle_power_w == 2.0
+    assert m.net_energy_j("cpu") == pytest.approx(m.total_j() - 2.0 * m.elapsed_s)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +197,18 @@ class EnergyMonitor:
         self._idle_power_w = {d.domain: d.energy_j / measurement.elapsed_s
                               for d in measurement.domains}
         return dict(self._idle_power_w)
+
+    def set_idle_baseline(self, power_w: Mapping[str, float]) -> None:
+        """Use a baseline measured elsewhere (e.g. once per sweep, in another process)."""
+        unknown = sorted(set(power_w) - set(self.domains))
+        if unknown:
+            raise ParameterError(f"idle baseline domain {unknown[0]!r} is not measured here; "
+                                 f"choose from: {', '.join(repr(d) for d in self.domains)}")
+        for domain, watts in power_w.items():
+            if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not watts >= 0:
+                raise ParameterError(f"idle power {domain}={watts!r} is not valid; "
+                                     "it must be a number of watts >= 0")
+        self._idle_power_w = {d: float(w) for d, w in power_w.items()}
 
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:

@@ -49,11 +49,27 @@ def notebook_path(root: Path, chapter: str) -> Path:
 
 
 def declared_parameters(notebook: Path) -> dict[str, Any]:
-    """Name -> default of the notebook's ``parameters`` cell, read by papermill."""
-    import papermill
+    """Name -> default value of the notebook's cell tagged ``parameters``.
 
-    info = papermill.inspect_notebook(str(notebook))
-    return {name: spec.get("default") for name, spec in info.items()}
+    Read with :mod:`ast` rather than ``papermill.inspect_notebook``, which
+    returns the defaults as source text ("None", "[1, 2]") and loses values.
+    """
+    import ast
+    import json
+
+    cells = json.loads(notebook.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ParameterError(f"{notebook.name}: expected one cell tagged 'parameters', found {len(tagged)}")
+    source = "".join(tagged[0]["source"])
+    params: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and node.value is not None:
+                    params[target.id] = ast.literal_eval(node.value)
+    return params
 
 
 def profiles(root: Path) -> list[str]:

@@ -1,0 +1,108 @@
+"""Helpers shared by the chapter drivers: parameter parsing, run folders, reference data."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nrg.errors import ParameterError
+
+
+def _yaml(name: str, text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{name}={text!r} is not valid YAML/JSON: {exc}") from None
+
+
+def as_list(name: str, value: Any) -> list[Any]:
+    """A list parameter, given as a list, a scalar, or a YAML/JSON string (papermill -p)."""
+    if isinstance(value, str):
+        value = _yaml(name, value) if value.strip().startswith("[") else [value]
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ParameterError(f"{name} is empty; give at least one value")
+        return list(value)
+    if value is None:
+        raise ParameterError(f"{name}=None is not valid; give a list")
+    return [value]
+
+
+def as_mapping(name: str, value: Any) -> dict[str, Any]:
+    """A mapping parameter, given as a dict or a YAML/JSON string."""
+    if isinstance(value, str):
+        value = _yaml(name, value)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ParameterError(f"{name}={value!r} is not valid; give a mapping such as {{key: value}}")
+    return dict(value)
+
+
+def as_int(name: str, value: Any, minimum: int = 1) -> int:
+    """An integer parameter >= ``minimum`` (strings from papermill accepted)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= {minimum}")
+    return value
+
+
+def as_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    """A number in [low, high]."""
+    if isinstance(value, str):
+        value = _yaml(name, value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ParameterError(f"{name}={value!r} is not valid; it must be a number in [{low}, {high}]")
+    return float(value)
+
+
+def runs_root() -> Path:
+    """Where chapters keep their measured cells: ``$NRG_RUNS_DIR`` or ``<book>/runs``."""
+    env = os.environ.get("NRG_RUNS_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    from nrg.book import find_root
+
+    try:
+        return find_root() / "runs"
+    except ParameterError:
+        return Path.cwd().resolve() / "runs"
+
+
+def run_dir(chapter: str, value: str | None) -> Path:
+    """The run folder of a chapter: the ``run_dir`` parameter, else the default."""
+    if value:
+        return Path(value).expanduser().resolve()
+    return runs_root() / chapter
+
+
+def reference_root(value: str | None) -> Path | None:
+    """The folder of committed GPU reference data, or None if there is none."""
+    if value:
+        path = Path(value).expanduser()
+    else:
+        from nrg.book import find_root
+
+        try:
+            path = find_root() / "results" / "reference"
+        except ParameterError:
+            return None
+    return path.resolve() if path.is_dir() else None
+
+
+def reference_runs(root: Path | None, chapter: str) -> dict[str, Path]:
+    """Committed runs of ``chapter``: ``results/reference/<gpu>/<chapter>/`` by GPU name."""
+    if root is None:
+        return {}
+    return {p.parent.name: p for p in sorted(root.glob(f"*/{chapter}")) if (p / "manifest.json").is_file()}
+
+
+def check_choices(name: str, values: Sequence[Any], valid: Sequence[Any]) -> None:
+    """Every value of a list parameter must be one of ``valid``."""
+    bad = [v for v in values if v not in valid]
+    if bad:
+        raise ParameterError(f"{name} has invalid value(s) {bad}; valid: {list(valid)}")

@@ -1,0 +1,125 @@
+"""The built book: every chapter rendered with figures and ANOVA tables, in a real browser.
+
+The book is built once per test session on the ``tiny`` profile (papermill
+executes every chapter with tiny parameters, Jupyter Book renders them
+strictly).  Runs and HTML go to a temporary folder, never into the checkout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nrg import book
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS_WITH_ANOVA = ("01_model_comparison", "02_sequence_length")
+pytestmark = [pytest.mark.slow, pytest.mark.book]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> book.BuildReport:
+    out = tmp_path_factory.mktemp("book")
+    os.environ["NRG_RUNS_DIR"] = str(out / "runs")
+    report = book.build(ROOT, profile="tiny", out=out)
+    artefacts = ROOT / "_build" / "test-artefacts"
+    artefacts.mkdir(parents=True, exist_ok=True)
+    for executed in (out / "_build" / "src" / "notebooks").glob("*.ipynb"):
+        shutil.copy2(executed, artefacts / executed.name)  # execution reports kept
+    assert not report.failed, f"chapters failed: {report.failed}"
+    assert report.sphinx_ok, "jupyter-book strict build reported warnings or errors"
+    return report
+
+
+def _page(built: book.BuildReport, chapter: str) -> str:
+    return (built.html_dir / "notebooks" / f"{chapter}.html").read_text()
+
+
+def test_every_chapter_is_rendered(built: book.BuildReport) -> None:
+    for chapter in book.chapters(ROOT):
+        assert (built.html_dir / "notebooks" / f"{chapter}.html").is_file(), chapter
+    assert (built.html_dir / "index.html").is_file()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS_WITH_ANOVA)
+def test_chapter_has_figure_and_anova_table(built: book.BuildReport, chapter: str) -> None:
+    html = _page(built, chapter)
+    assert re.search(r"<img [^>]*src=\"[^\"]+\.png\"", html), "no figure"
+    assert "partial_eta_sq" in html or "partial η²" in html, "no ANOVA table"
+
+
+def test_source_notebooks_carry_no_outputs() -> None:
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs"), f"{path.name} has outputs"
+                assert cell.get("execution_count") is None, f"{path.name} has execution counts"
+        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+
+
+def test_readme_papermill_command_works(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    line = next(l for l in readme.splitlines() if l.strip().startswith("papermill notebooks/"))
+    args = shlex.split(line.strip())
+    args[2] = str(tmp_path / "out.ipynb")
+    env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}
+    papermill = Path(sys.executable).with_name("papermill")
+    result = subprocess.run([str(papermill), *args[1:]], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_unknown_parameter_fails_listing_valid_names(tmp_path: Path) -> None:
+    with pytest.raises(book.ParameterError, match="valid parameters are"):
+        book.execute_chapter(ROOT, "01_model_comparison", tmp_path / "x.ipynb", {"modle": ["gpt2"]})
+    assert not (tmp_path / "x.ipynb").exists()
+
+
+def test_unknown_chapter_and_profile_list_the_valid_ones() -> None:
+    with pytest.raises(book.ParameterError, match="01_model_comparison"):
+        book.notebook_path(ROOT, "01_nope")
+    with pytest.raises(book.ParameterError, match="'cpu'"):
+        book.load_profile(ROOT, "nope")
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+                    reason="Debian's chromium is not installed (make test installs it)")
+def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
+    from playwright.sync_api import sync_playwright
+
+    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+        try:
+            for chapter in book.chapters(ROOT):
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto((built.html_dir / "notebooks" / f"{chapter}.html").as_uri())
+                page.wait_for_load_state("load")
+                widths = page.eval_on_selector_all(
+                    "main img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+                page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
+                page.close()
+                assert all(w > 0 for w in widths), f"{chapter}: an image did not render {widths}"
+                assert not errors, f"{chapter}: console errors {errors}"
+        finally:
+            browser.close()

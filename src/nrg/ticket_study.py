@@ -39,7 +39,7 @@ Factory = Callable[[int], tuple[Any, Any]]   # num_labels -> (model, tokenizer)
 class StudyConfig:
     """Everything that defines the study's numbers; checked before any work or file write."""
 
-    n_tickets: int = 240
+    n_tickets: int = 200
     seed: int = 0
     noise: float = 0.1
     quant: tuple[str, ...] = ("none", "int8-dynamic", "nf4")
@@ -48,10 +48,11 @@ class StudyConfig:
     tasks: tuple[str, ...] = TASKS
     w: float = 0.5
     eval_fraction: float = 0.2
-    classifier: TrainSettings = TrainSettings(epochs=1, batch_size=16, max_len=128, learning_rate=2e-3)
-    generator: TrainSettings = TrainSettings(batch_size=2, max_len=224, max_steps=8, learning_rate=1e-3)
-    n_generate: int = 8
-    max_new_tokens: int = 48
+    # measured on the shared 2-core CPU: 2 epochs at 5e-3 reach ~0.8 accuracy on 200 tickets
+    classifier: TrainSettings = TrainSettings(epochs=2, batch_size=16, max_len=128, learning_rate=5e-3)
+    generator: TrainSettings = TrainSettings(batch_size=2, max_len=192, max_steps=6, learning_rate=1e-3)
+    n_generate: int = 4
+    max_new_tokens: int = 32
     device: str = "cpu"
     chapter: str = "ch4-tickets"
     dataset: str = "synthetic-tickets"
@@ -80,9 +81,9 @@ class StudyConfig:
             check_choice("phases", phase, PHASES)
         for task in self.tasks:
             check_choice("tasks", task, TASKS)
-        from nrg.tickets import _check_noise
+        from nrg.tickets import check_noise
 
-        _check_noise(self.noise)
+        check_noise(self.noise)
 
     def cell_id(self, task: str, quant: str, prune: str, dataset_key: str) -> str:
         """Stable hash of what determines a cell's numbers."""
@@ -126,7 +127,7 @@ def split_tickets(tickets: Sequence[Any], task: str, eval_fraction: float, n_gen
                     tuple(t.text for t in held_out), tuple(index[t.label] for t in held_out), labels)
 
 
-def run_ticket_study(out_dir: str | Path, n_tickets: int = 240, seed: int = 0,
+def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
                      quant: Sequence[str] = ("none", "int8-dynamic", "nf4"),
                      prune: Sequence[str] = ("none", "2:4"), phases: Sequence[str] = PHASES,
                      w: float = 0.5, tasks: Sequence[str] = TASKS, tickets: Sequence[Any] | None = None,

@@ -51,7 +51,8 @@ class Ticket:
     fields: dict[str, str] = field(default_factory=dict, compare=False)
 
 
-def _check_noise(noise: float) -> None:
+def check_noise(noise: float) -> None:
+    """Raise :class:`ParameterError` unless ``noise`` is a probability."""
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 1:
         raise ParameterError(f"noise={noise!r} is not valid; it must be a probability in [0, 1]")
 
@@ -189,7 +190,7 @@ def generate_tickets(n: int, seed: int = 0, weights: Mapping[str, float] | Seque
     if isinstance(n, bool) or not isinstance(n, int):
         raise ParameterError(f"n={n!r} is not valid; it must be an integer > 0")
     check_positive("n", n)
-    _check_noise(noise)
+    check_noise(noise)
     shares = class_weights(weights)
     rng = random.Random(seed)
     labels = _allocate(n, shares)

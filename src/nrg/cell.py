@@ -152,7 +152,11 @@ def difference(total: Measurement, part: Measurement, name: str) -> Measurement:
 
 
 def peak_memory_bytes(device: str) -> int:
-    """CUDA: max allocated since the cell's reset; CPU: the process' peak RSS."""
+    """CUDA: max allocated since the cell's reset; CPU: the process' peak RSS.
+
+    The RSS peak is per cell only when the cell has its own process
+    (``isolate: true``); in-process runs report the peak of the whole process so far.
+    """
     if device.startswith("cuda"):
         import torch
 

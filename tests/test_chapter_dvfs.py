@@ -1,0 +1,248 @@
+"""Chapter 3 (DVFS): parameter checks, the plan from the capability probe, the reference config,
+the analysis on a sweep measured on fake GPU hardware, and the notebook's CPU path through papermill.
+
+The fake GPUs stand in for hardware only (NVML for clocks and for energy); the
+runner, the DVFS axes and the analysis under test are the real ones. Fake data
+lives under ``tmp_path`` and never reaches the book.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from matplotlib.figure import Figure
+
+from nrg import book, dvfs
+from nrg.chapters import common
+from nrg.chapters import dvfs as chapter
+from nrg.errors import ParameterError
+from nrg.runner import run_sweep
+from nrg.stats import AnovaResult
+from nrg.sweep import parse_config
+
+try:
+    from fakes.nvml import FakeGpu, FakeNvml
+    from fakes.nvml_dvfs import configure_fakes
+except ImportError:  # tests/ collected as a package
+    from tests.fakes.nvml import FakeGpu, FakeNvml
+    from tests.fakes.nvml_dvfs import configure_fakes
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODELS = [{"name": "gpt2", "weights": "random", "layers": 1, "tiny": True},
+               {"name": "smollm2-135m", "weights": "random", "layers": 1, "tiny": True}]
+TINY = {"models": TINY_MODELS, "input_tokens": 8, "output_tokens": 4, "repeats": 2, "warmup": 0,
+        "idle_s": 0, "meters": ["nvml", "estimate"], "isolate": False, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory):
+    return chapter.check(**TINY, run_dir=str(tmp_path_factory.mktemp("run")),
+                         reference_dir=str(tmp_path_factory.mktemp("noref")))
+
+
+@pytest.fixture
+def fake_gpu(tmp_path):
+    env = configure_fakes(tmp_path)
+    yield env
+    dvfs.configure()
+
+
+# ---------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize("value, message", [
+    ([], "gpu_clocks_mhz is empty"),
+    ("[]", "gpu_clocks_mhz is empty"),
+    (["fast"], "invalid value 'fast'"),
+    ([1410, -5], "invalid value -5"),
+    ([1410, 600.5], "invalid value 600.5"),
+    ([1410, 1410], "names a value twice"),
+    ("[1410, ", "not valid YAML"),
+    (None, "gpu_clocks_mhz=None is not valid"),
+])
+def test_bad_clock_lists_are_refused(value, message):
+    with pytest.raises(ParameterError, match=message):
+        chapter.check(**TINY, gpu_clocks_mhz=value)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"modle": ["gpt2"]}, r"unknown parameter\(s\) \['modle'\]"),
+    ({"n_clocks": 1}, "n_clocks=1 is not valid"),
+    ({"power_limits_w": []}, "power_limits_w is empty"),
+    ({"device": "tpu"}, "device"),
+    ({"dtype": "int4"}, "dtype"),
+    ({"include_default_clock": "yes"}, "include_default_clock='yes' is not valid"),
+    ({"output_tokens": 1}, "output_tokens=1 is not valid"),
+    ({"models": ["no-such-model"]}, "no-such-model"),
+])
+def test_bad_parameters_are_refused_before_any_work(tmp_path, changes, message):
+    with pytest.raises(ParameterError, match=message):
+        chapter.check(**{**TINY, "run_dir": str(tmp_path / "run"), **changes})
+    assert not (tmp_path / "run").exists()
+
+
+def test_papermill_strings_are_parsed(params):
+    assert params["gpu_clocks_mhz"] == "auto"
+    parsed = chapter.check(**{**TINY, "gpu_clocks_mhz": "[1410, 600]", "power_limits_w": "[200, 250]", "n_clocks": "4"})
+    assert parsed["gpu_clocks_mhz"] == [1410, 600] and parsed["power_limits_w"] == [200, 250]
+    assert parsed["n_clocks"] == 4 and parsed["dtype"] == "float32"
+
+
+# ---------------------------------------------------------------- plan
+
+
+def test_plan_sweeps_supported_clocks_on_a_gpu_that_allows_locking(params, fake_gpu):
+    probe = dvfs.probe(test_lock=True)
+    on_gpu = {**params, "device": "cuda", "n_clocks": 3}
+    plan = chapter.plan(on_gpu, probe)
+    assert plan.live and plan.axis == "gpu_clock_mhz"
+    assert plan.values == (None, 1410, 1005, 210)          # default first, then spread over 210..1410
+    explicit = chapter.plan({**on_gpu, "gpu_clocks_mhz": [1395, 600], "include_default_clock": False}, probe)
+    assert explicit.values == (1395, 600)
+    with pytest.raises(ParameterError, match="does not support.*1410, 1395"):
+        chapter.plan({**on_gpu, "gpu_clocks_mhz": [1500]}, probe)
+
+
+def test_plan_measures_nothing_where_nothing_can_be_changed(params, fake_gpu):
+    fake_gpu.fake.update(present=False)
+    plan = chapter.plan({**params, "device": "cuda"}, dvfs.probe(test_lock=True))
+    assert not plan.live and plan.values == ()
+    assert "No frequency can be changed on this machine" in plan.reason
+    assert "no NVIDIA GPU" in plan.reason and "Nothing in this chapter is measured live" in plan.reason
+    with pytest.raises(ParameterError, match="nothing to measure"):
+        chapter.measure(params, plan)
+
+
+def test_plan_refuses_gpu_settings_for_a_cpu_workload(params, fake_gpu):
+    plan = chapter.plan(params, dvfs.probe(test_lock=True))
+    assert not plan.live and "device='cpu'" in plan.reason
+
+
+def test_plan_falls_back_to_power_limits_when_clocks_cannot_be_locked(params, fake_gpu):
+    probe = dvfs.probe(test_lock=True)
+    locked_out = dataclasses.replace(probe, axes={**probe.axes, "gpu_clock_mhz": False})
+    on_gpu = {**params, "device": "cuda", "power_limits_w": [150, 200]}
+    plan = chapter.plan(on_gpu, locked_out)
+    assert plan.live and plan.axis == "power_limit_w" and plan.values == (None, 150, 200)
+    no_limits = chapter.plan({**on_gpu, "power_limits_w": None}, locked_out)
+    assert not no_limits.live and "power_limits_w" in no_limits.reason
+
+
+# ---------------------------------------------------------------- reference config
+
+
+def test_reference_config_is_a_valid_gpu_sweep(params):
+    text = chapter.reference_sweep_yaml(params)
+    assert text.startswith("# gpu_clocks_mhz is 'auto'")       # says which clocks to add
+    config = yaml.safe_load(text)
+    assert config["device"] == "cuda" and config["dtypes"] == ["bfloat16"]
+    assert config["axes"] == {"gpu_clock_mhz": [None]}
+    assert parse_config(config).chapter == chapter.CHAPTER
+    explicit = chapter.reference_sweep_config({**params, "gpu_clocks_mhz": [1980, 1200]})
+    assert explicit["axes"] == {"gpu_clock_mhz": [None, 1980, 1200]}
+    message = chapter.no_reference_message(params, clocks=[1410, 600])
+    assert "No reference data has been committed" in message and "nrg sweep dvfs.yaml" in message
+    assert "gpu_clock_mhz: [null, 1410, 600]" in message
+
+
+# ---------------------------------------------------------------- analysis of a measured sweep
+
+
+@pytest.fixture(scope="module")
+def measured(params, tmp_path_factory):
+    """The chapter's sweep on a fake GPU whose locks are accepted but do not move the clock."""
+    tmp = tmp_path_factory.mktemp("fakegpu")
+    env = configure_fakes(tmp, clocks_follow_lock=False)
+    try:
+        probe = dvfs.probe(test_lock=True)
+        plan = chapter.plan({**params, "device": "cuda", "gpu_clocks_mhz": [1410, 600]}, probe)
+        energy = FakeNvml([FakeGpu(power_mw=100_000)])
+        df = run_sweep(chapter.sweep_config(params, plan.axis, plan.values), params["run_dir"],
+                       progress=False, isolate=False, monitor_options={"nvml_module": energy})
+    finally:
+        dvfs.configure()
+    assert env.fake.state["gpu_locked"] is None                   # every lock was reset
+    return df
+
+
+@pytest.fixture(scope="module")
+def result(measured):
+    return chapter.analyse(measured)
+
+
+def test_analysis_of_a_measured_sweep(measured, result):
+    assert (measured["status"] == "ok").all()
+    assert result["axis"] == "gpu_clock_mhz"
+    optimal = result["optimal"]
+    assert sorted(optimal["model"]) == ["gpt2", "smollm2-135m"]          # one row per model
+    assert set(optimal["energy_optimal"]) <= {1410.0, 600.0} and set(optimal["edp_optimal"]) <= {1410.0, 600.0}
+    assert (optimal["reference"] == "default").all()
+    assert optimal["energy_optimal_energy_saving"].notna().all()
+    summary = result["summary"]
+    assert len(summary) == 2 * 3 * 3 and set(summary["setting"]) == {"default", "1410 MHz", "600 MHz"}
+    sens = result["sensitivity"]
+    assert len(sens) == 2 * 3 and (sens["high"] == 1410).all() and (sens["low"] == 600).all()
+    assert sens["roofline_fraction_high"].notna().all()
+    assert isinstance(result["anova"], AnovaResult)
+    assert "gpu_clock_mhz" in set(result["anova"].table["source"])
+    for metric in chapter.MEASURES:
+        fig = result["figures"][metric]
+        assert isinstance(fig, Figure) and len(fig.axes) == 3
+    shares = result["phase_share"]
+    assert set(shares.index.get_level_values("measure")) == {"time_s", "energy_j"}
+    assert list(shares.columns) == ["600 MHz", "1410 MHz", "default"]
+    assert len(result["findings"]) > 0 and len(result["anova_findings"]) > 0
+    assert "Energy method" in set(result["provenance"]["item"])
+
+
+def test_a_lock_that_did_not_take_is_shown(result):
+    observed = result["observed"].set_index(["model", "requested"])
+    assert observed.loc[("gpt2", "600 MHz"), "observed_mean"] == 1410         # the fake ignored the lock
+    assert observed.loc[("gpt2", "600 MHz"), "took"] == False  # noqa: E712
+    assert observed.loc[("gpt2", "1410 MHz"), "took"] == True  # noqa: E712
+    assert observed.loc[("gpt2", "default"), "took"] is None
+    assert any("did not take" in s and "600 MHz ran at 1410 MHz" in s for s in result["findings"])
+
+
+def test_reference_runs_are_analysed_under_their_label(measured, params, tmp_path):
+    target = tmp_path / "ref" / "Fake-GPU" / chapter.CHAPTER
+    shutil.copytree(params["run_dir"], target)
+    reference = common.reference_runs(common.reference_root(str(tmp_path / "ref")), chapter.CHAPTER)
+    analyses = chapter.analyse_all(measured, reference)
+    labels = list(analyses)
+    assert labels[0].startswith("Measured live on this machine")
+    assert labels[1].startswith("Reference data measured on Fake-GPU")
+    assert len(analyses[labels[1]]["optimal"]) == 2
+    assert chapter.analyse_all(None, {}) == {}
+
+
+# ---------------------------------------------------------------- the notebook, CPU path
+
+
+def _outputs(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    texts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            texts.append("".join(out.get("text", "")))
+            for value in out.get("data", {}).values():
+                texts.append("".join(value) if isinstance(value, list) else str(value))
+    return "\n".join(texts)
+
+
+def test_notebook_cpu_path_says_nothing_is_measured(tmp_path, monkeypatch):
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+    (tmp_path / "noref").mkdir()
+    out = book.execute_chapter(ROOT, chapter.CHAPTER, tmp_path / "out.ipynb", {
+        "models": ["gpt2"], "input_tokens": 16, "output_tokens": 4, "device": "cpu",
+        "reference_dir": str(tmp_path / "noref")})
+    text = _outputs(out)
+    assert "Nothing in this chapter is measured live" in text
+    if not any(dvfs.probe().axes.values()):
+        assert "No frequency can be changed on this machine" in text
+    assert "No reference data has been committed" in text and "nrg sweep dvfs.yaml" in text
+    assert not (tmp_path / "runs").exists()                    # nothing was measured

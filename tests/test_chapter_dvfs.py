@@ -197,6 +197,7 @@ def test_analysis_of_a_measured_sweep(measured, result):
     assert list(shares.columns) == ["600 MHz", "1410 MHz", "default"]
     assert len(result["findings"]) > 0 and len(result["anova_findings"]) > 0
     assert "Energy method" in set(result["provenance"]["item"])
+    assert result["failures"].empty
 
 
 def test_a_lock_that_did_not_take_is_shown(result):
@@ -246,3 +247,17 @@ def test_notebook_cpu_path_says_nothing_is_measured(tmp_path, monkeypatch):
         assert "No frequency can be changed on this machine" in text
     assert "No reference data has been committed" in text and "nrg sweep dvfs.yaml" in text
     assert not (tmp_path / "runs").exists()                    # nothing was measured
+
+
+def test_a_refused_lock_is_a_failed_cell_listed_with_its_error(params, fake_gpu, tmp_path):
+    fake_gpu.fake.update(admin=False)            # the driver refuses every change
+    config = chapter.sweep_config({**params, "models": TINY_MODELS[:1], "meters": ["estimate"]},
+                                  "gpu_clock_mhz", [600])
+    df = run_sweep(config, tmp_path / "run", progress=False, isolate=False)
+    failed = chapter.failures(df, "gpu_clock_mhz")
+    assert len(failed) == 1 and failed.loc[0, "status"] == "failed"
+    assert "permission" in failed.loc[0, "error"].lower()
+    with pytest.raises(ParameterError, match="no successful"):
+        chapter.analyse(df)
+    (explained,) = chapter.analyse_all(df, {}).values()     # the notebook shows why, and the failures
+    assert "Nothing to analyse" in next(iter(explained["findings"])) and len(explained["failures"]) == 1

@@ -216,6 +216,9 @@ def _rows(df: Any, axis: str) -> Any:
         raise ParameterError(f"axis={axis!r} is not a column of the data; this run swept no such setting")
     rows = stats.ok_rows(df)
     rows = rows[rows["phase"].isin(PHASES)]
+    if rows.empty:
+        raise ParameterError("no successful prefill/decode/generate rows to analyse; "
+                             "see the failed cells' errors (failures())")
     rows = stats.add_edp(rows.assign(**{axis: stats.clock_key(rows[axis])}))
     return rows.reset_index(drop=True)
 
@@ -422,6 +425,13 @@ def _anova(rows: Any, axis: str, alpha: float) -> Any:
     return stats.anova(generate, "energy_per_token_j", [axis, "model"], alpha=alpha)
 
 
+def failures(df: Any, axis: str) -> Any:
+    """Cells that did not complete (e.g. a lock refused), with their error: shown, never dropped silently."""
+    cols = [c for c in ("model", axis, "status", "error") if c in df.columns]
+    failed = df[df["status"].astype("string").fillna("ok") != "ok"] if "status" in df.columns else df.iloc[:0]
+    return failed[cols].drop_duplicates().reset_index(drop=True)
+
+
 def detect_axis(df: Any) -> str:
     """The setting a run swept: locked clocks, else power limits."""
     from nrg.stats import clock_key
@@ -441,8 +451,6 @@ def analyse(df: Any, axis: str | None = None, alpha: float = 0.05) -> dict[str, 
 
     axis = axis or detect_axis(df)
     rows = _rows(df, axis)
-    if rows.empty:
-        raise ParameterError("no successful prefill/decode/generate rows to analyse")
     optimal_long = _optimal_long(rows, axis)
     sens = sensitivity(rows, axis)
     observed = observed_settings(rows, axis)
@@ -458,7 +466,7 @@ def analyse(df: Any, axis: str | None = None, alpha: float = 0.05) -> dict[str, 
     else:
         anova_text = findings.Findings(("One setting only: no ANOVA on the setting is possible.",))
     return {
-        "axis": axis, "rows": rows, "observed": observed, "summary": summary_table(rows, axis),
+        "axis": axis, "rows": rows, "observed": observed, "failures": failures(df, axis), "summary": summary_table(rows, axis),
         "profile": stats.clock_profile(rows, by=["model", "phase"], clock=axis),
         "optimal_long": optimal_long, "optimal": optimal_table(optimal_long), "sensitivity": sens,
         "phase_share": shares, "anova": anova, "anova_findings": anova_text, "findings": result_findings,
@@ -467,14 +475,26 @@ def analyse(df: Any, axis: str | None = None, alpha: float = 0.05) -> dict[str, 
     }
 
 
+def _analyse_or_explain(df: Any, alpha: float) -> dict[str, Any]:
+    """:func:`analyse`, or -- for data with nothing to analyse -- the reason and the failed cells."""
+    from nrg import findings, stats
+
+    try:
+        return analyse(df, alpha=alpha)
+    except ParameterError as exc:
+        axis = next((a for a in SETTING_UNITS if a in df.columns), "gpu_clock_mhz")
+        return {"failures": failures(df, axis), "findings": findings.Findings((f"Nothing to analyse: {exc}.",)),
+                "provenance": stats.provenance_summary(df), "figures": {}}
+
+
 def analyse_all(live: Any, reference: Mapping[str, Path], alpha: float = 0.05) -> dict[str, dict[str, Any]]:
     """Analyses by label: the live run (if any), then each committed reference run, labelled."""
     out: dict[str, dict[str, Any]] = {}
     if live is not None and not live.empty:
         gpus = ", ".join(sorted(map(str, live["gpu"].dropna().unique()))) if "gpu" in live.columns else ""
-        out[f"Measured live on this machine{' (' + gpus + ')' if gpus else ''}"] = analyse(live, alpha=alpha)
+        out[f"Measured live on this machine{' (' + gpus + ')' if gpus else ''}"] = _analyse_or_explain(live, alpha)
     for gpu, frame in sweeps.load_reference(reference).items():
-        out[f"Reference data measured on {gpu} (results/reference/{gpu}/{CHAPTER})"] = analyse(frame, alpha=alpha)
+        out[f"Reference data measured on {gpu} (results/reference/{gpu}/{CHAPTER})"] = _analyse_or_explain(frame, alpha)
     return out
 
 
@@ -486,7 +506,7 @@ def show(analyses: Mapping[str, Mapping[str, Any]], key: str, figure: str | None
         display(Markdown("*No data: nothing was measured here and no reference data is committed (see above).*"))
     for label, result in analyses.items():
         display(Markdown(f"**{label}**"))
-        item = result[key] if figure is None else result[key][figure]
+        item = result.get(key) if figure is None else result.get(key, {}).get(figure)
         display(item if item is not None else Markdown("*Not available for this data.*"))
 
 

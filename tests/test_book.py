@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
     from playwright.sync_api import sync_playwright
 
+    server, base_url = _serve(built.html_dir)
     shots = ROOT / "_build" / "test-artefacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -113,8 +115,8 @@ def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
                 errors: list[str] = []
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto((built.html_dir / "notebooks" / f"{chapter}.html").as_uri())
-                page.wait_for_load_state("load")
+                page.goto(f"{base_url}/notebooks/{chapter}.html")
+                page.wait_for_load_state("networkidle")
                 widths = page.eval_on_selector_all(
                     "main img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
                 page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
@@ -123,3 +125,20 @@ def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
                 assert not errors, f"{chapter}: console errors {errors}"
         finally:
             browser.close()
+            server.shutdown()
+
+
+def _serve(folder: Path) -> tuple[Any, str]:
+    """Serve the built HTML on a loopback port, as a reader's web server would."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

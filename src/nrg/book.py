@@ -148,6 +148,21 @@ def _stage(root: Path, stage: Path) -> None:
         elif src.is_file():
             shutil.copy2(src, stage / name)
     (stage / "notebooks").mkdir()
+    _stage_mathjax(stage / "_mathjax" / "mathjax")
+
+
+def _stage_mathjax(target: Path) -> None:
+    """A local MathJax, so pages with math render offline without a CDN request.
+
+    The files come from the ``jupyter-server-mathjax`` package (MathJax 2.7);
+    ``_config.yml`` points ``mathjax_path`` at them.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise ParameterError("jupyter-server-mathjax is not installed (make install installs it)")
+    shutil.copytree(Path(spec.submodule_search_locations[0]) / "static", target)
 
 
 def build(root: Path, profile: str = "cpu", only: Sequence[str] | None = None,

@@ -102,7 +102,7 @@ def measure_idle(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -
 
 
 def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm  # text, not a widget: the book renders offline
 
     desc = f"{name} ({skipped} done before)" if skipped else name
     return tqdm(cells, desc=desc, unit="cell", disable=not enabled)

@@ -182,35 +182,39 @@ def _guarded_gpu(gpu: Gpu, kind: str, original: Any, applied: Any, apply: Any,
 
 
 @contextlib.contextmanager
+def _locked_clocks(domain: str, min_mhz: int, max_mhz: int | None, gpu_index: int | None,
+                   path: str | None) -> Iterator[None]:
+    """Lock the ``graphics`` or ``memory`` clock to a supported range; reset on exit."""
+    parameter, kind, setter = _CLOCK_DOMAINS[domain]
+    with open_gpu(gpu_index) as gpu:
+        supported = gpu.graphics_clocks_mhz() if domain == "graphics" else gpu.memory_clocks_mhz()
+        low = check_clock(parameter, min_mhz, supported)
+        high = check_clock(parameter, max_mhz if max_mhz is not None else min_mhz, supported)
+        if low > high:
+            raise ParameterError(f"min_mhz={low} is above max_mhz={high}")
+        apply = lambda: gpu.call(f"locking {domain} clocks to {low}-{high} MHz",  # noqa: E731
+                                 setter, low, high)
+        with _guarded_gpu(gpu, kind, None, [low, high], apply, path):
+            yield
+
+
+# domain -> (parameter name, marker kind, NVML setter)
+_CLOCK_DOMAINS: dict[str, tuple[str, str, str]] = {
+    "graphics": ("gpu_clock_mhz", "gpu_locked_clocks", "nvmlDeviceSetGpuLockedClocks"),
+    "memory": ("mem_clock_mhz", "mem_locked_clocks", "nvmlDeviceSetMemoryLockedClocks"),
+}
+
+
 def locked_gpu_clocks(min_mhz: int, max_mhz: int | None = None, *, gpu_index: int | None = None,
-                      marker_path: str | None = None) -> Iterator[None]:
+                      marker_path: str | None = None) -> contextlib.AbstractContextManager[None]:
     """Lock the graphics clock to ``[min_mhz, max_mhz]`` (one value: pinned); reset on exit."""
-    with open_gpu(gpu_index) as gpu:
-        supported = gpu.graphics_clocks_mhz()
-        low = check_clock("gpu_clock_mhz", min_mhz, supported)
-        high = check_clock("gpu_clock_mhz", max_mhz if max_mhz is not None else min_mhz, supported)
-        if low > high:
-            raise ParameterError(f"min_mhz={low} is above max_mhz={high}")
-        apply = lambda: gpu.call(f"locking graphics clocks to {low}-{high} MHz",  # noqa: E731
-                                 "nvmlDeviceSetGpuLockedClocks", low, high)
-        with _guarded_gpu(gpu, "gpu_locked_clocks", None, [low, high], apply, marker_path):
-            yield
+    return _locked_clocks("graphics", min_mhz, max_mhz, gpu_index, marker_path)
 
 
-@contextlib.contextmanager
 def locked_memory_clocks(min_mhz: int, max_mhz: int | None = None, *, gpu_index: int | None = None,
-                         marker_path: str | None = None) -> Iterator[None]:
+                         marker_path: str | None = None) -> contextlib.AbstractContextManager[None]:
     """Lock the memory clock (Ampere and later, where the board allows it); reset on exit."""
-    with open_gpu(gpu_index) as gpu:
-        supported = gpu.memory_clocks_mhz()
-        low = check_clock("mem_clock_mhz", min_mhz, supported)
-        high = check_clock("mem_clock_mhz", max_mhz if max_mhz is not None else min_mhz, supported)
-        if low > high:
-            raise ParameterError(f"min_mhz={low} is above max_mhz={high}")
-        apply = lambda: gpu.call(f"locking memory clocks to {low}-{high} MHz",  # noqa: E731
-                                 "nvmlDeviceSetMemoryLockedClocks", low, high)
-        with _guarded_gpu(gpu, "mem_locked_clocks", None, [low, high], apply, marker_path):
-            yield
+    return _locked_clocks("memory", min_mhz, max_mhz, gpu_index, marker_path)
 
 
 @contextlib.contextmanager

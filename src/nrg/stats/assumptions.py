@@ -71,7 +71,14 @@ def check_homogeneity(
     if all(np.ptp(g) == 0 for g in usable):
         return AssumptionCheck("homogeneity", "none", float("nan"), float("nan"), None,
                                "Equal variance not tested: every cell has zero spread.")
-    stat, p = sps.levene(*usable, center="median")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat, p = sps.levene(*usable, center="median")
+    if not np.isfinite(stat):
+        # e.g. two values per cell: both sit equally far from their median, so the
+        # deviations have no spread within cells and the statistic is undefined.
+        return AssumptionCheck("homogeneity", "none", float("nan"), float("nan"), None,
+                               "Equal variance not tested: Levene's statistic is undefined here "
+                               "(no spread of deviations within cells, e.g. two values per cell).")
     passed = bool(p >= alpha)
     verdict = "similar" if passed else "different"
     skipped = len(groups) - len(usable)

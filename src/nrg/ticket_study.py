@@ -57,6 +57,11 @@ class StudyConfig:
     chapter: str = "ch4-tickets"
     dataset: str = "synthetic-tickets"
     model_names: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
+    # replication: inference windows per tuned model (energy), fine-tunings per cell (seeds)
+    repeats: int = 1
+    train_repeats: int = 1
+    generate_batch_size: int | None = None   # None: the generator's training batch size
+    model_layers: Mapping[str, int] = field(default_factory=dict)  # truncate an embedded model
 
     def __post_init__(self) -> None:
         from nrg.compress import validate_prune, validate_quant
@@ -65,7 +70,7 @@ class StudyConfig:
         object.__setattr__(self, "prune", tuple(self.prune))
         object.__setattr__(self, "phases", tuple(self.phases))
         object.__setattr__(self, "tasks", tuple(self.tasks))
-        for name in ("n_tickets", "n_generate", "max_new_tokens"):
+        for name in ("n_tickets", "n_generate", "max_new_tokens", "repeats", "train_repeats"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= 1")
@@ -84,6 +89,14 @@ class StudyConfig:
         from nrg.tickets import check_noise
 
         check_noise(self.noise)
+        batch = self.generate_batch_size
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise ParameterError(f"generate_batch_size={batch!r} is not valid; an integer >= 1 or None")
+        for task, layers in dict(self.model_layers).items():
+            check_choice("model_layers", task, TASKS)
+            if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+                raise ParameterError(f"model_layers[{task!r}]={layers!r} is not valid; an integer >= 1")
+        object.__setattr__(self, "model_layers", dict(self.model_layers))
 
     def cell_id(self, task: str, quant: str, prune: str, dataset_key: str) -> str:
         """Stable hash of what determines a cell's numbers."""
@@ -91,7 +104,11 @@ class StudyConfig:
         blob = {"chapter": self.chapter, "task": task, "model": self.model_names.get(task),
                 "quant": quant, "prune": prune, "data": dataset_key, "settings": asdict(settings),
                 "n_generate": self.n_generate, "max_new_tokens": self.max_new_tokens,
-                "device": self.device}
+                "device": self.device, "repeats": self.repeats, "train_repeats": self.train_repeats,
+                "layers": self.model_layers.get(task), "phases": list(self.phases),
+                "eval_fraction": self.eval_fraction}
+        if task == "response":
+            blob["generate_batch_size"] = self.generate_batch_size
         text = json.dumps(blob, sort_keys=True, default=str)
         return f"{task}-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -139,7 +156,9 @@ def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
     ``models`` maps a task to a factory ``num_labels -> (model, tokenizer)`` instead
     of the embedded models; ``options`` go to :class:`StudyConfig` (``noise``,
     ``classifier``, ``generator``, ``n_generate``, ``max_new_tokens``, ``device``, ...).
-    Returns all rows of the run directory as a DataFrame (``nrg.store.load``).
+    Returns the rows of this study's cells (the run directory may also hold
+    cells of earlier parameters: they are kept, so a rerun reuses them, but
+    not returned).
     """
     from nrg.store import RunStore, load
 
@@ -168,7 +187,15 @@ def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
     finally:
         if owned:
             monitor.close()
-    return load(out_dir)
+    rows = load(out_dir)
+    ids = set(cell_ids(config, dataset_key))
+    return rows[rows["cell_id"].isin(ids)].reset_index(drop=True) if len(rows) else rows
+
+
+def cell_ids(config: StudyConfig, dataset_key: str) -> list[str]:
+    """The cell ids of every (task, quant, prune) of ``config`` on the data ``dataset_key``."""
+    return [config.cell_id(task, q, p, dataset_key)
+            for task in config.tasks for q in config.quant for p in config.prune]
 
 
 def _tickets(config: StudyConfig, tickets: Sequence[Any] | None) -> tuple[list[Any], str]:
@@ -204,12 +231,13 @@ def _run_task(task: str, config: StudyConfig, tickets: list[Any], dataset_key: s
     factory = custom or _embedded_factory(task, config)
     base, tokenizer = factory(len(data.labels))
     weights = "custom" if custom else "real"
+    cache: dict[tuple[str, int], Any] = {}   # float-tuned models, shared by this task's cells
     for quant, prune in todo:
         cell_id = config.cell_id(task, quant, prune, dataset_key)
         if progress:
             print(f"[tickets] {task}: quant={quant} prune={prune} ...", flush=True)
-        frame = measure_cell(task, base, tokenizer, data, quant, prune, config, monitor)
-        identity = {"run_id": run_id, "chapter": config.chapter, "cell_id": cell_id, "repeat": 0}
+        frame = measure_cell(task, base, tokenizer, data, quant, prune, config, monitor, cache)
+        identity = {"run_id": run_id, "chapter": config.chapter, "cell_id": cell_id}
         for key, value in {**identity, **prov, "dataset": dataset_key, "weights": weights}.items():
             frame[key] = value
         store.write_cell(cell_id, frame)
@@ -222,11 +250,12 @@ def _embedded_factory(task: str, config: StudyConfig) -> Factory:
         from nrg.models import ModelSpec, load
 
         name = config.model_names[task]
+        layers = config.model_layers.get(task)
         if task == "root_cause":
             spec = ModelSpec(name, weights="real", device=config.device, head="sequence-classification",
-                             overrides={"num_labels": num_labels})
+                             overrides={"num_labels": num_labels}, layers=layers)
         else:
-            spec = ModelSpec(name, weights="real", device=config.device)
+            spec = ModelSpec(name, weights="real", device=config.device, layers=layers)
         loaded = load(spec)
         return loaded.model, loaded.tokenizer
 

@@ -1,0 +1,241 @@
+"""Analysis of chapter 4: per-combination tables, ANOVA, the ranking R and the Pareto front.
+
+Every function takes the rows :func:`nrg.chapters.tickets.measure` returns and
+gives back a DataFrame, an :class:`nrg.stats.AnovaResult` or a
+:class:`nrg.stats.RankResult`, so each table and figure of the chapter has its
+data in the package. Rows that did not run (``status`` "unsupported" or
+"failed") are shown by :func:`not_run`, never dropped silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from nrg.errors import ParameterError
+
+KEYS = ("quant", "prune")
+PHASES = ("finetune", "inference")
+
+
+def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Rows of one task (raises if the task was not run)."""
+    rows = df[df["task"] == task]
+    if rows.empty:
+        raise ParameterError(f"task={task!r} has no rows; tasks run: {sorted(df['task'].unique())}")
+    return rows
+
+
+def ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"]
+
+
+def combinations(df: pd.DataFrame, task: str, metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per quant x prune x phase: status, energy and time (mean, 95% CI), quality, kernel."""
+    from nrg.stats import summarize
+
+    rows = task_rows(df, task)
+    status = rows.groupby([*KEYS, "phase"], sort=False)["status"].agg(lambda s: ", ".join(sorted(set(s))))
+    out = status.rename("status").to_frame()
+    stats = summarize(rows, [*KEYS, "phase"], ["energy_j", "time_s"])
+    for measure in ("energy_j", "time_s"):
+        part = stats[stats["measure"] == measure].set_index([*KEYS, "phase"])
+        out[f"{measure} mean"] = part["mean"]
+        out[f"{measure} ±95%"] = part["ci_halfwidth"]
+        if measure == "energy_j":
+            out["n"] = part["n"]
+    good = ok(rows)
+    for metric in metrics:
+        if metric in good.columns:
+            out[metric] = good.groupby([*KEYS, "phase"])[metric].mean()
+    for column in ("kernel", "finetune_path", "sparsity"):
+        if column in rows.columns:
+            out[column] = rows.groupby([*KEYS, "phase"], sort=False)[column].first()
+    out["n"] = out["n"].fillna(0).astype(int)
+    return out.reset_index()
+
+
+def not_run(df: pd.DataFrame) -> pd.DataFrame:
+    """Every (task, quant, prune, phase) that did not run, with the status and the reason."""
+    bad = df[df["status"] != "ok"]
+    columns = ["task", *KEYS, "phase", "status", "error"]
+    if bad.empty:
+        return pd.DataFrame(columns=[*columns[:-1], "reason"])
+    table = bad[columns].drop_duplicates(subset=["task", *KEYS, "phase", "status"])
+    return table.rename(columns={"error": "reason"}).reset_index(drop=True)
+
+
+def kernels(df: pd.DataFrame) -> pd.DataFrame:
+    """What ran each pruned model, and its inference time relative to the unpruned one.
+
+    A pruned model saves time only when the kernel skips the zeros
+    (``sparse-2:4``) or the matrices shrink (structured pruning); a
+    ``dense`` kernel multiplies the zeros like any other weight.
+    """
+    inference = ok(df[df["phase"] == "inference"])
+    if inference.empty:
+        return pd.DataFrame(columns=["task", *KEYS, "kernel", "sparsity", "time_s", "time_vs_unpruned"])
+    table = inference.groupby(["task", *KEYS], sort=False).agg(
+        kernel=("kernel", "first"), prune_method=("prune_method", "first"), sparsity=("sparsity", "mean"),
+        time_s=("time_s", "mean"), energy_j=("energy_j", "mean"), note=("prune_note", "first")).reset_index()
+    base = table[table["prune"] == "none"][["task", "quant", "time_s", "energy_j"]].rename(
+        columns={"time_s": "time_s_unpruned", "energy_j": "energy_j_unpruned"})
+    joined = table.merge(base, on=["task", "quant"], how="left")
+    table["time_vs_unpruned"] = (joined["time_s"] / joined["time_s_unpruned"]).to_numpy()
+    table["energy_vs_unpruned"] = (joined["energy_j"] / joined["energy_j_unpruned"]).to_numpy()
+    table["saves_compute"] = table.apply(_saves_compute, axis=1)
+    return table[table["prune"] != "none"].reset_index(drop=True)
+
+
+def _saves_compute(row: pd.Series) -> str:
+    if row["kernel"] == "sparse-2:4":
+        return "yes: sparse 2:4 kernels skip the zeros"
+    if row["prune_method"] == "structured":
+        return "yes: smaller matrices (neurons removed)"
+    return "no: dense kernels multiply the zeros"
+
+
+def complete_design(rows: pd.DataFrame, factors: Sequence[str], over: str = "quant") -> tuple[pd.DataFrame, list[str]]:
+    """The levels of ``over`` that have ok rows in every combination of ``factors``; notes on the rest.
+
+    Why: an interaction needs every combination measured; a quantization whose
+    fine-tuning cannot run (LoRA cannot wrap torch's int8 layers) leaves holes.
+    """
+    good = ok(rows)
+    others = [f for f in factors if f != over]
+    needed = good[others].drop_duplicates()
+    kept, notes = [], []
+    for level, part in good.groupby(over, sort=False):
+        present = part[others].drop_duplicates()
+        if len(present) == len(needed):
+            kept.append(level)
+        else:
+            notes.append(f"{over}={level} is left out of the interaction ANOVA: it has ok rows in only "
+                         f"{len(present)} of {len(needed)} combinations of {', '.join(others)}.")
+    if len(kept) < 2:
+        return good, ["Too few complete levels for the interaction; all ok rows are used (main effects)."]
+    return good[good[over].isin(kept)], notes
+
+
+@dataclasses.dataclass(frozen=True)
+class NoAnova:
+    """An ANOVA that the data cannot support, and why (shown in place of the table)."""
+
+    response: str
+    reason: str
+
+    def _repr_markdown_(self) -> str:
+        return f"**No ANOVA of `{self.response}`:** {self.reason}"
+
+
+def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
+           notes: Sequence[str]) -> Any:
+    """:func:`nrg.stats.anova`, unless even the main-effects model leaves no residual."""
+    import warnings
+
+    from nrg.stats import anova
+
+    values = data.dropna(subset=[response])
+    varying = [f for f in factors if values[f].nunique() > 1]
+    params = 1 + sum(values[f].nunique() - 1 for f in varying)
+    if len(values) <= params:
+        return NoAnova(response, f"{len(values)} observation(s) for {params} parameter(s) of the "
+                                 f"main-effects model on {', '.join(varying) or 'no varying factor'}: "
+                                 "no residual to test against. Measure more combinations or repeats.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Levene on constant groups, Wald tests at the edge
+        result = anova(values, response, factors, alpha=alpha)
+    return dataclasses.replace(result, notes=tuple(notes) + result.notes)
+
+
+def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> Any:
+    """ANOVA of ``energy_j`` on quant x prune x phase (complete levels only; notes say which not)."""
+    rows = task_rows(df, task)
+    data, notes = complete_design(rows, [*KEYS, "phase"])
+    return _anova(data, "energy_j", [*KEYS, "phase"], alpha, notes)
+
+
+def quality_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """One row per tuned model (quality is a property of the model, not of a measuring window)."""
+    rows = ok(task_rows(df, task))
+    rows = rows[rows["phase"] == "inference"]
+    return rows[rows["window"] == 0] if "window" in rows.columns else rows
+
+
+def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> Any:
+    """ANOVA of the task's quality metric on quant x prune, one observation per tuned model."""
+    data = quality_rows(df, task)
+    models = data.groupby(list(KEYS)).size()
+    note = (f"Quality has {int(models.min())}–{int(models.max())} tuned model(s) per combination "
+            "(train_repeats); repeated inference windows are not replicates of quality.")
+    return _anova(data, metric, list(KEYS), alpha, [note])
+
+
+def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> Any:
+    """R = w·φ + (1−w)·ρ of every quant x prune for one phase; unranked combinations in the notes."""
+    from nrg.stats import rank_configs
+
+    if phase not in PHASES:
+        raise ParameterError(f"phase={phase!r} is not valid; choose one of {list(PHASES)}")
+    rows = task_rows(df, task)
+    ranked = rank_configs(rows[rows["phase"] == phase], by=list(KEYS), energy="energy_j", quality=metric, w=w)
+    missing = not_run(rows[rows["phase"] == phase])
+    notes = [f"{r['quant']} / {r['prune']} is not ranked for {phase}: {r['status']} ({r['reason'][:160]})"
+             for _, r in missing.iterrows()]
+    return dataclasses.replace(ranked, notes=ranked.notes + tuple(notes))
+
+
+def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
+    """Mean energy per phase and mean quality for each quant x prune, side by side."""
+    from matplotlib.figure import Figure
+
+    from nrg.plots import quant_prune_heatmap
+
+    rows = task_rows(df, task)
+    fig = Figure(figsize=(15, 4.2), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, phase in zip(axes, PHASES):
+        part = rows[rows["phase"] == phase]
+        if ok(part).empty:
+            ax.set_axis_off()
+            ax.set_title(f"{phase}: nothing ran")
+            continue
+        quant_prune_heatmap(part, value="energy_j", rows="quant", cols="prune", ax=ax)
+        ax.set_title(f"{task}: {phase} energy (J)")
+    quant_prune_heatmap(quality_rows(df, task), value=metric, rows="quant", cols="prune", ax=axes[2])
+    axes[2].set_title(f"{task}: {metric}")
+    return fig
+
+
+def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
+    """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
+    from nrg.plots import energy_quality_scatter
+
+    fig = energy_quality_scatter(ranked.table, annotate=list(KEYS),
+                                 energy_label=f"{phase} energy (J)", quality_label=metric)
+    fig.axes[0].set_title(f"{task}, {phase}: energy vs quality (w = {ranked.w:g})")
+    return fig
+
+
+def kernel_sentence(table: pd.DataFrame, device: str) -> str:
+    """Where pruning saved no time because dense kernels ran, computed from the table."""
+    if table.empty:
+        return "No pruned model was evaluated."
+    dense = table[table["saves_compute"].str.startswith("no")]
+    parts = []
+    if not dense.empty:
+        ratio = dense["time_vs_unpruned"].dropna()
+        names = ", ".join(sorted({f"{r.quant} / {r.prune}" for r in dense.itertuples()}))
+        parts.append(f"On `{device}`, {len(dense)} pruned combination(s) ran dense kernels, so their zeros were "
+                     f"multiplied like any weight and pruning saved no compute: {names}.")
+        if len(ratio):
+            parts.append(f"Their measured inference time was {ratio.min():.2f}–{ratio.max():.2f}× the unpruned "
+                         "model's; a difference there does not come from skipped zeros (measurement spread, "
+                         "or a changed number of generated tokens).")
+    sparse = table[~table["saves_compute"].str.startswith("no")]
+    for r in sparse.itertuples():
+        ratio = f"{r.time_vs_unpruned:.2f}×" if pd.notna(r.time_vs_unpruned) else "n/a"
+        parts.append(f"{r.quant} / {r.prune} ({r.saves_compute.split(': ')[1]}) took {ratio} the unpruned time.")
+    return " ".join(parts)

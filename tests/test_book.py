@@ -56,6 +56,16 @@ def test_chapter_has_figure_and_anova_table(built: book.BuildReport, chapter: st
     assert "partial_eta_sq" in html or "partial η²" in html, "no ANOVA table"
 
 
+def test_executed_chapters_hold_no_widgets(built: book.BuildReport) -> None:
+    """Widget bars would make the page fetch require.js from a CDN: the book must read offline."""
+    for path in (built.html_dir.parent / "src" / "notebooks").glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        mimes = {m for c in nb["cells"] for o in c.get("outputs", []) for m in o.get("data", {})}
+        assert not [m for m in mimes if "widget" in m], f"{path.name}: {mimes}"
+        html = _page(built, path.stem)
+        assert "cdn.jsdelivr.net" not in html and "require.min.js" not in html, path.stem
+
+
 def test_source_notebooks_carry_no_outputs() -> None:
     for path in (ROOT / "notebooks").glob("*.ipynb"):
         nb = json.loads(path.read_text())
@@ -81,10 +91,28 @@ def test_readme_papermill_command_works(tmp_path: Path) -> None:
     assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+def test_papermill_with_a_misspelt_parameter_fails_before_measuring(tmp_path: Path) -> None:
+    env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}
+    papermill = Path(sys.executable).with_name("papermill")
+    result = subprocess.run([str(papermill), "notebooks/01_model_comparison.ipynb",
+                             str(tmp_path / "out.ipynb"), "-p", "output_token", "8"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "['output_token']" in result.stderr and "valid parameters are" in result.stderr
+    assert not (tmp_path / "runs").exists(), "nothing may be measured or written"
+
+
 def test_unknown_parameter_fails_listing_valid_names(tmp_path: Path) -> None:
     with pytest.raises(book.ParameterError, match="valid parameters are"):
         book.execute_chapter(ROOT, "01_model_comparison", tmp_path / "x.ipynb", {"modle": ["gpt2"]})
     assert not (tmp_path / "x.ipynb").exists()
+
+
+@pytest.mark.parametrize("profile", ["tiny", "cpu", "gpu-paper"])
+def test_profiles_name_only_declared_parameters(profile: str) -> None:
+    for chapter, params in book.load_profile(ROOT, profile).items():
+        declared = book.declared_parameters(book.notebook_path(ROOT, chapter))
+        assert not set(params) - set(declared), (profile, chapter, set(params) - set(declared))
 
 
 def test_unknown_chapter_and_profile_list_the_valid_ones() -> None:

@@ -98,15 +98,15 @@ def test_rapl_source_through_the_runner(tmp_path):
     dram = sysfs.add_dram(0)
     stop = threading.Event()
 
-    def tick():  # a 20 W package and a 5 W DRAM, in 10 ms steps
-        while not stop.wait(0.01):
-            sysfs.advance(package, 200_000)
-            sysfs.advance(dram, 50_000)
+    def tick():  # a 20 W package and a 5 W DRAM, updated every 1 ms like real RAPL counters
+        while not stop.wait(0.001):
+            sysfs.advance(package, 20_000)
+            sysfs.advance(dram, 5_000)
 
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
     try:
-        df = run_sweep(config(meters=["rapl"], output_tokens=[16], repeats=2), tmp_path / "run",
+        df = run_sweep(config(meters=["rapl"], output_tokens=[64], repeats=2), tmp_path / "run",
                        progress=False, monitor_options={"sysfs_root": tmp_path / "root"})
     finally:
         stop.set()

@@ -46,7 +46,10 @@ class FakePowercap:
 
     @staticmethod
     def set_energy(zone: Path, energy_uj: int) -> None:
-        (zone / "energy_uj").write_text(f"{energy_uj}\n")
+        """Replace the value atomically: a sysfs read never sees a half-written number."""
+        tmp = zone / ".energy_uj.tmp"
+        tmp.write_text(f"{energy_uj}\n")
+        tmp.replace(zone / "energy_uj")
 
     def advance(self, zone: Path, delta_uj: int) -> None:
         """Add ``delta_uj``, wrapping at max_energy_range_uj as the hardware counter does."""

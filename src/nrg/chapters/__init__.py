@@ -8,11 +8,16 @@ first, so a bad value fails before any measurement and nothing is written.
 """
 from __future__ import annotations
 
+import ast
 import importlib
-from collections.abc import Mapping
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nrg.errors import choice_error
+from nrg.errors import ParameterError, choice_error
+from nrg.progress import use_text_bars
+
+use_text_bars()  # the notebooks import this package: bars as text, not widgets
 
 # notebook stem -> driver module (under nrg.chapters)
 DRIVERS: dict[str, str] = {
@@ -34,3 +39,34 @@ def driver(chapter: str) -> Any:
 def validate(chapter: str, params: Mapping[str, Any]) -> None:
     """Raise :class:`nrg.errors.ParameterError` if any value of ``params`` is bad."""
     driver(chapter).check(**dict(params))
+
+
+def reject_unknown_injected(chapter_driver: Any, history: Sequence[str] | None = None) -> None:
+    """Fail on a ``papermill -p NAME`` whose NAME the chapter does not take.
+
+    papermill only warns about such a name and the run would silently use the
+    default instead (a typo like ``-p output_token 8`` would measure the wrong
+    thing). papermill injects its values as a cell starting ``# Parameters``;
+    the names assigned there are compared with ``chapter_driver.check``'s
+    parameters. ``history`` defaults to IPython's input history (``In``);
+    interactive edits without an injected cell are never affected.
+    """
+    if history is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        history = shell.user_ns.get("In", []) if shell is not None else []
+    injected = next((src for src in reversed(list(history))
+                     if src.lstrip().startswith("# Parameters")), None)
+    if injected is None:
+        return
+    names = {target.id for node in ast.walk(ast.parse(injected)) if isinstance(node, ast.Assign)
+             for target in node.targets if isinstance(target, ast.Name)}
+    valid = {name for name, p in inspect.signature(chapter_driver.check).parameters.items()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    unknown = sorted(names - valid)
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown} given with papermill -p; "
+                             f"valid parameters are: {sorted(valid)}")

@@ -1,0 +1,27 @@
+"""papermill -p with a name the chapter does not take fails, naming it and the valid ones."""
+from __future__ import annotations
+
+import pytest
+
+from nrg.chapters import model_comparison, reject_unknown_injected
+from nrg.errors import ParameterError
+
+INJECTED = '# Parameters\nmodels = ["gpt2"]\noutput_token = 8\n'
+
+
+def test_a_misspelt_injected_name_fails_listing_the_valid_names() -> None:
+    history = ["", "models = ['smollm2-135m']\nrepeats = 3", INJECTED, "%matplotlib inline"]
+    with pytest.raises(ParameterError, match=r"\['output_token'\].*valid parameters are: .*'task_lengths'"):
+        reject_unknown_injected(model_comparison, history)
+
+
+def test_known_injected_names_pass() -> None:
+    reject_unknown_injected(model_comparison, ["", '# Parameters\nmodels = ["gpt2"]\nrepeats = 2\n'])
+
+
+def test_interactive_sessions_without_an_injected_cell_are_not_checked() -> None:
+    reject_unknown_injected(model_comparison, ["", "df = 1", "output_token = 8"])
+
+
+def test_outside_ipython_nothing_is_checked() -> None:
+    reject_unknown_injected(model_comparison)  # no IPython shell in pytest: no history

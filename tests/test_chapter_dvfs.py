@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from nrg import book, dvfs
 from nrg.chapters import common
 from nrg.chapters import dvfs as chapter
+from nrg.chapters import dvfs_analysis as analysis
 from nrg.errors import ParameterError
 from nrg.runner import run_sweep
 from nrg.stats import AnovaResult
@@ -171,7 +172,7 @@ def measured(params, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(measured):
-    return chapter.analyse(measured)
+    return analysis.analyse(measured)
 
 
 def test_analysis_of_a_measured_sweep(measured, result):
@@ -189,7 +190,7 @@ def test_analysis_of_a_measured_sweep(measured, result):
     assert sens["roofline_fraction_high"].notna().all()
     assert isinstance(result["anova"], AnovaResult)
     assert "gpu_clock_mhz" in set(result["anova"].table["source"])
-    for metric in chapter.MEASURES:
+    for metric in analysis.MEASURES:
         fig = result["figures"][metric]
         assert isinstance(fig, Figure) and len(fig.axes) == 3
     shares = result["phase_share"]
@@ -213,12 +214,12 @@ def test_reference_runs_are_analysed_under_their_label(measured, params, tmp_pat
     target = tmp_path / "ref" / "Fake-GPU" / chapter.CHAPTER
     shutil.copytree(params["run_dir"], target)
     reference = common.reference_runs(common.reference_root(str(tmp_path / "ref")), chapter.CHAPTER)
-    analyses = chapter.analyse_all(measured, reference)
+    analyses = analysis.analyse_all(measured, reference)
     labels = list(analyses)
     assert labels[0].startswith("Measured live on this machine")
     assert labels[1].startswith("Reference data measured on Fake-GPU")
     assert len(analyses[labels[1]]["optimal"]) == 2
-    assert chapter.analyse_all(None, {}) == {}
+    assert analysis.analyse_all(None, {}) == {}
 
 
 # ---------------------------------------------------------------- the notebook, CPU path
@@ -254,10 +255,10 @@ def test_a_refused_lock_is_a_failed_cell_listed_with_its_error(params, fake_gpu,
     config = chapter.sweep_config({**params, "models": TINY_MODELS[:1], "meters": ["estimate"]},
                                   "gpu_clock_mhz", [600])
     df = run_sweep(config, tmp_path / "run", progress=False, isolate=False)
-    failed = chapter.failures(df, "gpu_clock_mhz")
+    failed = analysis.failures(df, "gpu_clock_mhz")
     assert len(failed) == 1 and failed.loc[0, "status"] == "failed"
     assert "permission" in failed.loc[0, "error"].lower()
     with pytest.raises(ParameterError, match="no successful"):
-        chapter.analyse(df)
-    (explained,) = chapter.analyse_all(df, {}).values()     # the notebook shows why, and the failures
+        analysis.analyse(df)
+    (explained,) = analysis.analyse_all(df, {}).values()     # the notebook shows why, and the failures
     assert "Nothing to analyse" in next(iter(explained["findings"])) and len(explained["failures"]) == 1

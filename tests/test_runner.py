@@ -148,6 +148,30 @@ def test_every_task_is_measured_and_scored(tmp_path, tiny_real_model, task):
     assert df[metrics].between(0, 1).all()
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_input_too_short_for_the_prompt_template_is_refused_up_front(tmp_path, tiny_real_model, task):
+    """The check's minimum is exactly what the cell needs: one token less is refused, nothing written."""
+    import transformers
+
+    from nrg.tasks import get_task
+
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_real_model)
+    t = get_task(task)
+    item = t.items(None, seed=0)[0]
+    need = t.min_input_tokens(item, tok)
+    assert need > 1 and len(t.prompt_ids(item, tok, need)) == need
+    model = [{"name": tiny_real_model, "weights": "real"}]
+    short = tmp_path / "short"
+    with pytest.raises(ParameterError, match=rf"input_tokens={need - 1} is too small for task "
+                                             rf"'{task}'.*input_tokens >= {need}"):
+        run_sweep(config(models=model, tasks=[task], input_tokens=[need - 1, 400], output_tokens=[2],
+                         repeats=1, quality={"items": 0}), short, progress=False)
+    assert not short.exists()
+    df = run_sweep(config(models=model, tasks=[task], input_tokens=[need], output_tokens=[2],
+                          repeats=1, quality={"items": 0}), tmp_path / "ok", progress=False)
+    assert (df["status"] == "ok").all(), df["error"].iloc[0]
+
+
 def _failing_axis(name: str, calls: list[str]) -> axes.Axis:
     def transform(loaded, value):
         if value == "broken":

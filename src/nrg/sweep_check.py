@@ -3,8 +3,10 @@
 :func:`nrg.sweep.parse_config` checks keys, types and ranges without heavy
 imports; this module checks the config against the machine and the other
 modules: known models (listed when unknown), device and dtype support, model
-size against free memory, lengths against each model's context, task names
-and dataset files, and each extra axis' values. Loading configs happens on the
+size against free memory, lengths against each model's context (and, for
+real-weight models whose tokenizer is on this machine, against the room each
+task's prompt template needs), task names and dataset files, and each extra
+axis' values. Loading configs happens on the
 meta device, so checking a sweep of 7B models costs seconds, not gigabytes.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ def check(cfg: SweepConfig) -> list[Cell]:
             context = _check_model(entry, dtype, cfg.settings.device)
         assert context is not None
         _check_lengths(entry, context, cfg)
+        _check_prompt_room(entry, cfg)
     return cfg.cells()
 
 
@@ -60,6 +63,38 @@ def _check_lengths(entry: ModelEntry, context: tuple[int, bool], cfg: SweepConfi
         raise ParameterError(
             f"input_tokens + output_tokens = {longest_in} + {longest_out} exceeds the context of "
             f"{entry.name!r} ({limit} tokens); lower input_tokens or output_tokens")
+
+
+def _check_prompt_room(entry: ModelEntry, cfg: SweepConfig) -> None:
+    """``input_tokens`` must hold each task's instruction and chat template plus some text.
+
+    Only the items a cell feeds (one per batch row) are checked, exactly as
+    :func:`nrg.measure.task_input_ids` picks them.
+    """
+    tasks = [t for t in cfg.tasks if t.name != NO_TASK]
+    if not tasks:
+        return
+    from nrg.models import ModelSpec
+    from nrg.models.load import local_tokenizer
+    from nrg.tasks import get_task
+
+    spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=cfg.dtypes[0],
+                     device=cfg.settings.device, layers=entry.layers, overrides=entry.overrides,
+                     tiny=entry.tiny)
+    tokenizer = local_tokenizer(spec)
+    if tokenizer is None:
+        return
+    shortest = min(cfg.input_tokens)
+    for t in tasks:
+        task: Any = get_task(t.name, t.dataset)
+        items = task.items(None, seed=cfg.settings.seed)
+        used = [items[b % len(items)] for b in range(max(cfg.batch_sizes))]
+        need = max(task.min_input_tokens(item, tokenizer) for item in used)
+        if shortest < need:
+            raise ParameterError(
+                f"input_tokens={shortest} is too small for task {t.name!r} on {entry.name!r}: its "
+                f"instruction and prompt template alone take {need - 1} tokens; choose "
+                f"input_tokens >= {need}")
 
 
 def _check_tasks(cfg: SweepConfig) -> None:

@@ -5,6 +5,7 @@ Compression is not done here: :mod:`nrg.compress` transforms the returned
 """
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -78,6 +79,28 @@ def _real_source(spec: ModelSpec, resolved: Resolved) -> tuple[str | Path, bool]
         return real.embedded_folder(info)
     assert resolved.hub_id is not None
     return resolved.hub_id, False
+
+
+def local_tokenizer(spec: ModelSpec) -> Any | None:
+    """The tokenizer ``load(spec)`` would use, when it is on this machine (embedded or a folder).
+
+    Lets a sweep check prompt lengths before any work. Random weights have no
+    tokenizer, and hub sources are skipped: a check must not reach the network.
+    """
+    p = plan(spec)
+    if p.weights != "real" or p.resolved.kind == "hub":
+        return None
+    info = p.resolved.info
+    if p.resolved.kind == "known" and (info is None or not info.embedded):
+        return None
+    source, _ = _real_source(spec, p.resolved)
+    return _tokenizer_at(str(source))
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer_at(source: str) -> Any | None:
+    """A sweep is checked several times (chapter, then runner): read each tokenizer once."""
+    return real.load_tokenizer(source)
 
 
 def load(spec: ModelSpec) -> LoadedModel:

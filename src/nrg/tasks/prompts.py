@@ -55,13 +55,23 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 
+def _fixed_parts(tokenizer: Any, rendered_with_slot: str) -> tuple[list[int], list[int]]:
+    """Ids before and after the slot: template, instruction and special tokens, never cut."""
+    prefix, _, suffix = rendered_with_slot.partition(SLOT)
+    lead, trail = ([], []) if has_chat_template(tokenizer) else _special_ids(tokenizer)
+    return lead + encode(tokenizer, prefix), encode(tokenizer, suffix) + trail
+
+
+def min_tokens(tokenizer: Any, rendered_with_slot: str) -> int:
+    """The shortest exact length a prompt can take: its fixed parts plus one token of text."""
+    head, tail = _fixed_parts(tokenizer, rendered_with_slot)
+    return len(head) + len(tail) + 1
+
+
 def ids_to_length(tokenizer: Any, rendered_with_slot: str, body: str, n_tokens: int) -> list[int]:
     """Token ids of exactly ``n_tokens``: template parts kept, ``body`` fitted into the slot."""
     check_positive("input_tokens", n_tokens)
-    prefix, _, suffix = rendered_with_slot.partition(SLOT)
-    lead, trail = ([], []) if has_chat_template(tokenizer) else _special_ids(tokenizer)
-    head = lead + encode(tokenizer, prefix)
-    tail = encode(tokenizer, suffix) + trail
+    head, tail = _fixed_parts(tokenizer, rendered_with_slot)
     room = n_tokens - len(head) - len(tail)
     if room < 1:
         raise ParameterError(f"input_tokens={n_tokens} is too small for this prompt template; "

@@ -82,6 +82,11 @@ class BaseTask:
         rendered, body = self._render_slot(item, tokenizer)
         return prompts.ids_to_length(tokenizer, rendered, body, n_tokens)
 
+    def min_input_tokens(self, item: TaskItem, tokenizer: Any) -> int:
+        """The smallest ``input_tokens`` :meth:`prompt_ids` accepts for ``item``."""
+        rendered, _ = self._render_slot(item, tokenizer)
+        return prompts.min_tokens(tokenizer, rendered)
+
     @staticmethod
     def _check_lengths(predictions: Sequence[str], items: Sequence[TaskItem]) -> None:
         if len(predictions) != len(items):

@@ -1,10 +1,16 @@
 """papermill -p with a name the chapter does not take fails, naming it and the valid ones."""
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import pytest
 
-from nrg.chapters import model_comparison, reject_unknown_injected
+from nrg import book
+from nrg.chapters import DRIVERS, driver, model_comparison, reject_unknown_injected
 from nrg.errors import ParameterError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 INJECTED = '# Parameters\nmodels = ["gpt2"]\noutput_token = 8\n'
 
@@ -25,3 +31,13 @@ def test_interactive_sessions_without_an_injected_cell_are_not_checked() -> None
 
 def test_outside_ipython_nothing_is_checked() -> None:
     reject_unknown_injected(model_comparison)  # no IPython shell in pytest: no history
+
+
+@pytest.mark.parametrize("chapter", sorted(DRIVERS))
+def test_notebook_parameters_are_exactly_the_driver_parameters(chapter: str) -> None:
+    """`nrg book` checks names against the parameters cell, the notebook against ``check``:
+    both must mean the same set, or one path would accept a name the other refuses."""
+    declared = set(book.declared_parameters(book.notebook_path(ROOT, chapter)))
+    taken = {name for name, p in inspect.signature(driver(chapter).check).parameters.items()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    assert declared == taken

@@ -11,10 +11,13 @@ meta device, so checking a sweep of 7B models costs seconds, not gigabytes.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
 from nrg.sweep import NO_TASK, Cell, ModelEntry, SweepConfig
+
+if TYPE_CHECKING:
+    from nrg.models.load import Plan
 
 
 def check(cfg: SweepConfig) -> list[Cell]:
@@ -25,17 +28,17 @@ def check(cfg: SweepConfig) -> list[Cell]:
     _check_axes(cfg)
     _check_tasks(cfg)
     for entry in cfg.models:
-        context = None
+        planned = None
         for dtype in cfg.dtypes:
-            context = _check_model(entry, dtype, cfg.settings.device)
-        assert context is not None
-        _check_lengths(entry, context, cfg)
-        _check_prompt_room(entry, cfg)
+            planned = _check_model(entry, dtype, cfg.settings.device)
+        assert planned is not None
+        _check_lengths(entry, planned, cfg)
+        _check_prompt_room(entry, planned, cfg)
     return cfg.cells()
 
 
-def _check_model(entry: ModelEntry, dtype: str, device: str) -> tuple[int, bool]:
-    """Name, device/dtype and memory; returns (context tokens, is encoder-decoder)."""
+def _check_model(entry: ModelEntry, dtype: str, device: str) -> Plan:
+    """Name, device/dtype and memory; returns what loading the model will do."""
     from nrg.models import ModelSpec, check_device, plan
     from nrg.models import build
 
@@ -47,11 +50,14 @@ def _check_model(entry: ModelEntry, dtype: str, device: str) -> tuple[int, bool]
         raise ParameterError(f"models: {entry.name!r} is an encoder-only model ({p.head}) and cannot "
                              "generate; choose a causal or seq2seq model")
     build.check_fits(spec, p.n_params)
-    return build.context_limit(p.config), bool(getattr(p.config, "is_encoder_decoder", False))
+    return p
 
 
-def _check_lengths(entry: ModelEntry, context: tuple[int, bool], cfg: SweepConfig) -> None:
-    limit, encoder_decoder = context
+def _check_lengths(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> None:
+    from nrg.models import build
+
+    limit = build.context_limit(planned.config)
+    encoder_decoder = bool(getattr(planned.config, "is_encoder_decoder", False))
     longest_in = max(cfg.input_tokens)
     longest_out = max(cfg.output_tokens)
     if encoder_decoder:
@@ -65,7 +71,7 @@ def _check_lengths(entry: ModelEntry, context: tuple[int, bool], cfg: SweepConfi
             f"{entry.name!r} ({limit} tokens); lower input_tokens or output_tokens")
 
 
-def _check_prompt_room(entry: ModelEntry, cfg: SweepConfig) -> None:
+def _check_prompt_room(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> None:
     """``input_tokens`` must hold each task's instruction and chat template plus some text.
 
     Only the items a cell feeds (one per batch row) are checked, exactly as
@@ -74,14 +80,10 @@ def _check_prompt_room(entry: ModelEntry, cfg: SweepConfig) -> None:
     tasks = [t for t in cfg.tasks if t.name != NO_TASK]
     if not tasks:
         return
-    from nrg.models import ModelSpec
     from nrg.models.load import local_tokenizer
     from nrg.tasks import get_task
 
-    spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=cfg.dtypes[0],
-                     device=cfg.settings.device, layers=entry.layers, overrides=entry.overrides,
-                     tiny=entry.tiny)
-    tokenizer = local_tokenizer(spec)
+    tokenizer = local_tokenizer(planned)
     if tokenizer is None:
         return
     shortest = min(cfg.input_tokens)

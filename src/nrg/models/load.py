@@ -71,7 +71,7 @@ def plan(spec: ModelSpec) -> Plan:
     return Plan(resolved, weights, config, head, n_params, shaped)
 
 
-def _real_source(spec: ModelSpec, resolved: Resolved) -> tuple[str | Path, bool]:
+def _real_source(resolved: Resolved) -> tuple[str | Path, bool]:
     if resolved.kind == "folder" and resolved.path is not None:
         return resolved.path, False
     info = resolved.info
@@ -81,19 +81,18 @@ def _real_source(spec: ModelSpec, resolved: Resolved) -> tuple[str | Path, bool]
     return resolved.hub_id, False
 
 
-def local_tokenizer(spec: ModelSpec) -> Any | None:
-    """The tokenizer ``load(spec)`` would use, when it is on this machine (embedded or a folder).
+def local_tokenizer(p: Plan) -> Any | None:
+    """The tokenizer ``load`` would use for plan ``p`` when it is on this machine (embedded, folder).
 
     Lets a sweep check prompt lengths before any work. Random weights have no
     tokenizer, and hub sources are skipped: a check must not reach the network.
     """
-    p = plan(spec)
     if p.weights != "real" or p.resolved.kind == "hub":
         return None
     info = p.resolved.info
     if p.resolved.kind == "known" and (info is None or not info.embedded):
         return None
-    source, _ = _real_source(spec, p.resolved)
+    source, _ = _real_source(p.resolved)
     return _tokenizer_at(str(source))
 
 
@@ -113,7 +112,7 @@ def load(spec: ModelSpec) -> LoadedModel:
     tokenizer = None
     from_cache = False
     if p.weights == "real":
-        source, from_cache = _real_source(spec, p.resolved)
+        source, from_cache = _real_source(p.resolved)
         model = real.load_pretrained(auto_cls, source, p.config if p.shaped else None,
                                      spec.dtype, spec.device)
         tokenizer = real.load_tokenizer(source)

@@ -44,8 +44,11 @@ def test_rows_per_phase_and_repeat_with_consistent_measures(tmp_path):
     measured = df[df.phase != "decode"]      # decode = generate - prefill may be noise on a busy CPU
     assert ((measured["roofline_fraction"] - measured["roofline_time_s"] / measured["time_s"]).abs() < 1e-12).all()
     assert (df["peak_mem_bytes"] > 0).all() and (df["n_params"] > 0).all()
-    for col in ("hostname", "torch", "git_sha", "started_at", "cpu_energy_j", "avg_power_w"):
+    for col in ("hostname", "torch", "git_sha", "started_at", "cpu_energy_j"):
         assert df[col].notna().all(), col
+    assert measured["avg_power_w"].notna().all()
+    decode = df[df.phase == "decode"]     # no power over a non-positive time: NaN, never made up
+    assert (decode["avg_power_w"].isna() == (decode["time_s"] <= 0)).all()
 
 
 def test_adaptive_repeats_stay_within_policy(tmp_path):

@@ -5,7 +5,7 @@ tokens. Interleaved in one process, alternating which goes first (ABBA), so
 drift in machine load hits both sides alike:
 
 * bare   -- ``model.generate(min_new_tokens = max_new_tokens = 64)`` timed with perf_counter;
-* runner -- :func:`nrg.measure.measure_repeat`'s generate window exactly as a sweep
+* runner -- :func:`nrg.sweep.generation.measure_repeat`'s generate window exactly as a sweep
   runs it (energy monitor open, begin/end window with meter reads), timed with
   perf_counter around begin_window .. end_window; the runner's own reported
   tokens/s (the window's elapsed time) is printed too.
@@ -18,9 +18,9 @@ import argparse
 import statistics
 import time
 
-from nrg.cell import load_model
-from nrg.measure import make_workload, open_monitor
-from nrg.sweep import parse_config
+from nrg.sweep.generation import load_model
+from nrg.sweep.generation import make_workload, open_monitor
+from nrg.sweep.config import parse_config
 
 OUTPUT_TOKENS = 64
 

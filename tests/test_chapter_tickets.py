@@ -97,8 +97,8 @@ def tiny_classifier(num_labels: int) -> tuple[object, object]:
 
 
 def run_tiny(out_dir: Path, **kwargs):  # type: ignore[no-untyped-def]
-    from nrg.finetune import TrainSettings
-    from nrg.ticket_study import run_ticket_study
+    from nrg.tickets.finetune import TrainSettings
+    from nrg.tickets.study import run_ticket_study
 
     options = dict(n_tickets=40, quant=["none", "int8-dynamic", "nf4"], prune=["none", "2:4"],
                    tasks=["root_cause"], models={"root_cause": tiny_classifier},
@@ -145,8 +145,8 @@ def test_int8_dynamic_reuses_the_float_tuned_model_exactly(tiny_rows: pd.DataFra
 
 def test_merged_lora_keeps_the_pruning_pattern() -> None:
     from nrg.compress import prune
-    from nrg.finetune import TrainSettings, attach_lora
-    from nrg.ticket_cell import reapply_mask
+    from nrg.tickets.finetune import TrainSettings, attach_lora
+    from nrg.tickets.cell import reapply_mask
 
     model, _ = tiny_classifier(3)
     pruned, columns = prune(model, "2:4", sparse_kernels=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.ticket_metrics import accuracy, bleu, f1_per_class, macro_f1, rouge_l
+from nrg.tickets.metrics import accuracy, bleu, f1_per_class, macro_f1, rouge_l
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -77,8 +77,8 @@ def monitor():  # type: ignore[no-untyped-def]
 
 
 def test_finetune_classifier_records_energy_per_phase(monitor) -> None:  # type: ignore[no-untyped-def]
-    from nrg.finetune import TrainSettings, attach_lora, evaluate_classifier, finetune_classifier
-    from nrg.tickets import generate_tickets
+    from nrg.tickets.finetune import TrainSettings, attach_lora, evaluate_classifier, finetune_classifier
+    from nrg.tickets.generator import generate_tickets
 
     tickets = generate_tickets(24, seed=0)
     model, tokenizer = tiny_classifier(8)
@@ -97,7 +97,7 @@ def test_finetune_classifier_records_energy_per_phase(monitor) -> None:  # type:
 
 
 def test_generator_loss_only_on_response_tokens() -> None:
-    from nrg.finetune import encode_generation
+    from nrg.tickets.finetune import encode_generation
 
     tokenizer = transformers.ByT5Tokenizer()
     encoded = encode_generation(tokenizer, ["LOS on port 1", "x"], ["spliced", "ok"], max_len=400)
@@ -108,7 +108,8 @@ def test_generator_loss_only_on_response_tokens() -> None:
 
 
 def run_tiny_study(out_dir: Path, **kwargs):  # type: ignore[no-untyped-def]
-    from nrg.finetune import TrainSettings, run_ticket_study
+    from nrg.tickets.finetune import TrainSettings
+    from nrg.tickets.study import run_ticket_study
 
     options = dict(n_tickets=30, quant=["none", "int8-dynamic"], prune=["none", "2:4"],
                    models={"root_cause": tiny_classifier, "response": tiny_generator},
@@ -157,7 +158,8 @@ def test_bad_study_parameters_fail_before_any_file(tmp_path: Path, kwargs: dict,
 
 @pytest.mark.slow
 def test_real_minilm_one_cell(tmp_path: Path) -> None:
-    from nrg.finetune import TrainSettings, run_ticket_study
+    from nrg.tickets.finetune import TrainSettings
+    from nrg.tickets.study import run_ticket_study
 
     frame = run_ticket_study(tmp_path, n_tickets=40, quant=["none"], prune=["none"], tasks=["root_cause"],
                              classifier=TrainSettings(batch_size=16, max_len=96, max_steps=2),

@@ -1,12 +1,12 @@
-"""nrg.roofline: datasheet table, CPU peaks from a fake /proc, bounds by hand, model shapes."""
+"""nrg.sweep.roofline: datasheet table, CPU peaks from a fake /proc, bounds by hand, model shapes."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from nrg import roofline
-from nrg.roofline import ModelShape, Peaks
+from nrg.sweep import roofline
+from nrg.sweep.roofline import ModelShape, Peaks
 
 
 @pytest.mark.parametrize("device_name, entry", [

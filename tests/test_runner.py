@@ -10,10 +10,11 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from fakes.sysfs import FakePowercap
-from nrg import axes, store
+from nrg import axes
+from nrg.sweep import store
 from nrg.errors import ParameterError
 from nrg.models import PAPER_MODELS
-from nrg.runner import run_sweep
+from nrg.sweep.run import run_sweep
 from nrg.tasks import TASKS
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.runner import run_sweep
-from nrg.sweep import KEYS, SweepConfig, parse_config
+from nrg.sweep.run import run_sweep
+from nrg.sweep.config import KEYS, SweepConfig, parse_config
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 
@@ -110,8 +110,8 @@ def test_dataset_file_with_missing_fields_is_refused(tmp_path):
 
 
 def test_every_config_key_is_documented():
-    import nrg.sweep
+    import nrg.sweep.config
 
     for key in KEYS:
-        assert f"\n    {key}:" in nrg.sweep.__doc__, key
+        assert f"\n    {key}:" in nrg.sweep.config.__doc__, key
     assert isinstance(parse_config(base()), SweepConfig)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.repeats import RepeatPolicy, ci_rel_halfwidth, should_stop
+from nrg.sweep.repeats import RepeatPolicy, ci_rel_halfwidth, should_stop
 
 
 def test_halfwidth_matches_the_t_interval_by_hand():

@@ -1,11 +1,11 @@
-"""nrg.store: atomic cell files, resume bookkeeping, manifest, load()."""
+"""nrg.sweep.store: atomic cell files, resume bookkeeping, manifest, load()."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from nrg import store
-from nrg.store import RunStore
+from nrg.sweep import store
+from nrg.sweep.store import RunStore
 
 
 def _rows(cell_id: str, n: int, status: str = "ok") -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nrg import store
+from nrg.sweep import store
 from nrg.cli import main
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}

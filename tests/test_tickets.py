@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.tickets import LABELS, describe, generate_tickets, load_tickets, to_frame
+from nrg.tickets.generator import LABELS, describe, generate_tickets, to_frame
+from nrg.tickets.loader import load_tickets
 
 
 def test_at_least_eight_root_causes_with_the_issue_classes() -> None:

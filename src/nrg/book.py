@@ -23,18 +23,6 @@ from nrg.errors import ParameterError, choice_error
 BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
 
 
-def find_root(start: str | Path | None = None) -> Path:
-    """The book's root: the nearest folder upwards holding ``_toc.yml``."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
-            return folder
-    source_root = Path(__file__).resolve().parents[2]
-    if (source_root / "_toc.yml").is_file():
-        return source_root
-    raise ParameterError(f"no book found: no _toc.yml with notebooks/ above {here}")
-
-
 def chapters(root: Path) -> list[str]:
     """Chapter names: the notebooks' file stems, in book order."""
     return sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))

@@ -65,7 +65,7 @@ def runs_root() -> Path:
     env = os.environ.get("NRG_RUNS_DIR")
     if env:
         return Path(env).expanduser().resolve()
-    from nrg.book import find_root
+    from nrg.paths import find_root
 
     try:
         return find_root() / "runs"
@@ -85,7 +85,7 @@ def reference_root(value: str | None) -> Path | None:
     if value:
         path = Path(value).expanduser()
     else:
-        from nrg.book import find_root
+        from nrg.paths import find_root
 
         try:
             path = find_root() / "results" / "reference"

@@ -38,8 +38,8 @@ def repeat_policy(repeats: Any) -> Any:
 
 def check_configs(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Check every config as the runner will (no file written); return all cell ids."""
-    from nrg import sweep_check
-    from nrg.sweep import parse_config
+    from nrg.sweep import check as sweep_check
+    from nrg.sweep.config import parse_config
 
     ids: list[str] = []
     for config in configs:
@@ -49,7 +49,7 @@ def check_configs(configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool = True) -> Any:
     """Run every config into ``run_dir`` (finished cells are reused); rows of these configs only."""
-    from nrg.runner import run_sweep
+    from nrg.sweep.run import run_sweep
 
     ids = set(check_configs(configs))
     frames = [run_sweep(dict(config), run_dir, progress=progress) for config in configs]
@@ -61,6 +61,6 @@ def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool 
 
 def load_reference(reference: Mapping[str, Path]) -> dict[str, Any]:
     """Committed GPU runs by GPU name, loaded as DataFrames."""
-    from nrg import store
+    from nrg.sweep import store
 
     return {gpu: store.load(path) for gpu, path in reference.items()}

@@ -7,7 +7,7 @@ SmolLM2-135M-Instruct). Each task has its own quantization x pruning grid
 a CPU one response cell costs as much as several root-cause cells.
 
 Parameters are checked here before any work; the tickets are the synthetic
-ones of :mod:`nrg.tickets` unless ``tickets_path`` names a CSV/JSONL file of
+ones of :mod:`nrg.tickets.generator` unless ``tickets_path`` names a CSV/JSONL file of
 your own (its columns are named by ``text_column``, ``label_column``,
 ``response_column``). The analysis (tables, ANOVA, ranking, Pareto front) is
 in :mod:`nrg.chapters.tickets_analysis`.
@@ -39,8 +39,8 @@ def _strings(name: str, value: Any) -> list[str]:
 
 
 def _settings(name: str, value: Any, defaults: Mapping[str, Any]) -> Any:
-    """A :class:`nrg.finetune.TrainSettings` from a mapping; unknown keys list the valid ones."""
-    from nrg.finetune import TrainSettings
+    """A :class:`nrg.tickets.finetune.TrainSettings` from a mapping; unknown keys list the valid ones."""
+    from nrg.tickets.finetune import TrainSettings
 
     given = common.as_mapping(name, value)
     valid = [f.name for f in fields(TrainSettings)]
@@ -71,7 +71,7 @@ def _user_tickets(tickets_path: Any, text_column: str, label_column: str, respon
     if "response" in tasks and not response_column:
         raise ParameterError("tasks includes 'response' but response_column is None; name the column "
                              "with the reference responses, or set tasks=['root_cause']")
-    from nrg.tickets import load_tickets
+    from nrg.tickets.loader import load_tickets
 
     return load_tickets(tickets_path, text_column=text_column, label_column=label_column,
                         response_column=response_column or None)
@@ -88,7 +88,7 @@ def _grids(quant: Any, prune: Any, response_quant: Any, response_prune: Any) -> 
 def _study_options(n_tickets: Any, seed: Any, noise: Any, w: Any, train_repeats: Any, classifier: Any,
                    generator: Any, n_generate: Any, max_new_tokens: Any, generate_batch_size: Any,
                    models: Any, model_layers: Any, device: str) -> dict[str, Any]:
-    """What both tasks' :class:`nrg.ticket_study.StudyConfig` share, checked."""
+    """What both tasks' :class:`nrg.tickets.study.StudyConfig` share, checked."""
     names = {"root_cause": "minilm-l6", "response": "smollm2-135m",
              **{k: str(v) for k, v in _tasks_mapping("models", models).items()}}
     layers = {t: common.as_int(f"model_layers[{t}]", v)
@@ -134,7 +134,7 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
     if not isinstance(idle_s, (int, float)) or isinstance(idle_s, bool) or idle_s < 0:
         raise ParameterError(f"idle_s={idle_s!r} is not valid; it must be a number >= 0")
     tickets = _user_tickets(tickets_path, text_column, label_column, response_column, task_list)
-    from nrg.ticket_study import StudyConfig
+    from nrg.tickets.study import StudyConfig
 
     studies = {task: StudyConfig(quant=tuple(grids[task][0]), prune=tuple(grids[task][1]), tasks=(task,),
                                  repeats=windows[task], **options) for task in task_list}
@@ -153,7 +153,7 @@ def tickets(params: Mapping[str, Any]) -> list[Any]:
     """The tickets the study trains on: the user's, or the synthetic ones of the parameters."""
     if params["tickets"] is not None:
         return list(params["tickets"])
-    from nrg.tickets import generate_tickets
+    from nrg.tickets.generator import generate_tickets
 
     study = next(iter(params["studies"].values()))
     return generate_tickets(study.n_tickets, study.seed, noise=study.noise)
@@ -161,7 +161,7 @@ def tickets(params: Mapping[str, Any]) -> list[Any]:
 
 def sample_tickets(params: Mapping[str, Any], n: int = 3) -> Any:
     """One ticket of each of the first ``n`` root causes: text, label and reference response."""
-    from nrg.tickets import to_frame
+    from nrg.tickets.generator import to_frame
 
     frame = to_frame(tickets(params))
     picked = frame.drop_duplicates("label").head(n)
@@ -172,7 +172,7 @@ def class_counts(params: Mapping[str, Any]) -> Any:
     """Tickets per root cause, and how many carry each kind of noise (synthetic tickets only)."""
     import pandas as pd
 
-    from nrg.tickets import to_frame
+    from nrg.tickets.generator import to_frame
 
     frame = to_frame(tickets(params))
     counts = frame.groupby("label").size().rename("tickets").to_frame()
@@ -245,7 +245,7 @@ def quiet_loading() -> Iterator[None]:
 
 
 def _run_task(params: Mapping[str, Any], study: Any, data: list[Any] | None, progress: bool) -> Any:
-    from nrg.ticket_study import run_ticket_study
+    from nrg.tickets.study import run_ticket_study
 
     options = {f.name: getattr(study, f.name) for f in fields(study)
                if f.name not in ("n_tickets", "seed", "quant", "prune", "phases", "w", "tasks")}

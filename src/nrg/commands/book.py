@@ -15,8 +15,9 @@ def _parse_value(text: str) -> Any:
 
 def _build(ns: argparse.Namespace) -> int:
     from nrg import book
+    from nrg.paths import find_root
 
-    root = book.find_root()
+    root = find_root()
     report = book.build(root, profile=ns.profile, only=ns.only or None,
                         out=Path(ns.out) if ns.out else None, strict=not ns.no_strict)
     for chapter, error in report.failed.items():
@@ -30,8 +31,9 @@ def _build(ns: argparse.Namespace) -> int:
 
 def _run(ns: argparse.Namespace) -> int:
     from nrg import book
+    from nrg.paths import find_root
 
-    root = book.find_root()
+    root = find_root()
     params: dict[str, Any] = {}
     if ns.profile:
         params.update(book.load_profile(root, ns.profile).get(ns.chapter, {}))
@@ -43,8 +45,9 @@ def _run(ns: argparse.Namespace) -> int:
 
 def _params(ns: argparse.Namespace) -> int:
     from nrg import book
+    from nrg.paths import find_root
 
-    root = book.find_root()
+    root = find_root()
     for name, default in book.declared_parameters(book.notebook_path(root, ns.chapter)).items():
         print(f"{name} = {default}")
     return 0

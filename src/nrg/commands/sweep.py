@@ -13,7 +13,7 @@ def add_command(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sweep", help="run a sweep config (YAML) and store one Parquet file per cell",
         description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="sweep config file (YAML); keys: see nrg.sweep")
+    parser.add_argument("config", help="sweep config file (YAML); keys: see nrg.sweep.config")
     parser.add_argument("--out", required=True, help="run directory (created; reused to resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--inline", action="store_true",
@@ -23,7 +23,7 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from nrg.runner import run_sweep
+    from nrg.sweep.run import run_sweep
 
     frame = run_sweep(ns.config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed)

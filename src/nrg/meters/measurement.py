@@ -9,7 +9,7 @@ was obtained), and the whole measurement says whether it can be trusted
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -114,6 +114,35 @@ class Measurement:
         doms = tuple(replace(d, energy_j=d.energy_j / iterations) for d in self.domains)
         return replace(self, elapsed_s=self.elapsed_s / iterations, domains=doms,
                        iterations=self.iterations * iterations)
+
+    def with_idle(self, idle_power_w: Mapping[str, float]) -> Measurement:
+        """This window with a sweep's idle baseline attached to domains that have none.
+
+        Why a copy: the baseline is measured once per sweep, the window many times.
+        """
+        doms = tuple(replace(d, idle_power_w=idle_power_w[d.domain])
+                     if d.idle_power_w is None and d.domain in idle_power_w else d
+                     for d in self.domains)
+        return replace(self, domains=doms)
+
+    def minus(self, part: Measurement, name: str) -> Measurement:
+        """``self - part`` per domain (decode = generate - prefill from two windows).
+
+        A non-positive difference is kept as measured and warned about: hiding
+        it would bias the mean.
+        """
+        part_j = {d.domain: d.energy_j for d in part.domains}
+        doms = tuple(replace(d, energy_j=d.energy_j - part_j.get(d.domain, math.nan))
+                     for d in self.domains)
+        reasons = [r for r in (self.invalid_reason, part.invalid_reason) if r]
+        elapsed_s = self.elapsed_s - part.elapsed_s
+        warnings = list(dict.fromkeys(self.warnings + part.warnings))
+        if elapsed_s <= 0:
+            warnings.append(f"{name} = {self.name} - {part.name} is {elapsed_s:.3g} s: "
+                            "timing noise exceeds this phase")
+        return replace(self, name=name, elapsed_s=elapsed_s, domains=doms,
+                       valid=self.valid and part.valid, invalid_reason="; ".join(reasons) or None,
+                       warnings=tuple(warnings))
 
     def _family_j(self, family: str) -> float:
         found = [d.energy_j for d in self.domains if domain_family(d.domain) == family]

@@ -1,6 +1,6 @@
 """Fine-tuning with energy per phase: root-cause classification and response generation.
 
-Two tasks on fault tickets (:mod:`nrg.tickets`):
+Two tasks on fault tickets (:mod:`nrg.tickets.generator`):
 
 * root cause -- all-MiniLM-L6-v2 as a sequence classifier; scored by accuracy
   and macro-F1;
@@ -16,8 +16,7 @@ training method.
 
 Each phase runs inside one named window of an :class:`nrg.meters.EnergyMonitor`
 (``"finetune"``, ``"inference"``); tokenization happens before the window, so
-the window holds the model's work. :func:`run_ticket_study` (in
-:mod:`nrg.ticket_study`) runs the grid of quantization x pruning settings.
+the window holds the model's work. :func:`nrg.tickets.study.run_ticket_study` runs the grid of quantization x pruning settings.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nrg.errors import ParameterError, check_positive
-from nrg.ticket_metrics import accuracy, bleu, macro_f1, rouge_l
+from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
 
 SYSTEM_PROMPT = "You are a NOC engineer. Read the fault ticket and write its resolution."
 LORA_TARGETS = {"classifier": ("query", "value"), "generator": ("q_proj", "v_proj")}
@@ -263,10 +262,3 @@ def evaluate_generator(model: Any, tokenizer: Any, texts: Sequence[str], respons
              "energy_per_token_j": record["energy_j"] / generated if generated else math.nan,
              "example_prediction": predictions[0] if predictions else ""}
     return PhaseResult("inference", record, metrics, extra)
-
-
-def run_ticket_study(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`nrg.ticket_study.run_ticket_study` (kept here so notebooks find it by the issue's name)."""
-    from nrg.ticket_study import run_ticket_study as run
-
-    return run(*args, **kwargs)

@@ -1,6 +1,6 @@
 """Vocabulary of the synthetic fault tickets: root causes, alarms, KPIs, notes, resolutions.
 
-Kept apart from :mod:`nrg.tickets` so the generator's logic stays short and the
+Kept apart from :mod:`nrg.tickets.generator` so the generator's logic stays short and the
 data a reader may want to extend (a new root cause, another alarm) sits in one
 place. Every root cause has its own alarms, abnormal KPI ranges, equipment,
 NOC notes and resolution templates; overlaps between classes (LOS from a fibre

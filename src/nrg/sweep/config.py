@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_choice
-from nrg.repeats import RepeatPolicy
+from nrg.sweep.repeats import RepeatPolicy
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nrg.finetune import TrainSettings
-    from nrg.ticket_study import StudyConfig, TaskData
+    from nrg.tickets.finetune import TrainSettings
+    from nrg.tickets.study import StudyConfig, TaskData
 
 KIND = {"root_cause": "classifier", "response": "generator"}
 FLOAT_QUANTS = ("none", "fp32")   # quantizations whose LoRA-tuned model equals the float-tuned one
@@ -54,7 +54,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _peak_memory(device: str) -> int:
-    from nrg.cell import peak_memory_bytes
+    from nrg.sweep.generation import peak_memory_bytes
 
     return peak_memory_bytes(device)
 
@@ -67,7 +67,7 @@ def task_settings(task: str, config: StudyConfig, train_repeat: int = 0) -> Trai
 
 def _finetune(task: str, model: Any, tokenizer: Any, data: TaskData, settings: TrainSettings,
               monitor: Any) -> Any:
-    from nrg import finetune
+    from nrg.tickets import finetune
 
     if task == "root_cause":
         return finetune.finetune_classifier(model, tokenizer, data.train_texts, data.train_targets,
@@ -78,7 +78,7 @@ def _finetune(task: str, model: Any, tokenizer: Any, data: TaskData, settings: T
 
 def _evaluate(task: str, model: Any, tokenizer: Any, data: TaskData, config: StudyConfig,
               settings: TrainSettings, monitor: Any) -> Any:
-    from nrg import finetune
+    from nrg.tickets import finetune
 
     if task == "root_cause":
         return finetune.evaluate_classifier(model, tokenizer, data.eval_texts, data.eval_targets,
@@ -92,7 +92,7 @@ def _lora(model: Any, task: str, settings: TrainSettings) -> Any:
     """LoRA adapters, initialised from the repeat's seed (so a cell's numbers reproduce)."""
     import torch
 
-    from nrg.finetune import attach_lora
+    from nrg.tickets.finetune import attach_lora
 
     torch.manual_seed(settings.seed)
     return attach_lora(model, KIND[task], settings)

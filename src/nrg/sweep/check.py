@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
-from nrg.sweep import NO_TASK, Cell, ModelEntry, SweepConfig
+from nrg.sweep.config import NO_TASK, Cell, ModelEntry, SweepConfig
 
 if TYPE_CHECKING:
     from nrg.models.load import Plan
@@ -75,7 +75,7 @@ def _check_prompt_room(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> No
     """``input_tokens`` must hold each task's instruction and chat template plus some text.
 
     Only the items a cell feeds (one per batch row) are checked, exactly as
-    :func:`nrg.measure.task_input_ids` picks them.
+    :func:`nrg.sweep.generation.task_input_ids` picks them.
     """
     tasks = [t for t in cfg.tasks if t.name != NO_TASK]
     if not tasks:

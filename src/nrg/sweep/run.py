@@ -2,21 +2,21 @@
 
 Order of work, and why:
 
-1. :func:`nrg.sweep_check.check` -- config keys, models, dtypes, devices,
+1. :func:`nrg.sweep.check.check` -- config keys, models, dtypes, devices,
    lengths, datasets, axis values -- raises :class:`~nrg.errors.ParameterError`
    before anything is written (not even the run directory).
 2. The run directory, its manifest, and what the sweep measures once: hardware
    provenance, the idle baseline (``idle_s``; 0 skips it) and, for the CPU
    roofline, the memory bandwidth.
 3. Each cell whose Parquet file is missing runs -- by default in its own
-   process (``python -m nrg.cell SPEC.json``), so a crash, a hang past
+   process (``python -m nrg.sweep.cell SPEC.json``), so a crash, a hang past
    ``cell_timeout_s`` or the kernel's OOM killer becomes that cell's
    ``status``/``error`` row and the sweep goes on. ``isolate: false`` runs
    cells in this process (the benchmark, fast tests).
 
 A rerun skips finished cells (``retry_failed=True`` reruns failed ones);
 ``kill -9`` at any moment loses at most the cell in progress and never
-duplicates rows (see :mod:`nrg.store`).
+duplicates rows (see :mod:`nrg.sweep.store`).
 """
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.cell import SweepContext, failed_frame, run_cell
+from nrg.sweep.cell import run_cell
+from nrg.sweep.context import SweepContext, failed_frame
 from nrg.errors import ParameterError
-from nrg.store import RunStore
-from nrg.sweep import Cell, SweepConfig, parse_config
+from nrg.sweep.store import RunStore
+from nrg.sweep.config import Cell, SweepConfig, parse_config
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +53,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
     """
-    from nrg import store, sweep_check
+    from nrg.sweep import check as sweep_check
+    from nrg.sweep import store
 
     cfg = parse_config(config)
     if isolate is not None and isolate != cfg.isolate:
@@ -95,7 +97,7 @@ def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
 
 def measure_idle(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Idle power per domain with the sweep's meters and device, over ``idle_s`` seconds."""
-    from nrg.measure import open_monitor
+    from nrg.sweep.generation import open_monitor
 
     with open_monitor(cell, monitor_options) as monitor:
         return {k: float(v) for k, v in monitor.measure_idle(cell.settings.idle_s).items()}
@@ -120,7 +122,7 @@ def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: fl
     log_path = run.logs_dir / f"{cell.cell_id}.log"
     cell_path = run.cell_path(cell.cell_id)
     before_ns = cell_path.stat().st_mtime_ns if cell_path.exists() else None
-    cmd = [sys.executable, "-m", "nrg.cell", str(spec_path), "--parent-pid", str(os.getpid())]
+    cmd = [sys.executable, "-m", "nrg.sweep.cell", str(spec_path), "--parent-pid", str(os.getpid())]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -1,20 +1,27 @@
 """The measured path of a cell: inputs, warm-up, adaptive repeats, quality, rows.
 
-Split from :mod:`nrg.cell` (process entry, failure handling) so the benchmark
-can drive :func:`measure_repeat` -- exactly what the runner times -- on a model
-it loaded once.
+Phases per repeat: ``prefill`` is ``generate`` of one token (a forward pass
+over the prompt producing the first token: TTFT); ``generate`` produces
+exactly ``output_tokens`` tokens (min = max new tokens); ``decode`` is
+generate - prefill (time and energy per domain). Token counts: prefill counts
+the prompt tokens it processes, decode and generate the tokens they produce.
+
+Apart from :mod:`nrg.sweep.cell` (process entry, failure handling) so the
+benchmark can drive :func:`measure_repeat` -- exactly what the runner times --
+on a model it loaded once.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nrg import cell as cellmod
-from nrg.repeats import ci_rel_halfwidth, should_stop
-from nrg.sweep import NO_TASK, Cell
+from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
+from nrg.sweep.config import NO_TASK, Cell
+from nrg.sweep.context import SweepContext, identity
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,7 +129,7 @@ def run_quality(workload: Workload, task: Any, cell: Cell, monitor: Any) -> tupl
 
 
 def phase_row(m: Measurement, phase: str, repeat: int, tokens: int, bound_s: float) -> dict[str, Any]:
-    from nrg.roofline import fraction
+    from nrg.sweep.roofline import fraction
 
     rec = m.to_record()
     time_s = rec["time_s"]
@@ -140,7 +147,7 @@ def repeat_rows(prefill: Measurement, generate: Measurement, repeat: int, cell: 
     b, n = cell.batch_size, cell.output_tokens
     rows = [phase_row(prefill, "prefill", repeat, b * cell.input_tokens, bounds["prefill"])]
     if n > 1:
-        decode = cellmod.difference(generate, prefill, "decode")
+        decode = generate.minus(prefill, "decode")
         rows.append(phase_row(decode, "decode", repeat, b * (n - 1), bounds["decode"]))
     rows.append(phase_row(generate, "generate", repeat, b * n, bounds["generate"]))
     ttft_s = prefill.elapsed_s
@@ -150,9 +157,9 @@ def repeat_rows(prefill: Measurement, generate: Measurement, repeat: int, cell: 
     return rows
 
 
-def roofline_for(loaded: Any, cell: Cell, context: cellmod.SweepContext) -> tuple[dict[str, float], dict[str, Any]]:
+def roofline_for(loaded: Any, cell: Cell, context: SweepContext) -> tuple[dict[str, float], dict[str, Any]]:
     """Bounds per phase and the columns saying where the peaks came from."""
-    from nrg import roofline
+    from nrg.sweep import roofline
 
     nan = {"prefill": math.nan, "decode": math.nan, "generate": math.nan}
     if not cell.settings.roofline:
@@ -175,13 +182,69 @@ def roofline_for(loaded: Any, cell: Cell, context: cellmod.SweepContext) -> tupl
     return bounds, peaks.to_record()
 
 
-def measure_cell(cell: Cell, context: cellmod.SweepContext,
+def load_model(cell: Cell) -> Any:
+    """The cell's model as its spec says (weights, dtype, device, depth)."""
+    from nrg.models import ModelSpec, load
+
+    m = cell.model
+    spec = ModelSpec(name=m.name, weights=m.weights, dtype=cell.dtype, device=cell.settings.device,
+                     layers=m.layers, overrides=m.overrides, tiny=m.tiny)
+    return load(spec)
+
+
+def apply_transforms(loaded: Any, cell: Cell) -> tuple[Any, dict[str, Any]]:
+    """Apply each extra axis' ``transform`` in config order; collect their columns."""
+    from nrg import axes
+
+    columns: dict[str, Any] = {}
+    for name, value in cell.axes:
+        axis = axes.get(name)
+        if axis.transform is None or value == axis.default:
+            continue
+        result, extra = axis.transform(loaded, value)
+        if result is not loaded and hasattr(result, "parameters"):  # a bare module came back
+            loaded = dataclasses.replace(loaded, model=result)
+        elif result is not loaded:
+            loaded = result
+        columns.update(extra)
+    return loaded, columns
+
+
+def enter_environments(stack: ExitStack, cell: Cell) -> list[Callable[[], dict[str, Any]]]:
+    """Enter each axis' environment (clocks, power limit) on ``stack``; their observers."""
+    from nrg import axes
+
+    observers = []
+    for name, value in cell.axes:
+        axis = axes.get(name)
+        if axis.environment is not None:
+            observers.append(stack.enter_context(axis.environment(value)))
+    return observers
+
+
+
+def peak_memory_bytes(device: str) -> int:
+    """CUDA: max allocated since the cell's reset; CPU: the process' peak RSS.
+
+    The RSS peak is per cell only when the cell has its own process
+    (``isolate: true``); in-process runs report the peak of the whole process so far.
+    """
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(torch.device(device)))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def measure_cell(cell: Cell, context: SweepContext,
                  monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Load, transform, warm up, repeat until the policy is met, score; one row per phase/repeat."""
     import pandas as pd
 
-    loaded = cellmod.load_model(cell)
-    loaded, transform_cols = cellmod.apply_transforms(loaded, cell)
+    loaded = load_model(cell)
+    loaded, transform_cols = apply_transforms(loaded, cell)
     task = _task_for(cell)
     if loaded.weights != "real" or loaded.tokenizer is None:
         task = None if task is None else _LabelOnly(task.dataset)  # systems run: synthetic ids
@@ -190,16 +253,16 @@ def measure_cell(cell: Cell, context: cellmod.SweepContext,
     _reset_peak_memory(cell.settings.device)
     with ExitStack() as stack:
         monitor = stack.enter_context(open_monitor(cell, monitor_options))
-        observers = cellmod.enter_environments(stack, cell)
+        observers = enter_environments(stack, cell)
         rows, samples = _repeats(workload, monitor, cell, context, bounds)
         quality_cols: dict[str, float] = {}
         if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
             m, quality_cols, produced = run_quality(workload, task, cell, monitor)
-            rows.append(phase_row(cellmod.with_idle(m, context.idle_power_w), "inference", 0,
+            rows.append(phase_row(m.with_idle(context.idle_power_w), "inference", 0,
                                   produced, math.nan))
         observed = _observe(observers)
     common = {
-        **cellmod.identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,
+        **identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,
         "dataset": None if task is None else task.dataset,
         "repeats_n": len(samples), "ci_rel_halfwidth": ci_rel_halfwidth(samples),
         "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
@@ -208,7 +271,7 @@ def measure_cell(cell: Cell, context: cellmod.SweepContext,
     return pd.DataFrame([{**common, **row} for row in rows])
 
 
-def _repeats(workload: Workload, monitor: Any, cell: Cell, context: cellmod.SweepContext,
+def _repeats(workload: Workload, monitor: Any, cell: Cell, context: SweepContext,
              bounds: Mapping[str, float]) -> tuple[list[dict[str, Any]], list[float]]:
     for _ in range(cell.settings.warmup):
         workload.generate()
@@ -217,8 +280,8 @@ def _repeats(workload: Workload, monitor: Any, cell: Cell, context: cellmod.Swee
     tokens = cell.batch_size * cell.output_tokens
     while not should_stop(samples, cell.settings.repeats):
         prefill, generate = measure_repeat(workload, monitor)
-        prefill = cellmod.with_idle(prefill, context.idle_power_w)
-        generate = cellmod.with_idle(generate, context.idle_power_w)
+        prefill = prefill.with_idle(context.idle_power_w)
+        generate = generate.with_idle(context.idle_power_w)
         rows.extend(repeat_rows(prefill, generate, len(samples), cell, bounds))
         samples.append(per_token_sample(generate, tokens))
     return rows, samples
@@ -256,6 +319,6 @@ def _reset_peak_memory(device: str) -> None:
 
 def peak_memory_bytes_safe(device: str) -> int | None:
     try:
-        return cellmod.peak_memory_bytes(device)
+        return peak_memory_bytes(device)
     except Exception:  # noqa: BLE001 - a missing figure must not fail the cell
         return None

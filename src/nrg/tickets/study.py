@@ -13,7 +13,7 @@ SmolLM2-135M-Instruct) and each ``quant`` x ``prune`` combination, one cell:
    their responses (ROUGE-L, BLEU), measured in one window; on CUDA a 2:4
    model runs semi-structured sparse kernels (``kernel`` column).
 
-Each cell is one Parquet file (:class:`nrg.store.RunStore`), written
+Each cell is one Parquet file (:class:`nrg.sweep.store.RunStore`), written
 atomically; a rerun skips cells whose file exists. The ranking
 R = w*phi + (1-w)*rho and the Pareto front are computed by :mod:`nrg.stats`.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_choice
-from nrg.finetune import TrainSettings
+from nrg.tickets.finetune import TrainSettings
 
 TASKS: tuple[str, ...] = ("root_cause", "response")
 PHASES: tuple[str, ...] = ("finetune", "inference")
@@ -86,7 +86,7 @@ class StudyConfig:
             check_choice("phases", phase, PHASES)
         for task in self.tasks:
             check_choice("tasks", task, TASKS)
-        from nrg.tickets import check_noise
+        from nrg.tickets.generator import check_noise
 
         check_noise(self.noise)
         batch = self.generate_batch_size
@@ -127,7 +127,7 @@ class TaskData:
 def split_tickets(tickets: Sequence[Any], task: str, eval_fraction: float, n_generate: int
                   ) -> TaskData:
     """Deterministic split; labels become ids in the order of ``nrg.tickets.LABELS`` (or sorted)."""
-    from nrg.tickets import LABELS
+    from nrg.tickets.generator import LABELS
 
     n_eval = max(1, round(len(tickets) * eval_fraction))
     train, held_out = list(tickets[:-n_eval]), list(tickets[-n_eval:])
@@ -152,7 +152,7 @@ def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
                      idle_s: float = 0.0, progress: bool = True, **options: Any) -> Any:
     """Fine-tune and evaluate every ``quant`` x ``prune`` setting per task; one Parquet file per cell.
 
-    ``tickets`` replaces the generated ones (e.g. ``nrg.tickets.load_tickets(...)``);
+    ``tickets`` replaces the generated ones (e.g. ``nrg.tickets.loader.load_tickets(...)``);
     ``models`` maps a task to a factory ``num_labels -> (model, tokenizer)`` instead
     of the embedded models; ``options`` go to :class:`StudyConfig` (``noise``,
     ``classifier``, ``generator``, ``n_generate``, ``max_new_tokens``, ``device``, ...).
@@ -160,7 +160,7 @@ def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
     cells of earlier parameters: they are kept, so a rerun reuses them, but
     not returned).
     """
-    from nrg.store import RunStore, load
+    from nrg.sweep.store import RunStore, load
 
     config = StudyConfig(n_tickets=n_tickets, seed=seed, quant=tuple(quant), prune=tuple(prune),
                          phases=tuple(phases), w=w, tasks=tuple(tasks), **options)
@@ -199,7 +199,7 @@ def cell_ids(config: StudyConfig, dataset_key: str) -> list[str]:
 
 
 def _tickets(config: StudyConfig, tickets: Sequence[Any] | None) -> tuple[list[Any], str]:
-    from nrg.tickets import generate_tickets
+    from nrg.tickets.generator import generate_tickets
 
     if tickets is not None:
         if len(tickets) < 2:
@@ -219,7 +219,7 @@ def _config_dict(config: StudyConfig) -> dict[str, Any]:
 def _run_task(task: str, config: StudyConfig, tickets: list[Any], dataset_key: str, store: Any,
               run_id: str, prov: Mapping[str, Any], models: Mapping[str, Factory] | None,
               monitor: Any, progress: bool) -> None:
-    from nrg.ticket_cell import measure_cell
+    from nrg.tickets.cell import measure_cell
 
     data = split_tickets(tickets, task, config.eval_fraction, config.n_generate)
     finished = store.finished()

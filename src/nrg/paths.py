@@ -1,0 +1,22 @@
+"""Where the book lives on disk.
+
+Its own module, below both :mod:`nrg.book` and :mod:`nrg.chapters`, so a
+chapter driver can find its runs folder without importing the book builder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nrg.errors import ParameterError
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """The book's root: the nearest folder upwards holding ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    source_root = Path(__file__).resolve().parents[2]
+    if (source_root / "_toc.yml").is_file():
+        return source_root
+    raise ParameterError(f"no book found: no _toc.yml with notebooks/ above {here}")

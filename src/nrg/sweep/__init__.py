@@ -1,0 +1,10 @@
+"""The sweep runner: a config becomes a checked grid of cells, each measured in isolation.
+
+Modules, in the order a sweep uses them: :mod:`~nrg.sweep.config` (keys, grid,
+cell ids), :mod:`~nrg.sweep.check` (everything checked before any work),
+:mod:`~nrg.sweep.run` (the loop, isolation, timeouts), :mod:`~nrg.sweep.cell`
+(one cell: process entry and failure rows), :mod:`~nrg.sweep.generation` (the
+generation workload: warm-up, phases, adaptive repeats), :mod:`~nrg.sweep.repeats`
+(when to stop repeating), :mod:`~nrg.sweep.roofline` (lower bounds on time) and
+:mod:`~nrg.sweep.store` (one Parquet file per cell, manifest, load).
+"""

@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.nrg-installed
 PROFILE ?= cpu
 BOOK_ARGS ?=
 
-.PHONY: all install book test test-fast browser-deps clean lock
+.PHONY: all install book test test-fast lint browser-deps clean lock
 
 all: book
 
@@ -36,8 +36,13 @@ book: $(STAMP)
 
 # The tests include building the book on the tiny profile and opening it in
 # headless Chromium.
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest -q
+
+# ruff (pyflakes, import order, pydocstyle on the public API) and mypy over src/.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not book"

@@ -18,9 +18,8 @@ import argparse
 import statistics
 import time
 
-from nrg.sweep.generation import load_model
-from nrg.sweep.generation import make_workload, open_monitor
 from nrg.sweep.config import parse_config
+from nrg.sweep.generation import load_model, make_workload, open_monitor
 
 OUTPUT_TOKENS = 64
 

@@ -21,9 +21,9 @@ from nrg.chapters import common
 from nrg.chapters import dvfs as chapter
 from nrg.chapters import dvfs_analysis as analysis
 from nrg.errors import ParameterError
-from nrg.sweep.run import run_sweep
 from nrg.stats import AnovaResult
 from nrg.sweep.config import parse_config
+from nrg.sweep.run import run_sweep
 
 try:
     from fakes.nvml import FakeGpu, FakeNvml

@@ -145,8 +145,8 @@ def test_int8_dynamic_reuses_the_float_tuned_model_exactly(tiny_rows: pd.DataFra
 
 def test_merged_lora_keeps_the_pruning_pattern() -> None:
     from nrg.compress import prune
-    from nrg.tickets.finetune import TrainSettings, attach_lora
     from nrg.tickets.cell import reapply_mask
+    from nrg.tickets.finetune import TrainSettings, attach_lora
 
     model, _ = tiny_classifier(3)
     pruned, columns = prune(model, "2:4", sparse_kernels=False)

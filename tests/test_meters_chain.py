@@ -5,9 +5,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from fakes.nvml import FakeGpu, FakeNvml
 from fakes.sysfs import FakePowercap
-
 from nrg.errors import ParameterError
 from nrg.meters import CHAIN, EnergyMonitor, Method, NoEnergySourceError, choose_sources
 

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes.sysfs import FakePowercap
 
+from fakes.sysfs import FakePowercap
 from nrg.cli import main
 
 

@@ -5,8 +5,8 @@ import threading
 import time
 
 import pytest
-from fakes.nvml import FakeGpu, FakeNvml
 
+from fakes.nvml import FakeGpu, FakeNvml
 from nrg.errors import ParameterError
 from nrg.meters import EnergyMonitor, Method, repeat_until
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes.sysfs import MAX_RANGE_UJ, FakePowercap
 
+from fakes.sysfs import MAX_RANGE_UJ, FakePowercap
 from nrg.meters import EnergyMonitor, Method
 from nrg.meters.rapl import probe_rapl
 

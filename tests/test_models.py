@@ -10,8 +10,7 @@ import torch
 
 from nrg.cli import main as cli_main
 from nrg.errors import ParameterError
-from nrg.models import (EMBEDDED_MODELS, PAPER_MODELS, ModelSpec, known_models, load, param_count,
-                        resolve)
+from nrg.models import EMBEDDED_MODELS, PAPER_MODELS, ModelSpec, known_models, load, param_count, resolve
 from nrg.models.build import check_fits
 from nrg.models.registry import hub_cached, package_folder
 

@@ -11,9 +11,9 @@ import pytest
 from fakes.nvml import FakeGpu, FakeNvml
 from fakes.sysfs import FakePowercap
 from nrg import axes
-from nrg.sweep import store
 from nrg.errors import ParameterError
 from nrg.models import PAPER_MODELS
+from nrg.sweep import store
 from nrg.sweep.run import run_sweep
 from nrg.tasks import TASKS
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.sweep.run import run_sweep
 from nrg.sweep.config import KEYS, SweepConfig, parse_config
+from nrg.sweep.run import run_sweep
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nrg.sweep import store
 from nrg.cli import main
+from nrg.sweep import store
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 

@@ -10,9 +10,20 @@ import pytest
 from nrg.errors import ParameterError
 from nrg.models import known_models
 from nrg.models.registry import package_folder
-from nrg.tasks import (TASKS, TaskItem, exact_match, fit_to_tokens, get_task, gsm8k_final_answer,
-                       last_number, normalize_answer, numeric_match, rouge_scores, squad_scores,
-                       token_f1)
+from nrg.tasks import (
+    TASKS,
+    TaskItem,
+    exact_match,
+    fit_to_tokens,
+    get_task,
+    gsm8k_final_answer,
+    last_number,
+    normalize_answer,
+    numeric_match,
+    rouge_scores,
+    squad_scores,
+    token_f1,
+)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,16 @@ Tests and unusual machines redirect everything with :func:`configure`.
 from __future__ import annotations
 
 from nrg.dvfs.axes import register_all as _register_all
-from nrg.dvfs.common import (DvfsConfig, DvfsError, DvfsPermissionError, DvfsUnavailableError,
-                             DvfsUnsupportedError, configure, default_marker_path, settings)
+from nrg.dvfs.common import (
+                             DvfsConfig,
+                             DvfsError,
+                             DvfsPermissionError,
+                             DvfsUnavailableError,
+                             DvfsUnsupportedError,
+                             configure,
+                             default_marker_path,
+                             settings,
+)
 from nrg.dvfs.cpu import cpu_governor, cpu_max_freq, cpufreq_info
 from nrg.dvfs.gpu import gpu_power_limit, locked_gpu_clocks, locked_memory_clocks, open_gpu
 from nrg.dvfs.probe import CpuCapability, DvfsProbe, GpuCapability, probe

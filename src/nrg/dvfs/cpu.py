@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.dvfs import guard, marker
-from nrg.dvfs.common import (DvfsError, DvfsPermissionError, DvfsUnavailableError, marker_path,
-                             settings)
+from nrg.dvfs.common import DvfsError, DvfsPermissionError, DvfsUnavailableError, marker_path, settings
 from nrg.errors import ParameterError, choice_error
 
 _CPU_DIR = re.compile(r"cpu(\d+)$")

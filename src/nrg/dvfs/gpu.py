@@ -17,8 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from nrg.dvfs import guard, marker
-from nrg.dvfs.common import (PERMISSION_HINT, DvfsError, DvfsPermissionError, DvfsUnavailableError,
-                             DvfsUnsupportedError, load_nvml, marker_path, settings)
+from nrg.dvfs.common import (
+    PERMISSION_HINT,
+    DvfsError,
+    DvfsPermissionError,
+    DvfsUnavailableError,
+    DvfsUnsupportedError,
+    load_nvml,
+    marker_path,
+    settings,
+)
 from nrg.errors import ParameterError
 
 _VIRTUALIZATION = {0: "none", 1: "passthrough", 2: "vGPU guest", 3: "vGPU host", 4: "vSGA host"}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nrg.dvfs import cpu, guard, gpu, marker
-from nrg.dvfs.common import DvfsError, marker_path as _marker_path
+from nrg.dvfs import cpu, gpu, guard, marker
+from nrg.dvfs.common import DvfsError
+from nrg.dvfs.common import marker_path as _marker_path
 
 GPU_KINDS = ("gpu_locked_clocks", "mem_locked_clocks", "gpu_power_limit")
 CPU_KINDS = ("cpu_max_freq", "cpu_governor")

@@ -13,8 +13,14 @@ and by which source; ``monitor.decisions`` says why better sources were skipped.
 from __future__ import annotations
 
 from nrg.meters.chain import CHAIN, METERS, Chain, ChainDecision, choose_sources
-from nrg.meters.estimate import (CPU_POWER_TABLE, DEFAULT_POWER_PER_CORE_W, CpuPower,
-                                 EstimateSource, cpu_model_name, lookup_cpu)
+from nrg.meters.estimate import (
+    CPU_POWER_TABLE,
+    DEFAULT_POWER_PER_CORE_W,
+    CpuPower,
+    EstimateSource,
+    cpu_model_name,
+    lookup_cpu,
+)
 from nrg.meters.measurement import DomainEnergy, Measurement, Method
 from nrg.meters.monitor import EnergyMonitor, NoEnergySourceError, WindowResult
 from nrg.meters.nvml import NvmlCounterSource, NvmlSamplingSource

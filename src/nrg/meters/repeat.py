@@ -28,7 +28,8 @@ def repeat_until(monitor: EnergyMonitor, workload: Callable[[], object], name: s
                  min_duration_s: float = DEFAULT_MIN_DURATION_S, min_iterations: int = 1,
                  max_iterations: int | None = None) -> Measurement:
     """Run ``workload`` in one window until ``min_duration_s`` and ``min_iterations`` are
-    both reached (or ``max_iterations``); return the per-iteration Measurement."""
+    both reached (or ``max_iterations``); return the per-iteration Measurement.
+    """
     check_positive("min_duration_s", min_duration_s)
     _check_count("min_iterations", min_iterations)
     if max_iterations is not None and _check_count("max_iterations", max_iterations) < min_iterations:

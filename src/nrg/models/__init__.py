@@ -9,8 +9,7 @@ from __future__ import annotations
 from nrg.models.load import check_device, estimated_weight_bytes, load, param_count, plan
 from nrg.models.loaded import LoadedModel
 from nrg.models.real import cache_root, converted_folder
-from nrg.models.registry import (EMBEDDED_MODELS, PAPER_MODELS, ModelInfo, known_models,
-                                 real_available_offline, resolve)
+from nrg.models.registry import EMBEDDED_MODELS, PAPER_MODELS, ModelInfo, known_models, real_available_offline, resolve
 from nrg.models.spec import DTYPES, HEADS, WEIGHTS, ModelSpec
 
 __all__ = [

@@ -39,8 +39,7 @@ def check(cfg: SweepConfig) -> list[Cell]:
 
 def _check_model(entry: ModelEntry, dtype: str, device: str) -> Plan:
     """Name, device/dtype and memory; returns what loading the model will do."""
-    from nrg.models import ModelSpec, check_device, plan
-    from nrg.models import build
+    from nrg.models import ModelSpec, build, check_device, plan
 
     spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=device,
                      layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny)

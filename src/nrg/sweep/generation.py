@@ -19,9 +19,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
 from nrg.sweep.config import NO_TASK, Cell
 from nrg.sweep.context import SweepContext, identity
+from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,7 +86,8 @@ def per_token_sample(m: Measurement, tokens: int) -> float:
 
 def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> Any:
     """The sweep's meters for the cell's device; ``monitor_options`` go to ``EnergyMonitor.auto``
-    (``sysfs_root``, ``nvml_module``, estimate options -- how tests put fake hardware in)."""
+    (``sysfs_root``, ``nvml_module``, estimate options -- how tests put fake hardware in).
+    """
     from nrg.meters import EnergyMonitor
 
     device = cell.settings.device

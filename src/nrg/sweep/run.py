@@ -29,11 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep.cell import run_cell
-from nrg.sweep.context import SweepContext, failed_frame
 from nrg.errors import ParameterError
-from nrg.sweep.store import RunStore
+from nrg.sweep.cell import run_cell
 from nrg.sweep.config import Cell, SweepConfig, parse_config
+from nrg.sweep.context import SweepContext, failed_frame
+from nrg.sweep.store import RunStore
 
 if TYPE_CHECKING:
     import pandas as pd

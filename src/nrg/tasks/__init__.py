@@ -11,11 +11,28 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 from nrg.tasks.items import TaskItem
-from nrg.tasks.metrics import (exact_match, gsm8k_final_answer, last_number, normalize_answer,
-                               numeric_match, rouge_scores, squad_scores, token_f1)
+from nrg.tasks.metrics import (
+    exact_match,
+    gsm8k_final_answer,
+    last_number,
+    normalize_answer,
+    numeric_match,
+    rouge_scores,
+    squad_scores,
+    token_f1,
+)
 from nrg.tasks.prompts import fit_to_tokens, has_chat_template
-from nrg.tasks.task import (EMBEDDED, HUB, TASKS, BaseTask, GenerationTask, QATask,
-                            SummarizationTask, datasets_for, get_task)
+from nrg.tasks.task import (
+    EMBEDDED,
+    HUB,
+    TASKS,
+    BaseTask,
+    GenerationTask,
+    QATask,
+    SummarizationTask,
+    datasets_for,
+    get_task,
+)
 
 
 class Task(Protocol):

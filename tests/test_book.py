@@ -79,7 +79,7 @@ def test_source_notebooks_carry_no_outputs() -> None:
 
 def test_readme_papermill_command_works(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
-    line = next(l for l in readme.splitlines() if l.strip().startswith("papermill notebooks/"))
+    line = next(ln for ln in readme.splitlines() if ln.strip().startswith("papermill notebooks/"))
     args = shlex.split(line.strip())
     args[2] = str(tmp_path / "out.ipynb")
     env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}

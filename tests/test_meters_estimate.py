@@ -26,11 +26,11 @@ def test_more_work_more_joules() -> None:
             burn(300_000)
         with mon.window("large") as large:
             burn(1_500_000)
-    s, l = small.measurement, large.measurement
-    assert s is not None and l is not None
-    assert s.method is Method.ESTIMATED and l.method is Method.ESTIMATED
+    s, big = small.measurement, large.measurement
+    assert s is not None and big is not None
+    assert s.method is Method.ESTIMATED and big.method is Method.ESTIMATED
     assert s.total_j() > 0
-    assert l.total_j() > 2.5 * s.total_j()     # 5x the work; CPU time is not wall time
+    assert big.total_j() > 2.5 * s.total_j()     # 5x the work; CPU time is not wall time
 
 
 def test_joules_are_cpu_seconds_times_watts_per_core() -> None:

@@ -121,6 +121,7 @@ class BuildReport:
 
     @property
     def ok(self) -> bool:
+        """True when Sphinx built the HTML and no chapter failed to execute."""
         return self.sphinx_ok and not self.failed
 
 

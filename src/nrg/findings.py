@@ -40,6 +40,7 @@ class Findings:
         return Findings(self.sentences + tuple(other))
 
     def to_markdown(self) -> str:
+        """The sentences as a markdown bullet list."""
         return "\n".join(f"- {s}" for s in self.sentences)
 
     def _repr_markdown_(self) -> str:

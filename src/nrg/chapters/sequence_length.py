@@ -70,6 +70,7 @@ def measure(params: dict[str, Any], progress: bool = True) -> Any:
 
 
 def ok_phase(df: Any, phase: str) -> Any:
+    """Rows of one phase whose cell ran: failed cells carry no energy to plot."""
     return df[(df["phase"] == phase) & (df["status"] == "ok")].copy()
 
 

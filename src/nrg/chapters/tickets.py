@@ -194,9 +194,11 @@ class Timer:
 
     @classmethod
     def start(cls) -> Timer:
+        """Start timing now (wall clock and CPU seconds of this process and its children)."""
         return cls(time.perf_counter(), _cpu_s())
 
     def elapsed(self) -> dict[str, float]:
+        """Wall and CPU seconds since :meth:`start`; CPU time shows the cost of the chapter on this machine."""
         return {"wall_s": time.perf_counter() - self.wall_start, "cpu_s": _cpu_s() - self.cpu_start}
 
 

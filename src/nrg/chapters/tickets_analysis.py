@@ -29,6 +29,7 @@ def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def ok(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose cell ran; failed and unsupported cells have no measurements to summarise."""
     return df[df["status"] == "ok"]
 
 

@@ -54,6 +54,7 @@ def _params(ns: argparse.Namespace) -> int:
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
+    """Register ``nrg book build`` and ``nrg book run`` on the CLI's subparsers."""
     parser = sub.add_parser("book", help="build the book or run one chapter headless")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 

@@ -21,6 +21,7 @@ def _gpu_list(text: str) -> list[int]:
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``nrg meters`` on the CLI's subparsers."""
     parser = subparsers.add_parser("meters", help="show this machine's energy sources and idle power",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--idle-s", type=float, default=DEFAULT_IDLE_S, metavar="SECONDS",

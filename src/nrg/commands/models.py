@@ -30,12 +30,14 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(ns: argparse.Namespace) -> int:
+    """Print the known models as a table (or JSON with ``--json``); exit status 0."""
     rows = model_rows()
     print(json.dumps(rows, indent=2) if ns.json else _format_table(rows))
     return 0
 
 
 def add_command(subparsers: Any) -> None:
+    """Register ``nrg models`` on the CLI's subparsers."""
     parser = subparsers.add_parser(
         "models", help="list known models",
         description="List known models: class, weights loadable offline (real or random), "

@@ -10,6 +10,7 @@ from typing import Any
 
 
 def add_command(subparsers: Any) -> None:
+    """Register ``nrg sweep CONFIG --out DIR`` on the CLI's subparsers."""
     parser = subparsers.add_parser(
         "sweep", help="run a sweep config (YAML) and store one Parquet file per cell",
         description=__doc__.splitlines()[0])

@@ -44,6 +44,7 @@ class PruneResult:
     note: str = ""
 
     def columns(self) -> dict[str, Any]:
+        """The ``prune_*`` result columns, so every row says what was pruned and how sparse it is."""
         return {"prune_method": self.method, "prune_ratio": self.ratio, "sparsity": self.sparsity,
                 "sparsity_all": self.sparsity_all, "pruned_layers": self.layers, "kernel": self.kernel,
                 "prune_note": self.note}

@@ -36,6 +36,7 @@ class QuantResult:
     layers: int = 0
 
     def columns(self) -> dict[str, Any]:
+        """The ``quant_*`` result columns, so every row says which quantization ran (or why not)."""
         return {"quant": self.method, "quant_bits": BITS[self.method], "quant_status": self.status,
                 "quant_reason": self.reason, "quant_layers": self.layers}
 

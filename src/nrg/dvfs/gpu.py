@@ -62,6 +62,7 @@ class Gpu:
     index: int
 
     def call(self, action: str, function: str, *args: Any) -> Any:
+        """Call NVML ``function`` on this GPU; its errors become DVFS errors that say what was tried."""
         try:
             return getattr(self.nvml, function)(self.handle, *args)
         except self.nvml.NVMLError as exc:
@@ -77,10 +78,12 @@ class Gpu:
         return _VIRTUALIZATION.get(int(mode), f"mode {mode}")
 
     def name(self) -> str:
+        """The GPU's product name as NVML reports it."""
         name = self.call("reading the name", "nvmlDeviceGetName")
         return name.decode() if isinstance(name, bytes) else str(name)
 
     def memory_clocks_mhz(self) -> tuple[int, ...]:
+        """Supported memory clocks (MHz), highest first: the values a memory lock may take."""
         clocks = self.call("listing memory clocks", "nvmlDeviceGetSupportedMemoryClocks")
         return tuple(sorted({int(c) for c in clocks}, reverse=True))
 
@@ -95,21 +98,26 @@ class Gpu:
         return tuple(sorted(found, reverse=True))
 
     def clock_mhz(self, which: str) -> int:
+        """The current ``graphics`` or ``memory`` clock (MHz), to check that a lock took effect."""
         kind = self.nvml.NVML_CLOCK_GRAPHICS if which == "graphics" else self.nvml.NVML_CLOCK_MEM
         return int(self.call(f"reading the {which} clock", "nvmlDeviceGetClockInfo", kind))
 
     def power_w(self) -> float:
+        """The current board power draw (W)."""
         return self.call("reading power", "nvmlDeviceGetPowerUsage") / 1000.0
 
     def power_limit_range_w(self) -> tuple[float, float]:
+        """The (lowest, highest) power limit (W) the driver accepts, so a bad limit fails before it is set."""
         low, high = self.call("reading power limit constraints",
                               "nvmlDeviceGetPowerManagementLimitConstraints")
         return low / 1000.0, high / 1000.0
 
     def power_limit_w(self) -> float:
+        """The power limit in force now (W)."""
         return self.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit") / 1000.0
 
     def default_power_limit_w(self) -> float:
+        """The factory power limit (W), restored when a power-limit change is undone."""
         return self.call("reading the default power limit",
                          "nvmlDeviceGetPowerManagementDefaultLimit") / 1000.0
 

@@ -75,6 +75,7 @@ class DvfsProbe:
     axes: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON-ready) for ``nrg dvfs probe --json`` and provenance."""
         return asdict(self)
 
     def summary(self) -> str:

@@ -32,9 +32,11 @@ class RecoveryReport:
 
     @property
     def ok(self) -> bool:
+        """True when every marker entry was restored or left alone, none failed."""
         return not self.failed
 
     def summary(self) -> str:
+        """One line per entry (restored, left alone, FAILED) for the CLI."""
         if not (self.restored or self.skipped or self.failed):
             return f"nothing to recover (no entries in {self.marker_path})"
         lines = [f"restored: {r}" for r in self.restored]

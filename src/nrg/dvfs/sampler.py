@@ -44,11 +44,13 @@ class Sampler:
             self.sample()
 
     def start(self) -> Sampler:
+        """Take a first sample now, then keep sampling on a daemon thread; returns ``self`` for chaining."""
         self.sample()
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the thread and take a last sample, so short windows still have a reading at each end."""
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join()

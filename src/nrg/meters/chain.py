@@ -45,6 +45,7 @@ class ChainDecision:
     skipped: tuple[tuple[str, str], ...]
 
     def describe(self) -> str:
+        """What was chosen for the domain and why each other source was skipped, one line each."""
         head = (f"{self.domain}: {self.detail or self.chosen} [{self.method.value}]"
                 if self.chosen and self.method else f"{self.domain}: not measured")
         return "\n".join([head, *(f"  skipped {src}: {why}" for src, why in self.skipped)])

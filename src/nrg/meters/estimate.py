@@ -46,6 +46,7 @@ class CpuPower:
 
     @property
     def power_per_core_w(self) -> float:
+        """TDP shared equally among the cores: the estimate's watts per busy core."""
         return self.tdp_w / self.cores
 
 
@@ -195,6 +196,7 @@ class EstimateSource:
         """Nothing to start: the kernel keeps the CPU time."""
 
     def read_j(self) -> dict[str, float]:
+        """Estimated cumulative CPU joules: CPU seconds so far times watts per core."""
         return {"cpu": self.cpu_time_s() * self.power_per_core_w}
 
     def close(self) -> None:

@@ -72,6 +72,7 @@ class Measurement:
     iterations: int = 1
 
     def domain_names(self) -> tuple[str, ...]:
+        """The names of the measured domains, in the order of ``domains``."""
         return tuple(d.domain for d in self.domains)
 
     def select(self, domains: Iterable[str] | str | None = None) -> tuple[DomainEnergy, ...]:

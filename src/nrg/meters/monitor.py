@@ -44,6 +44,7 @@ class _Reading:
 
 
 def short_window_warning(elapsed_s: float, source: EnergySource) -> str:
+    """The warning for a window shorter than the source's update period (its reading may be 0 J)."""
     return (f"window {elapsed_s:.3g} s is shorter than the {source.name} update period "
             f"{source.update_period_s:g} s, so its energy may read 0 J: repeat the workload "
             "(nrg.meters.repeat_until)")
@@ -96,10 +97,12 @@ class EnergyMonitor:
     # -- state ---------------------------------------------------------------------------
     @property
     def sources(self) -> tuple[EnergySource, ...]:
+        """The energy sources this monitor reads, in chain order."""
         return tuple(self._sources)
 
     @property
     def domains(self) -> tuple[str, ...]:
+        """Every domain measured by some source (``gpu:0``, ``cpu``, ``dram``...)."""
         return tuple(d for s in self._sources for d in s.domains)
 
     @property
@@ -109,6 +112,7 @@ class EnergyMonitor:
 
     @property
     def open_windows(self) -> tuple[str, ...]:
+        """Names of the windows begun and not yet ended."""
         return tuple(self._open)
 
     # -- readings ------------------------------------------------------------------------
@@ -232,4 +236,5 @@ class EnergyMonitor:
         self.close()
 
     def describe(self) -> str:
+        """How each domain is measured and which sources were skipped and why, for a notebook or log."""
         return "\n".join(d.describe() for d in self.decisions)

@@ -166,6 +166,7 @@ class NvmlCounterSource:
         """Nothing to start: the counter runs in the driver."""
 
     def read_j(self) -> dict[str, float]:
+        """Cumulative joules per GPU from the driver's energy counter; raises MeterReadError on a failed GPU."""
         values: dict[str, float] = {}
         errors: list[str] = []
         for index, handle in self._handles.items():
@@ -211,6 +212,7 @@ class NvmlSamplingSource:
         self._poller = Poller(self.sample, sample_period_s, name="nrg-nvml-sampling")
 
     def start(self) -> None:
+        """Take the first power sample and start the sampling thread."""
         self.sample()
         self._poller.start()
 
@@ -232,6 +234,7 @@ class NvmlSamplingSource:
                 self._last[domain] = (now_s, power_w)
 
     def read_j(self) -> dict[str, float]:
+        """Joules integrated from power samples so far per GPU; sampling errors since the last read raise."""
         self.sample()
         with self._lock:
             values = dict(self._energy_j)
@@ -241,4 +244,5 @@ class NvmlSamplingSource:
         return values
 
     def close(self) -> None:
+        """Stop the sampling thread."""
         self._poller.stop()

@@ -128,6 +128,7 @@ class RaplSource:
         self._poller = Poller(self._poll, poll_s, "nrg-rapl-poll") if poll_s else None
 
     def start(self) -> None:
+        """Read every zone once (the origin) and start the wrap-around poller when one is configured."""
         self._update()
         if self._poller is not None:
             self._poller.start()
@@ -167,6 +168,7 @@ class RaplSource:
             raise MeterReadError("; ".join(errors))
 
     def read_j(self) -> dict[str, float]:
+        """Cumulative joules per domain, counter wrap-arounds included; poller errors raise here."""
         error: MeterReadError | None = None
         try:
             self._update()
@@ -183,5 +185,6 @@ class RaplSource:
         return values
 
     def close(self) -> None:
+        """Stop the wrap-around poller."""
         if self._poller is not None:
             self._poller.stop()

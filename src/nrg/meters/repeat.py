@@ -27,8 +27,10 @@ def _check_count(parameter: str, value: object) -> int:
 def repeat_until(monitor: EnergyMonitor, workload: Callable[[], object], name: str = "repeat",
                  min_duration_s: float = DEFAULT_MIN_DURATION_S, min_iterations: int = 1,
                  max_iterations: int | None = None) -> Measurement:
-    """Run ``workload`` in one window until ``min_duration_s`` and ``min_iterations`` are
-    both reached (or ``max_iterations``); return the per-iteration Measurement.
+    """Run ``workload`` in one window until ``min_duration_s`` and ``min_iterations`` are both reached.
+
+    Stops early at ``max_iterations``; returns the per-iteration Measurement, so a workload shorter
+    than a meter's update period is still measured.
     """
     check_positive("min_duration_s", min_duration_s)
     _check_count("min_iterations", min_iterations)

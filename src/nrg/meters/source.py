@@ -37,11 +37,14 @@ class EnergySource(Protocol):
     update_period_s: float        # windows shorter than this may read 0 J
     description: str              # what goes into Measurement source strings
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Start counting or sampling; readings before this are not defined."""
 
-    def read_j(self) -> dict[str, float]: ...
+    def read_j(self) -> dict[str, float]:
+        """Cumulative joules per domain since an arbitrary origin; the monitor diffs two readings."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release threads and handles; the source is not read again."""
 
 
 class Poller:
@@ -58,6 +61,7 @@ class Poller:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
+        """Start the daemon thread."""
         self._thread.start()
 
     def _run(self) -> None:
@@ -65,12 +69,14 @@ class Poller:
             self._tick()
 
     def stop(self) -> None:
+        """Ask the thread to stop and wait briefly for it (it is a daemon, so it cannot hang the exit)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=max(1.0, 2 * self._period_s))
 
     @property
     def alive(self) -> bool:
+        """True while the thread runs."""
         return self._thread.is_alive()
 
 

@@ -94,6 +94,7 @@ def resolve_head(config: Any, head: str) -> str:
 
 
 def auto_class(head: str) -> Any:
+    """The transformers ``AutoModel...`` class that builds a model with this head."""
     import transformers
     names = {"causal-lm": "AutoModelForCausalLM", "seq2seq-lm": "AutoModelForSeq2SeqLM",
              "base": "AutoModel", "sequence-classification": "AutoModelForSequenceClassification"}
@@ -150,5 +151,6 @@ def build_random(config: Any, head: str, spec: ModelSpec, seed: int = 0) -> Any:
 
 
 def folder_has_tokenizer(path: Path) -> bool:
+    """True when the folder holds tokenizer files, so text tasks can render prompts for its model."""
     return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
                                               "vocab.json", "spiece.model", "tokenizer.model"))

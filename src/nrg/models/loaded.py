@@ -35,11 +35,13 @@ class LoadedModel:
 
     @property
     def device(self) -> Any:
+        """The ``torch.device`` the model's weights live on (inputs must be moved there)."""
         import torch
         return torch.device(self.spec.device)
 
     @property
     def can_generate(self) -> bool:
+        """True for heads that generate tokens; encoder-only models can only run a forward pass."""
         return self.head in ("causal-lm", "seq2seq-lm")
 
     def synthetic_inputs(self, batch_size: int, input_tokens: int, seed: int = 0) -> dict[str, Any]:

@@ -26,6 +26,7 @@ def cache_root() -> Path:
 
 
 def converted_folder(info: ModelInfo) -> Path:
+    """Where a model converted from its embedded GGUF file is cached (converted once, reused)."""
     return cache_root() / "models" / info.name
 
 

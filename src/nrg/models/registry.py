@@ -41,10 +41,12 @@ class ModelInfo:
 
     @property
     def config_path(self) -> Path:
+        """The transformers config shipped with the package for this model."""
         return CONFIG_DIR / f"{self.name}.json"
 
     @property
     def embedded(self) -> bool:
+        """True when the real weights ship in a Python package, so they load offline."""
         return self.package is not None
 
     def config_dict(self) -> dict[str, Any]:
@@ -115,6 +117,7 @@ class Resolved:
 
 
 def unknown_model_error(name: str) -> ParameterError:
+    """The ParameterError for a name that resolves to nothing; it lists the known models."""
     known = ", ".join(repr(n) for n in known_models())
     return ParameterError(
         f"name={name!r} is not a known model, an existing local folder or a hub id (owner/name); "
@@ -148,6 +151,7 @@ def package_folder(info: ModelInfo) -> Path | None:
 
 
 def embedded_available(info: ModelInfo) -> bool:
+    """True when the model's embedded package is installed and holds its weights."""
     folder = package_folder(info)
     if folder is None:
         return False

@@ -70,6 +70,7 @@ class RankResult:
     notes: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
+        """A copy of the ranking table, safe to modify."""
         return self.table.copy()
 
     @property

@@ -65,11 +65,13 @@ class ModelEntry:
     overrides: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML, JSON and the cell id hash."""
         return {"name": self.name, "weights": self.weights, "layers": self.layers,
                 "tiny": self.tiny, "overrides": [[k, v] for k, v in self.overrides]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelEntry:
+        """Inverse of :meth:`to_dict`; missing keys take the defaults."""
         return cls(d["name"], d.get("weights", "auto"), d.get("layers"), bool(d.get("tiny", False)),
                    tuple((str(k), v) for k, v in d.get("overrides") or ()))
 
@@ -82,6 +84,7 @@ class TaskEntry:
     dataset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML, JSON and the cell id hash."""
         return {"name": self.name, "dataset": self.dataset}
 
 
@@ -99,6 +102,7 @@ class Settings:
     roofline: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML, JSON and the cell id hash."""
         return {
             "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
             "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
@@ -107,6 +111,7 @@ class Settings:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Settings:
+        """Inverse of :meth:`to_dict` (every key required: it reads back what a cell wrote)."""
         return cls(
             device=d["device"], repeats=RepeatPolicy.parse(d["repeats"]), warmup=d["warmup"],
             idle_s=d["idle_s"], meters=tuple(d["meters"]) if d["meters"] else None,
@@ -138,6 +143,7 @@ class Cell:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Cell:
+        """Inverse of ``to_dict``: how a cell subprocess gets its cell from the parent."""
         return cls(
             model=ModelEntry.from_dict(d["model"]), task=TaskEntry(**d["task"]),
             batch_size=d["batch_size"], input_tokens=d["input_tokens"],

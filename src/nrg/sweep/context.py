@@ -27,12 +27,14 @@ class SweepContext:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data, so the context reaches a cell subprocess as JSON."""
         return {"run_id": self.run_id, "chapter": self.chapter, "idle_power_w": dict(self.idle_power_w),
                 "mem_bandwidth_bytes_per_s": self.mem_bandwidth_bytes_per_s,
                 "provenance": dict(self.provenance)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepContext:
+        """Inverse of :meth:`to_dict`."""
         return cls(**dict(d))
 
 

@@ -38,9 +38,11 @@ class Workload:
     output_tokens: int
 
     def prefill(self) -> Any:
+        """Run the prefill phase: one generated token, so its time is the time to first token."""
         return self.loaded.generate(self.inputs, 1)
 
     def generate(self) -> Any:
+        """Generate all ``output_tokens`` (prefill and decode)."""
         return self.loaded.generate(self.inputs, self.output_tokens)
 
 
@@ -55,6 +57,7 @@ def task_input_ids(loaded: Any, task: Any, batch_size: int, input_tokens: int, s
 
 
 def make_workload(loaded: Any, cell: Cell, task: Any | None) -> Workload:
+    """The cell's workload: task prompts when the model has a tokenizer, else seeded random tokens."""
     import torch
 
     seed = cell.settings.seed
@@ -85,8 +88,10 @@ def per_token_sample(m: Measurement, tokens: int) -> float:
 
 
 def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> Any:
-    """The sweep's meters for the cell's device; ``monitor_options`` go to ``EnergyMonitor.auto``
-    (``sysfs_root``, ``nvml_module``, estimate options -- how tests put fake hardware in).
+    """The sweep's meters for the cell's device.
+
+    ``monitor_options`` go to ``EnergyMonitor.auto`` (``sysfs_root``, ``nvml_module``, estimate
+    options -- how tests put fake hardware in).
     """
     from nrg.meters import EnergyMonitor
 
@@ -130,6 +135,7 @@ def run_quality(workload: Workload, task: Any, cell: Cell, monitor: Any) -> tupl
 
 
 def phase_row(m: Measurement, phase: str, repeat: int, tokens: int, bound_s: float) -> dict[str, Any]:
+    """One result row for a measured phase: energy record, token rates and the roofline fraction."""
     from nrg.sweep.roofline import fraction
 
     rec = m.to_record()
@@ -145,6 +151,7 @@ def phase_row(m: Measurement, phase: str, repeat: int, tokens: int, bound_s: flo
 
 def repeat_rows(prefill: Measurement, generate: Measurement, repeat: int, cell: Cell,
                 bounds: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The rows of one repeat: prefill, decode (generate minus prefill) and generate, with TTFT and TPOT."""
     b, n = cell.batch_size, cell.output_tokens
     rows = [phase_row(prefill, "prefill", repeat, b * cell.input_tokens, bounds["prefill"])]
     if n > 1:
@@ -319,6 +326,7 @@ def _reset_peak_memory(device: str) -> None:
 
 
 def peak_memory_bytes_safe(device: str) -> int | None:
+    """Peak device memory of the cell, or None where it cannot be read: a missing figure is not a failure."""
     try:
         return peak_memory_bytes(device)
     except Exception:  # noqa: BLE001 - a missing figure must not fail the cell

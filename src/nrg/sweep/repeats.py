@@ -50,6 +50,7 @@ class RepeatPolicy:
         return self.ci_rel is None or self.min_n == self.max_n
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data for the config file and the cell id hash."""
         return {"min": self.min_n, "max": self.max_n, "ci_rel": self.ci_rel}
 
     @classmethod

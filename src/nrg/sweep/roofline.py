@@ -115,6 +115,7 @@ class Peaks:
     source: str
 
     def to_record(self) -> dict[str, Any]:
+        """The result columns saying which peaks the bound used and where they came from."""
         return {"mem_bandwidth_bytes_per_s": self.mem_bandwidth_bytes_per_s,
                 "peak_flops": self.compute_flops, "roofline_source": self.source}
 

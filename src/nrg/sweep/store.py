@@ -64,17 +64,21 @@ class RunStore:
 
     @classmethod
     def at(cls, run_dir: str | Path) -> RunStore:
+        """The store of an existing or future run directory."""
         return cls(Path(run_dir))
 
     @property
     def cells_dir(self) -> Path:
+        """The folder holding one Parquet file per finished cell."""
         return self.run_dir / CELLS
 
     @property
     def logs_dir(self) -> Path:
+        """The folder holding each cell subprocess's log."""
         return self.run_dir / LOGS
 
     def cell_path(self, cell_id: str) -> Path:
+        """The Parquet file of one cell; refuses ids that are not safe file names."""
         _check_cell_id(cell_id)
         return self.cells_dir / f"{cell_id}{SUFFIX}"
 
@@ -123,6 +127,7 @@ class RunStore:
         return path
 
     def read_manifest(self) -> dict[str, Any] | None:
+        """The run's manifest (sessions, config, provenance), or None before the first session."""
         path = self.run_dir / MANIFEST
         if not path.is_file():
             return None

@@ -19,4 +19,5 @@ class TaskItem:
 
     @property
     def references(self) -> list[str]:
+        """The reference answers as a list (one or several)."""
         return list(self.reference) if isinstance(self.reference, list) else [self.reference]

@@ -113,6 +113,7 @@ def read_records(path: Path) -> list[Record]:
 
 
 def load_file(path: str | Path, task: str) -> list[TaskItem]:
+    """Items of ``task`` from a local JSONL, JSON or CSV file; ParameterError when it does not exist."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ParameterError(f"dataset file {str(path)!r} does not exist")
@@ -128,6 +129,7 @@ def gsm8k_path() -> Path:
 
 
 def load_gsm8k() -> list[TaskItem]:
+    """The GSM8K test split with stable ids (``gsm8k-test-NNNN``), offline."""
     items = load_file(gsm8k_path(), "generation")
     return [TaskItem(f"gsm8k-test-{i:04d}", it.prompt, it.reference) for i, it in enumerate(items)]
 

@@ -24,6 +24,7 @@ def normalize_answer(text: str) -> str:
 
 
 def exact_match(prediction: str, reference: str) -> float:
+    """1.0 when the normalised prediction equals the normalised reference, else 0.0."""
     return float(normalize_answer(prediction) == normalize_answer(reference))
 
 

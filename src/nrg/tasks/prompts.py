@@ -15,6 +15,7 @@ SLOT = "\ue000"     # private-use character marking where the fittable text sits
 
 
 def has_chat_template(tokenizer: Any) -> bool:
+    """True when the tokenizer carries a chat template (instruction-tuned models)."""
     return bool(getattr(tokenizer, "chat_template", None))
 
 
@@ -52,6 +53,7 @@ def _special_ids(tokenizer: Any) -> tuple[list[int], list[int]]:
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens, so prompt parts can be counted and joined."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 

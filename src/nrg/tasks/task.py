@@ -44,6 +44,7 @@ class BaseTask:
         self._items: list[TaskItem] | None = None
 
     def all_items(self) -> list[TaskItem]:
+        """Every item of the dataset, loaded once and kept."""
         if self._items is None:
             if self.dataset in EMBEDDED[self.name]:
                 self._items = EMBEDDED[self.name][self.dataset]()
@@ -93,6 +94,7 @@ class BaseTask:
             raise ParameterError(f"predictions has {len(predictions)} entries but items has {len(items)}")
 
     def score(self, predictions: Sequence[str], items: Sequence[TaskItem]) -> dict[str, float]:
+        """Mean quality metrics of ``predictions`` for ``items``; each task defines its metrics."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -110,6 +112,7 @@ class QATask(BaseTask):
     name = "qa"
 
     def template(self, item: TaskItem, tokenizer: Any) -> tuple[str, str]:
+        """Extractive QA prompt; the context is the fittable text (T5 gets its ``question:`` prefix)."""
         context = item.context or ""
         if prompts.is_t5_tokenizer(tokenizer):
             return f"question: {item.prompt} context: {prompts.SLOT}", context
@@ -119,6 +122,7 @@ class QATask(BaseTask):
         return f"Context: {prompts.SLOT}\nQuestion: {item.prompt}\nAnswer:", context
 
     def score(self, predictions: Sequence[str], items: Sequence[TaskItem]) -> dict[str, float]:
+        """SQuAD exact match and token F1 on each prediction's first line."""
         self._check_lengths(predictions, items)
         return metrics.mean_scores([metrics.squad_scores(_first_line(p), it.references)
                                     for p, it in zip(predictions, items)])
@@ -130,6 +134,7 @@ class SummarizationTask(BaseTask):
     name = "summarization"
 
     def template(self, item: TaskItem, tokenizer: Any) -> tuple[str, str]:
+        """Summarization prompt; the document is the fittable text (T5 ``summarize:``, else TL;DR)."""
         document = item.context or ""
         if prompts.is_t5_tokenizer(tokenizer):
             return f"summarize: {prompts.SLOT}", document
@@ -138,6 +143,7 @@ class SummarizationTask(BaseTask):
         return f"{prompts.SLOT}\n\nTL;DR:", document
 
     def score(self, predictions: Sequence[str], items: Sequence[TaskItem]) -> dict[str, float]:
+        """ROUGE-1/2/L F-measures against the first reference."""
         self._check_lengths(predictions, items)
         return metrics.mean_scores([metrics.rouge_scores(p.strip(), it.references[0])
                                     for p, it in zip(predictions, items)])
@@ -149,12 +155,14 @@ class GenerationTask(BaseTask):
     name = "generation"
 
     def template(self, item: TaskItem, tokenizer: Any) -> tuple[str, str]:
+        """GSM8K prompt asking for step-by-step work ending in a number; the problem is the fittable text."""
         if prompts.has_chat_template(tokenizer):
             return (f"{prompts.SLOT}\n\nSolve the problem step by step and end with the final "
                     f"answer as a number."), item.prompt
         return f"Question: {prompts.SLOT}\nAnswer:", item.prompt
 
     def score(self, predictions: Sequence[str], items: Sequence[TaskItem]) -> dict[str, float]:
+        """Exact match of the output's last number with the reference answer."""
         self._check_lengths(predictions, items)
         return metrics.mean_scores([{"exact_match": metrics.numeric_match(p, it.references[0])}
                                     for p, it in zip(predictions, items)])

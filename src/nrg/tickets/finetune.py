@@ -68,6 +68,7 @@ class PhaseResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
+        """The phase as one result row: phase name, energy record, metrics and extras."""
         return {"phase": self.phase, **self.record, **self.metrics, **self.extra}
 
 
@@ -101,6 +102,7 @@ def attach_lora(model: Any, kind: str, settings: TrainSettings) -> Any:
 
 
 def trainable_parameters(model: Any) -> int:
+    """Number of parameters the optimizer updates (LoRA adapters, or all when fully fine-tuning)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -149,6 +151,7 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
 
 def encode_classification(tokenizer: Any, texts: Sequence[str], label_ids: Sequence[int] | None,
                           max_len: int) -> dict[str, Any]:
+    """Tokenize ``texts`` as one padded batch of tensors, with ``labels`` when label ids are given."""
     import torch
 
     encoded = dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_len,

@@ -1,5 +1,4 @@
-"""Quality of the two ticket tasks: accuracy and macro-F1 for the root cause, ROUGE-L and BLEU
-for the response.
+"""Quality of the two ticket tasks: root-cause accuracy and macro-F1, response ROUGE-L and BLEU.
 
 Why macro-F1 next to accuracy: with unbalanced classes (see
 ``nrg.tickets.generate_tickets(weights=...)``) a model that always answers the

@@ -37,6 +37,14 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.5)) -> Axes:
     return Figure(figsize=figsize, layout="constrained").subplots()
 
 
+def _figure(ax: Axes) -> Figure:
+    """The top-level figure holding ``ax`` (a subfigure cannot be shown or saved on its own)."""
+    figure = ax.get_figure(root=True)
+    if figure is None:
+        raise ParameterError("ax is not part of a figure; pass axes made by Figure.subplots")
+    return figure
+
+
 def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str = "model",
                  hue: str | None = "task", confidence: float = 0.95, ax: Axes | None = None) -> Figure:
     """Mean of ``measure`` per ``x`` (bars grouped by ``hue``) with t-interval error bars."""
@@ -57,7 +65,7 @@ def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str =
     if hue:
         ax.legend(title=axis_label(hue))
     ax.set_title(f"Mean with {confidence:.0%} CI")
-    return ax.figure
+    return _figure(ax)
 
 
 def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = "input_tokens",
@@ -86,7 +94,7 @@ def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = 
     ax.set_ylabel(axis_label(response))
     if hue:
         ax.legend(title=axis_label(hue))
-    return ax.figure
+    return _figure(ax)
 
 
 def phase_share_bars(shares: pd.DataFrame, measure: str = "time_s", ax: Axes | None = None) -> Figure:
@@ -106,7 +114,7 @@ def phase_share_bars(shares: pd.DataFrame, measure: str = "time_s", ax: Axes | N
     ax.set_ylabel(f"Share of {label(measure)} (%)")
     ax.set_ylim(0, 100)
     ax.legend()
-    return ax.figure
+    return _figure(ax)
 
 
 def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gpu_clock_mhz",
@@ -139,7 +147,7 @@ def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gp
         ax.legend(title=axis_label(hue))
     if optimal is not None:
         ax.set_title("★ optimal clock")
-    return ax.figure
+    return _figure(ax)
 
 
 def energy_quality_scatter(df: pd.DataFrame, energy: str = "energy_mean", quality: str = "quality_mean",
@@ -162,7 +170,7 @@ def energy_quality_scatter(df: pd.DataFrame, energy: str = "energy_mean", qualit
     ax.set_xlabel(energy_label)
     ax.set_ylabel(quality_label)
     ax.legend()
-    return ax.figure
+    return _figure(ax)
 
 
 def residual_diagnostics(result: AnovaResult | LengthFit) -> Figure:
@@ -203,4 +211,4 @@ def quant_prune_heatmap(df: pd.DataFrame, value: str = "energy_j", rows: str = "
     sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": axis_label(value)})
     ax.set_xlabel(axis_label(cols))
     ax.set_ylabel(axis_label(rows))
-    return ax.figure
+    return _figure(ax)

@@ -21,9 +21,9 @@ def use_text_bars() -> None:
     import tqdm.auto
     import tqdm.std
 
-    tqdm.auto.tqdm = tqdm.std.tqdm  # type: ignore[misc]
-    tqdm.auto.trange = tqdm.std.trange  # type: ignore[assignment]
+    tqdm.auto.tqdm = tqdm.std.tqdm
+    tqdm.auto.trange = tqdm.std.trange
     for name in ("tqdm.autonotebook", "transformers.modeling_gguf_pytorch_utils"):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "tqdm"):
-            module.tqdm = tqdm.std.tqdm
+            setattr(module, "tqdm", tqdm.std.tqdm)  # a module attribute unknown to the type checker

@@ -139,7 +139,7 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
     studies = {task: StudyConfig(quant=tuple(grids[task][0]), prune=tuple(grids[task][1]), tasks=(task,),
                                  repeats=windows[task], **options) for task in task_list}
     return {"studies": studies, "tasks": task_list, "tickets": tickets,
-            "tickets_path": str(Path(tickets_path).resolve()) if tickets else None,
+            "tickets_path": str(Path(tickets_path).resolve()) if tickets and tickets_path else None,
             "w": options["w"], "metrics": chosen, "threads": threads, "idle_s": float(idle_s),
             "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "device": device,
             "run_dir": common.run_dir(CHAPTER, run_dir),

@@ -36,7 +36,7 @@ def rewrap(model_or_loaded: Any, module: Any) -> Any:
 
     if isinstance(model_or_loaded, torch.nn.Module):
         return module
-    if dataclasses.is_dataclass(model_or_loaded):
+    if dataclasses.is_dataclass(model_or_loaded) and not isinstance(model_or_loaded, type):
         return dataclasses.replace(model_or_loaded, model=module)
     model_or_loaded.model = module
     return model_or_loaded

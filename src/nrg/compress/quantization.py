@@ -73,6 +73,7 @@ def _bnb_layer(linear: Any, method: str, device: Any) -> Any:
     import torch
 
     bias = linear.bias is not None
+    new: torch.nn.Module
     weight = linear.weight.detach().to("cpu", torch.float32 if device.type == "cpu" else torch.float16)
     if method == "int8-bnb":
         new = bnb.nn.Linear8bitLt(linear.in_features, linear.out_features, bias=bias,

@@ -35,7 +35,7 @@ class Sampler:
                 continue
             if value is None:
                 continue
-            values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+            values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)]
             with self._lock:
                 self._values[name].extend(v for v in values if math.isfinite(v))
 

@@ -12,6 +12,8 @@ and by which source; ``monitor.decisions`` says why better sources were skipped.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nrg.meters.chain import CHAIN, METERS, Chain, ChainDecision, choose_sources
 from nrg.meters.estimate import (
     CPU_POWER_TABLE,
@@ -29,7 +31,7 @@ from nrg.meters.repeat import repeat_until
 from nrg.meters.source import EnergySource, MeterReadError
 
 
-def torch_cuda_sync() -> object:
+def torch_cuda_sync() -> Callable[[], None] | None:
     """``torch.cuda.synchronize`` when CUDA is available, else None (a ready ``sync=`` value)."""
     try:
         import torch

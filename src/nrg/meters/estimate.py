@@ -175,7 +175,7 @@ class EstimateSource:
 
     name = ESTIMATE
     method = Method.ESTIMATED
-    domains = ("cpu",)
+    domains: tuple[str, ...] = ("cpu",)
     update_period_s = ESTIMATE_UPDATE_PERIOD_S
 
     def __init__(self, cpu_model: str | None = None, power_per_core_w: float | None = None,

@@ -27,6 +27,8 @@ def base_config_dict(resolved: Resolved) -> dict[str, Any]:
         return resolved.info.config_dict()
     if resolved.kind == "folder" and resolved.path is not None:
         return json.loads((resolved.path / "config.json").read_text())
+    if resolved.hub_id is None:
+        raise ParameterError(f"{resolved!r} names no known model, folder or hub id")
     from transformers import AutoConfig
     return AutoConfig.from_pretrained(resolved.hub_id).to_dict()
 

@@ -176,7 +176,7 @@ def _log_table(design: Design, typ: int, formula: str, notes: list[str]) -> pd.D
 
 def _tukey(design: Design, table: pd.DataFrame, fit, alpha: float) -> dict[str, pd.DataFrame]:
     """Tukey HSD on the levels of each significant main effect (model's error term)."""
-    out = {}
+    out: dict[str, pd.DataFrame] = {}
     if fit.df_resid <= 0:
         return out
     ms_res = float(fit.ssr / fit.df_resid)

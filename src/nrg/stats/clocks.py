@@ -61,7 +61,7 @@ def clock_profile(
     return summarize(data, [*by_cols, clock], present, confidence)
 
 
-def _reference_rows(part: pd.DataFrame, keys: pd.Series, reference: object) -> tuple[pd.DataFrame, str]:
+def _reference_rows(part: pd.DataFrame, keys: pd.Series, reference: str | float) -> tuple[pd.DataFrame, str]:
     if reference == "auto":
         reference = "default" if keys.isna().any() else "max"
     if reference == "default":
@@ -93,7 +93,7 @@ def optimal_clocks(
     by: str | Sequence[str] = ("model",),
     clock: str = "gpu_clock_mhz",
     objective: str = "energy",
-    reference: object = "auto",
+    reference: str | float = "auto",
     energy: str = "energy_j",
     time: str = "time_s",
 ) -> pd.DataFrame:
@@ -119,7 +119,7 @@ def optimal_clocks(
     return pd.DataFrame([r for r in rows if r is not None])
 
 
-def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, reference: object,
+def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, reference: str | float,
                  energy: str, time: str) -> dict | None:
     key = key if isinstance(key, tuple) else (key,)
     locked = part[part["_clock"].notna()]

@@ -159,7 +159,7 @@ def measure_cell(task: str, base: Any, tokenizer: Any, data: TaskData, quant: st
         reason = quant_columns["quant_reason"]
         rows = [_status_row(p, "unsupported", reason) for p in config.phases]
         return pd.DataFrame([{**factors, **columns, **r} for r in rows])
-    rows: list[dict[str, Any]] = []
+    rows = []
     for k in range(config.train_repeats):
         rows += _one_model(task, pruned, tokenizer, data, quant, prune_value, config, monitor, k,
                            cache, columns)

@@ -253,7 +253,7 @@ def _embedded_factory(task: str, config: StudyConfig) -> Factory:
         layers = config.model_layers.get(task)
         if task == "root_cause":
             spec = ModelSpec(name, weights="real", device=config.device, head="sequence-classification",
-                             overrides={"num_labels": num_labels}, layers=layers)
+                             overrides=(("num_labels", num_labels),), layers=layers)
         else:
             spec = ModelSpec(name, weights="real", device=config.device, layers=layers)
         loaded = load(spec)

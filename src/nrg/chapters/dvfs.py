@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError, check_choice
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAPTER = "03_dvfs"
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:0")
@@ -163,7 +166,7 @@ def plan(params: Mapping[str, Any], probe: Any) -> Plan:
                 f"({probe.gpu.permission_reason}); a power limit could be set: pass `power_limits_w`. {no_live}")
 
 
-def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) -> Any:
+def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) -> pd.DataFrame:
     """Run (or reuse) the planned sweep; only its rows. Refuses a plan that is not live."""
     if not the_plan.live or the_plan.axis is None:
         raise ParameterError(f"nothing to measure on this machine: {the_plan.reason}")

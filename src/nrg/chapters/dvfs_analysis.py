@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import sweeps
 from nrg.chapters.dvfs import CHAPTER
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 PHASES: tuple[str, ...] = ("prefill", "decode", "generate")
 MEASURES: tuple[str, ...] = ("energy_j", "time_s", "avg_power_w", "edp_j_s", "ed2p_j_s2")
@@ -40,7 +44,7 @@ def _rows(df: Any, axis: str) -> Any:
     return rows.reset_index(drop=True)
 
 
-def observed_settings(rows: Any, axis: str) -> Any:
+def observed_settings(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Requested vs observed setting per model: a lock that did not take is visible here."""
     import numpy as np
 
@@ -73,7 +77,7 @@ def _optimal_long(rows: Any, axis: str) -> Any:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def optimal_table(optimal_long: Any, phase: str = "generate") -> Any:
+def optimal_table(optimal_long: pd.DataFrame, phase: str = "generate") -> pd.DataFrame:
     """One row per model: the energy-, EDP- and ED²P-optimal setting, its energy saving and latency change.
 
     Savings and changes are fractions against ``reference`` (the default setting
@@ -93,7 +97,7 @@ def optimal_table(optimal_long: Any, phase: str = "generate") -> Any:
     return wide.reset_index()
 
 
-def sensitivity(rows: Any, axis: str) -> Any:
+def sensitivity(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Per model and phase: highest vs lowest locked setting -- time, power, energy change.
 
     Why it matters: compute-bound work slows in proportion to the clock,
@@ -118,7 +122,7 @@ def sensitivity(rows: Any, axis: str) -> Any:
     return pd.DataFrame(out)
 
 
-def phase_figure(rows: Any, metric: str, axis: str, optimal_long: Any = None) -> Any:
+def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.DataFrame | None = None) -> Figure:
     """``metric`` against the setting, a panel per phase, a line per model; ★ optimal, dashed = default."""
     from matplotlib.figure import Figure
 
@@ -148,7 +152,7 @@ def _label(value: float, axis: str) -> str:
         else f"{value:g} {SETTING_UNITS[axis]}"
 
 
-def summary_table(rows: Any, axis: str) -> Any:
+def summary_table(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Mean energy, time, power, EDP and ED²P per model, phase and setting (CIs: ``profile``)."""
     import pandas as pd
 
@@ -159,7 +163,7 @@ def summary_table(rows: Any, axis: str) -> Any:
     return means.drop(columns=axis)
 
 
-def decode_shares(rows: Any, axis: str) -> Any:
+def decode_shares(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Decode's share of time and energy per model (rows) and setting (columns), from phase_share."""
     from nrg import stats
 
@@ -242,14 +246,14 @@ def _anova(rows: Any, axis: str, alpha: float) -> Any:
     return stats.anova(generate, "energy_per_token_j", [axis, "model"], alpha=alpha)
 
 
-def failures(df: Any, axis: str) -> Any:
+def failures(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Cells that did not complete (e.g. a lock refused), with their error: shown, never dropped silently."""
     cols = [c for c in ("model", axis, "status", "error") if c in df.columns]
     failed = df[df["status"].astype("string").fillna("ok") != "ok"] if "status" in df.columns else df.iloc[:0]
     return failed[cols].drop_duplicates().reset_index(drop=True)
 
 
-def detect_axis(df: Any) -> str:
+def detect_axis(df: pd.DataFrame) -> str:
     """The setting a run swept: locked clocks, else power limits."""
     from nrg.stats import clock_key
 
@@ -262,7 +266,7 @@ def detect_axis(df: Any) -> str:
     raise ParameterError("the data has neither gpu_clock_mhz nor power_limit_w: it is not a DVFS sweep")
 
 
-def analyse(df: Any, axis: str | None = None, alpha: float = 0.05) -> dict[str, Any]:
+def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> dict[str, Any]:
     """Every table, figure and finding of the chapter, from measured rows (live or reference)."""
     from nrg import findings, stats
 

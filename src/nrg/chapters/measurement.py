@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters.common import as_int, as_list
 from nrg.errors import ParameterError, check_positive
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nrg.meters import EnergyMonitor, Measurement
+    from nrg.meters.protocols import Monitor
 
 
 def check(idle_s: float = 2.0, meters: Any = None, matrix_sizes: Any = (256, 512, 1024),
@@ -34,7 +40,7 @@ def check(idle_s: float = 2.0, meters: Any = None, matrix_sizes: Any = (256, 512
             "repeats": as_int("repeats", repeats, minimum=2), "power_per_core_w": power_per_core_w}
 
 
-def open_monitor(params: dict[str, Any]) -> Any:
+def open_monitor(params: dict[str, Any]) -> EnergyMonitor:
     """An EnergyMonitor for this machine's best sources (close it when done)."""
     from nrg.meters import EnergyMonitor, torch_cuda_sync
 
@@ -42,7 +48,7 @@ def open_monitor(params: dict[str, Any]) -> Any:
     return EnergyMonitor.auto(meters=params["meters"], sync=torch_cuda_sync(), **options)
 
 
-def chain_table(monitor: Any) -> Any:
+def chain_table(monitor: EnergyMonitor) -> pd.DataFrame:
     """One row per energy domain: the source chosen, its method, and what was skipped and why."""
     import pandas as pd
 
@@ -66,7 +72,7 @@ def _matmul(size: int) -> Any:
     return lambda: torch.mm(a, b)
 
 
-def calibration(monitor: Any, sizes: Sequence[int], min_duration_s: float, repeats: int) -> Any:
+def calibration(monitor: Monitor, sizes: Sequence[int], min_duration_s: float, repeats: int) -> pd.DataFrame:
     """Energy per matmul for each size, ``repeats`` windows each, with method and source."""
     import pandas as pd
 
@@ -92,7 +98,7 @@ def calibration(monitor: Any, sizes: Sequence[int], min_duration_s: float, repea
     return df
 
 
-def short_window(monitor: Any) -> Any:
+def short_window(monitor: Monitor) -> Measurement | None:
     """A window far shorter than the update period: flagged, not returned as a silent 0 J."""
     with monitor.window("short") as w:
         time.sleep(0.0005)

@@ -10,10 +10,13 @@ synthetic token ids of the same lengths for random-weight models.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAPTER = "01_model_comparison"
 TASKS: tuple[str, ...] = ("generation", "qa", "summarization")
@@ -67,17 +70,17 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
             "alpha": alpha, "tasks": task_list}
 
 
-def measure(params: dict[str, Any], progress: bool = True) -> Any:
+def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
     """Run (or reuse) every cell of the chapter; the rows of exactly these cells."""
     return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
 
 
-def generate_rows(df: Any) -> Any:
+def generate_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Successful rows of the full generation phase: one per repeat per cell."""
     return df[(df["phase"] == "generate") & (df["status"] == "ok")].copy()
 
 
-def quality_table(df: Any) -> Any:
+def quality_table(df: pd.DataFrame) -> pd.DataFrame:
     """Task scores of real-weight models (the ``inference`` rows), one row per model x task."""
     import pandas as pd
 
@@ -89,7 +92,7 @@ def quality_table(df: Any) -> Any:
     return out.reset_index(drop=True)
 
 
-def failures(df: Any) -> Any:
+def failures(df: pd.DataFrame) -> pd.DataFrame:
     """Cells that failed, with their error: shown, never dropped silently."""
     cols = [c for c in ("model", "task", "input_tokens", "output_tokens", "status", "error") if c in df.columns]
     return df[df["status"] != "ok"][cols].drop_duplicates().reset_index(drop=True)

@@ -10,10 +10,13 @@ change its cost once its length is fixed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAPTER = "02_sequence_length"
 
@@ -64,27 +67,27 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
             "joint_input_tokens": joint_in, "joint_output_tokens": joint_out}
 
 
-def measure(params: dict[str, Any], progress: bool = True) -> Any:
+def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
     """Run (or reuse) the three sweeps; the rows of exactly their cells."""
     return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
 
 
-def ok_phase(df: Any, phase: str) -> Any:
+def ok_phase(df: pd.DataFrame, phase: str) -> pd.DataFrame:
     """Rows of one phase whose cell ran: failed cells carry no energy to plot."""
     return df[(df["phase"] == phase) & (df["status"] == "ok")].copy()
 
 
-def input_sweep(gen: Any, params: dict[str, Any]) -> Any:
+def input_sweep(gen: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Generation rows of the input-length line (output length fixed)."""
     return gen[gen["output_tokens"] == params["fixed_output_tokens"]]
 
 
-def output_sweep(gen: Any, params: dict[str, Any]) -> Any:
+def output_sweep(gen: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Generation rows of the output-length line (input length fixed)."""
     return gen[gen["input_tokens"] == params["fixed_input_tokens"]]
 
 
-def joint_grid(gen: Any, params: dict[str, Any]) -> Any:
+def joint_grid(gen: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Generation rows of the joint grid (balanced: for the ANOVA)."""
     return gen[gen["input_tokens"].isin(params["joint_input_tokens"])
                & gen["output_tokens"].isin(params["joint_output_tokens"])]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters.common import as_list, as_mapping
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def model_entries(models: Any, weights: str, layers: int | None) -> list[dict[str, Any]]:
@@ -47,7 +50,7 @@ def check_configs(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     return ids
 
 
-def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool = True) -> Any:
+def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Run every config into ``run_dir`` (finished cells are reused); rows of these configs only."""
     from nrg.sweep.run import run_sweep
 

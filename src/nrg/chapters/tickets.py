@@ -20,10 +20,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import common
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAPTER = "04_network_tickets"
 TASKS: tuple[str, ...] = ("root_cause", "response")
@@ -159,7 +162,7 @@ def tickets(params: Mapping[str, Any]) -> list[Any]:
     return generate_tickets(study.n_tickets, study.seed, noise=study.noise)
 
 
-def sample_tickets(params: Mapping[str, Any], n: int = 3) -> Any:
+def sample_tickets(params: Mapping[str, Any], n: int = 3) -> pd.DataFrame:
     """One ticket of each of the first ``n`` root causes: text, label and reference response."""
     from nrg.tickets.generator import to_frame
 
@@ -168,7 +171,7 @@ def sample_tickets(params: Mapping[str, Any], n: int = 3) -> Any:
     return picked[["ticket_id", "label", "text", "response"]].reset_index(drop=True)
 
 
-def class_counts(params: Mapping[str, Any]) -> Any:
+def class_counts(params: Mapping[str, Any]) -> pd.DataFrame:
     """Tickets per root cause, and how many carry each kind of noise (synthetic tickets only)."""
     import pandas as pd
 
@@ -209,7 +212,7 @@ def _cpu_s() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def measure(params: Mapping[str, Any], progress: bool = True) -> Any:
+def measure(params: Mapping[str, Any], progress: bool = True) -> pd.DataFrame:
     """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows."""
     import pandas as pd
 
@@ -246,7 +249,7 @@ def quiet_loading() -> Iterator[None]:
         bnb.setLevel(level)
 
 
-def _run_task(params: Mapping[str, Any], study: Any, data: list[Any] | None, progress: bool) -> Any:
+def _run_task(params: Mapping[str, Any], study: Any, data: list[Any] | None, progress: bool) -> pd.DataFrame:
     from nrg.tickets.study import run_ticket_study
 
     options = {f.name: getattr(study, f.name) for f in fields(study)

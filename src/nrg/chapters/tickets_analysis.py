@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from nrg.stats import AnovaResult, RankResult
 
 KEYS = ("quant", "prune")
 PHASES = ("finetune", "inference")
@@ -132,7 +137,7 @@ class NoAnova:
 
 
 def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
-           notes: Sequence[str]) -> Any:
+           notes: Sequence[str]) -> AnovaResult | NoAnova:
     """:func:`nrg.stats.anova`, unless even the main-effects model leaves no residual."""
     import warnings
 
@@ -151,7 +156,7 @@ def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
     return dataclasses.replace(result, notes=tuple(notes) + result.notes)
 
 
-def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> Any:
+def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> AnovaResult | NoAnova:
     """ANOVA of ``energy_j`` on quant x prune x phase (complete levels only; notes say which not)."""
     rows = task_rows(df, task)
     data, notes = complete_design(rows, [*KEYS, "phase"])
@@ -165,7 +170,7 @@ def quality_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
     return rows[rows["window"] == 0] if "window" in rows.columns else rows
 
 
-def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> Any:
+def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> AnovaResult | NoAnova:
     """ANOVA of the task's quality metric on quant x prune, one observation per tuned model."""
     data = quality_rows(df, task)
     models = data.groupby(list(KEYS)).size()
@@ -174,7 +179,7 @@ def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05)
     return _anova(data, metric, list(KEYS), alpha, [note])
 
 
-def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> Any:
+def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> RankResult:
     """R = w·φ + (1−w)·ρ of every quant x prune for one phase; unranked combinations in the notes."""
     from nrg.stats import rank_configs
 
@@ -188,7 +193,7 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> A
     return dataclasses.replace(ranked, notes=ranked.notes + tuple(notes))
 
 
-def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
+def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Figure:
     """Mean energy per phase and mean quality for each quant x prune, side by side."""
     from matplotlib.figure import Figure
 
@@ -210,7 +215,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     return fig
 
 
-def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
+def pareto_figure(ranked: RankResult, task: str, phase: str, metric: str) -> Figure:
     """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
     from nrg.plots import energy_quality_scatter
 

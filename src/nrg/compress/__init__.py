@@ -18,10 +18,13 @@ recorded (``quant_status="unsupported"``, ``quant_reason``), not raised.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg import axes
 from nrg.errors import ParameterError, choice_error
+
+if TYPE_CHECKING:
+    from nrg.compress.layers import ModelOrLoaded
 
 QUANT_METHODS: tuple[str, ...] = ("none", "fp32", "fp16", "bf16", "int8-bnb", "nf4", "fp4", "int8-dynamic")
 PRUNE_METHODS: tuple[str, ...] = ("none", "unstructured", "structured", "2:4")
@@ -62,7 +65,7 @@ def validate_prune(values: Sequence[Any]) -> None:
         parse_prune(value)
 
 
-def quantize(model: Any, method: str, sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
+def quantize(model: ModelOrLoaded, method: str, sparse_kernels: bool = True) -> tuple[ModelOrLoaded, dict[str, Any]]:
     """Quantize a module or ``LoadedModel``; returns it and the quantization columns.
 
     ``sparse_kernels=False`` keeps 2:4-pruned weights dense (e.g. to fine-tune
@@ -86,7 +89,7 @@ def quantize(model: Any, method: str, sparse_kernels: bool = True) -> tuple[Any,
     return rewrap(model, module), columns
 
 
-def prune(model: Any, value: str, sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
+def prune(model: ModelOrLoaded, value: str, sparse_kernels: bool = True) -> tuple[ModelOrLoaded, dict[str, Any]]:
     """Prune a module or ``LoadedModel`` by ``value`` (see :func:`parse_prune`).
 
     For 2:4 on CUDA, ``sparse_kernels`` stores the weights as semi-structured
@@ -104,7 +107,7 @@ def prune(model: Any, value: str, sparse_kernels: bool = True) -> tuple[Any, dic
         columns = _prune.PruneResult("none", 0.0, 0.0, 1 - nonzero / total if total else 0.0, 0).columns()
     elif method == "2:4":
         columns = _prune.semi_structured_2_4(module).columns()
-        module._nrg_prune = "2:4"
+        module._nrg_prune = "2:4"  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors and modules only
         columns["kernel"], note = (_prune.to_semi_structured(module) if sparse_kernels else
                                    ("dense", "sparse kernels deferred (sparse_kernels=False)"))
         columns["prune_note"] = "; ".join(n for n in (columns["prune_note"], note) if n)
@@ -113,8 +116,8 @@ def prune(model: Any, value: str, sparse_kernels: bool = True) -> tuple[Any, dic
     return rewrap(model, module), columns
 
 
-def compress(model: Any, quant: str = "none", prune_value: str = "none",
-             sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
+def compress(model: ModelOrLoaded, quant: str = "none", prune_value: str = "none",
+             sparse_kernels: bool = True) -> tuple[ModelOrLoaded, dict[str, Any]]:
     """Prune then quantize; both checked before any work. Returns the model and all columns."""
     validate_quant([quant])
     validate_prune([prune_value])

@@ -9,14 +9,22 @@ to both. :func:`as_linear` swaps each ``Conv1D`` for the equivalent
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    import torch
+
+    from nrg.models.loaded import LoadedModel
+
+#: A bare module or a LoadedModel: compression hands back the same kind it was given.
+ModelOrLoaded = TypeVar("ModelOrLoaded", bound="torch.nn.Module | LoadedModel")
 
 # Heads are left intact: lm_head is tied to the embeddings in many models, and a
 # classifier / score head is trained from scratch in the fine-tuning study.
 SKIP_NAMES: tuple[str, ...] = ("lm_head", "classifier", "score", "qa_outputs")
 
 
-def unwrap(model_or_loaded: Any) -> Any:
+def unwrap(model_or_loaded: torch.nn.Module | LoadedModel) -> torch.nn.Module:
     """The ``torch.nn.Module`` inside an ``nrg.models.LoadedModel`` (or the module itself)."""
     import torch
 
@@ -28,14 +36,14 @@ def unwrap(model_or_loaded: Any) -> Any:
     raise TypeError(f"expected a torch.nn.Module or a LoadedModel, got {type(model_or_loaded).__name__}")
 
 
-def rewrap(model_or_loaded: Any, module: Any) -> Any:
+def rewrap(model_or_loaded: ModelOrLoaded, module: torch.nn.Module) -> ModelOrLoaded:
     """Return ``module`` in the same kind of container as ``model_or_loaded`` came in."""
     import dataclasses
 
     import torch
 
     if isinstance(model_or_loaded, torch.nn.Module):
-        return module
+        return cast("ModelOrLoaded", module)  # a bare module came in, so a bare module goes out
     if dataclasses.is_dataclass(model_or_loaded) and not isinstance(model_or_loaded, type):
         return dataclasses.replace(model_or_loaded, model=module)
     model_or_loaded.model = module

@@ -26,6 +26,7 @@ from nrg.meters.estimate import (
 from nrg.meters.measurement import DomainEnergy, Measurement, Method
 from nrg.meters.monitor import EnergyMonitor, NoEnergySourceError, WindowResult
 from nrg.meters.nvml import NvmlCounterSource, NvmlSamplingSource
+from nrg.meters.protocols import Monitor
 from nrg.meters.rapl import RaplSource
 from nrg.meters.repeat import repeat_until
 from nrg.meters.source import EnergySource, MeterReadError
@@ -43,7 +44,7 @@ def torch_cuda_sync() -> Callable[[], None] | None:
 __all__ = [
     "CHAIN", "CPU_POWER_TABLE", "DEFAULT_POWER_PER_CORE_W", "METERS", "Chain", "ChainDecision",
     "CpuPower", "DomainEnergy", "EnergyMonitor", "EnergySource", "EstimateSource", "Measurement",
-    "MeterReadError", "Method", "NoEnergySourceError", "NvmlCounterSource", "NvmlSamplingSource",
+    "MeterReadError", "Method", "Monitor", "NoEnergySourceError", "NvmlCounterSource", "NvmlSamplingSource",
     "RaplSource", "WindowResult", "choose_sources", "cpu_model_name", "lookup_cpu",
     "repeat_until", "torch_cuda_sync",
 ]

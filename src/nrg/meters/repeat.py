@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nrg.errors import ParameterError, check_positive
 from nrg.meters.measurement import Measurement
-from nrg.meters.monitor import EnergyMonitor
+from nrg.meters.protocols import Monitor
 
 #: A default long enough for every source here: NVML's ~0.1 s period x 10.
 DEFAULT_MIN_DURATION_S = 1.0
@@ -24,7 +24,7 @@ def _check_count(parameter: str, value: object) -> int:
     return value
 
 
-def repeat_until(monitor: EnergyMonitor, workload: Callable[[], object], name: str = "repeat",
+def repeat_until(monitor: Monitor, workload: Callable[[], object], name: str = "repeat",
                  min_duration_s: float = DEFAULT_MIN_DURATION_S, min_iterations: int = 1,
                  max_iterations: int | None = None) -> Measurement:
     """Run ``workload`` in one window until ``min_duration_s`` and ``min_iterations`` are both reached.

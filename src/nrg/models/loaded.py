@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_positive
 from nrg.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 _FIRST_SYNTHETIC_ID = 10   # skip the low ids where most vocabularies keep special tokens
 
@@ -34,7 +37,7 @@ class LoadedModel:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def device(self) -> Any:
+    def device(self) -> torch.device:
         """The ``torch.device`` the model's weights live on (inputs must be moved there)."""
         import torch
         return torch.device(self.spec.device)
@@ -75,7 +78,7 @@ class LoadedModel:
                 return value
         return 0
 
-    def generate(self, inputs: dict[str, Any], new_tokens: int, **kwargs: Any) -> Any:
+    def generate(self, inputs: dict[str, Any], new_tokens: int, **kwargs: Any) -> torch.Tensor:
         """Greedy generation of exactly ``new_tokens`` tokens (min = max, so runs are comparable).
 
         Returns only the new token ids (shape batch x new_tokens), for decoder-only

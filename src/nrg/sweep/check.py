@@ -11,7 +11,7 @@ meta device, so checking a sweep of 7B models costs seconds, not gigabytes.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell, ModelEntry, SweepConfig
@@ -87,7 +87,7 @@ def _check_prompt_room(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> No
         return
     shortest = min(cfg.input_tokens)
     for t in tasks:
-        task: Any = get_task(t.name, t.dataset)
+        task = get_task(t.name, t.dataset)
         items = task.items(None, seed=cfg.settings.seed)
         used = [items[b % len(items)] for b in range(max(cfg.batch_sizes))]
         need = max(task.min_input_tokens(item, tokenizer) for item in used)
@@ -110,7 +110,7 @@ def _check_tasks(cfg: SweepConfig) -> None:
         if entry.name not in TASKS:
             raise ParameterError(f"tasks={entry.name!r} is not valid; choose one of: "
                                  + ", ".join(repr(t) for t in (*TASKS, NO_TASK)))
-        task: Any = get_task(entry.name, entry.dataset)
+        task = get_task(entry.name, entry.dataset)
         task.items(None, seed=cfg.settings.seed)  # reads (and checks) the dataset file
 
 

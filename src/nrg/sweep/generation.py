@@ -19,34 +19,39 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell
 from nrg.sweep.context import SweepContext, identity
 from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
-    from nrg.meters import Measurement
+    from nrg.meters import EnergyMonitor, Measurement
+    from nrg.meters.protocols import Monitor
+    from nrg.models import LoadedModel
+    from nrg.tasks import Task
 
 
 @dataclass
 class Workload:
     """A loaded model and fixed inputs of exactly ``batch_size x input_tokens`` tokens."""
 
-    loaded: Any
+    loaded: LoadedModel
     inputs: dict[str, Any]
     output_tokens: int
 
-    def prefill(self) -> Any:
+    def prefill(self) -> torch.Tensor:
         """Run the prefill phase: one generated token, so its time is the time to first token."""
         return self.loaded.generate(self.inputs, 1)
 
-    def generate(self) -> Any:
+    def generate(self) -> torch.Tensor:
         """Generate all ``output_tokens`` (prefill and decode)."""
         return self.loaded.generate(self.inputs, self.output_tokens)
 
 
-def task_input_ids(loaded: Any, task: Any, batch_size: int, input_tokens: int, seed: int) -> Any:
+def task_input_ids(loaded: LoadedModel, task: Task, batch_size: int, input_tokens: int, seed: int) -> torch.Tensor:
     """Real text for real-weight models: one task item per row, fitted to exactly ``input_tokens``."""
     import torch
 
@@ -56,7 +61,7 @@ def task_input_ids(loaded: Any, task: Any, batch_size: int, input_tokens: int, s
     return torch.tensor(rows, dtype=torch.long)
 
 
-def make_workload(loaded: Any, cell: Cell, task: Any | None) -> Workload:
+def make_workload(loaded: LoadedModel, cell: Cell, task: Task | None) -> Workload:
     """The cell's workload: task prompts when the model has a tokenizer, else seeded random tokens."""
     import torch
 
@@ -69,7 +74,7 @@ def make_workload(loaded: Any, cell: Cell, task: Any | None) -> Workload:
     return Workload(loaded, inputs, cell.output_tokens)
 
 
-def measure_repeat(workload: Workload, monitor: Any) -> tuple[Measurement, Measurement]:
+def measure_repeat(workload: Workload, monitor: Monitor) -> tuple[Measurement, Measurement]:
     """One repeat: a prefill window, then a full generate window."""
     monitor.begin_window("prefill")
     workload.prefill()
@@ -87,7 +92,7 @@ def per_token_sample(m: Measurement, tokens: int) -> float:
     return value / tokens
 
 
-def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> Any:
+def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> EnergyMonitor:
     """The sweep's meters for the cell's device.
 
     ``monitor_options`` go to ``EnergyMonitor.auto`` (``sysfs_root``, ``nvml_module``, estimate
@@ -108,11 +113,13 @@ def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -
     return EnergyMonitor.auto(meters=meters, gpus=gpus, sync=sync, **dict(monitor_options or {}))
 
 
-def run_quality(workload: Workload, task: Any, cell: Cell, monitor: Any) -> tuple[Measurement, dict[str, float], int]:
+def run_quality(workload: Workload, task: Task, cell: Cell, monitor: Monitor) -> tuple[Measurement, dict[str, float], int]:
     """Generate for ``quality_items`` task items with their own prompts and score them."""
     import torch
 
     loaded = workload.loaded
+    if loaded.tokenizer is None:
+        raise ParameterError(f"model {loaded.name!r} has no tokenizer, so task {task.name!r} cannot be scored")
     items = task.items(None, seed=cell.settings.seed)[: cell.settings.quality_items]
     limit = max(loaded.max_context_tokens - cell.output_tokens, 1)
     predictions: list[str] = []
@@ -165,7 +172,7 @@ def repeat_rows(prefill: Measurement, generate: Measurement, repeat: int, cell: 
     return rows
 
 
-def roofline_for(loaded: Any, cell: Cell, context: SweepContext) -> tuple[dict[str, float], dict[str, Any]]:
+def roofline_for(loaded: LoadedModel, cell: Cell, context: SweepContext) -> tuple[dict[str, float], dict[str, Any]]:
     """Bounds per phase and the columns saying where the peaks came from."""
     from nrg.sweep import roofline
 
@@ -190,7 +197,7 @@ def roofline_for(loaded: Any, cell: Cell, context: SweepContext) -> tuple[dict[s
     return bounds, peaks.to_record()
 
 
-def load_model(cell: Cell) -> Any:
+def load_model(cell: Cell) -> LoadedModel:
     """The cell's model as its spec says (weights, dtype, device, depth)."""
     from nrg.models import ModelSpec, load
 
@@ -200,7 +207,7 @@ def load_model(cell: Cell) -> Any:
     return load(spec)
 
 
-def apply_transforms(loaded: Any, cell: Cell) -> tuple[Any, dict[str, Any]]:
+def apply_transforms(loaded: LoadedModel, cell: Cell) -> tuple[LoadedModel, dict[str, Any]]:
     """Apply each extra axis' ``transform`` in config order; collect their columns."""
     from nrg import axes
 
@@ -279,7 +286,7 @@ def measure_cell(cell: Cell, context: SweepContext,
     return pd.DataFrame([{**common, **row} for row in rows])
 
 
-def _repeats(workload: Workload, monitor: Any, cell: Cell, context: SweepContext,
+def _repeats(workload: Workload, monitor: Monitor, cell: Cell, context: SweepContext,
              bounds: Mapping[str, float]) -> tuple[list[dict[str, Any]], list[float]]:
     for _ in range(cell.settings.warmup):
         workload.generate()

@@ -41,11 +41,14 @@ class Task(Protocol):
     name: str
     dataset: str
 
-    def items(self, n: int, seed: int = 0) -> list[TaskItem]:
-        """``n`` items in a seeded order, so runs compare on the same inputs."""
+    def items(self, n: int | None = None, seed: int = 0) -> list[TaskItem]:
+        """``n`` items (all when None) in a seeded order, so runs compare on the same inputs."""
 
     def render(self, item: TaskItem, tokenizer: Any) -> str:
         """The prompt text for one item, through the tokenizer's chat template when it has one."""
+
+    def prompt_ids(self, item: TaskItem, tokenizer: Any, n_tokens: int) -> list[int]:
+        """Token ids of exactly ``n_tokens`` for ``item``: how a sweep fixes its input length."""
 
     def score(self, predictions: Sequence[str], items: Sequence[TaskItem]) -> dict[str, float]:
         """Mean quality metrics of the predictions against the items' references."""

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nrg.tickets.finetune import TrainSettings
+    from nrg.meters.protocols import Monitor
+    from nrg.tickets.finetune import PhaseResult, TrainSettings
     from nrg.tickets.study import StudyConfig, TaskData
 
 KIND = {"root_cause": "classifier", "response": "generator"}
@@ -66,7 +67,7 @@ def task_settings(task: str, config: StudyConfig, train_repeat: int = 0) -> Trai
 
 
 def _finetune(task: str, model: Any, tokenizer: Any, data: TaskData, settings: TrainSettings,
-              monitor: Any) -> Any:
+              monitor: Monitor) -> PhaseResult:
     from nrg.tickets import finetune
 
     if task == "root_cause":
@@ -77,7 +78,7 @@ def _finetune(task: str, model: Any, tokenizer: Any, data: TaskData, settings: T
 
 
 def _evaluate(task: str, model: Any, tokenizer: Any, data: TaskData, config: StudyConfig,
-              settings: TrainSettings, monitor: Any) -> Any:
+              settings: TrainSettings, monitor: Monitor) -> PhaseResult:
     from nrg.tickets import finetune
 
     if task == "root_cause":
@@ -123,7 +124,7 @@ def _merged_float(model: Any, pruned: Any, prune_value: str) -> Any:
 
 
 def _tuned_after_quantization(task: str, pruned: Any, quant: str, prune_value: str, tokenizer: Any,
-                              data: TaskData, settings: TrainSettings, monitor: Any,
+                              data: TaskData, settings: TrainSettings, monitor: Monitor,
                               cached: Any = None) -> Any:
     """LoRA in float on the pruned model, merged (pattern kept), then quantized (post-training).
 
@@ -141,7 +142,7 @@ def _tuned_after_quantization(task: str, pruned: Any, quant: str, prune_value: s
 
 
 def measure_cell(task: str, base: Any, tokenizer: Any, data: TaskData, quant: str, prune_value: str,
-                 config: StudyConfig, monitor: Any, cache: FloatCache | None = None) -> pd.DataFrame:
+                 config: StudyConfig, monitor: Monitor, cache: FloatCache | None = None) -> pd.DataFrame:
     """Rows for the ``finetune`` and ``inference`` phases of one (task, quant, prune) cell.
 
     ``cache`` carries float-tuned models between the cells of one run (see
@@ -181,7 +182,7 @@ def with_precision(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _one_model(task: str, pruned: Any, tokenizer: Any, data: TaskData, quant: str, prune_value: str,
-               config: StudyConfig, monitor: Any, k: int, cache: FloatCache | None,
+               config: StudyConfig, monitor: Monitor, k: int, cache: FloatCache | None,
                columns: dict[str, Any]) -> list[dict[str, Any]]:
     """Tune one model (train repeat ``k``) and evaluate it; its rows."""
     from nrg.compress import quantize
@@ -224,7 +225,7 @@ def _one_model(task: str, pruned: Any, tokenizer: Any, data: TaskData, quant: st
 
 
 def _infer(task: str, model: Any, tokenizer: Any, data: TaskData, config: StudyConfig,
-           settings: TrainSettings, monitor: Any, rows: list[dict[str, Any]], k: int,
+           settings: TrainSettings, monitor: Monitor, rows: list[dict[str, Any]], k: int,
            columns: dict[str, Any]) -> list[dict[str, Any]]:
     """``repeats`` inference windows of one tuned model; quality copied onto its finetune row."""
     if "inference" in config.phases:

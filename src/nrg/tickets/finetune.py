@@ -26,10 +26,13 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_positive
 from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
+
+if TYPE_CHECKING:
+    from nrg.meters.protocols import Monitor
 
 SYSTEM_PROMPT = "You are a NOC engineer. Read the fault ticket and write its resolution."
 LORA_TARGETS = {"classifier": ("query", "value"), "generator": ("q_proj", "v_proj")}
@@ -118,7 +121,7 @@ def _batches(n: int, settings: TrainSettings) -> list[list[int]]:
     return batches[: settings.max_steps] if settings.max_steps else batches
 
 
-def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor: Any) -> PhaseResult:
+def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor: Monitor) -> PhaseResult:
     """AdamW over the trainable parameters in one ``"finetune"`` window; returns its record."""
     import torch
 
@@ -139,6 +142,7 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
             losses.append(float(loss.detach()))
             tokens += int(batch["attention_mask"].sum())
     model.eval()
+    assert window.measurement is not None  # set when the window's block exits
     record = window.measurement.to_record()
     extra = {"steps": len(batches), "train_tokens": tokens, "train_loss_first": losses[0],
              "train_loss_last": losses[-1], "trainable_params": trainable_parameters(model),
@@ -162,14 +166,14 @@ def encode_classification(tokenizer: Any, texts: Sequence[str], label_ids: Seque
 
 
 def finetune_classifier(model: Any, tokenizer: Any, texts: Sequence[str], label_ids: Sequence[int],
-                        settings: TrainSettings, monitor: Any) -> PhaseResult:
+                        settings: TrainSettings, monitor: Monitor) -> PhaseResult:
     """Train a (LoRA-wrapped) sequence classifier on the tickets; energy in ``"finetune"``."""
     encoded = encode_classification(tokenizer, texts, label_ids, settings.max_len)
     return train(model, encoded, settings, monitor)
 
 
 def evaluate_classifier(model: Any, tokenizer: Any, texts: Sequence[str], label_ids: Sequence[int],
-                        settings: TrainSettings, monitor: Any) -> PhaseResult:
+                        settings: TrainSettings, monitor: Monitor) -> PhaseResult:
     """Predict every ticket's root cause in one ``"inference"`` window; accuracy and macro-F1."""
     import torch
 
@@ -180,6 +184,7 @@ def evaluate_classifier(model: Any, tokenizer: Any, texts: Sequence[str], label_
         for start in range(0, len(texts), settings.batch_size):
             batch = {k: v[start:start + settings.batch_size] for k, v in encoded.items()}
             predictions += model(**batch).logits.argmax(-1).tolist()
+    assert window.measurement is not None  # set when the window's block exits
     record = window.measurement.to_record()
     metrics = {"accuracy": accuracy(predictions, list(label_ids)),
                "macro_f1": macro_f1(predictions, list(label_ids))}
@@ -224,7 +229,7 @@ def encode_generation(tokenizer: Any, texts: Sequence[str], responses: Sequence[
 
 
 def finetune_generator(model: Any, tokenizer: Any, texts: Sequence[str], responses: Sequence[str],
-                       settings: TrainSettings, monitor: Any) -> PhaseResult:
+                       settings: TrainSettings, monitor: Monitor) -> PhaseResult:
     """Train LoRA adapters of a causal LM to write the responses; energy in ``"finetune"``."""
     encoded = encode_generation(tokenizer, texts, responses, settings.max_len)
     return train(model, encoded, settings, monitor)
@@ -253,11 +258,12 @@ def generate_responses(model: Any, tokenizer: Any, texts: Sequence[str], max_new
 
 
 def evaluate_generator(model: Any, tokenizer: Any, texts: Sequence[str], responses: Sequence[str],
-                       max_new_tokens: int, batch_size: int, monitor: Any) -> PhaseResult:
+                       max_new_tokens: int, batch_size: int, monitor: Monitor) -> PhaseResult:
     """Generate a response per ticket in one ``"inference"`` window; ROUGE-L and BLEU."""
     model.eval()
     with quiet(), monitor.window("inference") as window:
         predictions, generated = generate_responses(model, tokenizer, texts, max_new_tokens, batch_size)
+    assert window.measurement is not None  # set when the window's block exits
     record = window.measurement.to_record()
     metrics = {"rouge_l": rouge_l(predictions, list(responses)), "bleu": bleu(predictions, list(responses))}
     extra = {"n_eval": len(texts), "output_tokens": max_new_tokens, "generated_tokens": generated,

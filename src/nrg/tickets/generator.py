@@ -27,10 +27,13 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nrg.errors import ParameterError, check_positive
 from nrg.tickets.vocabulary import EQUIPMENT_KINDS, FIELD_DOCS, KPIS, ROOT_CAUSES, RootCause
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LABELS: tuple[str, ...] = tuple(rc.label for rc in ROOT_CAUSES)
 _BY_LABEL: dict[str, RootCause] = {rc.label: rc for rc in ROOT_CAUSES}
@@ -203,7 +206,7 @@ def generate_tickets(n: int, seed: int = 0, weights: Mapping[str, float] | Seque
     return tickets
 
 
-def to_frame(tickets: Sequence[Ticket]) -> Any:
+def to_frame(tickets: Sequence[Ticket]) -> pd.DataFrame:
     """The tickets as a pandas DataFrame: id, text, label, response and the structured fields."""
     import pandas as pd
 

@@ -24,10 +24,15 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_choice
 from nrg.tickets.finetune import TrainSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nrg.meters.protocols import Monitor
 
 TASKS: tuple[str, ...] = ("root_cause", "response")
 PHASES: tuple[str, ...] = ("finetune", "inference")
@@ -148,8 +153,8 @@ def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
                      quant: Sequence[str] = ("none", "int8-dynamic", "nf4"),
                      prune: Sequence[str] = ("none", "2:4"), phases: Sequence[str] = PHASES,
                      w: float = 0.5, tasks: Sequence[str] = TASKS, tickets: Sequence[Any] | None = None,
-                     models: Mapping[str, Factory] | None = None, monitor: Any = None,
-                     idle_s: float = 0.0, progress: bool = True, **options: Any) -> Any:
+                     models: Mapping[str, Factory] | None = None, monitor: Monitor | None = None,
+                     idle_s: float = 0.0, progress: bool = True, **options: Any) -> pd.DataFrame:
     """Fine-tune and evaluate every ``quant`` x ``prune`` setting per task; one Parquet file per cell.
 
     ``tickets`` replaces the generated ones (e.g. ``nrg.tickets.loader.load_tickets(...)``);
@@ -175,7 +180,7 @@ def run_ticket_study(out_dir: str | Path, n_tickets: int = 200, seed: int = 0,
     prov = provenance()
     run_id = store.open_session("tickets", config.chapter, _config_dict(config), prov)
     owned = monitor is None
-    if owned:
+    if monitor is None:
         from nrg.meters import EnergyMonitor
 
         monitor = EnergyMonitor.auto()
@@ -218,7 +223,7 @@ def _config_dict(config: StudyConfig) -> dict[str, Any]:
 
 def _run_task(task: str, config: StudyConfig, tickets: list[Any], dataset_key: str, store: Any,
               run_id: str, prov: Mapping[str, Any], models: Mapping[str, Factory] | None,
-              monitor: Any, progress: bool) -> None:
+              monitor: Monitor, progress: bool) -> None:
     from nrg.tickets.cell import measure_cell
 
     data = split_tickets(tickets, task, config.eval_fraction, config.n_generate)

@@ -47,9 +47,7 @@ def params(tmp_path_factory):
 
 @pytest.fixture
 def fake_gpu(tmp_path):
-    env = configure_fakes(tmp_path)
-    yield env
-    dvfs.configure()
+    return configure_fakes(tmp_path)  # conftest restores the default DVFS target afterwards
 
 
 # ---------------------------------------------------------------- parameters
@@ -157,15 +155,12 @@ def test_reference_config_is_a_valid_gpu_sweep(params):
 def measured(params, tmp_path_factory):
     """The chapter's sweep on a fake GPU whose locks are accepted but do not move the clock."""
     tmp = tmp_path_factory.mktemp("fakegpu")
-    env = configure_fakes(tmp, clocks_follow_lock=False)
-    try:
-        probe = dvfs.probe(test_lock=True)
-        plan = chapter.plan({**params, "device": "cuda", "gpu_clocks_mhz": [1410, 600]}, probe)
-        energy = FakeNvml([FakeGpu(power_mw=100_000)])
-        df = run_sweep(chapter.sweep_config(params, plan.axis, plan.values), params["run_dir"],
-                       progress=False, isolate=False, monitor_options={"nvml_module": energy})
-    finally:
-        dvfs.configure()
+    env = configure_fakes(tmp, clocks_follow_lock=False)  # conftest resets the target before each test
+    probe = dvfs.probe(test_lock=True)
+    plan = chapter.plan({**params, "device": "cuda", "gpu_clocks_mhz": [1410, 600]}, probe)
+    energy = FakeNvml([FakeGpu(power_mw=100_000)])
+    df = run_sweep(chapter.sweep_config(params, plan.axis, plan.values), params["run_dir"],
+                   progress=False, isolate=False, monitor_options={"nvml_module": energy})
     assert env.fake.state["gpu_locked"] is None                   # every lock was reset
     return df
 

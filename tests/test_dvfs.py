@@ -16,8 +16,7 @@ except ImportError:  # tests/ collected as a package
 
 @pytest.fixture
 def env(tmp_path):
-    yield configure_fakes(tmp_path)
-    dvfs.configure()
+    return configure_fakes(tmp_path)  # conftest restores the default DVFS target afterwards
 
 
 def _max_freqs(env) -> list[int]:

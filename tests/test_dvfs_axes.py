@@ -22,8 +22,7 @@ AXES = ("gpu_clock_mhz", "mem_clock_mhz", "power_limit_w", "cpu_max_freq_khz")
 
 @pytest.fixture
 def env(tmp_path):
-    yield configure_fakes(tmp_path)
-    dvfs.configure()
+    return configure_fakes(tmp_path)  # conftest restores the default DVFS target afterwards
 
 
 def _dead_pid() -> int:
@@ -170,11 +169,7 @@ def test_cli_on_machine_without_gpu_or_cpufreq(env, tmp_path, capsys):
 
 
 def test_cli_with_real_pynvml_exits_zero(tmp_path, capsys):
-    dvfs.configure()
-    try:
-        code = main(["dvfs", "--sysfs-root", str(tmp_path), "--marker", str(tmp_path / "m.json")])
-    finally:
-        dvfs.configure()
+    code = main(["dvfs", "--sysfs-root", str(tmp_path), "--marker", str(tmp_path / "m.json")])  # default target
     assert code == 0
     assert "GPU 0:" in capsys.readouterr().out
 

@@ -43,8 +43,7 @@ with dvfs.cpu_max_freq(1_000_000), dvfs.gpu_power_limit(150), dvfs.locked_gpu_cl
 
 @pytest.fixture
 def env(tmp_path):
-    yield configure_fakes(tmp_path, file_backed=True)
-    dvfs.configure()
+    return configure_fakes(tmp_path, file_backed=True)  # conftest restores the default DVFS target
 
 
 def _start(env, mode: str = "plain") -> subprocess.Popen:

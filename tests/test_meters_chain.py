@@ -14,7 +14,7 @@ from nrg.meters import CHAIN, EnergyMonitor, Method, NoEnergySourceError, choose
 
 def test_chain_is_data() -> None:
     assert CHAIN == {"gpu": ("nvml-counter", "nvml-sampling"), "cpu": ("rapl", "estimate"),
-                     "dram": ("rapl",)}
+                     "dram": ("rapl", "estimate-dram")}
 
 
 def test_best_source_per_domain_with_everything_present(tmp_path: Path) -> None:
@@ -48,8 +48,8 @@ def test_this_kind_of_machine_no_gpu_no_rapl(tmp_path: Path) -> None:
         assert "gpu: not measured" in text and "NVML library not found" in text
         assert "/sys/class/powercap absent" in text
         assert "cpu: estimate" in text and "[estimated]" in text
-        assert "dram: not measured" in text
-        assert [s.name for s in chain.sources] == ["estimate"]
+        assert "dram: estimate-dram" in text and "RAM rule" in text   # codecarbon's DIMM rule
+        assert [s.name for s in chain.sources] == ["estimate", "estimate-dram"]
     finally:
         for release in chain.releases:
             release()
@@ -120,4 +120,4 @@ def test_baseline_measured_elsewhere_can_be_set() -> None:
                 mon.set_idle_baseline(bad)  # type: ignore[arg-type]
     m = w.measurement
     assert m is not None and m.domains[0].idle_power_w == 2.0
-    assert m.net_energy_j("cpu") == pytest.approx(m.total_j() - 2.0 * m.elapsed_s)
+    assert m.net_energy_j("cpu") == pytest.approx(m.total_j("cpu") - 2.0 * m.elapsed_s)

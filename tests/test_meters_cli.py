@@ -30,7 +30,7 @@ def test_meters_with_fake_rapl(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert rc == 0
     assert "cpu: rapl" in out and "[counter]" in out
-    assert "dram: not measured" in out and "no readable dram zone" in out
+    assert "dram: estimate-dram" in out and "no readable dram zone" in out   # RAPL without DRAM: estimated
     assert "idle power over" in out and "cpu: 0.000 W [counter]" in out
 
 
@@ -40,6 +40,7 @@ def test_meters_without_rapl_estimates_cpu(tmp_path: Path, capsys: pytest.Captur
     assert rc == 0
     assert "skipped rapl:" in out and "powercap absent" in out
     assert "cpu: estimate" in out and "[estimated]" in out
+    assert "dram: estimate-dram" in out and "DIMM rule: not a reading" in out
 
 
 @pytest.mark.skipif(nvml_works(), reason="this machine has a working NVML")

@@ -183,7 +183,7 @@ def test_no_nvml_library_is_a_reason_not_a_crash() -> None:
         (gpu,) = [d for d in mon.decisions if d.domain == "gpu"]
         assert gpu.chosen is None
         assert all("NVML library not found" in why for _, why in gpu.skipped)
-        assert mon.domains == ("cpu",)
+        assert mon.domains == ("cpu", "dram")
 
 
 def test_sampling_integrates_with_the_trapezoid_rule() -> None:

@@ -83,7 +83,7 @@ def test_missing_dram_domain(tmp_path: Path) -> None:
     with rapl_monitor(tmp_path) as mon:
         dram = [d for d in mon.decisions if d.domain == "dram"][0]
         assert dram.chosen is None
-        assert dram.skipped == (("rapl", dram.skipped[0][1]),)
+        assert dram.skipped == (("rapl", dram.skipped[0][1]), ("estimate-dram", "not selected (meters=rapl)"))
         assert "no readable dram zone" in dram.skipped[0][1]
         assert mon.domains == ("cpu",)
 

@@ -90,7 +90,7 @@ def test_gpu_counter_and_sampling_sources_through_the_runner(tmp_path):
     df = run_sweep(config(meters=["nvml", "estimate"]), tmp_path, progress=False,
                    monitor_options={"nvml_module": fake})
     gen = df[df.phase == "generate"]
-    assert set(gen["energy_source"].str.split("; ").explode().str.split("=").str[0]) == {"gpu:0", "gpu:1", "cpu"}
+    assert set(gen["energy_source"].str.split("; ").explode().str.split("=").str[0]) == {"gpu:0", "gpu:1", "cpu", "dram"}
     # 100 W + 50 W of fake GPUs: the GPU energy follows the window's time
     assert ((gen["gpu_energy_j"] / gen["time_s"]) - 150).abs().max() < 15
     assert (gen["energy_method"] == "estimated").all()        # weakest of counter, integrated, estimate

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError, check_choice
 
@@ -65,10 +66,12 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
           batch_size: int = 1, dtype: str = "auto", device: str = "auto", repeats: Any = None,
           warmup: int = 1, idle_s: float = 2.0, meters: Any = None, isolate: bool = True,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
-          **unknown: Any) -> dict[str, Any]:
+          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
+          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
     """Checked parameters (raises ParameterError before any work; nothing is written)."""
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     for name, flag in (("include_default_clock", include_default_clock), ("isolate", isolate)):
         if not isinstance(flag, bool):
             raise ParameterError(f"{name}={flag!r} is not valid; choose one of: True, False")
@@ -88,6 +91,7 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
         "isolate": isolate, "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
         "run_dir": common.run_dir(CHAPTER, run_dir),
         "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
+        **impact,
     }
     sweeps.check_configs([sweep_config(params, None, ())])  # models, device, lengths, meters
     return params

@@ -3,7 +3,9 @@
 The workload is a float32 matmul of growing size, repeated until a minimum
 window length (so no window is shorter than the meter's update period): more
 work must give more joules, whatever the source, and the page shows by which
-method each joule was obtained.
+method each joule was obtained. Then one generation window is measured by nrg
+and by codecarbon at once (:mod:`nrg.chapters.codecarbon_compare`), and its
+energy is converted to carbon and money (:mod:`nrg.carbon`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters.common import as_int, as_list
 from nrg.errors import ParameterError, check_positive
 
@@ -23,10 +26,12 @@ if TYPE_CHECKING:
 
 def check(idle_s: float = 2.0, meters: Any = None, matrix_sizes: Any = (256, 512, 1024),
           min_duration_s: float = 0.5, repeats: int = 5, power_per_core_w: float | None = None,
-          **unknown: Any) -> dict[str, Any]:
+          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
+          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
     """Checked parameters of the chapter (raises ParameterError before any work)."""
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     from nrg.meters.chain import check_meters
 
     check_positive("idle_s", idle_s)
@@ -37,7 +42,8 @@ def check(idle_s: float = 2.0, meters: Any = None, matrix_sizes: Any = (256, 512
         check_positive("power_per_core_w", power_per_core_w)
     return {"idle_s": float(idle_s), "meters": check_meters(meters) if meters else None,
             "matrix_sizes": sizes, "min_duration_s": float(min_duration_s),
-            "repeats": as_int("repeats", repeats, minimum=2), "power_per_core_w": power_per_core_w}
+            "repeats": as_int("repeats", repeats, minimum=2), "power_per_core_w": power_per_core_w,
+            **impact}
 
 
 def open_monitor(params: dict[str, Any]) -> EnergyMonitor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -47,10 +48,12 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
           dtype: str = "float32", device: str = "cpu", repeats: Any = None, warmup: int = 1,
           idle_s: float = 2.0, quality_items: int = 3, isolate: bool = True,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
-          **unknown: Any) -> dict[str, Any]:
+          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
+          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
     """Checked parameters plus the sweep configs they mean; raises before any work."""
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     task_list = [str(t) for t in common.as_list("tasks", list(tasks) if isinstance(tasks, tuple) else tasks)]
     common.check_choices("tasks", task_list, TASKS)
     lengths = _task_lengths(task_lengths, task_list)
@@ -67,7 +70,7 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
     sweeps.check_configs(configs)
     return {"configs": configs, "run_dir": common.run_dir(CHAPTER, run_dir),
             "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
-            "alpha": alpha, "tasks": task_list}
+            "alpha": alpha, "tasks": task_list, **impact}
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -34,10 +35,13 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
           joint_input_tokens: Any = (32, 128), joint_output_tokens: Any = (8, 32),
           batch_size: int = 1, dtype: str = "float32", device: str = "cpu", repeats: Any = None,
           warmup: int = 1, idle_s: float = 2.0, isolate: bool = True, run_dir: str | None = None,
-          reference_dir: str | None = None, alpha: float = 0.05, **unknown: Any) -> dict[str, Any]:
+          reference_dir: str | None = None, alpha: float = 0.05, region: str = carbon.DEFAULT_REGION,
+          price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
+          **unknown: Any) -> dict[str, Any]:
     """Checked parameters plus the three sweep configs; raises before any work."""
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
     inputs, outputs = _lengths("input_tokens", as_seq(input_tokens)), _lengths("output_tokens", as_seq(output_tokens))
     joint_in = _lengths("joint_input_tokens", as_seq(joint_input_tokens))
@@ -64,7 +68,8 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
             "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
             "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
             "fixed_input_tokens": fixed_in, "fixed_output_tokens": fixed_out,
-            "joint_input_tokens": joint_in, "joint_output_tokens": joint_out}
+            "joint_input_tokens": joint_in, "joint_output_tokens": joint_out,
+            **impact}
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:

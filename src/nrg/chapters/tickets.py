@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters import common
 from nrg.errors import ParameterError
 
@@ -117,10 +118,12 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
           generate_batch_size: int | None = 4, models: Any = None, model_layers: Any = None,
           metrics: Any = None, device: str = "cpu", threads: int | None = None, idle_s: float = 0.0,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
-          **unknown: Any) -> dict[str, Any]:
+          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
+          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
     """Checked, normalised parameters and the study configuration of each task; no work, no file."""
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     task_list = _strings("tasks", tasks)
     common.check_choices("tasks", task_list, TASKS)
     if not isinstance(device, str) or not _DEVICE.match(device):
@@ -146,7 +149,8 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
             "w": options["w"], "metrics": chosen, "threads": threads, "idle_s": float(idle_s),
             "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "device": device,
             "run_dir": common.run_dir(CHAPTER, run_dir),
-            "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER)}
+            "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
+            **impact}
 
 
 # ------------------------------------------------------------------ the tickets

@@ -58,8 +58,9 @@ def run(ns: argparse.Namespace) -> int:
     assert idle is not None
     print(f"idle power over {idle.elapsed_s:.2f} s (this process asleep):")
     for domain in idle.domains:
-        note = " (CPU time of this process only: not the machine's idle power)" \
-            if domain.method is Method.ESTIMATED else ""
+        note = "" if domain.method is not Method.ESTIMATED else (
+            " (a constant from the memory size, codecarbon's DIMM rule: not a reading)" if domain.domain == "dram"
+            else " (CPU time of this process only: not the machine's idle power)")
         print(f"  {domain.domain}: {power_w[domain.domain]:.3f} W [{domain.method.value}] "
               f"{domain.source}{note}")
     for warning in idle.warnings:

@@ -1,4 +1,4 @@
-"""Energy meters: NVML (GPU), RAPL (CPU package, DRAM), a CPU-time estimate, and windows.
+"""Energy meters: NVML (GPU), RAPL (CPU package, DRAM), CPU-time and DRAM estimates, and windows.
 
 >>> from nrg.meters import EnergyMonitor
 >>> with EnergyMonitor.auto() as monitor:          # best source per domain on this machine
@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nrg.meters.chain import CHAIN, METERS, Chain, ChainDecision, choose_sources
+from nrg.meters.dram import DramEstimateSource, ram_power_w
 from nrg.meters.estimate import (
-    CPU_POWER_TABLE,
     DEFAULT_POWER_PER_CORE_W,
     CpuPower,
     EstimateSource,
     cpu_model_name,
+    cpu_power_table,
     lookup_cpu,
 )
 from nrg.meters.measurement import DomainEnergy, Measurement, Method
@@ -42,9 +43,10 @@ def torch_cuda_sync() -> Callable[[], None] | None:
 
 
 __all__ = [
-    "CHAIN", "CPU_POWER_TABLE", "DEFAULT_POWER_PER_CORE_W", "METERS", "Chain", "ChainDecision",
-    "CpuPower", "DomainEnergy", "EnergyMonitor", "EnergySource", "EstimateSource", "Measurement",
+    "CHAIN", "DEFAULT_POWER_PER_CORE_W", "METERS", "Chain", "ChainDecision",
+    "CpuPower", "DomainEnergy", "DramEstimateSource", "EnergyMonitor", "EnergySource", "EstimateSource",
+    "Measurement",
     "MeterReadError", "Method", "Monitor", "NoEnergySourceError", "NvmlCounterSource", "NvmlSamplingSource",
-    "RaplSource", "WindowResult", "choose_sources", "cpu_model_name", "lookup_cpu",
-    "repeat_until", "torch_cuda_sync",
+    "RaplSource", "WindowResult", "choose_sources", "cpu_model_name", "cpu_power_table", "lookup_cpu",
+    "ram_power_w", "repeat_until", "torch_cuda_sync",
 ]

@@ -22,15 +22,16 @@ METERS: tuple[str, ...] = ("nvml", "rapl", "estimate")
 CHAIN: dict[str, tuple[str, ...]] = {
     "gpu": ("nvml-counter", "nvml-sampling"),
     "cpu": ("rapl", "estimate"),
-    "dram": ("rapl",),
+    "dram": ("rapl", "estimate-dram"),
 }
 #: Which meter provides each source.
 SOURCE_METER: dict[str, str] = {
     "nvml-counter": "nvml", "nvml-sampling": "nvml", "rapl": "rapl", "estimate": "estimate",
+    "estimate-dram": "estimate",
 }
 SOURCE_METHOD: dict[str, Method] = {
     "nvml-counter": Method.COUNTER, "nvml-sampling": Method.INTEGRATED,
-    "rapl": Method.COUNTER, "estimate": Method.ESTIMATED,
+    "rapl": Method.COUNTER, "estimate": Method.ESTIMATED, "estimate-dram": Method.ESTIMATED,
 }
 
 

@@ -105,6 +105,17 @@ def test_a_changed_config_is_a_new_entry_not_an_overwrite(tmp_path):
     assert "config" not in manifest
 
 
+def test_a_manifest_of_the_first_format_keeps_its_config_as_the_first_entry(tmp_path):
+    old = {"run_id": "r-1", "name": "a", "chapter": "", "config": {"name": "a", "input_tokens": [8]},
+           "sessions": [{"started_at": "20250101T000000Z", "config": {}, "provenance": {}}]}
+    (tmp_path / store.MANIFEST).write_text(json.dumps(old))
+    assert RunStore.at(tmp_path).open_session("a", "", {"name": "a", "input_tokens": [9]}, {}) == "r-1"
+    manifest = RunStore.at(tmp_path).read_manifest()
+    assert [c["config"]["input_tokens"] for c in manifest["configs"]] == [[8], [9]]
+    assert manifest["configs"][0]["first_seen"] == "20250101T000000Z"
+    assert len(manifest["sessions"]) == 2
+
+
 # ------------------------------------------------------------------ current config vs the folder
 
 
@@ -217,6 +228,7 @@ SWEEP_WHEN_GO = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_folder_measure_each_cell_once(tmp_path):
     cfg = config(input_tokens=[8, 9, 10], output_tokens=[4, 6], repeats=2)
     n_cells = 6

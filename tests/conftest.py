@@ -8,11 +8,18 @@ replaces the copies each DVFS test file used to carry.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from nrg import dvfs
+from nrg.sweep import schema
+
+# Every column a test run writes must be declared in nrg.sweep.columns (cell
+# processes inherit the variable); outside tests an undeclared column is kept
+# with a warning so that a long measurement is never lost.
+os.environ[schema.STRICT_ENV] = "1"
 
 
 @pytest.fixture(autouse=True)

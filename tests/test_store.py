@@ -66,3 +66,23 @@ def test_manifest_keeps_run_id_and_appends_sessions(tmp_path):
     assert first == second == manifest["run_id"]
     assert first.startswith("demo-")
     assert [s["provenance"]["hostname"] for s in manifest["sessions"]] == ["h1", "h2"]
+
+
+def test_load_of_some_cells_returns_only_their_rows(tmp_path):
+    run = RunStore.at(tmp_path)
+    for cell_id in ("aaa", "bbb", "ccc"):
+        run.write_cell(cell_id, _rows(cell_id, 2))
+    df = store.load(tmp_path, cell_ids=["ccc", "aaa", "zzz"])
+    assert df["cell_id"].tolist() == ["aaa", "aaa", "ccc", "ccc"]
+    assert list(df.columns) == ["cell_id", "status", "repeat", "time_s"]   # schema order
+
+
+def test_a_session_records_its_config_pid_and_host(tmp_path):
+    import os
+    import socket
+
+    run = RunStore.at(tmp_path)
+    run.open_session("demo", "01", {"name": "demo"}, {})
+    session = run.read_manifest()["sessions"][0]
+    assert session["pid"] == os.getpid() and session["hostname"] == socket.gethostname()
+    assert session["config_id"] == run.read_manifest()["configs"][0]["config_id"]

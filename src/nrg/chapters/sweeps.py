@@ -52,14 +52,15 @@ def check_configs(configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Run every config into ``run_dir`` (finished cells are reused); rows of these configs only."""
+    from nrg.sweep import store
     from nrg.sweep.run import run_sweep
 
-    ids = set(check_configs(configs))
-    frames = [run_sweep(dict(config), run_dir, progress=progress) for config in configs]
-    rows = frames[-1] if frames else None
-    if rows is None:
+    if not configs:
         raise ParameterError("no sweep configs to run")
-    return rows[rows["cell_id"].isin(ids)].reset_index(drop=True)
+    ids = check_configs(configs)
+    for config in configs:
+        run_sweep(dict(config), run_dir, progress=progress)
+    return store.load(run_dir, cell_ids=ids)
 
 
 def load_reference(reference: Mapping[str, Path]) -> dict[str, Any]:

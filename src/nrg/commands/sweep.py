@@ -28,11 +28,32 @@ def _run(ns: argparse.Namespace) -> int:
 
     frame = run_sweep(ns.config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
-    if frame.empty:
-        print(f"{ns.out}: no rows")
-        return 0
-    cells = frame.drop_duplicates("cell_id")
-    counts = cells["status"].value_counts().to_dict()
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    print(f"{ns.out}: {len(cells)} cells ({summary}), {len(frame)} rows")
+    print(summary(ns.out, frame))
+    counts = frame.drop_duplicates("cell_id")["status"].value_counts().to_dict() if len(frame) else {}
     return 0 if counts.get("failed", 0) == 0 else 1
+
+
+def summary(out: str, frame: Any) -> str:
+    """What the sweep left in ``out``: this config's cells, then what else the folder holds."""
+    if frame.empty:
+        text = f"{out}: no rows for this config"
+    else:
+        cells = frame.drop_duplicates("cell_id")
+        counts = cells["status"].value_counts().to_dict()
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        text = f"{out}: {_n(len(cells), 'cell')} ({statuses}), {_n(len(frame), 'row')}"
+    other = frame.attrs.get("other_cells", 0)
+    if other:
+        text += f"; the folder also holds {_n(other, 'cell')} of other configs"
+    busy = frame.attrs.get("busy_cells", {})
+    if busy:
+        text += (f"\n{_n(len(busy), 'cell')} skipped: being measured by another sweep "
+                 f"({next(iter(busy.values()))}); rerun to include them")
+    damaged = frame.attrs.get("damaged_files", [])
+    if damaged:
+        text += f"\n{_n(len(damaged), 'damaged cell file')} moved to cells/corrupt/ and measured again"
+    return text
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")

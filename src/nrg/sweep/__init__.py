@@ -6,5 +6,8 @@ cell ids), :mod:`~nrg.sweep.check` (everything checked before any work),
 (one cell: process entry and failure rows), :mod:`~nrg.sweep.generation` (the
 generation workload: warm-up, phases, adaptive repeats), :mod:`~nrg.sweep.repeats`
 (when to stop repeating), :mod:`~nrg.sweep.roofline` (lower bounds on time) and
-:mod:`~nrg.sweep.store` (one Parquet file per cell, manifest, load).
+:mod:`~nrg.sweep.store` (one Parquet file per cell, load) with
+:mod:`~nrg.sweep.files`, :mod:`~nrg.sweep.manifest` and :mod:`~nrg.sweep.claims`
+(a folder shared safely), and :mod:`~nrg.sweep.columns` / :mod:`~nrg.sweep.schema`
+(every result column, declared once; :mod:`~nrg.sweep.schema_doc` documents them).
 """

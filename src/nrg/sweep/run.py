@@ -47,14 +47,17 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
               progress: bool = True, isolate: bool | None = None,
               retry_failed: bool = False,
               monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Measure every cell of ``config`` into ``out_dir`` and return all rows of the run.
+    """Measure every cell of ``config`` into ``out_dir`` and return the rows of its cells.
+
+    The folder may hold cells of other configs (kept for cheap reruns) and two
+    sweeps may share it: each cell is claimed first, and a cell another live
+    sweep is measuring is skipped (``attrs["busy_cells"]``, see :func:`_current_rows`).
 
     ``isolate`` overrides the config's ``isolate`` key when given.
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
     """
     from nrg.sweep import check as sweep_check
-    from nrg.sweep import store
 
     cfg = parse_config(config)
     if isolate is not None and isolate != cfg.isolate:
@@ -68,16 +71,53 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     run = RunStore.at(out_dir)
     run.create()
     run.clean_temporary()
+    damaged = _set_aside_damaged(run)
     done = run.finished()
     todo = [c for c in cells
             if c.cell_id not in done or (retry_failed and done[c.cell_id] != "ok")]
     context = _sweep_context(cfg, run, todo, monitor_options)
+    busy: dict[str, str] = {}
     for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
-        if cfg.isolate:
-            run_isolated(c, context, run, cfg.cell_timeout_s)
-        else:
-            run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
-    return store.load(run.run_dir)
+        with run.claim(c.cell_id) as claim:
+            if not claim.ours:  # another sweep on this folder is measuring it now
+                busy[c.cell_id] = claim.describe()
+                continue
+            now = run.cell_status(c.cell_id)
+            if now == "ok" or (now is not None and c.cell_id not in done):
+                continue  # another sweep measured it since this one looked
+            if cfg.isolate:
+                run_isolated(c, context, run, cfg.cell_timeout_s)
+            else:
+                run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
+    return _current_rows(run, cells, busy, damaged)
+
+
+def _set_aside_damaged(run: RunStore) -> list[str]:
+    """Move damaged cell files to ``cells/corrupt/`` (named in a warning); their cells run again."""
+    import warnings
+
+    moved = run.quarantine(run.scan().damaged)
+    for item in moved:
+        warnings.warn(f"nrg: damaged cell file {item.path.name} ({item.reason}) moved to "
+                      f"{run.corrupt_dir}; the cell is measured again", stacklevel=3)
+    return [item.path.name for item in moved]
+
+
+def _current_rows(run: RunStore, cells: list[Cell], busy: Mapping[str, str],
+                  damaged: list[str]) -> pd.DataFrame:
+    """The rows of this config's cells; ``attrs`` tells what else the folder holds.
+
+    ``attrs["other_cells"]``: cells of other configs in the folder;
+    ``attrs["busy_cells"]``: cell id -> the sweep measuring it now (skipped here);
+    ``attrs["damaged_files"]``: cell files moved aside by this run.
+    """
+    from nrg.sweep import store
+
+    ids = {c.cell_id for c in cells}
+    frame = store.load(run.run_dir, cell_ids=ids)
+    frame.attrs.update({"other_cells": len(set(run.finished()) - ids), "busy_cells": dict(busy),
+                        "damaged_files": list(damaged)})
+    return frame
 
 
 def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],

@@ -6,54 +6,86 @@ A cell's rows are written to a temporary name in the same folder and renamed
 onto ``<cell_id>.parquet`` -- a rename is atomic on POSIX, so a cell file is
 either complete or absent, and a rerun skips exactly the cells whose file
 exists. Temporary files of a killed writer are ignored by :func:`load` and
-removed by the next run.
+removed by the next run. Every file has the same columns and types
+(:mod:`nrg.sweep.schema`), so DuckDB or any Parquet reader reads a run as one table.
+
+Damage from outside (a disk that filled, a copy cut short, a stray file) must
+cost one cell, never the run: a cell file that cannot be read, is not ours
+(no ``cell_id``/``status``, rows of another cell) or has no row is *damaged*.
+:func:`load` skips it with a warning naming it; a sweep moves it to
+``cells/corrupt/`` (with a ``.why`` note) and measures the cell again.
+
+Two sweeps may share a folder: the manifest is read-modify-written under a
+lock (:mod:`nrg.sweep.manifest`) and each cell is claimed before it is
+measured (:mod:`nrg.sweep.claims`), so no cell is measured twice.
 
 Layout of a run directory::
 
-    manifest.json          run_id, name, chapter, config, one entry per session
+    manifest.json          run_id, name, chapter, configs (first seen), one entry per session
+    .lock                  flock'ed around manifest updates, claims and moving damaged files
     cells/<cell_id>.parquet
+    cells/corrupt/         damaged cell files moved aside, each with a .why note
+    claims/<cell_id>       the sweep measuring the cell now (pid, host, start time)
     logs/<cell_id>.log     stderr of isolated cells (kept for diagnosis)
 """
 from __future__ import annotations
 
-import json
 import os
-import re
-import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg.sweep import claims, manifest
+from nrg.sweep.files import (
+    CELLS,
+    CLAIMS,
+    CORRUPT,
+    LOGS,
+    MANIFEST,
+    REQUIRED,
+    SUFFIX,
+    TMP_MARK,
+    DamagedCellError,
+    atomic_write_bytes,
+    cell_files,
+    cell_status,
+    check_cell_id,
+    locked,
+    read_cell,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
-MANIFEST = "manifest.json"
-CELLS = "cells"
-LOGS = "logs"
-SUFFIX = ".parquet"
-TMP_MARK = ".tmp-"
-_CELL_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+__all__ = ["MANIFEST", "TMP_MARK", "SUFFIX", "DamagedCellError", "read_cell", "Damaged", "Scan",
+           "RunStore", "read_tables", "load"]
 
+@dataclass(frozen=True)
+class Damaged:
+    """A damaged cell file, why, and the file identity seen when it was judged."""
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + TMP_MARK, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path: Path
+    reason: str
+    inode: int
+    mtime_ns: int
+
+    @property
+    def cell_id(self) -> str:
+        """The cell the file is named after."""
+        return self.path.name[: -len(SUFFIX)]
 
 
-def _check_cell_id(cell_id: str) -> None:
-    if not _CELL_ID.match(cell_id) or TMP_MARK in cell_id:
-        raise ValueError(f"cell_id={cell_id!r} is not a safe file name")
+@dataclass(frozen=True)
+class Scan:
+    """What the cell folder holds: ``cell_id -> status`` of usable files, and the damaged ones."""
+
+    finished: dict[str, str]
+    damaged: tuple[Damaged, ...]
 
 
 @dataclass(frozen=True)
@@ -64,28 +96,42 @@ class RunStore:
 
     @classmethod
     def at(cls, run_dir: str | Path) -> RunStore:
-        """The store of an existing or future run directory."""
+        """The store of ``run_dir`` (nothing is created until :meth:`create`)."""
         return cls(Path(run_dir))
 
     @property
     def cells_dir(self) -> Path:
-        """The folder holding one Parquet file per finished cell."""
+        """One Parquet file per finished cell."""
         return self.run_dir / CELLS
 
     @property
+    def corrupt_dir(self) -> Path:
+        """Damaged cell files moved aside (each with a ``.why`` note)."""
+        return self.cells_dir / CORRUPT
+
+    @property
+    def claims_dir(self) -> Path:
+        """One file per cell a sweep is measuring now."""
+        return self.run_dir / CLAIMS
+
+    @property
     def logs_dir(self) -> Path:
-        """The folder holding each cell subprocess's log."""
+        """Output of isolated cell processes, kept for diagnosis."""
         return self.run_dir / LOGS
 
     def cell_path(self, cell_id: str) -> Path:
-        """The Parquet file of one cell; refuses ids that are not safe file names."""
-        _check_cell_id(cell_id)
+        """Where the rows of ``cell_id`` live (the id must be a safe file name)."""
+        check_cell_id(cell_id)
         return self.cells_dir / f"{cell_id}{SUFFIX}"
 
     def create(self) -> None:
         """Make the folders; called only after every parameter was checked."""
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.cells_dir, self.logs_dir, self.claims_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Hold the run's lock (``flock`` on ``.lock``): one process at a time changes shared state."""
+        return locked(self.run_dir)
 
     def clean_temporary(self) -> int:
         """Remove temporary files left by a killed writer; returns how many."""
@@ -98,84 +144,154 @@ class RunStore:
                         removed += 1
         return removed
 
-    def finished(self) -> dict[str, str]:
-        """``cell_id -> status`` of every cell with a complete file."""
-        out: dict[str, str] = {}
-        if not self.cells_dir.is_dir():
-            return out
-        import pyarrow.parquet as pq
+    def cell_files(self) -> list[Path]:
+        """Complete cell files (temporary files and ``cells/corrupt/`` excluded), sorted by name."""
+        return cell_files(self.cells_dir)
 
-        for path in sorted(self.cells_dir.glob(f"*{SUFFIX}")):
-            if TMP_MARK in path.name:
+    def scan(self) -> Scan:
+        """Status of every usable cell file and the damaged ones (reads two columns per file)."""
+        finished: dict[str, str] = {}
+        damaged: list[Damaged] = []
+        for path in self.cell_files():
+            try:
+                stat = path.stat()
+                table = read_cell(path, columns=REQUIRED)
+            except FileNotFoundError:  # moved aside by another sweep meanwhile
                 continue
-            table = pq.read_table(path, columns=["status"])
-            statuses = set(table.column("status").to_pylist())
-            out[path.name[: -len(SUFFIX)]] = "ok" if statuses == {"ok"} else "failed"
-        return out
+            except DamagedCellError as exc:
+                damaged.append(Damaged(path, str(exc), stat.st_ino, stat.st_mtime_ns))
+                continue
+            finished[path.name[: -len(SUFFIX)]] = cell_status(table)
+        return Scan(finished, tuple(damaged))
+
+    def finished(self) -> dict[str, str]:
+        """``cell_id -> status`` of every cell with a usable file (damaged files are left out)."""
+        return self.scan().finished
+
+    def cell_status(self, cell_id: str) -> str | None:
+        """``ok``/``failed`` for a usable file of ``cell_id``, None when absent or damaged."""
+        try:
+            return cell_status(read_cell(self.cell_path(cell_id), columns=REQUIRED))
+        except (DamagedCellError, FileNotFoundError):
+            return None
+
+    def quarantine(self, damaged: Iterable[Damaged]) -> list[Damaged]:
+        """Move damaged files to ``cells/corrupt/`` (with a ``.why`` note); the ones moved.
+
+        Under the run's lock, and only a file that is still the one judged
+        damaged (same inode and mtime): another sweep may already have moved it
+        and written the cell again.
+        """
+        moved: list[Damaged] = []
+        with self.locked():
+            for item in damaged:
+                try:
+                    stat = item.path.stat()
+                except FileNotFoundError:
+                    continue
+                if (stat.st_ino, stat.st_mtime_ns) != (item.inode, item.mtime_ns):
+                    continue
+                self.corrupt_dir.mkdir(parents=True, exist_ok=True)
+                target = self._free_name(self.corrupt_dir / item.path.name)
+                os.rename(item.path, target)
+                stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                target.with_name(target.name + ".why").write_text(f"{stamp} {item.path.name}: {item.reason}\n")
+                moved.append(item)
+        return moved
+
+    @staticmethod
+    def _free_name(path: Path) -> Path:
+        candidate, n = path, 0
+        while candidate.exists():
+            n += 1
+            candidate = path.with_name(f"{path.name}.{n}")
+        return candidate
 
     def write_cell(self, cell_id: str, frame: pd.DataFrame) -> Path:
-        """Write one cell's rows atomically; replaces an earlier file of the same cell."""
+        """Write one cell's rows atomically, conformed to the result schema; replaces an earlier file.
+
+        Every row gets every schema column (:func:`nrg.sweep.schema.to_arrow`),
+        so failed and measured cells read back as one table.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from nrg.sweep.schema import to_arrow
+
+        if len(frame) == 0:
+            raise ValueError(f"cell {cell_id}: no rows to write (a failed cell writes one failed row)")
         path = self.cell_path(cell_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        pq.write_table(to_arrow(frame), sink)
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
     def read_manifest(self) -> dict[str, Any] | None:
-        """The run's manifest (sessions, config, provenance), or None before the first session."""
-        path = self.run_dir / MANIFEST
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text())
+        """The manifest, or None when it is missing or unreadable (a sweep rebuilds it)."""
+        return manifest.read(self.run_dir / MANIFEST)
 
     def open_session(
         self, name: str, chapter: str, config: Mapping[str, Any], provenance: Mapping[str, Any]
     ) -> str:
-        """Record this invocation in the manifest and return the run's ``run_id``.
+        """Record this invocation in the manifest (under the lock) and return the run's ``run_id``.
 
         The run_id is fixed when the run directory is first created, so rows
-        written by a resumed sweep carry the same run_id as the earlier ones.
+        written by a resumed sweep carry the same run_id as the earlier ones;
+        a missing or unreadable manifest is rebuilt with the run_id of the rows.
         """
-        manifest = self.read_manifest() or {}
-        now = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        run_id = manifest.get("run_id") or f"{name}-{now}"
-        sessions = list(manifest.get("sessions", []))
-        sessions.append({"started_at": now, "config": dict(config), "provenance": dict(provenance)})
-        manifest.update(
-            {"run_id": run_id, "name": name, "chapter": chapter, "config": dict(config),
-             "sessions": sessions}
-        )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-        _atomic_write_bytes(self.run_dir / MANIFEST, data)
-        return run_id
+        with self.locked():
+            return manifest.open_session(self.run_dir, name, chapter, config, provenance)
+
+    def claim(self, cell_id: str) -> claims.Claim:
+        """Claim ``cell_id`` for this process (see :mod:`nrg.sweep.claims`); check ``.ours``."""
+        check_cell_id(cell_id)
+        return claims.claim(self.run_dir, cell_id)
 
 
-def load(run_dir: str | Path) -> pd.DataFrame:
-    """All rows of a run as one DataFrame (temporary files are ignored).
+def _warn_damaged(path: Path, reason: str) -> None:
+    warnings.warn(f"nrg: skipped damaged cell file {path}: {reason}", stacklevel=3)
 
-    Rows keep the column order of the first cell; columns that a cell lacks
-    (a failed cell has no measures) are missing values.
+
+def read_tables(store: RunStore, cell_ids: Iterable[str] | None = None) -> list[pa.Table]:
+    """Every usable cell table of ``store`` (of ``cell_ids`` when given); damaged files warned about."""
+    wanted = None if cell_ids is None else set(cell_ids)
+    tables = []
+    for path in store.cell_files():
+        if wanted is not None and path.name[: -len(SUFFIX)] not in wanted:
+            continue
+        try:
+            tables.append(read_cell(path))
+        except FileNotFoundError:
+            continue
+        except DamagedCellError as exc:
+            _warn_damaged(path, str(exc))
+    return tables
+
+
+def load(run_dir: str | Path, cell_ids: Iterable[str] | None = None,
+         all_columns: bool = False) -> pd.DataFrame:
+    """All rows of a run (of ``cell_ids`` when given) as one DataFrame, in schema column order.
+
+    Never fails on a damaged cell file: it warns, names it and leaves it out.
+    Columns are those the run's code wrote (a column no cell wrote is left
+    out, as before the schema existed); ``all_columns=True`` gives every schema column.
     """
     import pandas as pd
-    import pyarrow.parquet as pq
+    import pyarrow as pa
+
+    from nrg.sweep.schema import NAMES, align, written_columns
 
     store = RunStore.at(run_dir)
     if not store.run_dir.is_dir():
         raise FileNotFoundError(f"run_dir={str(run_dir)!r} does not exist")
-    frames = [
-        pq.read_table(path).to_pandas()
-        for path in sorted(store.cells_dir.glob(f"*{SUFFIX}"))
-        if TMP_MARK not in path.name
-    ]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame()
-    if len(frames) == 1:
-        return frames[0].reset_index(drop=True)
-    return pd.concat(frames, ignore_index=True, sort=False)
+    tables = read_tables(store, cell_ids)
+    if not tables:
+        return pd.DataFrame(columns=list(NAMES)) if all_columns else pd.DataFrame()
+    written: set[str] = set()
+    for table in tables:
+        written.update(written_columns(table))
+    table = pa.concat_tables([align(t).replace_schema_metadata(None) for t in tables],
+                             promote_options="permissive")
+    names = [n for n in table.column_names if all_columns or n in written]
+    return table.select(names).to_pandas()

@@ -39,7 +39,7 @@ class SimpleEffects(NamedTuple):
         return f"Simple effects of {self.factor} within each {others} (Tukey HSD per {others})"
 
 
-class TukeyTables(dict):
+class TukeyTables(dict[str, pd.DataFrame]):
     """Tukey HSD table per significant main effect, as a dict, plus what qualifies them.
 
     ``caveats`` lists (factor, interaction, p) for each main effect that is
@@ -90,7 +90,8 @@ class TukeyTables(dict):
         return "\n".join(self.text())
 
     def _repr_html_(self) -> str:
-        return "\n".join(self.html()) or "<p>No main effect or interaction is significant: no pairwise tests.</p>"
+        return "\n".join(self.html()) or ("<p>No pairwise tests: no main effect or interaction is significant "
+                                          "(or no residual error was left to test against).</p>")
 
 
 @dataclass(frozen=True, eq=False)

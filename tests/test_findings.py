@@ -128,3 +128,75 @@ def test_provenance_findings_and_markdown():
     text = F.provenance_findings(df)
     assert "CPU energy on this machine is estimated, not measured" in text.to_markdown()
     assert text._repr_markdown_().startswith("- ") and len(text + F.Findings(("x",))) == len(text) + 1
+
+
+def noisy_cell_frame(seed: int = 0) -> pd.DataFrame:
+    """No interaction in truth, but one cell (falcon on qa) is 30 times noisier than the others."""
+    rng = np.random.default_rng(seed)
+    rows = [{"model": m, "task": t, "energy_per_token_j": base + rng.normal(0, 0.3 if (m, t) == ("falcon", "qa") else 0.01)}
+            for m, base in (("gpt2", 0.1), ("falcon", 0.6), ("t5", 0.3))
+            for t in ("qa", "generation", "summarization") for _ in range(4)]
+    return pd.DataFrame(rows)
+
+
+def test_robust_verdict_sentence_comes_from_the_bootstrap_table():
+    res = anova(noisy_cell_frame(), "energy_per_token_j", ["model", "task"])
+    classical = res.row("model:task")["p"]
+    robust = res.robust_table.set_index("source").at["model:task", "p"]
+    assert classical < 0.01 and robust > 0.05      # the noisy cell fools the classical test only
+    sentence = next(s for s in F.anova_findings(res) if s.startswith("The robust (HC3) ANOVA"))
+    assert "wild-bootstrap p-values) changes the verdict for" in sentence
+    assert f"model × task (robust {F.p_text(robust)}, classical {F.p_text(classical)})" in sentence
+    agree = anova(frame(task_effect=0.1), "energy_per_token_j", ["model", "task"], robust="always")
+    assert any(s.startswith("The robust (HC3) ANOVA") and "agrees on which terms" in s for s in F.anova_findings(agree))
+
+
+def test_significant_interaction_adds_caveat_and_simple_effects_sentences():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame([{"model": m, "task": t, "energy_per_token_j": 1.0 + (0.5 if (m, t) == ("falcon", "qa") else 0)
+                        + rng.normal(0, 0.05)}
+                       for m in ("falcon", "gpt2", "t5") for t in ("generation", "qa", "summarization") for _ in range(4)])
+    res = anova(df, "energy_per_token_j", ["model", "task"])
+    text = list(F.anova_findings(res))
+    caveat = [s for s in text if s.startswith("Caveat:")]
+    assert caveat == [f"Caveat: the model × task interaction is significant ({F.p_text(res.row('model:task')['p'])}), "
+                      "so the Tukey comparisons of model and of task above average over the levels of the other factor "
+                      "and need not hold within each level; the simple effects below say where they do."]
+    by_task = next(s for s in text if s.startswith("Simple effects of model within each task"))
+    assert "qa: 2 of 3 pairs differ (not separated: gpt2–t5)" in by_task
+    assert "generation: 0 of 3 pairs differ" in by_task and "summarization: 0 of 3 pairs differ" in by_task
+    assert any(s.startswith("Simple effects of task within each model") for s in text)
+    plain = F.anova_findings(anova(frame(), "energy_per_token_j", ["model", "task"])).to_markdown()
+    assert "Caveat" not in plain and "Simple effects" not in plain
+
+
+def dvfs_table(default_energy_j: float, seed: int = 0) -> pd.DataFrame:
+    """gpt2 at the default clock (None), 1410 and 900 MHz; 1410 MHz uses 100 J, 900 MHz 110 J."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"model": "gpt2", "gpu_clock_mhz": clock, "energy_j": e + rng.normal(0, 0.5),
+                          "time_s": t + rng.normal(0, 0.002)}
+                         for clock, e, t in ((None, default_energy_j, 1.0), (1410, 100.0, 1.05), (900, 110.0, 1.4))
+                         for _ in range(4)])
+
+
+def test_clock_findings_say_the_default_is_best_when_it_uses_least_energy():
+    best = optimal_clocks(dvfs_table(default_energy_j=90.0))
+    row = best.iloc[0]
+    assert bool(row["default_best"]) and row["best_setting"] == "default" and row["energy_saving"] < 0
+    sentence = F.clock_findings(best).sentences[0]
+    extra = row["energy_opt_j"] / row["energy_default_j"] - 1
+    assert sentence.startswith("For gpt2, the default clock is best for energy: no locked clock measured uses less; "
+                               f"the best locked clock, 1410 MHz, uses {F.pct(extra)} more energy than the default clock")
+    edp = F.clock_findings(optimal_clocks(dvfs_table(default_energy_j=90.0), objective="edp")).sentences[0]
+    assert edp.startswith("For gpt2, the default clock is best for EDP")
+    for text in (sentence, edp):
+        assert "optimal" not in text and "less energy" not in text
+
+
+def test_clock_findings_name_the_lock_when_it_beats_the_default():
+    best = optimal_clocks(dvfs_table(default_energy_j=120.0))
+    row = best.iloc[0]
+    assert not row["default_best"] and row["best_setting"] == "1410" and row["energy_saving"] > 0
+    sentence = F.clock_findings(best).sentences[0]
+    assert sentence == (f"The energy-optimal clock for gpt2 is 1410 MHz: {F.pct(row['energy_saving'])} less energy "
+                        f"than the default clock for {F.pct(row['latency_change'])} more latency.")

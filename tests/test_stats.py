@@ -31,6 +31,7 @@ from nrg.stats import (
     phase_share,
     provenance_summary,
     rank_configs,
+    simple_effects,
     summarize,
     tukey_hsd,
 )
@@ -219,6 +220,53 @@ def test_tukey_in_anova_uses_model_error_and_finds_the_planted_pairs():
     assert "task" not in anova(model_task_frame(), "energy_per_token_j", ["model", "task"]).tukey
 
 
+def interaction_frame(seed: int = 1, repeats: int = 4) -> pd.DataFrame:
+    """Models differ on qa only (falcon costs 0.5 J/token more there): a pure model × task interaction."""
+    rng = np.random.default_rng(seed)
+    rows = [{"model": m, "task": t, "status": "ok",
+             "energy_per_token_j": 1.0 + (0.5 if (m == "falcon" and t == "qa") else 0.0) + rng.normal(0, 0.05)}
+            for m in ("falcon", "gpt2", "t5") for t in ("generation", "qa", "summarization") for _ in range(repeats)]
+    return pd.DataFrame(rows)
+
+
+def test_simple_effects_compare_within_each_level_with_the_pooled_error():
+    df = interaction_frame()
+    out = simple_effects(df, "energy_per_token_j", "model", "task")
+    assert list(out.columns) == ["task", "group1", "group2", "meandiff", "p_adj", "ci_low", "ci_high", "reject"]
+    assert len(out) == 3 * 3
+    fit = smf.ols("energy_per_token_j ~ C(model) * C(task)", data=df).fit()
+    ms, dfr = fit.ssr / fit.df_resid, fit.df_resid
+    for row in out.itertuples():
+        part = df[df["task"] == row.task].groupby("model")["energy_per_token_j"]
+        diff = part.mean()[row.group2] - part.mean()[row.group1]
+        se = np.sqrt(ms / 2 * (1 / part.size()[row.group1] + 1 / part.size()[row.group2]))
+        assert row.meandiff == pytest.approx(diff)
+        assert row.p_adj == pytest.approx(sps.studentized_range.sf(abs(diff) / se, 3, dfr), abs=1e-6)
+        falcon_on_qa = row.task == "qa" and "falcon" in (row.group1, row.group2)
+        assert row.reject == falcon_on_qa            # the planted differences, and no others
+    both = simple_effects(df.assign(dtype=np.where(df.index % 2, "fp16", "fp32")), "energy_per_token_j",
+                          "model", ["task", "dtype"])
+    assert list(both.columns[:2]) == ["task", "dtype"] and len(both) == 3 * 2 * 3
+    with pytest.raises(ParameterError, match="within"):
+        simple_effects(df, "energy_per_token_j", "model", "model")
+
+
+def test_significant_interaction_brings_caveat_and_simple_effects():
+    res = anova(interaction_frame(), "energy_per_token_j", ["model", "task"])
+    assert res.row("model:task")["p"] < 0.001 and {"model", "task"} <= set(res.tukey)
+    assert {(c[0], c[1]) for c in res.tukey.caveats} == {("model", "model:task"), ("task", "model:task")}
+    assert {(s.factor, s.within) for s in res.simple_effects} == {("model", ("task",)), ("task", ("model",))}
+    by_task = next(s for s in res.simple_effects if s.factor == "model").table
+    direct = simple_effects(interaction_frame(), "energy_per_token_j", "model", "task")
+    pd.testing.assert_frame_equal(by_task, direct)
+    html = res._repr_html_()
+    assert "Simple effects of model within each task" in html and "need not hold" in html
+    assert "Simple effects of task within each model" in res.tukey._repr_html_()
+    plain = anova(model_task_frame(task_effect=0.05), "energy_per_token_j", ["model", "task"])
+    assert plain.row("model:task")["p"] > 0.05
+    assert plain.simple_effects == () and plain.tukey.caveats == ()
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"typ": 4}, "typ"), ({"robust": "hc9"}, "robust"), ({"alpha": 1.5}, "alpha"),
     ({"factors": []}, "factors"), ({"factors": ["model", "model"]}, "twice"),
@@ -286,6 +334,27 @@ def test_fit_lengths_interaction_and_single_valued_length():
     assert any("single value" in n for n in fixed.notes)
     with pytest.raises(ParameterError, match="cov_type"):
         fit_lengths(gen, cov_type="HC9")
+
+
+def test_hc3_intervals_use_t_with_residual_df_like_ols():
+    rng = np.random.default_rng(3)
+    gen = length_frame().query("phase == 'generate' and model == 'gpt2'").copy()
+    gen["energy_j"] += rng.normal(0, 1, len(gen)) * gen["output_tokens"] / 64   # spread grows with length
+    fit = fit_lengths(gen, "energy_j", cov_type="HC3")
+    x = np.column_stack([np.ones(len(gen)), gen["input_tokens"], gen["output_tokens"]]).astype(float)
+    y = gen["energy_j"].to_numpy()
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ beta
+    bread = np.linalg.inv(x.T @ x)
+    h = np.einsum("ij,jk,ik->i", x, bread, x)
+    se = np.sqrt(np.diag(bread @ (x.T * (resid**2 / (1 - h) ** 2)) @ x @ bread))
+    df_resid = len(y) - 3
+    t = sps.t.ppf(0.975, df_resid)
+    for i, term in enumerate(("Intercept", "input_tokens", "output_tokens")):
+        row = fit.coefficient(term)
+        assert row["std_err"] == pytest.approx(se[i])
+        assert row["ci_low"] == pytest.approx(beta[i] - t * se[i]) and row["ci_high"] == pytest.approx(beta[i] + t * se[i])
+        assert row["p"] == pytest.approx(2 * sps.t.sf(abs(beta[i] / se[i]), df_resid))
 
 
 def test_per_token_costs_per_model():

@@ -15,7 +15,7 @@ import pandas as pd
 
 from nrg.errors import ParameterError
 from nrg.stats._data import label, unit
-from nrg.stats.anova_result import AnovaResult
+from nrg.stats.anova_result import AnovaResult, SimpleEffects
 from nrg.stats.provenance import provenance_notes
 from nrg.stats.rank import RankResult
 from nrg.stats.regress import per_token_unit
@@ -129,6 +129,7 @@ def anova_findings(result: AnovaResult, response_label: str | None = None) -> Fi
                              f"({p_text(r.p)}, η² {_share(r.eta_sq)}).")
     sentences += _robust_sentences(result)
     sentences += [_tukey_sentence(f, t, result.alpha) for f, t in result.tukey.items()]
+    sentences += _interaction_sentences(result)
     return Findings(tuple(sentences))
 
 
@@ -137,14 +138,53 @@ def _robust_sentences(result: AnovaResult) -> list[str]:
     out = [f"Assumption check: {c.message}" for c in failed]
     if result.robust_table is None:
         return out
-    classical = dict(zip(result.effects["source"], result.effects["p"] < result.alpha))
-    changed = [f"{_term_name(s)} ({p_text(p)})" for s, p in zip(result.robust_table["source"], result.robust_table["p"])
-               if s in classical and bool(p < result.alpha) != classical[s]]
+    classical = dict(zip(result.effects["source"], result.effects["p"]))
+    changed = [f"{_term_name(s)} (robust {p_text(p)}, classical {p_text(classical[s])})"
+               for s, p in zip(result.robust_table["source"], result.robust_table["p"])
+               if s in classical and math.isfinite(p) and math.isfinite(classical[s])
+               and (p < result.alpha) != (classical[s] < result.alpha)]
     if changed:
-        out.append("The robust (HC3) ANOVA changes the verdict for " + ", ".join(changed) + ".")
+        out.append("The robust (HC3) ANOVA (type III Wald tests, wild-bootstrap p-values) changes the verdict for "
+                   + ", ".join(changed) + ".")
     else:
-        out.append("The robust (HC3) ANOVA agrees on which terms are significant.")
+        out.append("The robust (HC3) ANOVA (type III Wald tests, wild-bootstrap p-values) agrees on which terms "
+                   "are significant.")
     return out
+
+
+def _interaction_sentences(result: AnovaResult) -> list[str]:
+    """The caveat on main-effect Tukey tables under a significant interaction, and the simple effects."""
+    out = []
+    caveats: dict[tuple[str, float], list[str]] = {}
+    for factor, interaction, p in getattr(result.tukey, "caveats", ()):
+        caveats.setdefault((interaction, p), []).append(label(factor))
+    for (interaction, p), factors in caveats.items():
+        out.append(f"Caveat: the {_term_name(interaction)} interaction is significant ({p_text(p)}), so the Tukey "
+                   f"comparisons of {' and of '.join(factors)} above average over the levels of the other "
+                   f"factor{'s' if interaction.count(':') > 1 else ''} and need not hold within each level; "
+                   "the simple effects below say where they do.")
+    for simple in result.simple_effects:
+        out.append(_simple_sentence(simple, result.alpha))
+    return out
+
+
+def _simple_sentence(simple: SimpleEffects, alpha: float) -> str:
+    """"Simple effects of model within each task (Tukey HSD per task, adjusted p < 0.05): qa: 3 of 3 pairs differ; ..."."""
+    others = " × ".join(label(f) for f in simple.within)
+    table = simple.table
+    if table.empty:
+        return f"Simple effects of {label(simple.factor)} within each {others}: no level has two groups to compare."
+    parts = []
+    for key, part in table.groupby(list(simple.within), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        n_diff = int(part["reject"].sum())
+        text = f"{', '.join(map(str, key))}: {n_diff} of {len(part)} pair{'s' if len(part) > 1 else ''} differ"
+        same = [f"{a}–{b}" for a, b, r in zip(part["group1"], part["group2"], part["reject"]) if not r]
+        if same and n_diff and len(same) <= 3:
+            text += f" (not separated: {', '.join(same)})"
+        parts.append(text)
+    return (f"Simple effects of {label(simple.factor)} within each {others} (Tukey HSD per {others}, "
+            f"adjusted p < {alpha:g}): " + "; ".join(parts) + ".")
 
 
 def _tukey_sentence(factor: str, table: pd.DataFrame, alpha: float) -> str:
@@ -198,13 +238,21 @@ def phase_share_findings(shares: pd.DataFrame) -> Findings:
 
 
 def clock_findings(optimal: pd.DataFrame, by: Sequence[str] = ("model",), alpha: float = 0.05) -> Findings:
-    """The optimal clock per group, its saving and its latency cost (from optimal_clocks)."""
+    """The optimal setting per group, its saving and its latency cost (from optimal_clocks).
+
+    When the default (unlocked) setting beats every locked clock, the default
+    is called best and the best locked clock is described by what it costs:
+    a lock that uses more energy than the default is never called optimal.
+    """
     sentences = []
     for _, row in optimal.iterrows():
         who = ", ".join(str(row[c]) for c in by if c in row.index)
         name = OBJECTIVE_NAMES.get(row["objective"], row["objective"])
         ref = "the default clock" if row["reference_clock"] == "default" else f"{row['reference_clock']} MHz"
         best = f"{row['optimal_clock_mhz']:g} MHz"
+        if bool(row.get("default_best", False)):
+            sentences.append(_default_best_sentence(row, who, name, best, alpha))
+            continue
         if f"{row['optimal_clock_mhz']:g}" == str(row["reference_clock"]):
             sentences.append(f"For {who}, the reference clock ({best}) is already {name}-optimal.")
             continue
@@ -216,11 +264,36 @@ def clock_findings(optimal: pd.DataFrame, by: Sequence[str] = ("model",), alpha:
         if math.isfinite(p) and p >= alpha:
             text += f" (the energy difference is not significant, {p_text(p)})"
         sentences.append(text + ".")
-    moved = optimal[optimal["energy_saving"].notna()]
+    default_best = (optimal["default_best"].astype(bool) if "default_best" in optimal.columns
+                    else pd.Series(False, index=optimal.index))
+    moved = optimal[optimal["energy_saving"].notna() & ~default_best]
     if len(moved) > 1:
-        sentences.append(f"Across {len(moved)} groups the saving averages {pct(moved['energy_saving'].mean())} "
-                         f"for a latency change of {_span(moved['latency_change'])}.")
+        sentences.append(f"Across {len(moved)} groups where a locked clock is best, the saving averages "
+                         f"{pct(moved['energy_saving'].mean())} for a latency change of {_span(moved['latency_change'])}.")
+    n_default = int(default_best.sum())
+    if n_default and len(optimal) > 1:
+        sentences.append(f"In {n_default} of {len(optimal)} groups the default clock is best for "
+                         f"{OBJECTIVE_NAMES.get(optimal['objective'].iloc[0], optimal['objective'].iloc[0])}.")
     return Findings(tuple(sentences))
+
+
+def _default_best_sentence(row: pd.Series, who: str, name: str, best: str, alpha: float) -> str:
+    """"For gpt2, the default clock is best for energy: ...; the best locked clock, 1410 MHz, uses 17% more ..."."""
+    extra_e = row["energy_opt_j"] / row["energy_default_j"] - 1
+    latency = row["time_opt_s"] / row["time_default_s"] - 1
+    energy_text = f"{pct(abs(extra_e))} {'more' if extra_e >= 0 else 'less'} energy than the default clock"
+    latency_text = f"{pct(abs(latency))} {'more' if latency >= 0 else 'less'} latency"
+    if name == "energy":
+        lead, cost = "no locked clock measured uses less", f"uses {energy_text} for {latency_text}"
+    else:
+        higher = row["metric_opt"] / row["metric_default"] - 1
+        lead = f"no locked clock measured has a lower {name}"
+        cost = f"has a {pct(higher)} higher {name}, with {energy_text} and {latency_text}"
+    text = f"For {who}, the default clock is best for {name}: {lead}; the best locked clock, {best}, {cost}"
+    p = row.get("p_energy", float("nan")) if row["reference_clock"] == "default" else float("nan")
+    if math.isfinite(p) and p >= alpha:
+        text += f" (the energy difference is not significant, {p_text(p)})"
+    return text + "."
 
 
 def _span(values: pd.Series) -> str:

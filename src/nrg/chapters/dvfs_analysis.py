@@ -78,10 +78,14 @@ def _optimal_long(rows: Any, axis: str) -> Any:
 
 
 def optimal_table(optimal_long: pd.DataFrame, phase: str = "generate") -> pd.DataFrame:
-    """One row per model: the energy-, EDP- and ED²P-optimal setting, its energy saving and latency change.
+    """One row per model: the best setting per objective, and the best lock's energy saving and latency change.
 
-    Savings and changes are fractions against ``reference`` (the default setting
-    when measured, else the highest); a positive latency change is slower.
+    ``energy_best`` (and ``edp_best``, ``ed2p_best``) is the best setting of all
+    measured: "default" when no locked setting beats the default, else the
+    setting. ``energy_optimal`` is the best *locked* setting; savings and changes
+    are its fractions against ``reference`` (the default setting when measured,
+    else the highest), so a negative saving means the lock costs energy. A
+    positive latency change is slower.
     """
     import pandas as pd
 
@@ -92,8 +96,9 @@ def optimal_table(optimal_long: pd.DataFrame, phase: str = "generate") -> pd.Dat
         columns={"reference_clock": "reference"})
     for objective, name in (("energy_j", "energy"), ("edp_j_s", "edp"), ("ed2p_j_s2", "ed2p")):
         sub = part[part["objective"] == objective].set_index("model")
-        wide = wide.join(sub[["optimal_clock_mhz", "energy_saving", "latency_change"]].set_axis(
-            [f"{name}_optimal", f"{name}_optimal_energy_saving", f"{name}_optimal_latency_change"], axis=1))
+        wide = wide.join(sub[["best_setting", "optimal_clock_mhz", "energy_saving", "latency_change"]].set_axis(
+            [f"{name}_best", f"{name}_optimal", f"{name}_optimal_energy_saving", f"{name}_optimal_latency_change"],
+            axis=1))
     return wide.reset_index()
 
 
@@ -123,7 +128,11 @@ def sensitivity(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.DataFrame | None = None) -> Figure:
-    """``metric`` against the setting, a panel per phase, a line per model; ★ optimal, dashed = default."""
+    """``metric`` against the setting, a panel per phase, a line per model; ★ optimal, dashed = default.
+
+    A model whose default setting beats every lock gets no star: its dashed
+    default line lies below the curve.
+    """
     from matplotlib.figure import Figure
 
     from nrg import plots
@@ -134,7 +143,8 @@ def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.Da
         part = rows[rows["phase"] == phase]
         best = None
         if optimal_long is not None and metric in OBJECTIVE_COLUMNS and not optimal_long.empty:
-            best = optimal_long[(optimal_long["phase"] == phase) & (optimal_long["objective"] == metric)]
+            best = optimal_long[(optimal_long["phase"] == phase) & (optimal_long["objective"] == metric)
+                                & ~optimal_long["default_best"].astype(bool)]  # a default that wins gets no star
         plots.metric_vs_clock(part, metric, clock=axis, hue="model", optimal=best, ax=ax)
         for i, (_, group) in enumerate(part.groupby("model", sort=True)):  # metric_vs_clock's colour order
             default = group.loc[group[axis].isna(), metric]

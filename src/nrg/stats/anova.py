@@ -6,6 +6,10 @@ marginality) and type III with sum-to-zero contrasts for unbalanced designs
 where the interaction matters. Data shapes that break an F test (a factor with
 one level, one observation per cell, a constant response) are reported in
 words and the model is reduced, instead of failing with a linear-algebra error.
+The robust table is not statsmodels' HC3 ``anova_lm`` (its type II version
+rejects a true null far above its level): see :mod:`nrg.stats.robust`. When an
+interaction is significant, the main-effect Tukey tables come with a caveat and
+the simple effects (pairwise within each level of the other factors).
 """
 from __future__ import annotations
 
@@ -19,10 +23,11 @@ from statsmodels.stats.anova import anova_lm
 
 from nrg.errors import ParameterError, check_choice
 from nrg.stats._data import as_list, check_alpha, ok_rows, quote, require_columns
-from nrg.stats.anova_result import RESIDUAL, TABLE_COLUMNS, AnovaResult
+from nrg.stats.anova_result import RESIDUAL, TABLE_COLUMNS, AnovaResult, SimpleEffects, TukeyTables
 from nrg.stats.assumptions import check_homogeneity, check_normality
 from nrg.stats.design import Design, prepare_design
-from nrg.stats.posthoc import tukey_kramer
+from nrg.stats.posthoc import simple_effect_table, tukey_kramer
+from nrg.stats.robust import ROBUST_DRAWS, sum_coded_matrix, wald_design, wild_bootstrap_wald
 
 ROBUST_CHOICES = ("auto", "always", "never")
 TYPES = {2: 2, 3: 3, "II": 2, "III": 3, "2": 2, "3": 3}
@@ -38,18 +43,27 @@ def anova(
     alpha: float = 0.05,
     robust: str = "auto",
     tukey: bool = True,
+    robust_draws: int = ROBUST_DRAWS,
+    seed: int = 0,
 ) -> AnovaResult:
     """ANOVA of ``response`` on ``factors`` (all treated as categorical).
 
     ``interaction`` fits all interactions (``a * b * ...``) when the data allow;
     ``typ`` is 2 (default) or 3 (sum contrasts); ``robust`` = "auto" adds the
-    HC3 Wald table and the log-response table when an assumption check fails,
-    "always" adds them regardless, "never" skips them. ``tukey`` runs Tukey HSD
-    for each main effect with p < ``alpha``. Rows whose status is not "ok" and
-    rows without a response are left out (and counted in the notes).
+    robust table (HC3 Wald tests with wild-bootstrap p-values from
+    ``robust_draws`` draws, seeded by ``seed`` so a rebuilt book reads the
+    same) and the log-response table when an assumption check fails, "always"
+    adds them regardless, "never" skips them. ``tukey`` runs Tukey HSD for each
+    main effect with p < ``alpha`` and, for each significant interaction, the
+    simple effects. Rows whose status is not "ok" and rows without a response
+    are left out (and counted in the notes).
     """
     factor_list = as_list(factors)
     _check_parameters(df, response, factor_list, typ, alpha, robust)
+    if isinstance(robust_draws, bool) or not isinstance(robust_draws, int) or robust_draws < 99:
+        raise ParameterError(f"robust_draws={robust_draws!r} is not valid; it must be a whole number >= 99")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed={seed!r} is not valid; it must be a whole number >= 0")
     design = prepare_design(ok_rows(df), response, factor_list, interaction)
     typ_n = TYPES[typ]
     if not design.factors:
@@ -69,9 +83,9 @@ def anova(
     if want_robust and fit.df_resid > 0:
         if robust == "auto":
             notes.append("An assumption check failed: see the robust (HC3) table and the log-response table.")
-        robust_table = _robust_table(fit, design, typ_n, notes)
+        robust_table = _robust_table(design, robust_draws, seed, notes)
         log_table = _log_table(design, typ_n, formula, notes)
-    tukey_tables = _tukey(design, table, fit, alpha) if tukey else {}
+    tukey_tables = _tukey(design, table, fit, alpha) if tukey else TukeyTables()
     shown = quote(response) + formula[2:]
     return AnovaResult(response, design.factors, shown, typ_n, table, design.n_obs, alpha,
                        checks, robust_table, log_table, tukey_tables, tuple(notes), fit)
@@ -112,8 +126,8 @@ def _formula(design: Design, typ: int) -> str:
     return "_y ~ " + joiner.join(_term(f, typ) for f in design.factors)
 
 
-def _raw_anova(fit, typ: int, design: Design, robust: str | None = None) -> pd.DataFrame:
-    raw = anova_lm(fit, typ=typ, robust=robust) if robust else anova_lm(fit, typ=typ)
+def _raw_anova(fit, typ: int, design: Design) -> pd.DataFrame:
+    raw = anova_lm(fit, typ=typ)
     raw = raw.drop(index="Intercept", errors="ignore")
     names = _term_names(design, typ)
     raw.index = [names.get(i, i) for i in raw.index]
@@ -150,17 +164,21 @@ def _anova_table(fit, design: Design, typ: int, notes: list[str]) -> pd.DataFram
     return table[list(TABLE_COLUMNS)]
 
 
-def _robust_table(fit, design: Design, typ: int, notes: list[str]) -> pd.DataFrame:
-    """HC3 Wald ANOVA; falls back to HC1 when an observation has leverage 1."""
-    leverage = fit.get_influence().hat_matrix_diag
-    cov = "hc3"
-    if np.any(leverage > 1 - 1e-8):
-        cov = "hc1"
+def _robust_table(design: Design, draws: int, seed: int, notes: list[str]) -> pd.DataFrame:
+    """Type III HC3 Wald tests with restricted wild-bootstrap p-values (:mod:`nrg.stats.robust`)."""
+    x, terms = sum_coded_matrix(design.data, design.factors, design.interaction)
+    wald = wald_design(x, terms)
+    tests = wild_bootstrap_wald(wald, design.data["_y"].to_numpy(dtype=float), draws, seed)
+    notes.append(f"The robust table tests each term's type III (sum-to-zero) effects with an HC3 Wald statistic "
+                 f"under the term's null hypothesis; p comes from a wild bootstrap ({draws} Rademacher draws, "
+                 f"seed {seed}); in simulations with 3–5 repeats per cell it rejects a true null about 5 % of the "
+                 "time at α = 0.05, with equal or unequal variances.")
+    if wald.cov == "hc1":
         notes.append("HC3 is undefined here (a cell with a single observation has leverage 1); "
                      "the robust table uses HC1 instead.")
-    table = _raw_anova(fit, typ, design, robust=cov)
-    table = table[table["source"] != RESIDUAL]
-    return table[["source", "df", "F", "p"]].reset_index(drop=True)
+    rows = [(name, float(cols.stop - cols.start), float(tests[name][0][0]), float(tests[name][1][0]))
+            for name, cols in terms.items()]
+    return pd.DataFrame(rows, columns=["source", "df", "F", "p"])
 
 
 def _log_table(design: Design, typ: int, formula: str, notes: list[str]) -> pd.DataFrame | None:
@@ -174,34 +192,67 @@ def _log_table(design: Design, typ: int, formula: str, notes: list[str]) -> pd.D
     return _anova_table(fit, log_design, typ, notes)
 
 
-def _tukey(design: Design, table: pd.DataFrame, fit, alpha: float) -> dict[str, pd.DataFrame]:
-    """Tukey HSD on the levels of each significant main effect (model's error term)."""
-    out: dict[str, pd.DataFrame] = {}
+def _tukey(design: Design, table: pd.DataFrame, fit, alpha: float) -> TukeyTables:
+    """Tukey HSD per significant main effect; caveats and simple effects per significant interaction."""
     if fit.df_resid <= 0:
-        return out
-    ms_res = float(fit.ssr / fit.df_resid)
-    for factor in design.factors:
-        p = table.loc[table["source"] == factor, "p"]
-        if p.empty or not np.isfinite(p.iloc[0]) or p.iloc[0] >= alpha:
+        return TukeyTables()
+    ms_res, df_res = float(fit.ssr / fit.df_resid), float(fit.df_resid)
+    p_of = {s: p for s, p in zip(table["source"], table["p"]) if s != RESIDUAL and np.isfinite(p)}
+    mains = {f: tukey_kramer(design.data["_y"], design.data[f], ms_res, df_res, alpha)
+             for f in design.factors if p_of.get(f, 1.0) < alpha}
+    caveats, simple = [], []
+    for source, p in p_of.items():
+        parts = source.split(":")
+        if len(parts) < 2 or p >= alpha:
             continue
-        out[factor] = tukey_kramer(design.data["_y"], design.data[factor], ms_res, fit.df_resid, alpha)
-    return out
+        for factor in parts:
+            within = tuple(f for f in parts if f != factor)
+            if factor in mains:
+                caveats.append((factor, source, p))
+            simple.append(SimpleEffects(factor, within, source, p,
+                                        simple_effect_table(design.data, "_y", factor, within, ms_res, df_res, alpha)))
+    return TukeyTables(mains, tuple(caveats), tuple(simple))
 
 
 def _empty_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object if c == "source" else float) for c in TABLE_COLUMNS})
 
 
-def tukey_hsd(df: pd.DataFrame, response: str, factor: str, alpha: float = 0.05) -> pd.DataFrame:
-    """One-way Tukey HSD between the levels of ``factor`` (same columns as ``AnovaResult.tukey``)."""
+def _one_model(df: pd.DataFrame, response: str, factors: list[str], alpha: float) -> tuple[Design, float, float]:
+    """The cleaned design and the pooled error (mean square, df) of the full factorial model."""
     require_columns(df, [response], "response")
-    require_columns(df, [factor], "factor")
     check_alpha(alpha)
-    design = prepare_design(ok_rows(df), response, [factor], False)
-    if not design.factors:
-        raise ParameterError(f"factor={factor!r} has fewer than two levels in the data; nothing to compare")
+    design = prepare_design(ok_rows(df), response, factors, True)
+    missing = [f for f in factors if f not in design.factors]
+    if missing:
+        raise ParameterError(f"factor(s) {missing} have fewer than two levels in the data; nothing to compare")
     fit = smf.ols(_formula(design, 2), data=design.data).fit()
     if fit.df_resid <= 0:
-        raise ParameterError(f"factor={factor!r}: no replication within levels; Tukey HSD needs repeats")
-    return tukey_kramer(design.data["_y"], design.data[factor], float(fit.ssr / fit.df_resid),
-                        fit.df_resid, alpha)
+        raise ParameterError(f"factors={factors!r}: no replication within cells; pairwise tests need repeats")
+    return design, float(fit.ssr / fit.df_resid), float(fit.df_resid)
+
+
+def tukey_hsd(df: pd.DataFrame, response: str, factor: str, alpha: float = 0.05) -> pd.DataFrame:
+    """One-way Tukey HSD between the levels of ``factor`` (same columns as ``AnovaResult.tukey``)."""
+    require_columns(df, [factor], "factor")
+    design, ms_res, df_res = _one_model(df, response, [factor], alpha)
+    return tukey_kramer(design.data["_y"], design.data[factor], ms_res, df_res, alpha)
+
+
+def simple_effects(df: pd.DataFrame, response: str, factor: str, within: str | Sequence[str],
+                   alpha: float = 0.05) -> pd.DataFrame:
+    """Pairwise comparisons of ``factor``'s levels within each level of ``within`` (Tukey per level).
+
+    Why: when ``factor`` interacts with ``within``, its main-effect comparisons
+    average over differences that change sign or size from one level of
+    ``within`` to the next. Each level's family of pairs gets its own Tukey
+    adjustment; the error is the full factorial model's (pooled over cells).
+    Columns: the ``within`` factor(s), then those of :func:`tukey_hsd`.
+    """
+    within_list = as_list(within)
+    require_columns(df, [factor], "factor")
+    require_columns(df, within_list, "within")
+    if not within_list or factor in within_list or len(set(within_list)) != len(within_list):
+        raise ParameterError(f"within={within!r} is not valid; name one or more factors other than {factor!r}")
+    design, ms_res, df_res = _one_model(df, response, [factor, *within_list], alpha)
+    return simple_effect_table(design.data, "_y", factor, tuple(within_list), ms_res, df_res, alpha)

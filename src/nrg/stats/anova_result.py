@@ -2,14 +2,16 @@
 
 A notebook cell that ends with the result shows the table (source, sums of
 squares, df, F, p, η², partial η², ω²), the assumption checks in words, the
-robust table when the checks failed, and every note about what was dropped.
+robust table when the checks failed, every note about what was dropped, the
+Tukey tables and, when an interaction is significant, the caveat on them and
+the simple effects.
 """
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,78 @@ from nrg.stats.assumptions import AssumptionCheck
 
 TABLE_COLUMNS = ("source", "sum_sq", "df", "F", "p", "eta_sq", "partial_eta_sq", "omega_sq")
 RESIDUAL = "Residual"
+ROBUST_TITLE = "Robust (HC3) Wald ANOVA, type III, wild-bootstrap p-values"
+
+
+class SimpleEffects(NamedTuple):
+    """Pairwise tests of ``factor`` within each level of ``within``, for a significant ``interaction``."""
+
+    factor: str
+    within: tuple[str, ...]
+    interaction: str
+    p_interaction: float
+    table: pd.DataFrame
+
+    @property
+    def title(self) -> str:
+        """"Simple effects of model within each task (Tukey per task)"."""
+        others = " × ".join(self.within)
+        return f"Simple effects of {self.factor} within each {others} (Tukey HSD per {others})"
+
+
+class TukeyTables(dict[str, pd.DataFrame]):
+    """Tukey HSD table per significant main effect, as a dict, plus what qualifies them.
+
+    ``caveats`` lists (factor, interaction, p) for each main effect that is
+    part of a significant interaction: its comparisons average over levels
+    where the differences are not the same. ``simple`` holds the simple
+    effects of every factor of every significant interaction. Shown in a
+    notebook, all of it appears together.
+    """
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame] | None = None,
+                 caveats: tuple[tuple[str, str, float], ...] = (),
+                 simple: tuple[SimpleEffects, ...] = ()) -> None:
+        super().__init__(tables or {})
+        self.caveats = caveats
+        self.simple = simple
+
+    def caveat_lines(self) -> list[str]:
+        """Each caveat as a sentence."""
+        out = []
+        for factor, interaction, p in self.caveats:
+            others = " × ".join(f for f in interaction.split(":") if f != factor)
+            p_words = "p < 0.001" if p < 0.001 else f"p = {_p_cell(p)}"
+            out.append(f"The {interaction.replace(':', ' × ')} interaction is significant ({p_words}): "
+                       f"the Tukey comparisons of {factor} average over {others} and need not hold "
+                       f"within each {others}; see the simple effects.")
+        return out
+
+    def text(self) -> list[str]:
+        """Tables and caveats as plain text blocks."""
+        parts = [f"Tukey HSD for {f}:\n" + _format(t).to_string(index=False) for f, t in self.items()]
+        parts += self.caveat_lines()
+        parts += [f"{s.title}:\n" + _format(s.table).to_string(index=False) for s in self.simple]
+        return parts
+
+    def html(self) -> list[str]:
+        """Tables and caveats as HTML fragments."""
+        esc = html.escape
+        parts = []
+        for factor, table in self.items():
+            parts += [f"<p>Tukey HSD for {esc(factor)}:</p>", _format(table).to_html(index=False)]
+        if self.caveats:
+            parts.append("<ul>" + "".join(f"<li>{esc(c)}</li>" for c in self.caveat_lines()) + "</ul>")
+        for s in self.simple:
+            parts += [f"<p>{esc(s.title)}:</p>", _format(s.table).to_html(index=False)]
+        return parts
+
+    def __str__(self) -> str:
+        return "\n".join(self.text())
+
+    def _repr_html_(self) -> str:
+        return "\n".join(self.html()) or ("<p>No pairwise tests: no main effect or interaction is significant "
+                                          "(or no residual error was left to test against).</p>")
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +101,9 @@ class AnovaResult:
     ``table`` has one row per term plus ``Residual``; ``robust_table`` is the
     HC3 Wald ANOVA (source, df, F, p) and ``log_table`` the same model on
     log(response), both present when an assumption failed (or were asked for).
-    ``tukey`` maps each significant main effect to its pairwise Tukey HSD table.
+    ``tukey`` maps each significant main effect to its pairwise Tukey HSD table
+    (a :class:`TukeyTables`, which also carries the caveats and simple effects
+    of significant interactions).
     """
 
     response: str
@@ -77,6 +153,11 @@ class AnovaResult:
         return all(ran)
 
     @property
+    def simple_effects(self) -> tuple[SimpleEffects, ...]:
+        """Simple effects of each factor of each significant interaction (empty when none)."""
+        return tuple(getattr(self.tukey, "simple", ()))
+
+    @property
     def residuals(self) -> np.ndarray:
         """Residuals of the fitted model (empty when nothing was fitted)."""
         return np.asarray(self.fit.resid) if self.fit is not None else np.array([])
@@ -95,11 +176,10 @@ class AnovaResult:
         parts = [head, _format(self.table).to_string(index=False)]
         parts += self.lines()
         if self.robust_table is not None:
-            parts += ["Robust (HC3) Wald ANOVA:", _format(self.robust_table).to_string(index=False)]
+            parts += [ROBUST_TITLE + ":", _format(self.robust_table).to_string(index=False)]
         if self.log_table is not None:
             parts += [f"Same model on log({self.response}):", _format(self.log_table).to_string(index=False)]
-        for factor, table in self.tukey.items():
-            parts += [f"Tukey HSD for {factor}:", _format(table).to_string(index=False)]
+        parts += _tukey_tables(self.tukey).text()
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
@@ -111,13 +191,16 @@ class AnovaResult:
         if self.lines():
             parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in self.lines()) + "</ul>")
         if self.robust_table is not None:
-            parts += ["<p>Robust (HC3) Wald ANOVA:</p>", _format(self.robust_table).to_html(index=False, na_rep="")]
+            parts += [f"<p>{esc(ROBUST_TITLE)}:</p>", _format(self.robust_table).to_html(index=False, na_rep="")]
         if self.log_table is not None:
             parts += [f"<p>Same model on log({esc(self.response)}):</p>",
                       _format(self.log_table).to_html(index=False, na_rep="")]
-        for factor, table in self.tukey.items():
-            parts += [f"<p>Tukey HSD for {esc(factor)}:</p>", _format(table).to_html(index=False)]
+        parts += _tukey_tables(self.tukey).html()
         return "\n".join(parts)
+
+
+def _tukey_tables(tukey: Mapping[str, pd.DataFrame]) -> TukeyTables:
+    return tukey if isinstance(tukey, TukeyTables) else TukeyTables(tukey)
 
 
 def _format(table: pd.DataFrame) -> pd.DataFrame:

@@ -97,14 +97,19 @@ def optimal_clocks(
     energy: str = "energy_j",
     time: str = "time_s",
 ) -> pd.DataFrame:
-    """Per group: the clock minimising the mean of ``objective``, and what it costs.
+    """Per group: the locked clock minimising the mean of ``objective``, and what it costs.
 
     ``objective`` is "energy", "edp", "ed2p" or "time"; ``reference`` is "auto"
     (the default clock if measured, else the highest), "max", "default" or a
-    clock in MHz. ``energy_saving`` is the fraction of energy saved vs the
-    reference (negative = more energy), ``latency_change`` the fractional change
-    in time (positive = slower); ``p_energy`` is Welch's t-test of the two
-    clocks' energies.
+    clock in MHz. ``optimal_clock_mhz`` is the best *locked* clock;
+    ``default_best`` is True when the default (unlocked) setting was measured
+    and its mean ``objective`` is lower than every locked clock's: then no lock
+    is worth setting, and ``best_setting`` reads "default" (else the clock).
+    ``energy_saving`` is the fraction of energy the best locked clock saves vs
+    the reference (negative = more energy), ``latency_change`` the fractional
+    change in time (positive = slower); ``p_energy`` is Welch's t-test of the
+    two clocks' energies. ``energy_default_j``, ``time_default_s`` and
+    ``metric_default`` are the default setting's means (NaN when not measured).
     """
     check_choice("objective", objective, list(OBJECTIVES))
     by_cols = as_list(by)
@@ -134,11 +139,17 @@ def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, refer
     p_energy = np.nan
     if len(best_rows) > 1 and len(ref_rows) > 1 and ref_label != _fmt(best):
         p_energy = _welch_p(best_rows[energy], ref_rows[energy])
+    default_rows = part[part["_clock"].isna()]
+    metric_default = default_rows[metric].mean() if len(default_rows) else np.nan
+    default_best = bool(np.isfinite(metric_default) and metric_default < means[metric].min())
     return {**dict(zip(by_cols, key)), "objective": metric, "optimal_clock_mhz": best,
+            "best_setting": "default" if default_best else _fmt(best), "default_best": default_best,
             "reference_clock": ref_label, "metric_opt": best_rows[metric].mean(),
-            "metric_ref": ref_rows[metric].mean(), "energy_opt_j": e_opt, "energy_ref_j": e_ref,
-            "time_opt_s": t_opt, "time_ref_s": t_ref, "energy_saving": 1 - e_opt / e_ref,
-            "latency_change": t_opt / t_ref - 1, "p_energy": p_energy, "n_clocks": len(means)}
+            "metric_ref": ref_rows[metric].mean(), "metric_default": metric_default,
+            "energy_opt_j": e_opt, "energy_ref_j": e_ref, "energy_default_j": default_rows[energy].mean(),
+            "time_opt_s": t_opt, "time_ref_s": t_ref, "time_default_s": default_rows[time].mean(),
+            "energy_saving": 1 - e_opt / e_ref, "latency_change": t_opt / t_ref - 1, "p_energy": p_energy,
+            "n_clocks": len(means)}
 
 
 def _welch_p(a: pd.Series, b: pd.Series) -> float:

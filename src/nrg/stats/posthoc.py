@@ -4,11 +4,13 @@ statsmodels' ``pairwise_tukeyhsd`` is a one-way test: in a model × task
 design it would count the task's variance as noise and miss clear task
 effects. Like R's ``TukeyHSD(aov(...))``, this uses the model's residual mean
 square and residual df (Tukey–Kramer for unequal group sizes); with one factor
-it equals ``pairwise_tukeyhsd``.
+it equals ``pairwise_tukeyhsd``. Simple effects apply the same test to the
+levels of one factor within each level (or combination of levels) of others.
 """
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,3 +38,26 @@ def tukey_kramer(y: pd.Series, groups: pd.Series, ms_res: float, df_res: float,
         half = q_crit * se
         rows.append((a, b, diff, min(max(p, 0.0), 1.0), diff - half, diff + half, bool(p < alpha)))
     return pd.DataFrame(rows, columns=list(TUKEY_COLUMNS))
+
+
+def simple_effect_table(data: pd.DataFrame, response: str, factor: str, within: Sequence[str],
+                        ms_res: float, df_res: float, alpha: float = 0.05) -> pd.DataFrame:
+    """Tukey–Kramer between ``factor``'s levels inside each combination of ``within`` levels.
+
+    Each combination is its own family (its pairs are adjusted together, as
+    emmeans' ``pairs(..., by=)`` does); the error is the fitted model's, so a
+    cell with few repeats borrows the pooled residual variance.
+    """
+    within = list(within)
+    frames = []
+    for key, part in data.groupby(within, observed=True, sort=True):
+        if part[factor].nunique() < 2:
+            continue
+        table = tukey_kramer(part[response], part[factor], ms_res, df_res, alpha)
+        key = key if isinstance(key, tuple) else (key,)
+        for column, value in reversed(list(zip(within, key))):
+            table.insert(0, column, str(value))
+        frames.append(table)
+    if not frames:
+        return pd.DataFrame(columns=[*within, *TUKEY_COLUMNS])
+    return pd.concat(frames, ignore_index=True)

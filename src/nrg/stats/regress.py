@@ -68,7 +68,9 @@ def fit_lengths(
 
     A length with a single value in the data cannot have a slope: it is left
     out and the note says so. ``cov_type="HC3"`` gives heteroscedasticity-robust
-    intervals (energy varies more at long lengths).
+    intervals (energy varies more at long lengths); like the OLS ones they use
+    Student's t with the residual degrees of freedom (statsmodels would use
+    the normal distribution, too narrow with the few cells a sweep has).
     """
     length_cols = as_list(lengths)
     require_columns(df, [response], "response")
@@ -86,7 +88,7 @@ def fit_lengths(
     formula = f"{quote(response)} ~ {rhs}"
     if len(data) <= len(varying) + 1 + (1 if joiner == " * " else 0):
         raise ParameterError(f"response={response!r}: {len(data)} usable row(s) are too few to fit {formula}")
-    fit = smf.ols(formula, data=data).fit(cov_type=cov_type)
+    fit = smf.ols(formula, data=data).fit(cov_type=cov_type, use_t=True)
     if interaction and joiner == " * ":
         notes.append("With the interaction, the per-token slopes hold where the other length is zero; "
                      "the interaction term says how one length changes the cost of the other.")

@@ -16,20 +16,23 @@ training method.
 
 Each phase runs inside one named window of an :class:`nrg.meters.EnergyMonitor`
 (``"finetune"``, ``"inference"``); tokenization happens before the window, so
-the window holds the model's work. :func:`nrg.tickets.study.run_ticket_study` runs the grid of quantization x pruning settings.
+the window holds the model's work. :mod:`nrg.tickets.workload` runs these
+phases as a workload of the sweep runner, over the ``quant`` x ``prune`` axes.
 """
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_positive
 from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
+
+if TYPE_CHECKING:
+    from nrg.meters import Measurement
 
 SYSTEM_PROMPT = "You are a NOC engineer. Read the fault ticket and write its resolution."
 LORA_TARGETS = {"classifier": ("query", "value"), "generator": ("q_proj", "v_proj")}
@@ -54,35 +57,51 @@ class TrainSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= 1")
         check_positive("learning_rate", self.learning_rate)
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
             raise ParameterError(f"max_steps={self.max_steps!r} is not valid; an integer >= 1 or None")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a config mapping (``seed`` left out: the sweep's ``seed`` sets it)."""
+        out = asdict(self)
+        out.pop("seed")
+        return out
 
 
 @dataclass(frozen=True)
 class PhaseResult:
-    """One measured phase: its energy record, quality metrics and what was done."""
+    """One measured phase: its window, the tokens it processed, quality metrics and what was done."""
 
     phase: str
-    record: dict[str, Any]
+    measurement: Measurement
+    tokens: int
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def row(self) -> dict[str, Any]:
-        return {"phase": self.phase, **self.record, **self.metrics, **self.extra}
 
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Silence the per-call warnings of bitsandbytes / peft / transformers inside a phase."""
+    """Silence load reports, progress bars and per-call warnings of transformers / peft / bitsandbytes.
+
+    Why: a notebook page (and a cell's log) should show the measurements, not
+    a library's notices repeated for every cell.
+    """
+    from transformers.utils import logging as hf_logging
+
     logger = logging.getLogger("bitsandbytes")
     level = logger.level
+    verbosity = hf_logging.get_verbosity()
     logger.setLevel(logging.ERROR)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
 
 
 def attach_lora(model: Any, kind: str, settings: TrainSettings) -> Any:
@@ -101,6 +120,7 @@ def attach_lora(model: Any, kind: str, settings: TrainSettings) -> Any:
 
 
 def trainable_parameters(model: Any) -> int:
+    """Parameters the optimiser updates (LoRA adapters and the classifier head)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -117,7 +137,7 @@ def _batches(n: int, settings: TrainSettings) -> list[list[int]]:
 
 
 def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor: Any) -> PhaseResult:
-    """AdamW over the trainable parameters in one ``"finetune"`` window; returns its record."""
+    """AdamW over the trainable parameters in one ``"finetune"`` window; returns its measurement."""
     import torch
 
     torch.manual_seed(settings.seed)
@@ -137,11 +157,9 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
             losses.append(float(loss.detach()))
             tokens += int(batch["attention_mask"].sum())
     model.eval()
-    record = window.measurement.to_record()
     extra = {"steps": len(batches), "train_tokens": tokens, "train_loss_first": losses[0],
-             "train_loss_last": losses[-1], "trainable_params": trainable_parameters(model),
-             "tokens_per_s": tokens / record["time_s"] if record["time_s"] > 0 else math.nan}
-    return PhaseResult("finetune", record, {}, extra)
+             "train_loss_last": losses[-1], "trainable_params": trainable_parameters(model)}
+    return PhaseResult("finetune", window.measurement, tokens, {}, extra)
 
 
 # ------------------------------------------------------------------ root cause (classifier)
@@ -149,6 +167,7 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
 
 def encode_classification(tokenizer: Any, texts: Sequence[str], label_ids: Sequence[int] | None,
                           max_len: int) -> dict[str, Any]:
+    """Padded, truncated token ids (and labels when given) for the classifier."""
     import torch
 
     encoded = dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_len,
@@ -177,13 +196,11 @@ def evaluate_classifier(model: Any, tokenizer: Any, texts: Sequence[str], label_
         for start in range(0, len(texts), settings.batch_size):
             batch = {k: v[start:start + settings.batch_size] for k, v in encoded.items()}
             predictions += model(**batch).logits.argmax(-1).tolist()
-    record = window.measurement.to_record()
     metrics = {"accuracy": accuracy(predictions, list(label_ids)),
                "macro_f1": macro_f1(predictions, list(label_ids))}
     n_tokens = int(encoded["attention_mask"].sum())
-    extra = {"n_eval": len(texts), "eval_tokens": n_tokens,
-             "tokens_per_s": n_tokens / record["time_s"] if record["time_s"] > 0 else math.nan}
-    return PhaseResult("inference", record, metrics, extra)
+    extra = {"n_eval": len(texts), "eval_tokens": n_tokens}
+    return PhaseResult("inference", window.measurement, n_tokens, metrics, extra)
 
 
 # ------------------------------------------------------------------ response (generator)
@@ -255,10 +272,7 @@ def evaluate_generator(model: Any, tokenizer: Any, texts: Sequence[str], respons
     model.eval()
     with quiet(), monitor.window("inference") as window:
         predictions, generated = generate_responses(model, tokenizer, texts, max_new_tokens, batch_size)
-    record = window.measurement.to_record()
     metrics = {"rouge_l": rouge_l(predictions, list(responses)), "bleu": bleu(predictions, list(responses))}
-    extra = {"n_eval": len(texts), "output_tokens": max_new_tokens, "generated_tokens": generated,
-             "tokens_per_s": generated / record["time_s"] if record["time_s"] > 0 else math.nan,
-             "energy_per_token_j": record["energy_j"] / generated if generated else math.nan,
+    extra = {"n_eval": len(texts), "generated_tokens": generated,
              "example_prediction": predictions[0] if predictions else ""}
-    return PhaseResult("inference", record, metrics, extra)
+    return PhaseResult("inference", window.measurement, generated, metrics, extra)

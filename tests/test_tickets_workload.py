@@ -148,6 +148,34 @@ def test_train_repeats_are_different_seeds(tmp_path: Path) -> None:
     assert losses[0] != losses[1]
 
 
+def test_a_quantization_the_device_cannot_run_is_an_unsupported_cell(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device (faked: a machine without nf4 kernels) decides; the runner keeps the reason as the row."""
+    import nrg.compress.quantization as quantization
+    from nrg.chapters import tickets_analysis as analysis
+
+    monkeypatch.setattr(quantization, "support",
+                        lambda method, device_type: "no 4-bit kernel on this device" if method == "nf4" else "")
+    rows = run_sweep(tiny(axes={"prune": ["none"], "quant": ["nf4"]}), tmp_path, progress=False)
+    assert len(rows) == 1 and rows["status"].iloc[0] == "unsupported"
+    assert "no 4-bit kernel on this device" in rows["error"].iloc[0]
+    assert analysis.not_run(rows)["phase"].tolist() == [analysis.WHOLE_CELL]
+
+
+def test_the_float_cache_round_trips_and_refuses_other_parameters(tmp_path: Path) -> None:
+    from nrg.tickets.float_tuned import FloatCache
+
+    cache = FloatCache.for_run(str(tmp_path))
+    trained = torch.nn.Linear(4, 2)
+    cache.save("k", trained, {"what": "test"})
+    cache.save("k", torch.nn.Linear(4, 2), {})           # an existing entry is kept, not replaced
+    fresh = torch.nn.Linear(4, 2)
+    assert cache.load("k", fresh) and torch.equal(fresh.weight, trained.weight)
+    assert not cache.load("k", torch.nn.Linear(4, 3))    # other shapes: train instead
+    assert not cache.load("missing", fresh) and not FloatCache.for_run(None).load("k", fresh)
+    assert [p.name for p in (tmp_path / "cache" / "float-tuned").iterdir()] == ["k"]   # no temporary left
+
+
 def test_merged_lora_keeps_the_pruning_pattern() -> None:
     import copy
 

@@ -124,6 +124,11 @@ def trainable_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def model_device(model: Any) -> Any:
+    """Where the model's weights are: token ids go there (tokenizers give CPU tensors)."""
+    return next(model.parameters()).device
+
+
 def _batches(n: int, settings: TrainSettings) -> list[list[int]]:
     """Index batches for all epochs (shuffled per epoch by ``seed``), cut at ``max_steps``."""
     import torch
@@ -144,12 +149,13 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
     batches = _batches(len(encoded["input_ids"]), settings)
+    device = model_device(model)
     losses: list[float] = []
     tokens = 0
     model.train()
     with quiet(), monitor.window("finetune") as window:
         for index in batches:
-            batch = {key: value[index] for key, value in encoded.items()}
+            batch = {key: value[index].to(device) for key, value in encoded.items()}
             loss = model(**batch).loss
             loss.backward()
             optimizer.step()
@@ -190,11 +196,12 @@ def evaluate_classifier(model: Any, tokenizer: Any, texts: Sequence[str], label_
     import torch
 
     encoded = encode_classification(tokenizer, texts, None, settings.max_len)
+    device = model_device(model)
     predictions: list[int] = []
     model.eval()
     with quiet(), torch.no_grad(), monitor.window("inference") as window:
         for start in range(0, len(texts), settings.batch_size):
-            batch = {k: v[start:start + settings.batch_size] for k, v in encoded.items()}
+            batch = {k: v[start:start + settings.batch_size].to(device) for k, v in encoded.items()}
             predictions += model(**batch).logits.argmax(-1).tolist()
     metrics = {"accuracy": accuracy(predictions, list(label_ids)),
                "macro_f1": macro_f1(predictions, list(label_ids))}
@@ -252,11 +259,12 @@ def generate_responses(model: Any, tokenizer: Any, texts: Sequence[str], max_new
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    device = model_device(model)
     outputs: list[str] = []
     generated = 0
     for start in range(0, len(texts), batch_size):
         prompts = [render_prompt(tokenizer, t) for t in texts[start:start + batch_size]]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)

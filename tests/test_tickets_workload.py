@@ -137,8 +137,8 @@ def test_int8_dynamic_finetune_is_unsupported_and_reuses_the_cached_float_model(
         assert (a["accuracy"], a["macro_f1"]) == (b["accuracy"], b["macro_f1"])   # the same weights
 
 
-def test_train_repeats_are_different_seeds(tmp_path: Path) -> None:
-    rows = run_sweep(tiny(axes={"prune": ["none"], "quant": ["none"]}, repeats=1,
+def test_train_repeats_are_different_seeds_and_rows_carry_the_idle_baseline(tmp_path: Path) -> None:
+    rows = run_sweep(tiny(axes={"prune": ["none"], "quant": ["none"]}, repeats=1, idle_s=0.2,
                           finetune={"n_tickets": 24, "train_repeats": 2,
                                     "classifier": {"batch_size": 8, "max_len": 48, "max_steps": 2}}),
                      tmp_path, progress=False)
@@ -146,6 +146,7 @@ def test_train_repeats_are_different_seeds(tmp_path: Path) -> None:
     assert finetune["train_repeat"].tolist() == [0, 1] and finetune["repeat"].tolist() == [0, 1]
     losses = finetune["train_loss_first"].tolist()
     assert losses[0] != losses[1]
+    assert (rows["idle_power_w"] > 0).all() and (rows["net_energy_j"] < rows["energy_j"]).all()
 
 
 def test_a_quantization_the_device_cannot_run_is_an_unsupported_cell(

@@ -121,6 +121,7 @@ def measure_finetune(cell: Cell, context: SweepContext,
 
     from nrg.compress.quantization import support
     from nrg.models import load
+    from nrg.sweep.context import identity
     from nrg.sweep.generation import apply_transforms, enter_environments, open_monitor, peak_memory_bytes_safe
     from nrg.sweep.repeats import ci_rel_halfwidth
     from nrg.tickets.finetune import quiet
@@ -142,7 +143,7 @@ def measure_finetune(cell: Cell, context: SweepContext,
         with quiet():
             rows = [row for k in range(options.train_repeats) for row in job.tuned_model_rows(monitor, k)]
         observed = {key: value for observe in observers for key, value in observe().items()}
-    common = {**_identity(cell, context), "weights": base.weights, "n_params": base.n_params,
+    common = {**identity(cell, context), "weights": base.weights, "n_params": base.n_params,
               "load_time_s": base.load_time_s, **columns, **observed,
               "peak_mem_bytes": peak_memory_bytes_safe(device)}
     frame = pd.DataFrame([{**common, **row} for row in rows])
@@ -151,12 +152,6 @@ def measure_finetune(cell: Cell, context: SweepContext,
         frame.loc[frame["phase"] == phase, "repeats_n"] = len(part)
         frame.loc[frame["phase"] == phase, "ci_rel_halfwidth"] = ci_rel_halfwidth(part["energy_j"].tolist())
     return frame
-
-
-def _identity(cell: Cell, context: SweepContext) -> dict[str, Any]:
-    from nrg.sweep.context import identity
-
-    return identity(cell, context)
 
 
 def _reset_peak_memory(device: str) -> None:

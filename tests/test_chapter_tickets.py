@@ -1,4 +1,4 @@
-"""Chapter 4 (fault tickets): parameter checks, replication and reuse in the study, the analysis, the notebook."""
+"""Chapter 4 (fault tickets): parameter checks, the sweep configs, the analysis and its sections, the notebook."""
 from __future__ import annotations
 
 import json
@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ({"metrics": {"root_cause": "rouge_l"}}, "macro_f1"),
     ({"repeats": 0}, "repeats"),
     ({"device": "gpu"}, "cuda"),
+    ({"isolate": "yes"}, "isolate"),
+    ({"classifier": {"seed": 1}}, "sweep's seed"),
     ({"colour": "blue"}, "unknown parameter"),
 ])
 def test_bad_parameters_name_the_valid_values(tmp_path: Path, kwargs: dict, match: str) -> None:
@@ -44,14 +46,20 @@ def test_bad_parameters_name_the_valid_values(tmp_path: Path, kwargs: dict, matc
 
 
 def test_papermill_strings_are_parsed(tmp_path: Path) -> None:
+    from nrg.sweep.config import parse_config
+
     params = chapter.check(quant='["none", "nf4"]', prune='["none", "2:4"]', w="0.25", repeats="2",
                            classifier='{"epochs": 1, "max_steps": 3}', model_layers='{"response": 2}',
-                           run_dir=str(tmp_path / "run"))
-    root = params["studies"]["root_cause"]
-    assert root.quant == ("none", "nf4") and root.prune == ("none", "2:4") and root.w == 0.25
-    assert root.repeats == 2 and root.classifier.max_steps == 3 and root.classifier.batch_size == 16
-    assert params["studies"]["response"].model_layers == {"response": 2}
-    assert params["studies"]["response"].quant == ("none", "int8-dynamic")  # its own grid
+                           n_tickets="40", run_dir=str(tmp_path / "run"))
+    root = parse_config(params["configs"]["root_cause"])
+    assert dict(root.axes) == {"prune": ("none", "2:4"), "quant": ("none", "nf4")} and params["w"] == 0.25
+    assert root.settings.repeats.min_n == root.settings.repeats.max_n == 2
+    classifier = root.settings.options["classifier"]
+    assert classifier["max_steps"] == 3 and classifier["batch_size"] == 16 and root.settings.options["n_tickets"] == 40
+    response = parse_config(params["configs"]["response"])
+    assert [m.layers for m in response.models] == [2] and [m.layers for m in root.models] == [None]
+    assert dict(response.axes)["quant"] == ("none", "int8-dynamic")  # its own grid
+    assert root.settings.workload == "finetune" and root.isolate
     assert not (tmp_path / "run").exists()
 
 
@@ -85,80 +93,25 @@ def test_tickets_path_with_own_column_names_is_used(tmp_path: Path) -> None:
     assert set(chapter.sample_tickets(params, n=2)["label"]) == {"fibre_cut", "power_failure"}
 
 
-# ------------------------------------------------------------------ the study with tiny models
-
-
-def tiny_classifier(num_labels: int) -> tuple[object, object]:
-    torch.manual_seed(0)
-    config = transformers.BertConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                     num_attention_heads=4, vocab_size=384, num_labels=num_labels,
-                                     max_position_embeddings=128)
-    return transformers.BertForSequenceClassification(config), transformers.ByT5Tokenizer()
-
-
-def run_tiny(out_dir: Path, **kwargs):  # type: ignore[no-untyped-def]
-    from nrg.tickets.finetune import TrainSettings
-    from nrg.tickets.study import run_ticket_study
-
-    options = dict(n_tickets=40, quant=["none", "int8-dynamic", "nf4"], prune=["none", "2:4"],
-                   tasks=["root_cause"], models={"root_cause": tiny_classifier},
-                   classifier=TrainSettings(batch_size=8, max_len=48, max_steps=3, learning_rate=5e-3),
-                   repeats=3, progress=False)
-    options.update(kwargs)
-    return run_ticket_study(out_dir, **options)
+# ------------------------------------------------------------------ the chapter's sweep, tiny
 
 
 @pytest.fixture(scope="module")
 def tiny_rows(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return run_tiny(tmp_path_factory.mktemp("study"))
+    """Root cause only, 1-layer MiniLM, in this process: quant x prune with 3 inference windows each."""
+    params = chapter.check(n_tickets=40, tasks=["root_cause"], quant=["none", "int8-dynamic", "nf4"],
+                           prune=["none", "2:4"], repeats=3, classifier={"batch_size": 8, "max_len": 48, "max_steps": 3},
+                           model_layers={"root_cause": 1}, isolate=False,
+                           run_dir=str(tmp_path_factory.mktemp("tickets") / "run"))
+    return chapter.measure(params, progress=False)
 
 
-def test_inference_windows_and_train_repeats_are_rows(tiny_rows: pd.DataFrame, tmp_path: Path) -> None:
+def test_the_chapter_measures_its_cells_with_the_sweep_runner(tiny_rows: pd.DataFrame) -> None:
+    assert tiny_rows["cell_id"].nunique() == 6 and set(tiny_rows["chapter"]) == {"04_network_tickets"}
     inference = tiny_rows[(tiny_rows["phase"] == "inference") & (tiny_rows["status"] == "ok")]
-    assert inference.groupby("cell_id").size().eq(3).all()
-    assert sorted(inference["window"].unique()) == [0, 1, 2]
-    assert inference.groupby("cell_id")["repeat"].nunique().eq(3).all()
-    assert inference["repeats_n"].eq(3).all() and inference["ci_rel_halfwidth"].notna().all()
-    twice = run_tiny(tmp_path, quant=["none"], prune=["none"], repeats=1, train_repeats=2)
-    finetune = twice[twice["phase"] == "finetune"]
-    assert sorted(finetune["train_repeat"]) == [0, 1] and sorted(finetune["repeat"]) == [0, 1]
-    losses = finetune.sort_values("train_repeat")["train_loss_first"].tolist()
-    assert losses[0] != losses[1]  # different seeds, different models
-
-
-def test_rows_of_other_parameters_are_kept_but_not_returned(tiny_rows: pd.DataFrame, tmp_path: Path) -> None:
-    run_tiny(tmp_path, quant=["none"], prune=["none"], repeats=1)
-    again = run_tiny(tmp_path, quant=["nf4"], prune=["none"], repeats=1)
-    assert set(again["quant"]) == {"nf4"}
-    assert len(list((tmp_path / "cells").glob("*.parquet"))) == 2
-
-
-def test_int8_dynamic_reuses_the_float_tuned_model_exactly(tiny_rows: pd.DataFrame, tmp_path: Path) -> None:
-    alone = run_tiny(tmp_path, quant=["int8-dynamic"], prune=["none", "2:4"], repeats=1)
-    shared = tiny_rows[(tiny_rows["quant"] == "int8-dynamic") & (tiny_rows["phase"] == "inference")]
-    for prune in ("none", "2:4"):
-        a = alone[(alone["prune"] == prune) & (alone["phase"] == "inference")].iloc[0]
-        b = shared[shared["prune"] == prune].iloc[0]
-        assert (a["accuracy"], a["macro_f1"]) == (b["accuracy"], b["macro_f1"])
-        assert a["finetune_path"] == b["finetune_path"] == "lora-float-then-quantize"
-
-
-def test_merged_lora_keeps_the_pruning_pattern() -> None:
-    from nrg.compress import prune
-    from nrg.tickets.cell import reapply_mask
-    from nrg.tickets.finetune import TrainSettings, attach_lora
-
-    model, _ = tiny_classifier(3)
-    pruned, columns = prune(model, "2:4", sparse_kernels=False)
-    tuned = attach_lora(__import__("copy").deepcopy(pruned), "classifier", TrainSettings())
-    for name, param in tuned.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param)  # a non-zero update, as after training
-    merged = tuned.merge_and_unload()
-    query = "bert.encoder.layer.0.attention.self.query"
-    assert (merged.get_submodule(query).weight == 0).float().mean() < 0.5   # merging filled zeros in
-    reapply_mask(merged, pruned)
-    assert (merged.get_submodule(query).weight == 0).float().mean() == pytest.approx(0.5)
+    assert inference.groupby("cell_id").size().eq(3).all() and inference["repeats_n"].eq(3).all()
+    assert set(tiny_rows["model"]) == {"minilm-l6"} and set(tiny_rows["layers"]) == {1}
+    assert tiny_rows["run_id"].nunique() == 1 and tiny_rows["hostname"].notna().all()
 
 
 # ------------------------------------------------------------------ the analysis
@@ -169,6 +122,22 @@ def test_not_run_lists_every_unsupported_phase(tiny_rows: pd.DataFrame) -> None:
     assert set(zip(table["quant"], table["prune"], table["phase"])) == {
         ("int8-dynamic", "none", "finetune"), ("int8-dynamic", "2:4", "finetune")}
     assert table["reason"].str.contains("LoRA cannot wrap").all()
+
+
+def with_failed_cell(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` plus the one row the runner keeps for a cell that failed as a whole."""
+    failed = {"task": "root_cause", "quant": "fp4", "prune": "none", "phase": None, "status": "failed",
+              "error": "cell process killed after cell_timeout_s=60", "cell_id": "x"}
+    return pd.concat([rows, pd.DataFrame([failed])], ignore_index=True)
+
+
+def test_a_whole_failed_cell_is_shown_and_named_in_every_ranking(tiny_rows: pd.DataFrame) -> None:
+    rows = with_failed_cell(tiny_rows)
+    table = analysis.not_run(rows)
+    assert ("fp4", analysis.WHOLE_CELL, "failed") in set(zip(table["quant"], table["phase"], table["status"]))
+    for phase in analysis.PHASES:
+        ranked = analysis.ranking(rows, "root_cause", phase, "macro_f1", w=0.5)
+        assert any(n.startswith("fp4 / none is not ranked") and "cell_timeout_s" in n for n in ranked.notes)
 
 
 def test_energy_anova_uses_complete_levels_and_says_so(tiny_rows: pd.DataFrame) -> None:
@@ -200,6 +169,29 @@ def test_kernel_table_says_dense_pruning_saves_nothing_on_cpu(tiny_rows: pd.Data
     assert "saved no compute" in analysis.kernel_sentence(table, "cpu")
 
 
+def test_sections_are_what_the_page_shows(tiny_rows: pd.DataFrame, tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from nrg.stats import AnovaResult, RankResult
+
+    params = chapter.check(tasks=["root_cause"], run_dir=str(tmp_path / "run"))
+    table, figure = analysis.combinations_section(tiny_rows, params, "root_cause")
+    assert set(table["quant"]) == {"none", "int8-dynamic", "nf4"} and isinstance(figure, Figure)
+    skipped = analysis.combinations_section(tiny_rows, params, "response")
+    assert len(skipped) == 1 and "was not run" in skipped[0]._repr_markdown_()
+    shown = analysis.anova_section(tiny_rows, params, "root_cause")
+    assert isinstance(shown[0], AnovaResult) and isinstance(shown[1], analysis.Text)
+    ranked = analysis.rankings(tiny_rows, params, "root_cause")
+    assert set(ranked) == {"finetune", "inference"}
+    section = analysis.ranking_section(params, "root_cause", ranked)
+    assert sum(isinstance(x, RankResult) for x in section) == 2
+    assert all(isinstance(f, Figure) for f in analysis.pareto_figures(params, "root_cause", ranked))
+    assert analysis.example_responses(tiny_rows) == []
+    assert "No committed GPU run" in str(analysis.reference_section({}, params)[0])
+    reference = analysis.reference_section({"H100": tiny_rows}, params)
+    assert sum(isinstance(x, RankResult) for x in reference) == 2
+
+
 def test_figures_are_built(tiny_rows: pd.DataFrame) -> None:
     fig = analysis.heatmaps(tiny_rows, "root_cause", "macro_f1")
     assert len(fig.axes) >= 3
@@ -215,7 +207,7 @@ TINY = {"n_tickets": 24, "quant": '["none", "int8-dynamic"]', "prune": '["none",
         "response_quant": '["none"]', "response_prune": '["none"]', "repeats": 2, "response_repeats": 2,
         "classifier": '{"epochs": 1, "batch_size": 8, "max_len": 64, "max_steps": 2}',
         "generator": '{"max_steps": 1, "max_len": 96}', "n_generate": 2, "max_new_tokens": 4,
-        "model_layers": '{"root_cause": 1, "response": 1}'}
+        "model_layers": '{"root_cause": 1, "response": 1}', "isolate": False}
 
 
 @pytest.mark.slow
@@ -232,7 +224,7 @@ def test_notebook_runs_with_tiny_parameters(tmp_path: Path) -> None:
     html = "".join("".join(o.get("data", {}).get("text/html", ""))
                    for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "Ranking R = w·φ + (1−w)·ρ" in html and "pareto" in html
-    pareto_cells = [c for c in cells if c["cell_type"] == "code" and "show_pareto(" in "".join(c["source"])]
+    pareto_cells = [c for c in cells if c["cell_type"] == "code" and "pareto_figures(" in "".join(c["source"])]
     assert any("image/png" in o.get("data", {}) for c in pareto_cells for o in c.get("outputs", []))
     assert "unsupported" in html  # the table of what did not run
     assert (tmp_path / "runs" / "04_network_tickets" / "cells").is_dir()

@@ -1,4 +1,4 @@
-"""Ticket metrics on hand cases; fine-tuning with energy per phase on tiny models; the study driver."""
+"""Ticket metrics on hand cases; fine-tuning with energy per phase on tiny models; one real MiniLM cell."""
 from __future__ import annotations
 
 import math
@@ -88,11 +88,14 @@ def test_finetune_classifier_records_energy_per_phase(monitor) -> None:  # type:
     ids = [hash(t.label) % 8 for t in tickets]
     tuned = finetune_classifier(model, tokenizer, [t.text for t in tickets], ids, settings, monitor)
     assert tuned.phase == "finetune" and tuned.extra["steps"] == 2
-    assert tuned.record["energy_j"] > 0 and tuned.record["time_s"] > 0
-    assert tuned.record["energy_method"] == "estimated"  # no RAPL / GPU on this machine
+    assert tuned.tokens == tuned.extra["train_tokens"] > 0
+    record = tuned.measurement.to_record()
+    assert record["energy_j"] > 0 and record["time_s"] > 0
+    assert record["energy_method"] == "estimated"  # no RAPL / GPU on this machine
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)
     evaluated = evaluate_classifier(model, tokenizer, [t.text for t in tickets], ids, settings, monitor)
-    assert evaluated.phase == "inference" and evaluated.record["energy_j"] > 0
+    assert evaluated.phase == "inference" and evaluated.measurement.total_j() > 0
+    assert evaluated.tokens == evaluated.extra["eval_tokens"]
     assert 0 <= evaluated.metrics["accuracy"] <= 1 and 0 <= evaluated.metrics["macro_f1"] <= 1
 
 
@@ -107,63 +110,24 @@ def test_generator_loss_only_on_response_tokens() -> None:
     assert (encoded["labels"][encoded["attention_mask"] == 0] == -100).all()
 
 
-def run_tiny_study(out_dir: Path, **kwargs):  # type: ignore[no-untyped-def]
+def test_train_settings_are_checked_and_exclude_the_seed_from_configs() -> None:
     from nrg.tickets.finetune import TrainSettings
-    from nrg.tickets.study import run_ticket_study
 
-    options = dict(n_tickets=30, quant=["none", "int8-dynamic"], prune=["none", "2:4"],
-                   models={"root_cause": tiny_classifier, "response": tiny_generator},
-                   classifier=TrainSettings(batch_size=8, max_len=48, max_steps=2),
-                   generator=TrainSettings(batch_size=2, max_len=64, max_steps=1),
-                   n_generate=2, max_new_tokens=4, progress=False)
-    options.update(kwargs)
-    return run_ticket_study(out_dir, **options)
-
-
-def test_study_writes_one_file_per_cell_and_resumes(tmp_path: Path) -> None:
-    frame = run_tiny_study(tmp_path)
-    cells = sorted((tmp_path / "cells").glob("*.parquet"))
-    assert len(cells) == 2 * 2 * 2  # tasks x quant x prune
-    assert set(frame["phase"]) == {"finetune", "inference"}
-    ok = frame[frame["status"] == "ok"]
-    assert (ok["energy_j"] > 0).all() and set(ok["energy_method"]) == {"estimated"}
-    dynamic_ft = frame[(frame["quant"] == "int8-dynamic") & (frame["phase"] == "finetune")]
-    assert set(dynamic_ft["status"]) == {"unsupported"} and dynamic_ft["error"].str.contains("LoRA").all()
-    dynamic_inf = frame[(frame["quant"] == "int8-dynamic") & (frame["phase"] == "inference")]
-    assert set(dynamic_inf["status"]) == {"ok"}
-    two_four = frame[frame["prune_method"] == "2:4"]
-    assert two_four["sparsity"].between(0.49, 0.51).all() and set(two_four["kernel"]) == {"dense"}
-    roots = ok[ok["task"] == "root_cause"]
-    assert roots["accuracy"].notna().all() and roots["macro_f1"].notna().all()
-    responses = ok[ok["task"] == "response"]
-    assert responses["rouge_l"].notna().all() and responses["bleu"].notna().all()
-    stamps = {p.name: p.stat().st_mtime_ns for p in cells}
-    again = run_tiny_study(tmp_path)
-    assert {p.name: p.stat().st_mtime_ns for p in cells} == stamps  # skipped, not rewritten
-    assert len(again) == len(frame)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"prune": ["unstructured:1.2"]}, "prune"),
-    ({"prune": ["magic:0.3"]}, "unstructured"),
-    ({"quant": ["int2"]}, "nf4"),
-    ({"w": 1.5}, "w="),
-    ({"phases": ["train"]}, "phases"),
-])
-def test_bad_study_parameters_fail_before_any_file(tmp_path: Path, kwargs: dict, match: str) -> None:
-    with pytest.raises(ParameterError, match=match):
-        run_tiny_study(tmp_path / "run", **kwargs)
-    assert not (tmp_path / "run").exists()
+    with pytest.raises(ParameterError, match="max_steps"):
+        TrainSettings(max_steps=True)
+    with pytest.raises(ParameterError, match="learning_rate"):
+        TrainSettings(learning_rate=0)
+    assert "seed" not in TrainSettings(seed=3).to_dict()
 
 
 @pytest.mark.slow
 def test_real_minilm_one_cell(tmp_path: Path) -> None:
-    from nrg.tickets.finetune import TrainSettings
-    from nrg.tickets.study import run_ticket_study
+    from nrg.sweep.run import run_sweep
 
-    frame = run_ticket_study(tmp_path, n_tickets=40, quant=["none"], prune=["none"], tasks=["root_cause"],
-                             classifier=TrainSettings(batch_size=16, max_len=96, max_steps=2),
-                             progress=False)
-    assert list(frame["status"]) == ["ok", "ok"]
+    config = {"workload": "finetune", "models": ["minilm-l6"], "tasks": ["root_cause"], "repeats": 1,
+              "warmup": 0, "idle_s": 0, "isolate": False,
+              "finetune": {"n_tickets": 40, "classifier": {"batch_size": 16, "max_len": 96, "max_steps": 2}}}
+    frame = run_sweep(config, tmp_path, progress=False)
+    assert list(frame["status"]) == ["ok", "ok"] and list(frame["phase"]) == ["finetune", "inference"]
     assert frame["n_params"].iloc[0] > 20_000_000
     assert not math.isnan(frame["accuracy"].iloc[0])

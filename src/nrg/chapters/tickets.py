@@ -6,6 +6,14 @@ SmolLM2-135M-Instruct). Each task has its own quantization x pruning grid
 (``quant`` / ``prune`` and ``response_quant`` / ``response_prune``), because on
 a CPU one response cell costs as much as several root-cause cells.
 
+The chapter is a sweep: :func:`check` turns the parameters into one sweep
+config per task (``workload: finetune``, :mod:`nrg.tickets.workload`) and
+:func:`measure` runs them with :func:`nrg.sweep.run.run_sweep` -- each cell in
+its own process, resumable, failures as rows -- so ``nrg sweep`` reproduces the
+chapter without Jupyter (``notebooks/params/sweeps/04_network_tickets_*.yaml``
+are these configs for the default parameters). The defaults of the ticket and
+training parameters are those of :data:`nrg.tickets.options.DEFAULTS`.
+
 Parameters are checked here before any work; the tickets are the synthetic
 ones of :mod:`nrg.tickets.generator` unless ``tickets_path`` names a CSV/JSONL file of
 your own (its columns are named by ``text_column``, ``label_column``,
@@ -14,47 +22,28 @@ in :mod:`nrg.chapters.tickets_analysis`.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nrg import carbon
-from nrg.chapters import common
+from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
-
-if TYPE_CHECKING:
-    import pandas as pd
+from nrg.tickets.options import DEFAULT_MODELS, DEFAULTS, TASKS, train_settings
 
 CHAPTER = "04_network_tickets"
-TASKS: tuple[str, ...] = ("root_cause", "response")
 METRICS: dict[str, tuple[str, ...]] = {"root_cause": ("macro_f1", "accuracy"), "response": ("rouge_l", "bleu")}
-DEFAULT_CLASSIFIER = {"epochs": 2, "batch_size": 16, "max_len": 128, "learning_rate": 5e-3}
-DEFAULT_GENERATOR = {"batch_size": 2, "max_len": 192, "max_steps": 6, "learning_rate": 1e-3}
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def _strings(name: str, value: Any) -> list[str]:
     values = common.as_list(name, list(value) if isinstance(value, tuple) else value)
     return [str(v) for v in values]
-
-
-def _settings(name: str, value: Any, defaults: Mapping[str, Any]) -> Any:
-    """A :class:`nrg.tickets.finetune.TrainSettings` from a mapping; unknown keys list the valid ones."""
-    from nrg.tickets.finetune import TrainSettings
-
-    given = common.as_mapping(name, value)
-    valid = [f.name for f in fields(TrainSettings)]
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise ParameterError(f"{name} has unknown key(s) {unknown}; valid keys: {valid}")
-    try:
-        return TrainSettings(**{**defaults, **given})
-    except ParameterError as exc:
-        raise ParameterError(f"{name}: {exc}") from None
 
 
 def _tasks_mapping(name: str, value: Any, valid_values: Mapping[str, tuple[str, ...]] | None = None
@@ -67,21 +56,8 @@ def _tasks_mapping(name: str, value: Any, valid_values: Mapping[str, tuple[str, 
     return mapping
 
 
-def _user_tickets(tickets_path: Any, text_column: str, label_column: str, response_column: str | None,
-                  tasks: list[str]) -> list[Any] | None:
-    """Tickets from the user's file, checked now (a missing column fails before any work)."""
-    if tickets_path in (None, ""):
-        return None
-    if "response" in tasks and not response_column:
-        raise ParameterError("tasks includes 'response' but response_column is None; name the column "
-                             "with the reference responses, or set tasks=['root_cause']")
-    from nrg.tickets.loader import load_tickets
-
-    return load_tickets(tickets_path, text_column=text_column, label_column=label_column,
-                        response_column=response_column or None)
-
-
-def _grids(quant: Any, prune: Any, response_quant: Any, response_prune: Any) -> dict[str, tuple[list[str], ...]]:
+def _grids(quant: Any, prune: Any, response_quant: Any, response_prune: Any
+           ) -> dict[str, tuple[list[str], list[str]]]:
     """Each task's quantization and pruning lists (the response task's default to the root cause's)."""
     root = (_strings("quant", quant), _strings("prune", prune))
     response = (_strings("response_quant", response_quant) if response_quant else root[0],
@@ -89,38 +65,55 @@ def _grids(quant: Any, prune: Any, response_quant: Any, response_prune: Any) -> 
     return {"root_cause": root, "response": response}
 
 
-def _study_options(n_tickets: Any, seed: Any, noise: Any, w: Any, train_repeats: Any, classifier: Any,
-                   generator: Any, n_generate: Any, max_new_tokens: Any, generate_batch_size: Any,
-                   models: Any, model_layers: Any, device: str) -> dict[str, Any]:
-    """What both tasks' :class:`nrg.tickets.study.StudyConfig` share, checked."""
-    names = {"root_cause": "minilm-l6", "response": "smollm2-135m",
-             **{k: str(v) for k, v in _tasks_mapping("models", models).items()}}
-    layers = {t: common.as_int(f"model_layers[{t}]", v)
-              for t, v in _tasks_mapping("model_layers", model_layers).items()}
+def _finetune_section(n_tickets: Any, noise: Any, tickets_path: Any, text_column: str, label_column: str,
+                      response_column: str | None, train_repeats: Any, classifier: Any, generator: Any,
+                      n_generate: Any, max_new_tokens: Any, generate_batch_size: Any) -> dict[str, Any]:
+    """The ``finetune:`` section of the chapter's sweep configs (papermill strings parsed)."""
     batch = None if generate_batch_size is None else common.as_int("generate_batch_size", generate_batch_size)
-    return dict(n_tickets=common.as_int("n_tickets", n_tickets, minimum=2), seed=common.as_int("seed", seed, 0),
-                noise=common.as_fraction("noise", noise), w=common.as_fraction("w", w),
-                train_repeats=common.as_int("train_repeats", train_repeats),
-                classifier=_settings("classifier", classifier, DEFAULT_CLASSIFIER),
-                generator=_settings("generator", generator, DEFAULT_GENERATOR),
-                n_generate=common.as_int("n_generate", n_generate),
-                max_new_tokens=common.as_int("max_new_tokens", max_new_tokens), generate_batch_size=batch,
-                device=device, chapter=CHAPTER, model_names=names, model_layers=layers)
+    return {"n_tickets": common.as_int("n_tickets", n_tickets, minimum=2), "noise": common.as_fraction("noise", noise),
+            "tickets_path": None if tickets_path in (None, "") else str(tickets_path),
+            "text_column": text_column, "label_column": label_column, "response_column": response_column or None,
+            "train_repeats": common.as_int("train_repeats", train_repeats),
+            "classifier": train_settings("classifier", common.as_mapping("classifier", classifier),
+                                         DEFAULTS.classifier).to_dict(),
+            "generator": train_settings("generator", common.as_mapping("generator", generator),
+                                        DEFAULTS.generator).to_dict(),
+            "n_generate": common.as_int("n_generate", n_generate),
+            "max_new_tokens": common.as_int("max_new_tokens", max_new_tokens), "generate_batch_size": batch}
 
 
-def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path: str | None = None,
-          text_column: str = "text", label_column: str = "label", response_column: str | None = "response",
+def sweep_config(task: str, quant: list[str], prune: list[str], repeats: Any, section: Mapping[str, Any],
+                 model: str, layers: int | None, device: str, seed: int, idle_s: float, isolate: bool
+                 ) -> dict[str, Any]:
+    """One task's sweep config: its model, its quant x prune grid, the shared ``finetune:`` section."""
+    return {"name": f"{CHAPTER}-{task}", "chapter": CHAPTER, "workload": "finetune",
+            "models": [{"name": model, "weights": "real", "layers": layers}], "tasks": [task],
+            "dtypes": ["float32"], "device": device, "axes": {"prune": list(prune), "quant": list(quant)},
+            "repeats": repeats, "idle_s": idle_s, "isolate": isolate, "seed": seed, "finetune": dict(section)}
+
+
+def check(n_tickets: int = DEFAULTS.n_tickets, seed: int = 0, noise: float = DEFAULTS.noise,
+          tickets_path: str | None = DEFAULTS.tickets_path, text_column: str = DEFAULTS.text_column,
+          label_column: str = DEFAULTS.label_column, response_column: str | None = DEFAULTS.response_column,
           tasks: Any = TASKS, quant: Any = ("none", "int8-dynamic", "nf4"),
           prune: Any = ("none", "unstructured:0.3", "structured:0.25", "2:4"),
           response_quant: Any = ("none", "int8-dynamic"), response_prune: Any = ("none", "2:4"),
-          w: Any = 0.5, repeats: int = 3, response_repeats: int | None = 2, train_repeats: int = 1,
-          classifier: Any = None, generator: Any = None, n_generate: int = 4, max_new_tokens: int = 24,
-          generate_batch_size: int | None = 4, models: Any = None, model_layers: Any = None,
-          metrics: Any = None, device: str = "cpu", threads: int | None = None, idle_s: float = 0.0,
-          run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
-          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
-          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
-    """Checked, normalised parameters and the study configuration of each task; no work, no file."""
+          w: Any = 0.5, repeats: Any = 3, response_repeats: Any = 2,
+          train_repeats: int = DEFAULTS.train_repeats, classifier: Any = None, generator: Any = None,
+          n_generate: int = DEFAULTS.n_generate, max_new_tokens: int = DEFAULTS.max_new_tokens,
+          generate_batch_size: int | None = DEFAULTS.generate_batch_size, models: Any = None,
+          model_layers: Any = None, metrics: Any = None, device: str = "cpu", threads: int | None = None,
+          idle_s: float = 0.0, isolate: bool = True, run_dir: str | None = None,
+          reference_dir: str | None = None, alpha: float = 0.05, region: str = carbon.DEFAULT_REGION,
+          price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
+          **unknown: Any) -> dict[str, Any]:
+    """Checked, normalised parameters and the sweep config of each task; no work, no file.
+
+    ``classifier`` / ``generator`` = None means the training settings of
+    :data:`nrg.tickets.options.DEFAULTS`; a mapping replaces some of them.
+    ``repeats`` (root cause) and ``response_repeats`` are inference windows per
+    tuned model: an integer, or ``{min, max, ci_rel}`` (adaptive on energy).
+    """
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
     impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
@@ -128,25 +121,29 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
     common.check_choices("tasks", task_list, TASKS)
     if not isinstance(device, str) or not _DEVICE.match(device):
         raise ParameterError(f"device={device!r} is not valid; choose 'cpu', 'cuda' or 'cuda:N'")
-    grids = _grids(quant, prune, response_quant, response_prune)
-    options = _study_options(n_tickets, seed, noise, w, train_repeats, classifier, generator, n_generate,
-                             max_new_tokens, generate_batch_size, models, model_layers, device)
-    chosen = {**{t: METRICS[t][0] for t in TASKS}, **_tasks_mapping("metrics", metrics, METRICS)}
-    windows = {"root_cause": common.as_int("repeats", repeats),
-               "response": common.as_int("response_repeats", repeats if response_repeats is None
-                                         else response_repeats)}
-    if threads is not None:
-        threads = common.as_int("threads", threads)
-    if not isinstance(idle_s, (int, float)) or isinstance(idle_s, bool) or idle_s < 0:
+    if not isinstance(isolate, bool):
+        raise ParameterError(f"isolate={isolate!r} is not valid; choose one of: True, False")
+    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or idle_s < 0:
         raise ParameterError(f"idle_s={idle_s!r} is not valid; it must be a number >= 0")
-    tickets = _user_tickets(tickets_path, text_column, label_column, response_column, task_list)
-    from nrg.tickets.study import StudyConfig
+    grids = _grids(quant, prune, response_quant, response_prune)
+    section = _finetune_section(n_tickets, noise, tickets_path, text_column, label_column, response_column,
+                                train_repeats, classifier, generator, n_generate, max_new_tokens,
+                                generate_batch_size)
+    names = {**DEFAULT_MODELS, **{k: str(v) for k, v in _tasks_mapping("models", models).items()}}
+    layers = {t: common.as_int(f"model_layers[{t}]", v) for t, v in _tasks_mapping("model_layers", model_layers).items()}
+    windows = {"root_cause": sweeps.repeat_policy(repeats),
+               "response": sweeps.repeat_policy(repeats if response_repeats is None else response_repeats)}
+    seed = common.as_int("seed", seed, minimum=0)
+    configs = {task: sweep_config(task, grids[task][0], grids[task][1], windows[task], section, names[task],
+                                  layers.get(task), device, seed, float(idle_s), isolate) for task in task_list}
+    sweeps.check_configs(list(configs.values()))   # options, tickets file, models, axes
+    from nrg.sweep.config import parse_config
 
-    studies = {task: StudyConfig(quant=tuple(grids[task][0]), prune=tuple(grids[task][1]), tasks=(task,),
-                                 repeats=windows[task], **options) for task in task_list}
-    return {"studies": studies, "tasks": task_list, "tickets": tickets,
-            "tickets_path": str(Path(tickets_path).resolve()) if tickets and tickets_path else None,
-            "w": options["w"], "metrics": chosen, "threads": threads, "idle_s": float(idle_s),
+    options = parse_config(next(iter(configs.values()))).settings.options
+    return {"configs": configs, "tasks": task_list, "seed": seed, "options": options,
+            "tickets_path": options["tickets_path"], "w": common.as_fraction("w", w),
+            "metrics": {**{t: METRICS[t][0] for t in TASKS}, **_tasks_mapping("metrics", metrics, METRICS)},
+            "threads": None if threads is None else common.as_int("threads", threads),
             "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "device": device,
             "run_dir": common.run_dir(CHAPTER, run_dir),
             "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
@@ -157,16 +154,22 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
 
 
 def tickets(params: Mapping[str, Any]) -> list[Any]:
-    """The tickets the study trains on: the user's, or the synthetic ones of the parameters."""
-    if params["tickets"] is not None:
-        return list(params["tickets"])
-    from nrg.tickets.generator import generate_tickets
+    """The tickets the chapter trains on: the user's, or the synthetic ones of the parameters."""
+    from nrg.tickets.data import load_tickets
+    from nrg.tickets.options import FinetuneOptions
 
-    study = next(iter(params["studies"].values()))
-    return generate_tickets(study.n_tickets, study.seed, noise=study.noise)
+    return load_tickets(FinetuneOptions.from_dict(params["options"]), params["seed"])
 
 
-def sample_tickets(params: Mapping[str, Any], n: int = 3) -> pd.DataFrame:
+def tickets_source(params: Mapping[str, Any]) -> str:
+    """Where the tickets come from, in a sentence."""
+    options = params["options"]
+    if options["tickets_path"]:
+        return f"Tickets from `{options['tickets_path']}`."
+    return f"{options['n_tickets']} synthetic tickets, seed {params['seed']}, noise {options['noise']}."
+
+
+def sample_tickets(params: Mapping[str, Any], n: int = 3) -> Any:
     """One ticket of each of the first ``n`` root causes: text, label and reference response."""
     from nrg.tickets.generator import to_frame
 
@@ -175,7 +178,7 @@ def sample_tickets(params: Mapping[str, Any], n: int = 3) -> pd.DataFrame:
     return picked[["ticket_id", "label", "text", "response"]].reset_index(drop=True)
 
 
-def class_counts(params: Mapping[str, Any]) -> pd.DataFrame:
+def class_counts(params: Mapping[str, Any]) -> Any:
     """Tickets per root cause, and how many carry each kind of noise (synthetic tickets only)."""
     import pandas as pd
 
@@ -201,11 +204,11 @@ class Timer:
 
     @classmethod
     def start(cls) -> Timer:
-        """Start timing now (wall clock and CPU seconds of this process and its children)."""
+        """A timer started now."""
         return cls(time.perf_counter(), _cpu_s())
 
     def elapsed(self) -> dict[str, float]:
-        """Wall and CPU seconds since :meth:`start`; CPU time shows the cost of the chapter on this machine."""
+        """Seconds since :meth:`start`: ``wall_s`` and ``cpu_s``."""
         return {"wall_s": time.perf_counter() - self.wall_start, "cpu_s": _cpu_s() - self.cpu_start}
 
 
@@ -216,52 +219,39 @@ def _cpu_s() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def measure(params: Mapping[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows."""
-    import pandas as pd
-
-    if params["threads"]:
-        import torch
-
-        torch.set_num_threads(params["threads"])
-    data = tickets(params) if params["tickets"] is not None else None
-    frames = []
-    with quiet_loading():
-        for task, study in params["studies"].items():
-            frames.append(_run_task(params, study, data, progress))
-    return pd.concat(frames, ignore_index=True, sort=False)
+def running_time(timer: Timer, df: Any, params: Mapping[str, Any]) -> str:
+    """The chapter's wall and CPU time and number of cells, in a sentence."""
+    spent = timer.elapsed()
+    return (f"This chapter ran in {spent['wall_s']:.0f} s of wall time and used {spent['cpu_s']:.0f} s of CPU "
+            f"time (this process and its children), {df['cell_id'].nunique()} cells; cells already stored in "
+            f"`{Path(params['run_dir']).name}/` are reused, not re-measured.")
 
 
 @contextmanager
-def quiet_loading() -> Iterator[None]:
-    """No load reports, progress bars or backend notices from transformers/bitsandbytes in the page."""
-    import logging
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``threads`` torch CPU threads here and in cell processes (``OMP_NUM_THREADS``); None: as is."""
+    if threads is None:
+        yield
+        return
+    import torch
 
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bnb = logging.getLogger("bitsandbytes")
-    level = bnb.level
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    bnb.setLevel(logging.ERROR)
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         yield
     finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
-        bnb.setLevel(level)
+        torch.set_num_threads(before)
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
 
 
-def _run_task(params: Mapping[str, Any], study: Any, data: list[Any] | None, progress: bool) -> pd.DataFrame:
-    from nrg.tickets.study import run_ticket_study
-
-    options = {f.name: getattr(study, f.name) for f in fields(study)
-               if f.name not in ("n_tickets", "seed", "quant", "prune", "phases", "w", "tasks")}
-    return run_ticket_study(params["run_dir"], n_tickets=study.n_tickets, seed=study.seed,
-                            quant=study.quant, prune=study.prune, phases=study.phases, w=study.w,
-                            tasks=study.tasks, tickets=data, idle_s=params["idle_s"],
-                            progress=progress, **options)
+def measure(params: Mapping[str, Any], progress: bool = True) -> Any:
+    """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows."""
+    with torch_threads(params["threads"]):
+        return sweeps.measure(list(params["configs"].values()), Path(params["run_dir"]), progress=progress)
 
 
 def load_reference(params: Mapping[str, Any]) -> dict[str, Any]:

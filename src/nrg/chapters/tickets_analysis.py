@@ -4,25 +4,36 @@ Every function takes the rows :func:`nrg.chapters.tickets.measure` returns and
 gives back a DataFrame, an :class:`nrg.stats.AnovaResult` or a
 :class:`nrg.stats.RankResult`, so each table and figure of the chapter has its
 data in the package. Rows that did not run (``status`` "unsupported" or
-"failed") are shown by :func:`not_run`, never dropped silently.
+"failed") are shown by :func:`not_run`, never dropped silently. The
+``*_section`` functions return what one part of the page shows, in order
+(tables, figures, :class:`Text`), for a notebook cell to ``display(*...)``.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from nrg.errors import ParameterError
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from nrg.stats import AnovaResult, RankResult
-
 KEYS = ("quant", "prune")
 PHASES = ("finetune", "inference")
+WHOLE_CELL = "(whole cell)"   # the phase shown for a cell that failed before any phase ran
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """Markdown computed from the data, shown as such in the page."""
+
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -34,7 +45,7 @@ def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def ok(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose cell ran; failed and unsupported cells have no measurements to summarise."""
+    """The rows that ran."""
     return df[df["status"] == "ok"]
 
 
@@ -64,11 +75,16 @@ def combinations(df: pd.DataFrame, task: str, metrics: Sequence[str]) -> pd.Data
 
 
 def not_run(df: pd.DataFrame) -> pd.DataFrame:
-    """Every (task, quant, prune, phase) that did not run, with the status and the reason."""
+    """Every (task, quant, prune, phase) that did not run, with the status and the reason.
+
+    A cell that failed as a whole (its process crashed, timed out, or the device
+    cannot run its quantization) has one row, shown with phase "(whole cell)".
+    """
     bad = df[df["status"] != "ok"]
     columns = ["task", *KEYS, "phase", "status", "error"]
     if bad.empty:
         return pd.DataFrame(columns=[*columns[:-1], "reason"])
+    bad = bad.assign(phase=bad["phase"].astype(object).where(bad["phase"].notna(), WHOLE_CELL))
     table = bad[columns].drop_duplicates(subset=["task", *KEYS, "phase", "status"])
     return table.rename(columns={"error": "reason"}).reset_index(drop=True)
 
@@ -137,7 +153,7 @@ class NoAnova:
 
 
 def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
-           notes: Sequence[str]) -> AnovaResult | NoAnova:
+           notes: Sequence[str]) -> Any:
     """:func:`nrg.stats.anova`, unless even the main-effects model leaves no residual."""
     import warnings
 
@@ -156,7 +172,7 @@ def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
     return dataclasses.replace(result, notes=tuple(notes) + result.notes)
 
 
-def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> AnovaResult | NoAnova:
+def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> Any:
     """ANOVA of ``energy_j`` on quant x prune x phase (complete levels only; notes say which not)."""
     rows = task_rows(df, task)
     data, notes = complete_design(rows, [*KEYS, "phase"])
@@ -170,7 +186,7 @@ def quality_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
     return rows[rows["window"] == 0] if "window" in rows.columns else rows
 
 
-def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> AnovaResult | NoAnova:
+def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> Any:
     """ANOVA of the task's quality metric on quant x prune, one observation per tuned model."""
     data = quality_rows(df, task)
     models = data.groupby(list(KEYS)).size()
@@ -179,7 +195,7 @@ def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05)
     return _anova(data, metric, list(KEYS), alpha, [note])
 
 
-def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> RankResult:
+def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> Any:
     """R = w·φ + (1−w)·ρ of every quant x prune for one phase; unranked combinations in the notes."""
     from nrg.stats import rank_configs
 
@@ -187,13 +203,13 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> R
         raise ParameterError(f"phase={phase!r} is not valid; choose one of {list(PHASES)}")
     rows = task_rows(df, task)
     ranked = rank_configs(rows[rows["phase"] == phase], by=list(KEYS), energy="energy_j", quality=metric, w=w)
-    missing = not_run(rows[rows["phase"] == phase])
+    missing = not_run(rows[(rows["phase"] == phase) | rows["phase"].isna()])
     notes = [f"{r['quant']} / {r['prune']} is not ranked for {phase}: {r['status']} ({r['reason'][:160]})"
              for _, r in missing.iterrows()]
     return dataclasses.replace(ranked, notes=ranked.notes + tuple(notes))
 
 
-def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Figure:
+def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     """Mean energy per phase and mean quality for each quant x prune, side by side."""
     from matplotlib.figure import Figure
 
@@ -215,7 +231,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Figure:
     return fig
 
 
-def pareto_figure(ranked: RankResult, task: str, phase: str, metric: str) -> Figure:
+def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
     """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
     from nrg.plots import energy_quality_scatter
 
@@ -245,3 +261,91 @@ def kernel_sentence(table: pd.DataFrame, device: str) -> str:
         ratio = f"{r.time_vs_unpruned:.2f}×" if pd.notna(r.time_vs_unpruned) else "n/a"
         parts.append(f"{r.quant} / {r.prune} ({r.saves_compute.split(': ')[1]}) took {ratio} the unpruned time.")
     return " ".join(parts)
+
+
+# ------------------------------------------------------------------ what the page shows
+
+
+def _skipped(params: Mapping[str, Any], task: str) -> list[Any]:
+    if task in params["tasks"]:
+        return []
+    return [Text(f"The `{task}` task was not run (tasks = {params['tasks']}).")]
+
+
+def combinations_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
+    """Every combination's energy and quality (table), then as heatmaps."""
+    from nrg.chapters.tickets import METRICS
+
+    if _skipped(params, task):
+        return _skipped(params, task)
+    return [combinations(df, task, METRICS[task]), heatmaps(df, task, params["metrics"][task])]
+
+
+def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
+    """The energy ANOVA and the quality ANOVA, each followed by its findings."""
+    from nrg import findings
+    from nrg.stats import AnovaResult
+
+    if _skipped(params, task):
+        return _skipped(params, task)
+    metric, alpha = params["metrics"][task], params["alpha"]
+    shown: list[Any] = []
+    for result, label in ((energy_anova(df, task, alpha), "energy"), (quality_anova(df, task, metric, alpha), metric)):
+        shown.append(result)
+        if isinstance(result, AnovaResult):
+            shown.append(Text(str(findings.anova_findings(result, label))))
+    return shown
+
+
+def rankings(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The ranking R of each phase in which some combination of ``task`` ran."""
+    if task not in params["tasks"]:
+        return {}
+    rows = ok(df[df["task"] == task])
+    return {phase: ranking(df, task, phase, params["metrics"][task], params["w"])
+            for phase in PHASES if not rows[rows["phase"] == phase].empty}
+
+
+def ranking_section(params: Mapping[str, Any], task: str, ranked: Mapping[str, Any]) -> list[Any]:
+    """Each phase's ranking and its findings, or that nothing ran."""
+    from nrg import findings
+
+    if _skipped(params, task):
+        return _skipped(params, task)
+    shown: list[Any] = []
+    for phase in PHASES:
+        if phase not in ranked:
+            shown.append(Text(f"**{phase}:** no combination ran."))
+            continue
+        shown += [Text(f"**{task}, {phase}**"), ranked[phase], Text(str(findings.ranking_findings(ranked[phase])))]
+    return shown
+
+
+def pareto_figures(params: Mapping[str, Any], task: str, ranked: Mapping[str, Any]) -> list[Any]:
+    """Energy vs quality with the Pareto front, one figure per ranked phase."""
+    return [pareto_figure(result, task, phase, params["metrics"][task]) for phase, result in ranked.items()]
+
+
+def example_responses(df: pd.DataFrame) -> list[Any]:
+    """One generated response per combination (the first held-out ticket), when responses ran."""
+    examples = ok(df[(df["task"] == "response") & (df["phase"] == "inference")])
+    if "example_prediction" not in examples.columns or examples.empty:
+        return []
+    table = examples.drop_duplicates(["quant", "prune"])[["quant", "prune", "example_prediction"]]
+    return [Text("One generated response per combination (the first held-out ticket):"),
+            table.reset_index(drop=True)]
+
+
+def reference_section(reference: Mapping[str, pd.DataFrame], params: Mapping[str, Any]) -> list[Any]:
+    """Committed GPU runs ranked like the live ones, or that there are none."""
+    if not reference:
+        return [Text("No committed GPU run of this chapter was found under `results/reference/`.")]
+    shown: list[Any] = []
+    for gpu, ref in reference.items():
+        for task in sorted(set(ref["task"])):
+            for phase in PHASES:
+                if ok(ref[(ref["task"] == task) & (ref["phase"] == phase)]).empty:
+                    continue
+                shown += [Text(f"**Reference: {gpu}, {task}, {phase}**"),
+                          ranking(ref, task, phase, params["metrics"][task], params["w"])]
+    return shown

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nrg.errors import ParameterError
+from nrg.sweep import workloads
 from nrg.sweep.config import NO_TASK, Cell, ModelEntry, SweepConfig
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ def check(cfg: SweepConfig) -> list[Cell]:
 
     check_meters(cfg.settings.meters)
     _check_axes(cfg)
+    if workloads.check(cfg):  # a workload with its own model, task and data checks
+        return cfg.cells()
     _check_tasks(cfg)
     for entry in cfg.models:
         planned = None

@@ -104,6 +104,7 @@ COLUMNS: tuple[Column, ...] = (
         ("kernel", "string", "", "dense, or the sparse kernel that runs the pruned weights"),
         ("prune_note", "string", "", "what pruning could not do as asked"),
         ("finetune_path", "string", "", "chapter 4: LoRA on the compressed model, or float LoRA then quantize"),
+        ("float_tuned_from", "string", "", "chapter 4: where the float-tuned model came from (trained in this cell, or the run's cache)"),
     ]),
     *_cols("measure", [
         ("time_s", "float64", "s", "wall time of the phase's window"),

@@ -25,6 +25,15 @@ Keys (all but ``models`` optional)::
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
     cell_timeout_s: null         # isolated cells running longer are killed and recorded failed
+    workload: generation         # what a cell measures (nrg.sweep.workloads): generation, or finetune
+                                 # (LoRA fine-tuning + inference on fault tickets, tasks root_cause and
+                                 # response: chapter 4, nrg.tickets.workload)
+    finetune: {n_tickets: 120}   # the finetune workload's settings (workload: finetune only): n_tickets,
+                                 # noise, eval_fraction, tickets_path, text_column, label_column,
+                                 # response_column, classifier and generator ({epochs, batch_size,
+                                 # max_len, learning_rate, max_steps, lora_r, lora_alpha}),
+                                 # train_repeats, n_generate, max_new_tokens, generate_batch_size;
+                                 # defaults: chapter 4's (nrg.tickets.options.FinetuneOptions)
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
@@ -42,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_choice
+from nrg.sweep import workloads
 from nrg.sweep.repeats import RepeatPolicy
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
@@ -50,7 +60,7 @@ NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
-    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s",
+    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
 )
 
 
@@ -100,14 +110,19 @@ class Settings:
     quality_items: int = 8
     seed: int = 0
     roofline: bool = True
+    workload: str = workloads.GENERATION
+    options: Mapping[str, Any] = field(default_factory=dict)   # the workload's own section
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML, JSON and the cell id hash."""
-        return {
+        out = {
             "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
             "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
             "quality_items": self.quality_items, "seed": self.seed, "roofline": self.roofline,
         }
+        if self.workload != workloads.GENERATION:  # generation cell ids stay as they were
+            out.update({"workload": self.workload, "options": dict(self.options)})
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Settings:
@@ -116,6 +131,7 @@ class Settings:
             device=d["device"], repeats=RepeatPolicy.parse(d["repeats"]), warmup=d["warmup"],
             idle_s=d["idle_s"], meters=tuple(d["meters"]) if d["meters"] else None,
             quality_items=d["quality_items"], seed=d["seed"], roofline=d["roofline"],
+            workload=d.get("workload", workloads.GENERATION), options=d.get("options", {}),
         )
 
 
@@ -167,6 +183,7 @@ class Cell:
             "output_tokens": self.output_tokens, "device": self.settings.device,
         }
         out.update(dict(self.axes))
+        out.update(workloads.factors(self))
         return out
 
 
@@ -196,14 +213,14 @@ class SweepConfig:
             self.output_tokens, self.dtypes, *axis_values,
         )
         return [
-            Cell(m, t, b, i, o, d, tuple(zip(axis_names, rest)), self.settings)
+            Cell(m, t, b, i, o, d, tuple(zip(axis_names, rest)), workloads.task_settings(self.settings, t))
             for m, t, b, i, o, d, *rest in grid
         ]
 
     def to_dict(self) -> dict[str, Any]:
         """A config mapping that :func:`parse_config` reads back to an equal object."""
         s = self.settings.to_dict()
-        return {
+        out = {
             "name": self.name, "chapter": self.chapter,
             "models": [{**m.to_dict(), "overrides": dict(m.overrides)} for m in self.models],
             "tasks": [t.to_dict() for t in self.tasks],
@@ -214,7 +231,10 @@ class SweepConfig:
             "meters": s["meters"], "isolate": self.isolate,
             "quality": {"items": s["quality_items"]}, "seed": s["seed"],
             "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
+            "workload": self.settings.workload,
+            **({self.settings.workload: dict(self.settings.options)} if self.settings.options else {}),
         }
+        return {k: v for k, v in out.items() if k not in workloads.unused_keys(self.settings.workload)}
 
 
 # ---------------------------------------------------------------- parsing
@@ -325,8 +345,9 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
     roofline = raw.get("roofline", True)
     if not isinstance(roofline, bool):
         raise ParameterError(f"roofline={roofline!r} is not valid; choose one of: True, False")
+    workload, options = workloads.parse(raw)
     return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, float(idle_s),
-                    meters, items, seed, roofline)
+                    meters, items, seed, roofline and workload == workloads.GENERATION, workload, options)
 
 
 def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:

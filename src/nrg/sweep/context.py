@@ -25,12 +25,13 @@ class SweepContext:
     idle_power_w: Mapping[str, float] = field(default_factory=dict)
     mem_bandwidth_bytes_per_s: float | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    run_dir: str | None = None    # where a workload may keep files shared by cells (cache/)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, so the context reaches a cell subprocess as JSON."""
         return {"run_id": self.run_id, "chapter": self.chapter, "idle_power_w": dict(self.idle_power_w),
                 "mem_bandwidth_bytes_per_s": self.mem_bandwidth_bytes_per_s,
-                "provenance": dict(self.provenance)}
+                "provenance": dict(self.provenance), "run_dir": self.run_dir}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepContext:

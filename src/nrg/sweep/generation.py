@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -207,16 +207,23 @@ def load_model(cell: Cell) -> LoadedModel:
     return load(spec)
 
 
-def apply_transforms(loaded: LoadedModel, cell: Cell) -> tuple[LoadedModel, dict[str, Any]]:
-    """Apply each extra axis' ``transform`` in config order; collect their columns."""
+def apply_transforms(loaded: LoadedModel, cell: Cell, only: Sequence[str] | None = None,
+                     options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[LoadedModel, dict[str, Any]]:
+    """Apply each extra axis' ``transform`` in config order; collect their columns.
+
+    ``only`` limits this to the named axes and ``options`` gives an axis' transform
+    keyword arguments: the finetune workload prunes once, then quantizes a copy per
+    tuned model, with sparse kernels deferred until after training.
+    """
     from nrg import axes
 
     columns: dict[str, Any] = {}
     for name, value in cell.axes:
         axis = axes.get(name)
-        if axis.transform is None or value == axis.default:
+        if axis.transform is None or value == axis.default or (only is not None and name not in only):
             continue
-        result, extra = axis.transform(loaded, value)
+        transform: Callable[..., tuple[Any, dict[str, Any]]] = axis.transform
+        result, extra = transform(loaded, value, **dict((options or {}).get(name, {})))
         if result is not loaded and hasattr(result, "parameters"):  # a bare module came back
             loaded = dataclasses.replace(loaded, model=result)
         elif result is not loaded:

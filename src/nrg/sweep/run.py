@@ -132,7 +132,8 @@ def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
     if cfg.settings.roofline and cfg.settings.device == "cpu" and cells:
         bandwidth = memory_bandwidth_bytes_per_s(size_mb=BANDWIDTH_MB, repeats=BANDWIDTH_REPEATS)
     return SweepContext(run_id=run_id, chapter=cfg.chapter, idle_power_w=idle,
-                        mem_bandwidth_bytes_per_s=bandwidth, provenance=prov)
+                        mem_bandwidth_bytes_per_s=bandwidth, provenance=prov,
+                        run_dir=str(run.run_dir.resolve()))
 
 
 def measure_idle(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> dict[str, float]:

@@ -16,22 +16,23 @@ training method.
 
 Each phase runs inside one named window of an :class:`nrg.meters.EnergyMonitor`
 (``"finetune"``, ``"inference"``); tokenization happens before the window, so
-the window holds the model's work. :func:`nrg.tickets.study.run_ticket_study` runs the grid of quantization x pruning settings.
+the window holds the model's work. :mod:`nrg.tickets.workload` runs these
+phases as a workload of the sweep runner, over the ``quant`` x ``prune`` axes.
 """
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_positive
 from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
 
 if TYPE_CHECKING:
+    from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
 
 SYSTEM_PROMPT = "You are a NOC engineer. Read the fault ticket and write its resolution."
@@ -57,36 +58,51 @@ class TrainSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= 1")
         check_positive("learning_rate", self.learning_rate)
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
             raise ParameterError(f"max_steps={self.max_steps!r} is not valid; an integer >= 1 or None")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a config mapping (``seed`` left out: the sweep's ``seed`` sets it)."""
+        out = asdict(self)
+        out.pop("seed")
+        return out
 
 
 @dataclass(frozen=True)
 class PhaseResult:
-    """One measured phase: its energy record, quality metrics and what was done."""
+    """One measured phase: its window, the tokens it processed, quality metrics and what was done."""
 
     phase: str
-    record: dict[str, Any]
+    measurement: Measurement
+    tokens: int
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def row(self) -> dict[str, Any]:
-        """The phase as one result row: phase name, energy record, metrics and extras."""
-        return {"phase": self.phase, **self.record, **self.metrics, **self.extra}
 
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Silence the per-call warnings of bitsandbytes / peft / transformers inside a phase."""
+    """Silence load reports, progress bars and per-call warnings of transformers / peft / bitsandbytes.
+
+    Why: a notebook page (and a cell's log) should show the measurements, not
+    a library's notices repeated for every cell.
+    """
+    from transformers.utils import logging as hf_logging
+
     logger = logging.getLogger("bitsandbytes")
     level = logger.level
+    verbosity = hf_logging.get_verbosity()
     logger.setLevel(logging.ERROR)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
 
 
 def attach_lora(model: Any, kind: str, settings: TrainSettings) -> Any:
@@ -105,8 +121,13 @@ def attach_lora(model: Any, kind: str, settings: TrainSettings) -> Any:
 
 
 def trainable_parameters(model: Any) -> int:
-    """Number of parameters the optimizer updates (LoRA adapters, or all when fully fine-tuning)."""
+    """Parameters the optimiser updates (LoRA adapters and the classifier head)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def model_device(model: Any) -> Any:
+    """Where the model's weights are: token ids go there (tokenizers give CPU tensors)."""
+    return next(model.parameters()).device
 
 
 def _batches(n: int, settings: TrainSettings) -> list[list[int]]:
@@ -122,19 +143,20 @@ def _batches(n: int, settings: TrainSettings) -> list[list[int]]:
 
 
 def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor: Monitor) -> PhaseResult:
-    """AdamW over the trainable parameters in one ``"finetune"`` window; returns its record."""
+    """AdamW over the trainable parameters in one ``"finetune"`` window; returns its measurement."""
     import torch
 
     torch.manual_seed(settings.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
     batches = _batches(len(encoded["input_ids"]), settings)
+    device = model_device(model)
     losses: list[float] = []
     tokens = 0
     model.train()
     with quiet(), monitor.window("finetune") as window:
         for index in batches:
-            batch = {key: value[index] for key, value in encoded.items()}
+            batch = {key: value[index].to(device) for key, value in encoded.items()}
             loss = model(**batch).loss
             loss.backward()
             optimizer.step()
@@ -142,12 +164,10 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
             losses.append(float(loss.detach()))
             tokens += int(batch["attention_mask"].sum())
     model.eval()
-    assert window.measurement is not None  # set when the window's block exits
-    record = window.measurement.to_record()
     extra = {"steps": len(batches), "train_tokens": tokens, "train_loss_first": losses[0],
-             "train_loss_last": losses[-1], "trainable_params": trainable_parameters(model),
-             "tokens_per_s": tokens / record["time_s"] if record["time_s"] > 0 else math.nan}
-    return PhaseResult("finetune", record, {}, extra)
+             "train_loss_last": losses[-1], "trainable_params": trainable_parameters(model)}
+    assert window.measurement is not None  # set when the window's block exits
+    return PhaseResult("finetune", window.measurement, tokens, {}, extra)
 
 
 # ------------------------------------------------------------------ root cause (classifier)
@@ -155,7 +175,7 @@ def train(model: Any, encoded: dict[str, Any], settings: TrainSettings, monitor:
 
 def encode_classification(tokenizer: Any, texts: Sequence[str], label_ids: Sequence[int] | None,
                           max_len: int) -> dict[str, Any]:
-    """Tokenize ``texts`` as one padded batch of tensors, with ``labels`` when label ids are given."""
+    """Padded, truncated token ids (and labels when given) for the classifier."""
     import torch
 
     encoded = dict(tokenizer(list(texts), padding=True, truncation=True, max_length=max_len,
@@ -178,20 +198,19 @@ def evaluate_classifier(model: Any, tokenizer: Any, texts: Sequence[str], label_
     import torch
 
     encoded = encode_classification(tokenizer, texts, None, settings.max_len)
+    device = model_device(model)
     predictions: list[int] = []
     model.eval()
     with quiet(), torch.no_grad(), monitor.window("inference") as window:
         for start in range(0, len(texts), settings.batch_size):
-            batch = {k: v[start:start + settings.batch_size] for k, v in encoded.items()}
+            batch = {k: v[start:start + settings.batch_size].to(device) for k, v in encoded.items()}
             predictions += model(**batch).logits.argmax(-1).tolist()
-    assert window.measurement is not None  # set when the window's block exits
-    record = window.measurement.to_record()
     metrics = {"accuracy": accuracy(predictions, list(label_ids)),
                "macro_f1": macro_f1(predictions, list(label_ids))}
     n_tokens = int(encoded["attention_mask"].sum())
-    extra = {"n_eval": len(texts), "eval_tokens": n_tokens,
-             "tokens_per_s": n_tokens / record["time_s"] if record["time_s"] > 0 else math.nan}
-    return PhaseResult("inference", record, metrics, extra)
+    extra = {"n_eval": len(texts), "eval_tokens": n_tokens}
+    assert window.measurement is not None  # set when the window's block exits
+    return PhaseResult("inference", window.measurement, n_tokens, metrics, extra)
 
 
 # ------------------------------------------------------------------ response (generator)
@@ -243,11 +262,12 @@ def generate_responses(model: Any, tokenizer: Any, texts: Sequence[str], max_new
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    device = model_device(model)
     outputs: list[str] = []
     generated = 0
     for start in range(0, len(texts), batch_size):
         prompts = [render_prompt(tokenizer, t) for t in texts[start:start + batch_size]]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         with torch.no_grad():
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
@@ -263,11 +283,8 @@ def evaluate_generator(model: Any, tokenizer: Any, texts: Sequence[str], respons
     model.eval()
     with quiet(), monitor.window("inference") as window:
         predictions, generated = generate_responses(model, tokenizer, texts, max_new_tokens, batch_size)
-    assert window.measurement is not None  # set when the window's block exits
-    record = window.measurement.to_record()
     metrics = {"rouge_l": rouge_l(predictions, list(responses)), "bleu": bleu(predictions, list(responses))}
-    extra = {"n_eval": len(texts), "output_tokens": max_new_tokens, "generated_tokens": generated,
-             "tokens_per_s": generated / record["time_s"] if record["time_s"] > 0 else math.nan,
-             "energy_per_token_j": record["energy_j"] / generated if generated else math.nan,
+    extra = {"n_eval": len(texts), "generated_tokens": generated,
              "example_prediction": predictions[0] if predictions else ""}
-    return PhaseResult("inference", record, metrics, extra)
+    assert window.measurement is not None  # set when the window's block exits
+    return PhaseResult("inference", window.measurement, generated, metrics, extra)

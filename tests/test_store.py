@@ -86,3 +86,17 @@ def test_a_session_records_its_config_pid_and_host(tmp_path):
     session = run.read_manifest()["sessions"][0]
     assert session["pid"] == os.getpid() and session["hostname"] == socket.gethostname()
     assert session["config_id"] == run.read_manifest()["configs"][0]["config_id"]
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    (["ok", "ok"], "ok"),
+    (["unsupported", "ok"], "ok"),          # a final answer about the machine: --retry-failed keeps it
+    (["unsupported"], "ok"),
+    (["ok", "failed"], "failed"),
+    (["failed"], "failed"),
+])
+def test_only_a_failed_row_makes_a_cell_failed(tmp_path, statuses, expected):
+    run = RunStore.at(tmp_path)
+    run.create()
+    run.write_cell("c1", pd.DataFrame({"cell_id": "c1", "status": statuses, "phase": "finetune"}))
+    assert run.finished() == {"c1": expected}

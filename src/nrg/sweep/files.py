@@ -77,8 +77,13 @@ def read_cell(path: Path, columns: Iterable[str] | None = None) -> pa.Table:
 
 
 def cell_status(table: pa.Table) -> str:
-    """``ok`` when every row of a cell is ok, else ``failed`` (what ``--retry-failed`` reruns)."""
-    return "ok" if set(table.column("status").to_pylist()) == {"ok"} else "failed"
+    """``failed`` when a row of the cell failed (what ``--retry-failed`` reruns), else ``ok``.
+
+    An ``unsupported`` row is a final answer about this machine and its
+    software (e.g. LoRA cannot wrap torch's dynamic int8 layers), not a
+    failure: rerunning it would give the same row.
+    """
+    return "failed" if "failed" in set(table.column("status").to_pylist()) else "ok"
 
 
 def cell_files(cells_dir: Path) -> list[Path]:

@@ -25,11 +25,13 @@ Keys (all but ``models`` optional)::
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
     cell_timeout_s: null         # isolated cells running longer are killed and recorded failed
+    allow_hardware_settings: false  # true lets axes change GPU clocks / power limit / cpufreq
+                                 # (restored after each cell); off, such values are refused
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
-items, seed -- and nothing else (not the name, chapter, output folder or
-isolation), so the same cell measured by two sweeps has the same id.
+items, seed -- and nothing else (not the name, chapter, output folder,
+isolation or consent), so the same cell measured by two sweeps has the same id.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
-    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s",
+    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "allow_hardware_settings",
 )
 
 
@@ -180,6 +182,7 @@ class SweepConfig:
     settings: Settings = field(default_factory=Settings)
     isolate: bool = True
     cell_timeout_s: float | None = None
+    allow_hardware_settings: bool = False   # consent to change clocks etc.; not in the cell id
 
     def cells(self) -> list[Cell]:
         """The grid in a fixed order: models outermost, extra axes innermost."""
@@ -208,6 +211,7 @@ class SweepConfig:
             "meters": s["meters"], "isolate": self.isolate,
             "quality": {"items": s["quality_items"]}, "seed": s["seed"],
             "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
+            "allow_hardware_settings": self.allow_hardware_settings,
         }
 
 
@@ -357,6 +361,9 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     timeout = raw.get("cell_timeout_s")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ParameterError(f"cell_timeout_s={timeout!r} is not valid; it must be a number > 0 or null")
+    consent = raw.get("allow_hardware_settings", False)
+    if not isinstance(consent, bool):
+        raise ParameterError(f"allow_hardware_settings={consent!r} is not valid; choose one of: True, False")
     name = str(raw.get("name", "sweep"))
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
@@ -370,5 +377,6 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         dtypes=dtypes, axes=_axes(raw.get("axes") or {}, extra_axes),
         settings=_settings(raw), isolate=isolate,
         cell_timeout_s=None if timeout is None else float(timeout),
+        allow_hardware_settings=consent,
     )
 

@@ -15,7 +15,7 @@ all: book
 
 $(STAMP): pyproject.toml constraints.txt requirements-embedded.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,quant,embedded,quality]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-embedded.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nrg)" >/dev/null
 	touch $(STAMP)

@@ -46,7 +46,8 @@ def test_the_packages_really_are_missing(tmp_path):
     assert float(done.stdout) == pytest.approx(2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3))
 
 
-@pytest.mark.parametrize("command", [["--help"], ["models"], ["meters", "--idle-s", "0.1"], ["dvfs"]])
+@pytest.mark.parametrize("command", [["--help"], ["models"], ["meters", "--idle-s", "0.1"], ["dvfs"],
+                                     ["reference", "--help"]])
 def test_the_cli_starts_without_the_optional_packages(tmp_path, command):
     done = _run(["-m", "nrg", *command], tmp_path)
     assert done.returncode == 0, done.stderr

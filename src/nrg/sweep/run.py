@@ -16,7 +16,9 @@ Order of work, and why:
 
 A rerun skips finished cells (``retry_failed=True`` reruns failed ones);
 ``kill -9`` at any moment loses at most the cell in progress and never
-duplicates rows (see :mod:`nrg.sweep.store`).
+duplicates rows (see :mod:`nrg.sweep.store`). A ``gate`` may decide, just
+before each unfinished cell, whether it runs and with which time limit (how
+``nrg reference`` keeps a run inside its time budget).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +48,16 @@ STDERR_TAIL_CHARS = 2000
 def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str | Path,
               progress: bool = True, isolate: bool | None = None,
               retry_failed: bool = False,
-              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+              monitor_options: Mapping[str, Any] | None = None,
+              gate: Callable[[Cell], float | None] | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return all rows of the run.
 
     ``isolate`` overrides the config's ``isolate`` key when given.
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
+    ``gate(cell)``, called before each unfinished cell, returns the seconds the
+    cell may take (an isolated cell is killed after that, as with
+    ``cell_timeout_s``) or None to leave the cell for a later run.
     """
     from nrg.sweep import check as sweep_check
     from nrg.sweep import store
@@ -73,8 +79,14 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
             if c.cell_id not in done or (retry_failed and done[c.cell_id] != "ok")]
     context = _sweep_context(cfg, run, todo, monitor_options)
     for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
+        timeout_s = cfg.cell_timeout_s
+        if gate is not None:
+            allowed_s = gate(c)
+            if allowed_s is None:
+                continue
+            timeout_s = allowed_s if timeout_s is None else min(timeout_s, allowed_s)
         if cfg.isolate:
-            run_isolated(c, context, run, cfg.cell_timeout_s)
+            run_isolated(c, context, run, timeout_s)
         else:
             run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
     return store.load(run.run_dir)

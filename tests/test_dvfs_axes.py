@@ -128,7 +128,7 @@ def test_environment_recovers_a_killed_run_before_applying(env):
 
 
 def test_probe_reports_clocks_power_and_permission(env):
-    result = dvfs.probe()
+    result = dvfs.probe(allow_hardware_settings=True)
     g = result.gpu
     assert g.available and g.name == "Fake GPU"
     assert g.memory_clocks_mhz == (1593, 810)
@@ -146,14 +146,14 @@ def test_probe_reports_clocks_power_and_permission(env):
 
 def test_probe_without_permission_says_why(env):
     env.fake.update(admin=False)
-    g = dvfs.probe().gpu
+    g = dvfs.probe(allow_hardware_settings=True).gpu
     assert g.can_set_power_limit is False and g.can_lock_clocks is False
     assert "needs root or `nvidia-smi -acp UNRESTRICTED`" in g.permission_reason
-    assert dvfs.probe().axes["gpu_clock_mhz"] is False
+    assert dvfs.probe(allow_hardware_settings=True).axes["gpu_clock_mhz"] is False
 
 
 def test_probe_test_lock_round_trip(env):
-    g = dvfs.probe(test_lock=True).gpu
+    g = dvfs.probe(test_lock=True, allow_hardware_settings=True).gpu
     assert g.can_lock_clocks is True
     assert env.fake.state["calls"][-2:] == ["SetGpuLockedClocks 1410 1410", "ResetGpuLockedClocks"]
     assert env.fake.state["gpu_locked"] is None
@@ -180,7 +180,7 @@ def test_cli_json_and_recover(env, capsys):
     assert data["gpu"]["memory_clocks_mhz"] == [1593, 810] and data["cpu"]["cpus"] == 2
     env.fake.update(gpu_locked=[600, 600])
     marker.add_entry(env.marker, _stale_entry("gpu_locked_clocks", {"gpu_index": 0}, None, [600, 600]))
-    assert main(["dvfs", "--recover", "--sysfs-root", str(env.root)]) == 0
+    assert main(["dvfs", "--recover", "--allow-hardware-settings", "--sysfs-root", str(env.root)]) == 0
     assert "restored: gpu_locked_clocks" in capsys.readouterr().out
     assert env.fake.state["gpu_locked"] is None and not env.marker.exists()
 
@@ -189,7 +189,7 @@ def test_cli_recover_failure_keeps_marker_and_exits_1(env, capsys):
     env.fake.update(admin=False)
     marker.add_entry(env.marker, _stale_entry("gpu_power_limit", {"gpu_index": 0},
                                               {"limit_mw": 250_000}, {"limit_mw": 150_000}))
-    assert main(["dvfs", "--recover", "--sysfs-root", str(env.root)]) == 1
+    assert main(["dvfs", "--recover", "--allow-hardware-settings", "--sysfs-root", str(env.root)]) == 1
     out = capsys.readouterr().out
     assert "FAILED: gpu_power_limit" in out and "needs root" in out
     assert len(marker.read_entries(env.marker)) == 1

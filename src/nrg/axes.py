@@ -15,6 +15,10 @@ An axis has two optional hooks:
 
 ``validate(values)`` runs before any work starts and raises
 :class:`nrg.errors.ParameterError` naming the axis and the valid values.
+An axis whose environment changes the machine's settings (clocks, power
+limit, cpufreq) also has ``changes(values)``: what applying ``values`` would
+change and on which device (None: nothing, e.g. only the default). A sweep
+runs such values only with ``allow_hardware_settings`` (:func:`require_consent`).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from nrg.errors import choice_error
+from nrg.errors import ParameterError, choice_error
 
 ObservedColumns = Callable[[], dict[str, Any]]
 
@@ -39,6 +43,7 @@ class Axis:
     environment: Callable[[Any], AbstractContextManager[ObservedColumns]] | None = None
     transform: Callable[[Any, Any], tuple[Any, dict[str, Any]]] | None = None
     doc: str = ""
+    changes: Callable[[Sequence[Any]], str | None] | None = None
 
 
 _REGISTRY: dict[str, Axis] = {}
@@ -75,6 +80,24 @@ def get(name: str) -> Axis:
     if name not in axes:
         raise choice_error("axis", name, sorted(axes))
     return axes[name]
+
+
+def require_consent(axis: Axis, values: Sequence[Any], allowed: bool) -> None:
+    """Refuse values of ``axis`` that would change hardware settings unless ``allowed``.
+
+    Called before any work (and before the axis' own ``validate`` talks to the
+    device), so a refused sweep leaves the machine and the disk untouched.
+    """
+    if allowed or axis.changes is None:
+        return
+    change = axis.changes(list(values))
+    if change:
+        raise ParameterError(
+            f"{axis.name}={list(values)!r} would {change}; nrg changes hardware settings only with "
+            "consent and allow_hardware_settings is off (the default). To opt in: "
+            "`allow_hardware_settings: true` in the sweep config, or `--allow-hardware-settings` on "
+            "`nrg sweep` (every change is restored after each cell). Without it, give only null "
+            "(leave as is) to observe the default setting")
 
 
 def iter_axes(names: Sequence[str]) -> Iterator[Axis]:

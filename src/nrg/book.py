@@ -99,7 +99,11 @@ def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> Non
 def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str, Any],
                     progress: bool = False) -> Path:
     """Run one chapter through papermill into ``output`` (checked first)."""
-    import papermill
+    try:
+        import papermill
+    except ImportError:  # the book extra is optional: the package runs without Jupyter
+        raise ParameterError("running a chapter needs papermill and a Jupyter kernel: pip install 'nrg[book]' "
+                             "(or use `nrg sweep` / `nrg reference`, which need no Jupyter)") from None
 
     check_parameters(root, chapter, params)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from nrg import __version__
 from nrg.errors import ParameterError
 
-COMMANDS: tuple[str, ...] = ("meters", "models", "sweep", "dvfs", "book")
+COMMANDS: tuple[str, ...] = ("meters", "models", "sweep", "dvfs", "book", "reference")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,17 @@
 """Driver of chapter 3: GPU frequency scaling (DVFS) -- energy, latency, power, EDP and ED²P per clock.
 
-The chapter first asks the machine what it may change (:func:`nrg.dvfs.probe`),
+The chapter first asks the machine what it may change (:func:`probe_machine`),
 then decides (:func:`plan`): sweep locked GPU graphics clocks, else GPU power
-limits, else measure nothing live. Whatever was measured -- here, or on a GPU
-machine whose run was committed under ``results/reference/<gpu>/03_dvfs/`` --
-goes through the same :func:`nrg.chapters.dvfs_analysis.analyse`. Nothing is
-ever modelled in place of a measurement: without a changeable frequency and
-without reference data, the chapter says so and prints the sweep config that
-would produce the data.
+limits, else measure only the default setting, observing the clocks the
+hardware chose by itself. Changing a clock or power limit needs the user's
+consent (``allow_hardware_settings=True``; off by default, because on a shared
+machine it slows everyone's work): without it nothing is written to the
+hardware, not even the probe's permission test, and the plan says why no
+clock was swept. Whatever was measured -- here, or on a GPU machine whose run
+was committed under ``results/reference/<gpu>/03_dvfs/`` -- goes through the
+same :func:`nrg.chapters.dvfs_analysis.analyse`. Nothing is ever modelled in
+place of a measurement: without reference data, the chapter says so and
+prints the sweep config that would produce the data.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nrg import carbon
 from nrg.chapters import common, sweeps
+from nrg.dvfs.common import as_consent
 from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
@@ -66,8 +71,9 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
           batch_size: int = 1, dtype: str = "auto", device: str = "auto", repeats: Any = None,
           warmup: int = 1, idle_s: float = 2.0, meters: Any = None, isolate: bool = True,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
-          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
-          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
+          allow_hardware_settings: Any = False, region: str = carbon.DEFAULT_REGION,
+          price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
+          **unknown: Any) -> dict[str, Any]:
     """Checked parameters (raises ParameterError before any work; nothing is written)."""
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
@@ -91,6 +97,7 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
         "isolate": isolate, "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
         "run_dir": common.run_dir(CHAPTER, run_dir),
         "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
+        "allow_hardware_settings": as_consent(allow_hardware_settings),
         **impact,
     }
     sweeps.check_configs([sweep_config(params, None, ())])  # models, device, lengths, meters
@@ -106,6 +113,7 @@ def sweep_config(params: Mapping[str, Any], axis: str | None, values: Sequence[A
         "device": params["device"], "repeats": params["repeats"], "warmup": params["warmup"],
         "idle_s": params["idle_s"], "meters": params["meters"], "isolate": params["isolate"],
         "quality": {"items": 0}, "roofline": True,
+        "allow_hardware_settings": bool(params.get("allow_hardware_settings", False)),
     }
     if axis is not None:
         config["axes"] = {axis: list(values)}
@@ -114,15 +122,28 @@ def sweep_config(params: Mapping[str, Any], axis: str | None, values: Sequence[A
 
 @dataclass(frozen=True)
 class Plan:
-    """What the chapter measures live: an axis and its values, or nothing, and why."""
+    """What the chapter measures live: an axis and its values (None = the default setting), and why."""
 
     live: bool
     axis: str | None
     values: tuple[Any, ...]
     reason: str
 
+    @property
+    def sweeps(self) -> bool:
+        """Whether the plan changes a setting (a value other than the default)."""
+        return any(v is not None for v in self.values)
+
     def _repr_markdown_(self) -> str:
         return self.reason
+
+
+def probe_machine(params: Mapping[str, Any]) -> Any:
+    """What this machine lets nrg change; writes to the GPU (a test lock) only with consent."""
+    from nrg import dvfs
+
+    allowed = bool(params.get("allow_hardware_settings", False))
+    return dvfs.probe(test_lock=allowed, allow_hardware_settings=allowed)
 
 
 def _resolve_clocks(params: Mapping[str, Any], gpu: Any) -> list[int]:
@@ -144,18 +165,40 @@ def _nothing_changeable(probe: Any) -> str:
     return f"GPU: {gpu}. CPU: {cpu}."
 
 
+def _default_only(probe: Any, why: str) -> Plan:
+    """Measure the default setting only, changing nothing; observe what the hardware chose."""
+    seen = (f"the clock and power {probe.gpu.name} chose by itself are sampled during every cell"
+            if probe.gpu.available else "no GPU clock can be observed here")
+    return Plan(True, "gpu_clock_mhz", (None,),
+                f"{why} **Only the default setting is measured** ({seen}); nothing is changed on this machine.")
+
+
+def _without_consent(probe: Any) -> Plan:
+    """No consent: say exactly why clocks were not swept and what consent would do here."""
+    why = ("**Clocks were not swept: hardware settings are not allowed** (`allow_hardware_settings=False`, "
+           "the default), so nrg changes no clock or power limit.")
+    if probe.axes.get("gpu_clock_mhz") or probe.axes.get("power_limit_w"):
+        why += (f" On this machine, GPU {probe.gpu.index} ({probe.gpu.name}) reports settings that could be "
+                "changed; rerun with `allow_hardware_settings=True` (e.g. `-p allow_hardware_settings True`) "
+                "to sweep its clocks (each restored after its cell).")
+    else:
+        why += f" Nothing could be changed here anyway: {_nothing_changeable(probe)}"
+    return _default_only(probe, why)
+
+
 def plan(params: Mapping[str, Any], probe: Any) -> Plan:
     """Decide from the capability ``probe`` what to sweep; never raises for a missing GPU."""
+    if not params.get("allow_hardware_settings", False):
+        return _without_consent(probe)
     usable = probe.axes
     default = (None,) if params["include_default_clock"] else ()
-    no_live = "**Nothing in this chapter is measured live.**"
     if not any(usable.get(a) for a in ("gpu_clock_mhz", "power_limit_w")):
-        return Plan(False, None, (), "**No frequency can be changed on this machine.** "
-                    f"{_nothing_changeable(probe)} {no_live}")
+        return _default_only(probe, "**No frequency can be changed on this machine.** "
+                             f"{_nothing_changeable(probe)}")
     if params["device"] not in ("cuda", "cuda:0"):
-        return Plan(False, None, (), f"This machine's GPU settings can be changed, but device="
-                    f"{params['device']!r}: a GPU clock cannot change the time of work that does not run "
-                    f"on GPU 0. Rerun with `device='cuda'`. {no_live}")
+        return _default_only(probe, f"This machine's GPU settings can be changed, but device="
+                             f"{params['device']!r}: a GPU clock cannot change the time of work that does not "
+                             "run on GPU 0. Rerun with `device='cuda'` to sweep clocks.")
     if usable.get("gpu_clock_mhz"):
         clocks = _resolve_clocks(params, probe.gpu)
         return Plan(True, "gpu_clock_mhz", default + tuple(clocks),
@@ -166,8 +209,8 @@ def plan(params: Mapping[str, Any], probe: Any) -> Plan:
         return Plan(True, "power_limit_w", default + limits,
                     f"Clocks cannot be locked here ({probe.gpu.permission_reason}), but the power limit "
                     f"can be set: the chapter sweeps {', '.join(map(str, limits))} W instead.")
-    return Plan(False, None, (), "**No GPU clock can be locked on this machine** "
-                f"({probe.gpu.permission_reason}); a power limit could be set: pass `power_limits_w`. {no_live}")
+    return _default_only(probe, "**No GPU clock can be locked on this machine** "
+                         f"({probe.gpu.permission_reason}); a power limit could be set: pass `power_limits_w`.")
 
 
 def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) -> pd.DataFrame:
@@ -189,8 +232,8 @@ def reference_sweep_config(params: Mapping[str, Any], clocks: Sequence[int] | No
     chosen = list(wanted) if wanted != "auto" else list(clocks or [])
     default = [None] if params["include_default_clock"] or not chosen else []
     dtype = params["dtype"] if params["device"].startswith("cuda") else "bfloat16"
-    return sweep_config({**params, "device": "cuda", "dtype": dtype, "isolate": True},
-                        "gpu_clock_mhz", default + chosen)
+    return sweep_config({**params, "device": "cuda", "dtype": dtype, "isolate": True,
+                         "allow_hardware_settings": False}, "gpu_clock_mhz", default + chosen)
 
 
 def reference_sweep_yaml(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> str:
@@ -199,6 +242,9 @@ def reference_sweep_yaml(params: Mapping[str, Any], clocks: Sequence[int] | None
 
     config = reference_sweep_config(params, clocks)
     text = yaml.safe_dump(config, sort_keys=False, default_flow_style=None)
+    text = text.replace("allow_hardware_settings: false",
+                        "allow_hardware_settings: false  # true (or --allow-hardware-settings) lets nrg lock "
+                        "the clocks: restored after each cell")
     if params["gpu_clocks_mhz"] == "auto" and not clocks:
         text = (f"# gpu_clocks_mhz is 'auto': on the GPU machine, `nrg dvfs` lists the supported graphics\n"
                 f"# clocks; add about {params['n_clocks']} of them, from lowest to highest, to axes.gpu_clock_mhz\n"
@@ -211,10 +257,12 @@ def no_reference_message(params: Mapping[str, Any], clocks: Sequence[int] | None
     return (
         f"No reference data has been committed for this chapter (`results/reference/<gpu>/{CHAPTER}/`). "
         "To produce it on a machine with an NVIDIA GPU whose clocks nrg may lock (root, or "
-        "`nvidia-smi -acp UNRESTRICTED`): check with `nrg dvfs --test-lock`, save the config below as "
-        f"`dvfs.yaml`, run `nrg sweep dvfs.yaml --out results/reference/<gpu-name>/{CHAPTER}` and commit "
-        "that folder; or run this notebook there with "
-        f"`-p device cuda -p run_dir results/reference/<gpu-name>/{CHAPTER}` "
-        "(the `gpu-paper` profile holds the paper's setting).\n\n"
+        "`nvidia-smi -acp UNRESTRICTED`) and whose owner agrees to it being changed: check with "
+        "`nrg dvfs --allow-hardware-settings --test-lock`, save the config below as `dvfs.yaml`, run "
+        f"`nrg sweep dvfs.yaml --allow-hardware-settings --out results/reference/<gpu-name>/{CHAPTER}` "
+        "and commit that folder; or run this notebook there with `-p allow_hardware_settings True "
+        f"-p device cuda -p run_dir results/reference/<gpu-name>/{CHAPTER}` "
+        "(the `gpu-paper` profile holds the paper's setting, with `allow_hardware_settings: false` "
+        "until you change it).\n\n"
         f"```yaml\n{reference_sweep_yaml(params, clocks)}```"
     )

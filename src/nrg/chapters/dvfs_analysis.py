@@ -188,7 +188,9 @@ def _sensitivity_findings(sens: Any, axis: str) -> list[str]:
     from nrg.findings import pct
     from nrg.stats import label
 
-    out = []
+    out: list[str] = []
+    if sens.empty:  # one setting only (the default): nothing moved
+        return out
     for model, part in sens.groupby("model", sort=True):
         by_phase = part.set_index("phase")
         if not {"prefill", "decode"} <= set(by_phase.index):

@@ -1,14 +1,31 @@
 """``nrg dvfs``: what this machine lets nrg change (GPU clocks, power limit, cpufreq), and recovery.
 
 ``nrg dvfs`` prints the capability probe and exits 0 even on a machine with no
-GPU and no cpufreq -- saying so is the answer. ``nrg dvfs --recover`` puts back
-what a killed run left changed (exit 1 if something could not be restored).
+GPU and no cpufreq -- saying so is the answer. It only reads: trying whether
+the GPU accepts changes (writing its power limit back, ``--test-lock``) and
+``--recover`` (putting back what a killed run left changed) write to the
+hardware, so they need ``--allow-hardware-settings``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Any
+
+
+def _recover(ns: argparse.Namespace) -> int:
+    from nrg import dvfs
+    from nrg.dvfs import marker, recovery
+    from nrg.dvfs.common import consent_error, marker_path
+
+    entries = marker.read_entries(marker_path())
+    if entries and not ns.allow_hardware_settings:
+        listed = "; ".join(recovery.describe(e) for e in entries)
+        raise consent_error(f"restore the {len(entries)} setting(s) recorded in {marker_path()} "
+                            f"({listed}); rerun as `nrg dvfs --recover --allow-hardware-settings`")
+    report = dvfs.recover(force=ns.force)
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def _run(ns: argparse.Namespace) -> int:
@@ -19,10 +36,8 @@ def _run(ns: argparse.Namespace) -> int:
                    marker_path=ns.marker if ns.marker is not None else current.marker_path,
                    sample_interval_s=current.sample_interval_s)
     if ns.recover:
-        report = dvfs.recover(force=ns.force)
-        print(report.summary())
-        return 0 if report.ok else 1
-    result = dvfs.probe(test_lock=ns.test_lock)
+        return _recover(ns)
+    result = dvfs.probe(test_lock=ns.test_lock, allow_hardware_settings=ns.allow_hardware_settings)
     if ns.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -39,11 +54,16 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--sysfs-root", default="/", help="root of the sysfs tree (default /)")
     parser.add_argument("--marker", default=None,
                         help="marker file (default $NRG_STATE_DIR or ~/.cache/nrg/dvfs-applied.json)")
+    parser.add_argument("--allow-hardware-settings", action="store_true",
+                        help="consent to write to the hardware: try permission by writing the power "
+                             "limit back, and allow --test-lock and --recover (off by default)")
     parser.add_argument("--recover", action="store_true",
-                        help="restore settings recorded in the marker by a killed run")
+                        help="restore settings recorded in the marker by a killed run "
+                             "(needs --allow-hardware-settings)")
     parser.add_argument("--force", action="store_true",
                         help="with --recover: also restore entries whose process looks alive")
     parser.add_argument("--test-lock", action="store_true",
-                        help="actually lock the GPU clock once and reset it, to test permission")
+                        help="actually lock the GPU clock once and reset it, to test permission "
+                             "(needs --allow-hardware-settings)")
     parser.add_argument("--json", action="store_true", help="print the probe as JSON")
     parser.set_defaults(func=_run)

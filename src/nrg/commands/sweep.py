@@ -20,13 +20,20 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--inline", action="store_true",
                         help="run cells in this process (isolate: false); faster, less robust")
     parser.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    parser.add_argument("--allow-hardware-settings", action="store_true",
+                        help="consent to the config's clock / power-limit / cpufreq axes changing this "
+                             "machine (restored after each cell); same as allow_hardware_settings: true")
     parser.set_defaults(func=_run)
 
 
 def _run(ns: argparse.Namespace) -> int:
+    from nrg.sweep.config import load_mapping
     from nrg.sweep.run import run_sweep
 
-    frame = run_sweep(ns.config, ns.out, progress=not ns.no_progress,
+    config: Any = ns.config
+    if ns.allow_hardware_settings:
+        config = {**load_mapping(ns.config), "allow_hardware_settings": True}
+    frame = run_sweep(config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
     print(summary(ns.out, frame))
     counts = frame.drop_duplicates("cell_id")["status"].value_counts().to_dict() if len(frame) else {}

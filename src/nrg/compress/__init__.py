@@ -13,7 +13,10 @@ both in that order; the ``prune`` axis is registered before ``quant`` for the
 same reason. Each transform returns the model and the columns describing what
 was done (``quant``, ``quant_status``, ``prune_method``, ``prune_ratio``,
 ``sparsity``, ``kernel``, ...). An unsupported quantization on this device is
-recorded (``quant_status="unsupported"``, ``quant_reason``), not raised.
+recorded (``quant_status="unsupported"``, ``quant_reason``), not raised; as a
+sweep axis it makes the cell ``unsupported`` with that reason (e.g. nf4 where
+bitsandbytes does not import), so an unquantized model is never measured
+under a quantized label.
 """
 from __future__ import annotations
 
@@ -130,5 +133,18 @@ def compress(model: ModelOrLoaded, quant: str = "none", prune_value: str = "none
 
 axes.register(axes.Axis("prune", "none", validate_prune, transform=prune,
                         doc="pruning: none, unstructured:<ratio>, structured:<ratio>, 2:4 (before quant)"))
-axes.register(axes.Axis("quant", "none", validate_quant, transform=quantize,
+def _quant_axis(model: Any, method: str) -> tuple[Any, dict[str, Any]]:
+    """The ``quant`` axis: :func:`quantize`, but a method this machine cannot run ends the cell.
+
+    NotImplementedError makes the cell's row ``unsupported`` with the reason
+    (e.g. "bitsandbytes unavailable: ..."), instead of measuring the
+    unquantized model as if it were quantized.
+    """
+    model, columns = quantize(model, method)
+    if columns.get("quant_status") != "ok":
+        raise NotImplementedError(f"quant={method!r} is not supported here: {columns.get('quant_reason')}")
+    return model, columns
+
+
+axes.register(axes.Axis("quant", "none", validate_quant, transform=_quant_axis,
                         doc="quantization: " + ", ".join(QUANT_METHODS)))

@@ -4,6 +4,11 @@ Each axis checks a whole list of values against what the device supports
 before the sweep starts, and around each cell applies one value (None =
 leave as is), samples what the hardware actually ran at, and restores.
 Before applying, it replays the marker of a previous killed run.
+
+Any value other than None changes the machine, so each axis says what it
+would change and where (``changes``); the sweep refuses such values unless
+the config has ``allow_hardware_settings: true`` (:func:`nrg.axes.require_consent`).
+None only observes: the clock, power or frequency the hardware chose itself.
 """
 from __future__ import annotations
 
@@ -46,6 +51,23 @@ def _validate_gpu(name: str, check: Callable[[gpu.Gpu, list[Any]], None]) -> Cal
         except DvfsError as exc:
             raise _unusable(name, wanted, exc) from exc
     return validate
+
+
+def _gpu_change(action: str, unit: str) -> Callable[[Sequence[Any]], str | None]:
+    """``changes`` of a GPU axis: e.g. "lock the graphics clock at 1410, 600 MHz on GPU 0 (H200)"."""
+    def changes(values: Sequence[Any]) -> str | None:
+        wanted = [v for v in values if v is not None]
+        if not wanted:
+            return None
+        return f"{action} {', '.join(map(str, wanted))} {unit} on {gpu.describe_gpu()}"
+    return changes
+
+
+def _cpu_change(values: Sequence[Any]) -> str | None:
+    wanted = [v for v in values if v is not None]
+    if not wanted:
+        return None
+    return f"cap scaling_max_freq at {', '.join(map(str, wanted))} kHz on {cpu.describe_cpus()}"
 
 
 def _check_graphics(device: gpu.Gpu, values: list[Any]) -> None:
@@ -139,16 +161,16 @@ def register_all() -> None:
     """Register the four axes in :mod:`nrg.axes` (done when :mod:`nrg.dvfs` is imported)."""
     axes.register(axes.Axis(
         "gpu_clock_mhz", None, _validate_gpu("gpu_clock_mhz", _check_graphics),
-        environment=gpu_clock_environment,
+        environment=gpu_clock_environment, changes=_gpu_change("lock the graphics clock at", "MHz"),
         doc="Lock the GPU graphics clock (MHz) for the cell; observed clock in gpu_clock_mhz_observed_*."))
     axes.register(axes.Axis(
         "mem_clock_mhz", None, _validate_gpu("mem_clock_mhz", _check_memory),
-        environment=mem_clock_environment,
+        environment=mem_clock_environment, changes=_gpu_change("lock the memory clock at", "MHz"),
         doc="Lock the GPU memory clock (MHz); observed in mem_clock_mhz_observed_*."))
     axes.register(axes.Axis(
         "power_limit_w", None, _validate_gpu("power_limit_w", _check_power),
-        environment=power_limit_environment,
+        environment=power_limit_environment, changes=_gpu_change("set the board power limit to", "W"),
         doc="Set the GPU board power limit (W); observed power in gpu_power_w_observed_*."))
     axes.register(axes.Axis(
-        "cpu_max_freq_khz", None, validate_cpu_max_freq, environment=cpu_environment,
+        "cpu_max_freq_khz", None, validate_cpu_max_freq, environment=cpu_environment, changes=_cpu_change,
         doc="Cap every CPU's scaling_max_freq (kHz); observed in cpu_freq_khz_observed_*."))

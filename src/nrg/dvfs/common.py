@@ -16,6 +16,10 @@ from nrg.errors import ParameterError
 
 MARKER_NAME = "dvfs-applied.json"
 PERMISSION_HINT = "needs root or `nvidia-smi -acp UNRESTRICTED`"
+CONSENT_KEY = "allow_hardware_settings"
+HOW_TO_CONSENT = ("to opt in: `allow_hardware_settings: true` in the sweep config, "
+                  "`--allow-hardware-settings` on the command line (`nrg sweep`, `nrg dvfs`), or "
+                  "`allow_hardware_settings=True` as a chapter parameter")
 
 
 class DvfsError(RuntimeError):
@@ -79,6 +83,30 @@ def marker_path(path: str | Path | None = None) -> Path:
     if path is not None:
         return Path(path)
     return _CONFIG.marker_path or default_marker_path()
+
+
+def as_consent(value: Any, parameter: str = CONSENT_KEY) -> bool:
+    """``value`` as a consent flag: True/False (or the strings true/false from papermill -p).
+
+    Why strict: changing a shared machine's clocks is not something a typo such
+    as ``"yes please"`` or ``1`` should switch on; anything else is refused.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ParameterError(f"{parameter}={value!r} is not valid; choose one of: True, False")
+
+
+def consent_error(change: str) -> ParameterError:
+    """The refusal when ``change`` (what, on which device) was asked without consent.
+
+    Why a refusal rather than a warning: on a shared server a locked clock or a
+    lowered power limit slows everyone's work, and the GPU rules of a lent
+    machine forbid it; nrg changes hardware settings only when the user opted in.
+    """
+    return ParameterError(f"allow_hardware_settings is off (the default), so nrg will not {change}; "
+                          f"{HOW_TO_CONSENT} (every change is restored afterwards)")
 
 
 def load_nvml(nvml_module: Any = None) -> Any:

@@ -33,6 +33,17 @@ def cpufreq_dirs(sysfs_root: str | Path | None = None) -> dict[str, Path]:
     return {name: path for _, name, path in sorted(found)}
 
 
+def describe_cpus(sysfs_root: str | Path | None = None) -> str:
+    """Which CPUs a cpufreq setting would change (for a refusal message); only lists directories."""
+    root = Path(sysfs_root) if sysfs_root is not None else settings().sysfs_root
+    names = list(cpufreq_dirs(root))
+    where = root / "sys" / "devices" / "system" / "cpu"
+    if not names:
+        return f"the CPUs (no cpufreq under {where})"
+    span = names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}"
+    return f"{len(names)} CPU(s) {span} (cpufreq under {where})"
+
+
 def _read(path: Path) -> str:
     return path.read_text().strip()
 

@@ -144,6 +144,19 @@ def open_gpu(gpu_index: int | None = None, nvml_module: Any = None) -> Iterator[
             nvml.nvmlShutdown()
 
 
+def describe_gpu(gpu_index: int | None = None) -> str:
+    """``"GPU 0 (NVIDIA H200)"``: which device a setting would change, for a refusal message.
+
+    Only reads (the name); falls back to ``"GPU 0"`` when NVML cannot tell.
+    """
+    index = settings().gpu_index if gpu_index is None else gpu_index
+    try:
+        with open_gpu(index) as device:
+            return f"GPU {index} ({device.name()})"
+    except DvfsError:
+        return f"GPU {index}"
+
+
 # -- checks before anything is changed ---------------------------------------------------
 
 

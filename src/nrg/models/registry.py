@@ -156,7 +156,9 @@ def embedded_available(info: ModelInfo) -> bool:
     if folder is None:
         return False
     if info.gguf_file:
-        return (folder / info.gguf_file).is_file()
+        from nrg.models.real import gguf_readable  # the gguf package, or a converted copy
+
+        return (folder / info.gguf_file).is_file() and gguf_readable(info)
     return (folder / "config.json").is_file()
 
 

@@ -120,5 +120,7 @@ def _check_tasks(cfg: SweepConfig) -> None:
 def _check_axes(cfg: SweepConfig) -> None:
     from nrg import axes
 
+    for name, values in cfg.axes:  # every consent first: validating may read the device
+        axes.require_consent(axes.get(name), values, cfg.allow_hardware_settings)
     for name, values in cfg.axes:
         axes.get(name).validate(list(values))

@@ -34,11 +34,13 @@ Keys (all but ``models`` optional)::
                                  # max_len, learning_rate, max_steps, lora_r, lora_alpha}),
                                  # train_repeats, n_generate, max_new_tokens, generate_batch_size;
                                  # defaults: chapter 4's (nrg.tickets.options.FinetuneOptions)
+    allow_hardware_settings: false  # true lets axes change GPU clocks / power limit / cpufreq
+                                 # (restored after each cell); off, such values are refused
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
-items, seed -- and nothing else (not the name, chapter, output folder or
-isolation), so the same cell measured by two sweeps has the same id.
+items, seed -- and nothing else (not the name, chapter, output folder,
+isolation or consent), so the same cell measured by two sweeps has the same id.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", 
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
     "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
+    "allow_hardware_settings",
 )
 
 
@@ -203,6 +206,7 @@ class SweepConfig:
     settings: Settings = field(default_factory=Settings)
     isolate: bool = True
     cell_timeout_s: float | None = None
+    allow_hardware_settings: bool = False   # consent to change clocks etc.; not in the cell id
 
     def cells(self) -> list[Cell]:
         """The grid in a fixed order: models outermost, extra axes innermost."""
@@ -233,6 +237,7 @@ class SweepConfig:
             "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
             "workload": self.settings.workload,
             **({self.settings.workload: dict(self.settings.options)} if self.settings.options else {}),
+            "allow_hardware_settings": self.allow_hardware_settings,
         }
         return {k: v for k, v in out.items() if k not in workloads.unused_keys(self.settings.workload)}
 
@@ -384,6 +389,9 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     timeout = raw.get("cell_timeout_s")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ParameterError(f"cell_timeout_s={timeout!r} is not valid; it must be a number > 0 or null")
+    consent = raw.get("allow_hardware_settings", False)
+    if not isinstance(consent, bool):
+        raise ParameterError(f"allow_hardware_settings={consent!r} is not valid; choose one of: True, False")
     name = str(raw.get("name", "sweep"))
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
@@ -397,5 +405,6 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         dtypes=dtypes, axes=_axes(raw.get("axes") or {}, extra_axes),
         settings=_settings(raw), isolate=isolate,
         cell_timeout_s=None if timeout is None else float(timeout),
+        allow_hardware_settings=consent,
     )
 

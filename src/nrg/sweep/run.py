@@ -16,7 +16,9 @@ Order of work, and why:
 
 A rerun skips finished cells (``retry_failed=True`` reruns failed ones);
 ``kill -9`` at any moment loses at most the cell in progress and never
-duplicates rows (see :mod:`nrg.sweep.store`).
+duplicates rows (see :mod:`nrg.sweep.store`). A ``gate`` may decide, just
+before each unfinished cell, whether it runs and with which time limit (how
+``nrg reference`` keeps a run inside its time budget).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +48,8 @@ STDERR_TAIL_CHARS = 2000
 def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str | Path,
               progress: bool = True, isolate: bool | None = None,
               retry_failed: bool = False,
-              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+              monitor_options: Mapping[str, Any] | None = None,
+              gate: Callable[[Cell], float | None] | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return the rows of its cells.
 
     The folder may hold cells of other configs (kept for cheap reruns) and two
@@ -56,6 +59,9 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``isolate`` overrides the config's ``isolate`` key when given.
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
+    ``gate(cell)``, called before each unfinished cell, returns the seconds the
+    cell may take (an isolated cell is killed after that, as with
+    ``cell_timeout_s``) or None to leave the cell for a later run.
     """
     from nrg.sweep import check as sweep_check
 
@@ -85,8 +91,14 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
             now = run.cell_status(c.cell_id)
             if now == "ok" or (now is not None and c.cell_id not in done):
                 continue  # another sweep measured it since this one looked
+            timeout_s = cfg.cell_timeout_s
+            if gate is not None:
+                allowed_s = gate(c)
+                if allowed_s is None:
+                    continue  # left for a later run (e.g. it would not fit a time budget)
+                timeout_s = allowed_s if timeout_s is None else min(timeout_s, allowed_s)
             if cfg.isolate:
-                run_isolated(c, context, run, cfg.cell_timeout_s)
+                run_isolated(c, context, run, timeout_s)
             else:
                 run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
     return _current_rows(run, cells, busy, damaged)

@@ -144,7 +144,11 @@ HUB_DATASETS: dict[str, tuple[str, str | None, str]] = {
 
 def load_hub(name: str, task: str, split: str | None = None) -> list[TaskItem]:
     """A public dataset through ``datasets.load_dataset`` (network or the local HF cache)."""
-    import datasets
+    try:
+        import datasets
+    except ImportError:  # optional (the quality extra); not on every machine
+        raise ParameterError(f"dataset={name!r} needs the datasets package (pip install datasets, or "
+                             "nrg's [quality] extra); the embedded datasets need nothing") from None
     hub_id, config, default_split = HUB_DATASETS[name]
     data = datasets.load_dataset(hub_id, config, split=split or default_split)
     return to_items(data, task, f"{hub_id}:{split or default_split}")

@@ -54,12 +54,11 @@ def macro_f1(predictions: Sequence[object], references: Sequence[object],
 
 
 def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L F-measure (``rouge-score``, with stemming), in [0, 1]."""
-    from rouge_score import rouge_scorer
+    """Mean ROUGE-L F-measure with stemming, in [0, 1] (rouge-score, else the same in nrg.tasks.rouge)."""
+    from nrg.tasks.metrics import rouge_scores
 
     _check_pairs("rouge_l", predictions, references)
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    scores = [scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in zip(predictions, references)]
+    scores = [rouge_scores(pred, ref)["rouge_l"] for pred, ref in zip(predictions, references)]
     return sum(scores) / len(scores)
 
 

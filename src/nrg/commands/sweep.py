@@ -6,13 +6,16 @@ the command, copy ``DIR`` back; rerunning it resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
 def add_command(subparsers: Any) -> None:
+    from nrg.cli import EXIT_CODES
+
     parser = subparsers.add_parser(
         "sweep", help="run a sweep config (YAML) and store one Parquet file per cell",
-        description=__doc__.splitlines()[0])
+        description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     parser.add_argument("config", help="sweep config file (YAML); keys: see nrg.sweep.config")
     parser.add_argument("--out", required=True, help="run directory (created; reused to resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -23,10 +26,16 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from nrg.sweep.run import run_sweep
+    from nrg.sweep.config import parse_config
+    from nrg.sweep.run import check_out_dir, run_sweep
 
-    frame = run_sweep(ns.config, ns.out, progress=not ns.no_progress,
+    config = parse_config(Path(ns.config))    # a path, never YAML text: `conf.txt` is a file
+    check_out_dir(ns.out, "--out")
+    frame = run_sweep(config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
+    ids = {c.cell_id for c in config.cells()}
+    if not frame.empty:
+        frame = frame[frame["cell_id"].isin(ids)]   # the folder may hold other configs' cells
     if frame.empty:
         print(f"{ns.out}: no rows")
         return 0

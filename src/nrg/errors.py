@@ -9,14 +9,17 @@ Each check that several modules need is written once here, so a sweep config,
 :func:`check_int` (whole numbers, never ``True``), :func:`check_number` and
 :func:`check_positive` (finite numbers: ``inf`` and ``NaN`` are refused, NaN
 would silently turn a timeout off) and :func:`check_bool` / :func:`parse_bool`
-(``"false"`` is not ``True``). Whether a device exists on this machine is
-:func:`nrg.models.check_device_available`.
+(``"false"`` is not ``True``) and :func:`check_writable_dir` (an output
+folder, checked before anything is written). Whether a device exists on this
+machine is :func:`nrg.models.check_device_available`.
 """
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 DEVICE_CHOICES = "'cpu', 'cuda', 'cuda:N' (N = GPU index)"
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -113,3 +116,23 @@ def check_device(parameter: str, value: object) -> str:
 def device_index(device: str) -> int | None:
     """The GPU index of ``cuda:N`` (``None`` for ``cpu`` and plain ``cuda``)."""
     return int(device.split(":", 1)[1]) if device.startswith("cuda:") else None
+
+
+def check_writable_dir(parameter: str, value: str | Path) -> Path:
+    """An output folder that exists or can be created, and is writable -- before anything is written.
+
+    Refused: a file, a path under a file, a folder this user may not write to.
+    """
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"{parameter}={str(value)!r} is not valid; it is a file, give a folder")
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"{parameter}={str(value)!r} is not valid; {str(existing)!r} is a file, "
+                             "so no folder can be created under it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError(f"{parameter}={str(value)!r} is not valid; {str(existing)!r} is not "
+                             "writable by this user")
+    return path

@@ -14,7 +14,6 @@ in :mod:`nrg.chapters.tickets_analysis`.
 """
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,7 +29,6 @@ TASKS: tuple[str, ...] = ("root_cause", "response")
 METRICS: dict[str, tuple[str, ...]] = {"root_cause": ("macro_f1", "accuracy"), "response": ("rouge_l", "bleu")}
 DEFAULT_CLASSIFIER = {"epochs": 2, "batch_size": 16, "max_len": 128, "learning_rate": 5e-3}
 DEFAULT_GENERATOR = {"batch_size": 2, "max_len": 192, "max_steps": 6, "learning_rate": 1e-3}
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def _strings(name: str, value: Any) -> list[str]:
@@ -120,8 +118,7 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
     task_list = _strings("tasks", tasks)
     common.check_choices("tasks", task_list, TASKS)
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise ParameterError(f"device={device!r} is not valid; choose 'cpu', 'cuda' or 'cuda:N'")
+    device = common.as_device("device", device)   # exists here: cuda:7 fails now, not after files
     grids = _grids(quant, prune, response_quant, response_prune)
     options = _study_options(n_tickets, seed, noise, w, train_repeats, classifier, generator, n_generate,
                              max_new_tokens, generate_batch_size, models, model_layers, device)
@@ -131,8 +128,7 @@ def check(n_tickets: int = 120, seed: int = 0, noise: float = 0.1, tickets_path:
                                          else response_repeats)}
     if threads is not None:
         threads = common.as_int("threads", threads)
-    if not isinstance(idle_s, (int, float)) or isinstance(idle_s, bool) or idle_s < 0:
-        raise ParameterError(f"idle_s={idle_s!r} is not valid; it must be a number >= 0")
+    idle_s = common.as_number("idle_s", idle_s)
     tickets = _user_tickets(tickets_path, text_column, label_column, response_column, task_list)
     from nrg.tickets.study import StudyConfig
 

@@ -26,11 +26,12 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
+    from nrg.errors import check_writable_dir
     from nrg.sweep.config import parse_config
-    from nrg.sweep.run import check_out_dir, run_sweep
+    from nrg.sweep.run import run_sweep
 
     config = parse_config(Path(ns.config))    # a path, never YAML text: `conf.txt` is a file
-    check_out_dir(ns.out, "--out")
+    check_writable_dir("--out", ns.out)
     frame = run_sweep(config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
     ids = {c.cell_id for c in config.cells()}

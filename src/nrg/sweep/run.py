@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.errors import ParameterError
+from nrg.errors import ParameterError, check_writable_dir
 from nrg.sweep import signals
 from nrg.sweep.cell import command, dvfs_spec, run_cell
 from nrg.sweep.config import Cell, SweepConfig, parse_config
@@ -76,7 +76,7 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     if monitor_options and cfg.isolate:
         raise ParameterError("monitor_options is only valid with isolate=False "
                              "(objects such as nvml_module cannot be sent to a cell process)")
-    check_out_dir(out_dir)
+    check_writable_dir("out_dir", out_dir)
     cells = sweep_check.check(cfg)
     dvfs = _dvfs_for_cells(cfg, cells)
     signals.recover_settings()  # before anything is measured, whatever this sweep's axes
@@ -101,25 +101,6 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
             raise SweepInterrupted(signum, sum(c.cell_id in finished for c in cells),
                                    len(cells)) from exc
     return store.load(run.run_dir)
-
-
-def check_out_dir(out_dir: str | Path, parameter: str = "out_dir") -> Path:
-    """The run folder must be a folder, or creatable, and writable -- checked before any work."""
-    path = Path(out_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ParameterError(f"{parameter}={str(out_dir)!r} is not valid; it is a file, give a folder")
-    existing = path
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ParameterError(f"{parameter}={str(out_dir)!r} is not valid; {str(existing)!r} is a file, "
-                             "so no folder can be created under it")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ParameterError(f"{parameter}={str(out_dir)!r} is not valid; {str(existing)!r} is not "
-                             "writable by this user")
-    return path
 
 
 GPU_AXES = ("gpu_clock_mhz", "mem_clock_mhz", "power_limit_w")

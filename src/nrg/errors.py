@@ -23,8 +23,8 @@ from pathlib import Path
 
 DEVICE_CHOICES = "'cpu', 'cuda', 'cuda:N' (N = GPU index)"
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
 
 
 class ParameterError(ValueError):
@@ -94,8 +94,8 @@ def check_bool(parameter: str, value: object) -> bool:
 def parse_bool(parameter: str, value: object) -> bool:
     """A bool, or a string that spells one exactly (papermill's ``-p isolate false`` injects ``"false"``).
 
-    Accepted spellings, in any case: true/false, yes/no, on/off, 1/0; anything
-    else is refused rather than guessed.
+    Accepted spellings, in any case: true/false, yes/no, on/off (YAML 1.1's
+    words); anything else -- numbers included -- is refused rather than guessed.
     """
     if isinstance(value, str):
         text = value.strip().lower()

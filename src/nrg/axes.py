@@ -19,7 +19,7 @@ An axis has two optional hooks:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +76,3 @@ def get(name: str) -> Axis:
         raise choice_error("axis", name, sorted(axes))
     return axes[name]
 
-
-def iter_axes(names: Sequence[str]) -> Iterator[Axis]:
-    """The axes for ``names``, in order, failing on the first unknown one."""
-    for name in names:
-        yield get(name)

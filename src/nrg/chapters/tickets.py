@@ -207,6 +207,9 @@ def measure(params: Mapping[str, Any], progress: bool = True) -> Any:
     """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows."""
     import pandas as pd
 
+    from nrg.dvfs.recovery import recover_leftovers
+
+    recover_leftovers()  # a clock a killed run left locked must not skew this chapter's energy
     if params["threads"]:
         import torch
 

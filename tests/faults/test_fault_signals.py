@@ -187,6 +187,22 @@ def test_stopping_the_sweep_stops_its_cell_gently_and_exits_130(env, tmp_path, c
     assert harmless_signals == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_in_process_sweep_restores_on_a_signal_then_stops(env, tmp_path, signum, harmless_signals):
+    """isolate: false -- the guard restores in the sweep's own process, then the sweep stops."""
+    def interrupt() -> None:
+        wait_for(lambda: _applied(env), what="the cell's settings")
+        os.kill(os.getpid(), signum)
+
+    thread = _in_background(interrupt)
+    with pytest.raises(SweepInterrupted) as info:
+        run_sweep(config(**ALL_AXES, repeats=FOREVER, isolate=False), tmp_path / "run", progress=False)
+    _joined(thread)
+    assert info.value.signum == signum and info.value.cells_done == 0
+    _assert_restored(env)
+    assert harmless_signals == []
+
+
 SWEEP = r"""
 import sys
 from fakes.nvml_dvfs import FakeNvml

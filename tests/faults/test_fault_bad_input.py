@@ -57,6 +57,13 @@ SWEEP: list[tuple[str, Any, str]] = [
     ("overrides-heads-do-not-divide", {"models": [{**G, "overrides": {"n_embd": 65}}]}, "overrides"),
     ("overrides-kv-heads", {"models": [{"name": "mistral-7b-v0.1", "weights": "random", "tiny": True,
                                         "overrides": {"num_key_value_heads": 3}}]}, "overrides"),
+    ("overrides-rotary-wider-than-head", {"models": [{"name": "gpt-j-6b", "weights": "random", "tiny": True,
+                                                   "overrides": {"rotary_dim": 1000}}]}, "rotary_dim"),
+    ("overrides-falcon-kv-heads", {"models": [{"name": "falcon-7b", "weights": "random", "tiny": True,
+                                               "overrides": {"new_decoder_architecture": True,
+                                                             "num_kv_heads": 3}}]}, "overrides"),
+    ("overrides-bad-activation", {"models": [{**G, "overrides": {"activation_function": "nope"}}]},
+     "overrides"),
     ("task-unknown", {"tasks": ["poetry"]}, "tasks"),
     ("task-bad-key", {"tasks": [{"name": "qa", "colour": 1}]}, "tasks[].key"),
     ("task-dataset-missing", {"tasks": [{"name": "qa", "dataset": "missing.jsonl"}]}, "missing.jsonl"),
@@ -188,6 +195,7 @@ MISSING = "/nonexistent/tickets.csv"
 # (id, chapter, {name: text as typed after -p NAME}, text the message must name)
 BOOK: list[tuple[str, str, dict[str, str], str]] = [
     ("unknown-name", C1, {"output_token": "8"}, "output_token"),
+    ("yaml-error-in-value", C1, {"models": "[gpt2"}, "models"),
     ("c1-isolate-word", C1, {"isolate": "maybe"}, "isolate"),
     ("c1-isolate-int", C1, {"isolate": "2"}, "isolate"),
     ("c1-idle-nan", C1, {"idle_s": ".nan"}, "idle_s"),

@@ -129,7 +129,8 @@ def check_shapes(config: Any, explicit_head_dim: bool = False) -> None:
     model is built or run -- inside a cell, after the sweep has started.
     """
     hidden, heads = _positive(config, "hidden_size"), _positive(config, "num_attention_heads")
-    kv_heads = _positive(config, "num_key_value_heads")
+    kv_heads = _positive(config, "num_key_value_heads") or (
+        _positive(config, "num_kv_heads") if getattr(config, "new_decoder_architecture", False) else None)
     t5_like = getattr(config, "model_type", "") == "t5"   # d_kv sets the head width
     if hidden and heads and not explicit_head_dim and not t5_like and hidden % heads:
         raise ParameterError(
@@ -139,6 +140,11 @@ def check_shapes(config: Any, explicit_head_dim: bool = False) -> None:
         raise ParameterError(
             f"overrides give num_attention_heads={heads}, which num_key_value_heads={kv_heads} does "
             "not divide; choose a number of key/value heads that divides the number of heads")
+    rotary, head_dim = _positive(config, "rotary_dim"), _positive(config, "head_dim")
+    head_dim = head_dim or (hidden // heads if hidden and heads else None)
+    if rotary and head_dim and rotary > head_dim:
+        raise ParameterError(f"overrides give rotary_dim={rotary}, more than the head width {head_dim}; "
+                             f"choose rotary_dim <= {head_dim}")
 
 
 def resolve_head(config: Any, head: str) -> str:
@@ -169,7 +175,7 @@ def meta_param_count(config: Any, head: str) -> int:
     try:
         with torch.device("meta"):
             model = auto_class(head).from_config(config)
-    except (ValueError, RuntimeError, TypeError, AssertionError, ZeroDivisionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds (KeyError for an activation)
         raise ParameterError(f"the {config.model_type} config (with its overrides) does not build "
                              f"a model: {type(exc).__name__}: {exc}") from None
     return sum(p.numel() for p in model.parameters())

@@ -282,8 +282,8 @@ def _book_value(name: str, text: str) -> Any:
 
 @pytest.mark.parametrize("chapter, given, name", [c[1:] for c in BOOK], ids=[c[0] for c in BOOK])
 def test_nrg_book_run_refuses(chapter, given, name, tmp_path, work) -> None:
-    params = {k: _book_value(k, _materialise(v, tmp_path)) for k, v in given.items()}
     with pytest.raises(ParameterError) as info:
+        params = {k: _book_value(k, _materialise(v, tmp_path)) for k, v in given.items()}
         book.check_parameters(ROOT, chapter, params)
     assert name in str(info.value), str(info.value)
     assert not list(work.rglob("*"))

@@ -75,7 +75,7 @@ def test_bad_clock_lists_are_refused(value, message):
     ({"power_limits_w": []}, "power_limits_w is empty"),
     ({"device": "tpu"}, "device"),
     ({"dtype": "int4"}, "dtype"),
-    ({"include_default_clock": "yes"}, "include_default_clock='yes' is not valid"),
+    ({"include_default_clock": "maybe"}, "include_default_clock='maybe' is not valid"),
     ({"output_tokens": 1}, "output_tokens=1 is not valid"),
     ({"models": ["no-such-model"]}, "no-such-model"),
 ])

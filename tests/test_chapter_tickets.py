@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ({"metrics": {"root_cause": "rouge_l"}}, "macro_f1"),
     ({"repeats": 0}, "repeats"),
     ({"device": "gpu"}, "cuda"),
-    ({"isolate": "yes"}, "isolate"),
+    ({"isolate": "sometimes"}, "isolate"),
     ({"classifier": {"seed": 1}}, "sweep's seed"),
     ({"colour": "blue"}, "unknown parameter"),
 ])

@@ -22,6 +22,8 @@ except ImportError:  # tests/ collected as a package
     from tests.fakes.nvml_dvfs import FakeNvml, configure_fakes
 
 TESTS_DIR = Path(__file__).resolve().parent
+# this checkout's package first: an installed nrg (another checkout) must not stand in for it
+CHILD_PATH = os.pathsep.join([str(Path(dvfs.__file__).resolve().parents[2]), str(TESTS_DIR)])
 
 CHILD = r"""
 import os, signal, sys, time
@@ -49,7 +51,7 @@ def env(tmp_path):
 def _start(env, mode: str = "plain") -> subprocess.Popen:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(env.fake.state_path), str(env.root), str(env.marker), mode],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(TESTS_DIR)})
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": CHILD_PATH})
     assert child.stdout.readline().strip() == "ready"
     return child
 
@@ -106,3 +108,25 @@ def test_sigterm_handler_removed_after_the_block(env):
     with dvfs.locked_gpu_clocks(1200):
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sighup_restores_and_dies_by_sighup(env):
+    """A closed terminal or SSH session (SIGHUP) must not leave the GPU locked."""
+    child = _start(env)
+    _assert_applied(env)
+    child.send_signal(signal.SIGHUP)
+    assert child.wait(timeout=30) == -signal.SIGHUP
+    _assert_restored(env)
+
+
+def test_restore_all_undoes_every_active_setting_once(env):
+    """What a thread that must end the process (a cell whose sweep died) calls before os._exit."""
+    from nrg.dvfs import guard
+
+    with dvfs.gpu_power_limit(150), dvfs.locked_gpu_clocks(1200):
+        guard.restore_all()
+        assert env.fake.state["gpu_locked"] is None and env.fake.state["power_limit_mw"] == 250_000
+        assert not env.marker.exists()
+    calls = env.fake.state["calls"]
+    assert calls.count("ResetGpuLockedClocks") == 1          # the block's exit did not restore twice
+    assert calls.count("SetPowerManagementLimit 250000") == 1

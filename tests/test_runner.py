@@ -208,12 +208,13 @@ def test_failed_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
 
 
 def test_isolated_cells_record_crashes_and_model_errors(tmp_path):
-    broken = {"name": "smollm2-135m", "weights": "random", "layers": 1, "tiny": True,
-              "overrides": {"num_key_value_heads": 3}}   # 4 heads cannot share 3 KV heads
+    # a sliding window of 0 tokens passes every check but fails inside attention: a model error
+    broken = {"name": "mistral-7b-v0.1", "weights": "random", "layers": 1, "tiny": True,
+              "overrides": {"sliding_window": 0}}
     df = run_sweep(config(models=[TINY, broken], isolate=True), tmp_path, progress=False)
     status = df.drop_duplicates("cell_id").set_index("model")["status"].to_dict()
-    assert status == {"gpt2": "ok", "smollm2-135m": "failed"}
-    assert "RuntimeError" in df[df.model == "smollm2-135m"]["error"].iloc[0]
+    assert status == {"gpt2": "ok", "mistral-7b-v0.1": "failed"}
+    assert "RuntimeError" in df[df.model == "mistral-7b-v0.1"]["error"].iloc[0]
     assert (tmp_path / "logs").is_dir()
 
 

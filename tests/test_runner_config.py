@@ -115,3 +115,33 @@ def test_every_config_key_is_documented():
     for key in KEYS:
         assert f"\n    {key}:" in nrg.sweep.config.__doc__, key
     assert isinstance(parse_config(base()), SweepConfig)
+
+
+def test_shared_rules_are_the_same_everywhere():
+    """One rule per check (nrg.errors): whole numbers, finite numbers, strict bools, device syntax."""
+    from nrg.errors import check_device, check_int, check_number, parse_bool
+
+    assert check_int("n", 3) == 3 and check_number("t", 0) == 0.0
+    for bad in (True, 2.0, "2", 0):
+        with pytest.raises(ParameterError, match=r"^n=.* must be an integer >= 1"):
+            check_int("n", bad)
+    for bad in (float("inf"), float("nan"), -1, "1", None):
+        with pytest.raises(ParameterError, match=r"^t=.* must be a finite number >= 0"):
+            check_number("t", bad)
+    assert [parse_bool("b", v) for v in (True, "false", "TRUE", "no", " on ")] == [True, False, True, False, True]
+    for bad in ("maybe", 1, 0, None, ""):
+        with pytest.raises(ParameterError, match="choose one of: True, False"):
+            parse_bool("b", bad)
+    assert [check_device("d", v) for v in ("cpu", "cuda", "cuda:12")] == ["cpu", "cuda", "cuda:12"]
+    for bad in ("gpu", "cuda:", "cuda:-1", "CUDA", "cuda:1 ", 0):
+        with pytest.raises(ParameterError, match="'cpu', 'cuda', 'cuda:N'"):
+            check_device("d", bad)
+
+
+def test_allow_download_lets_real_weights_from_the_hub_pass_the_check():
+    from nrg.sweep.check import check
+
+    cfg = base(models=[{"name": "gpt2", "weights": "real", "layers": 1}])
+    with pytest.raises(ParameterError, match="allow_download: true"):
+        check(parse_config(cfg))
+    assert check(parse_config({**cfg, "allow_download": True}))   # checked offline, fetched by the cell

@@ -116,3 +116,40 @@ def _wait_gone(pids: list[int], timeout_s: float = 3.0) -> None:
         time.sleep(0.1)
         alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert not alive, f"cell processes still running after their sweep was killed: {alive}"
+
+
+def test_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("0 all cells ok", "1 some cells failed", "2 bad input", "130 interrupted"):
+        assert phrase in text
+
+
+def test_a_failed_cell_exits_1_and_a_config_of_any_name_is_read_as_a_file(tmp_path, capsys):
+    cfg = write_config(tmp_path / "conf.txt", cell_timeout_s=0.2)   # not parsed as YAML text
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    assert "1 cell (1 failed)" in capsys.readouterr().out
+    assert "cell_timeout_s=0.2" in store.load(tmp_path / "run")["error"].iloc[0]
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    cfg = write_config(tmp_path / "c.yaml", idle_s=float("nan"))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["nrg sweep: error: idle_s=nan is not valid; it must be a finite "
+                                        "number >= 0"]
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "run"), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+    from nrg.sweep import run
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(run, "run_sweep", crash)   # an unexpected error, not a user's mistake
+    cfg = write_config(tmp_path / "ok.yaml")
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "run")]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "RuntimeError: disk on fire (rerun with --debug" in err
+    assert not (tmp_path / "run").exists()

@@ -23,7 +23,7 @@ runs such values only with ``allow_hardware_settings`` (:func:`require_consent`)
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -99,8 +99,3 @@ def require_consent(axis: Axis, values: Sequence[Any], allowed: bool) -> None:
             "`nrg sweep` (every change is restored after each cell). Without it, give only null "
             "(leave as is) to observe the default setting")
 
-
-def iter_axes(names: Sequence[str]) -> Iterator[Axis]:
-    """The axes for ``names``, in order, failing on the first unknown one."""
-    for name in names:
-        yield get(name)

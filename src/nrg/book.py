@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nrg.errors import ParameterError, choice_error
+from nrg.errors import ParameterError, check_writable_dir, choice_error
 
 BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
 
@@ -98,7 +98,7 @@ def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> Non
 
 def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str, Any],
                     progress: bool = False) -> Path:
-    """Run one chapter through papermill into ``output`` (checked first)."""
+    """Run one chapter through papermill into ``output`` (parameters and output checked first)."""
     try:
         import papermill
     except ImportError:  # the book extra is optional: the package runs without Jupyter
@@ -106,12 +106,22 @@ def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str,
                              "(or use `nrg sweep` / `nrg reference`, which need no Jupyter)") from None
 
     check_parameters(root, chapter, params)
+    check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
         str(notebook_path(root, chapter)), str(output), parameters=dict(params),
         kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
     )
     return output
+
+
+def check_output(output: Path) -> None:
+    """The executed notebook's path: a ``.ipynb`` file that can be written (not a folder)."""
+    if Path(output).suffix != ".ipynb":
+        raise ParameterError(f"output={str(output)!r} is not valid; give a path ending in .ipynb")
+    if Path(output).is_dir():
+        raise ParameterError(f"output={str(output)!r} is not valid; it is a folder, give a .ipynb file")
+    check_writable_dir("output", Path(output).parent)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import nrg
+from nrg.errors import check_int
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,8 +157,8 @@ def memory_bandwidth_bytes_per_s(size_mb: int = 256, repeats: int = 5) -> float:
     """
     import numpy as np
 
-    if size_mb <= 0 or repeats <= 0:
-        raise ValueError("size_mb and repeats must be > 0")
+    check_int("size_mb", size_mb)
+    check_int("repeats", repeats)
     n = size_mb * 1024 * 1024 // 8
     src = np.ones(n, dtype=np.float64)
     dst = np.empty_like(src)

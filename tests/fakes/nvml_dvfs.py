@@ -54,6 +54,16 @@ class FakeNvml:
         self._memory.update(copy.deepcopy(overrides))
         self._save(self._memory)
 
+    def cell_spec(self) -> tuple[str, dict[str, Any]] | None:
+        """How a sweep's cell process builds this same GPU (:func:`nrg.sweep.cell.dvfs_spec`).
+
+        Only a file-backed fake can be shared: the state must outlive the process.
+        """
+        if self.state_path is None:
+            return None
+        return (f"{type(self).__module__}:{type(self).__qualname__}",
+                {"state_path": str(self.state_path), "device_count": self.device_count})
+
     # -- state ---------------------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:

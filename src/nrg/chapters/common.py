@@ -1,12 +1,30 @@
-"""Helpers shared by the chapter drivers: parameter parsing, run folders, reference data."""
+"""Helpers shared by the chapter drivers: parameter parsing, run folders, reference data.
+
+A chapter's parameters arrive three ways: as Python values (a notebook edited
+by hand), YAML-parsed (``nrg book run -p``) or as papermill injects them
+(``-p isolate false`` gives the *string* ``"false"``, ``-p idle_s nan`` a
+float NaN). Every ``as_*`` here reads all three strictly and applies the
+shared rule of :mod:`nrg.errors`, so the three ways accept and refuse the
+same values.
+"""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nrg.errors import ParameterError
+from nrg.errors import (
+    ParameterError,
+    check_device,
+    check_int,
+    check_number,
+    check_writable_dir,
+    parse_bool,
+)
+
+_INT = re.compile(r"^[+-]?\d+$")
 
 
 def _yaml(name: str, text: str) -> Any:
@@ -42,13 +60,33 @@ def as_mapping(name: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def as_int(name: str, value: Any, minimum: int = 1) -> int:
-    """An integer parameter >= ``minimum`` (strings from papermill accepted)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+def as_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer parameter in ``[minimum, maximum]`` (a string of digits is read as one)."""
+    if isinstance(value, str) and _INT.match(value.strip()):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= {minimum}")
-    return value
+    return check_int(name, value, minimum, maximum)
+
+
+def as_number(name: str, value: Any, minimum: float = 0.0, inclusive: bool = True) -> float:
+    """A finite number ``>= minimum`` (``> minimum`` unless ``inclusive``); inf and NaN refused."""
+    if isinstance(value, str):
+        value = _yaml(name, value)
+    return check_number(name, value, minimum, inclusive)
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """True/False, or a string that spells one (papermill passes ``-p isolate false`` as ``"false"``)."""
+    return parse_bool(name, value)
+
+
+def as_device(name: str, value: Any, allow_auto: bool = False) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` that exists on this machine (``auto`` when allowed)."""
+    if allow_auto and value == "auto":
+        return "auto"
+    check_device(name, value)
+    from nrg.models import check_device_available
+
+    return check_device_available(name, value)
 
 
 def as_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
@@ -74,10 +112,12 @@ def runs_root() -> Path:
 
 
 def run_dir(chapter: str, value: str | None) -> Path:
-    """The run folder of a chapter: the ``run_dir`` parameter, else the default."""
+    """The run folder of a chapter: the ``run_dir`` parameter, else the default (checked writable)."""
+    if value is not None and not isinstance(value, (str, Path)):
+        raise ParameterError(f"run_dir={value!r} is not valid; give a folder path or None")
     if value:
-        return Path(value).expanduser().resolve()
-    return runs_root() / chapter
+        return check_writable_dir("run_dir", value).resolve()
+    return check_writable_dir("run_dir", runs_root() / chapter)
 
 
 def reference_root(value: str | None) -> Path | None:

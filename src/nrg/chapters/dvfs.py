@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CHAPTER = "03_dvfs"
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:0")
 DTYPES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
 
 
@@ -54,7 +53,7 @@ def _clock_list(name: str, value: Any, allow_auto: bool) -> list[int] | str | No
 
 
 def _device_and_dtype(device: str, dtype: str) -> tuple[str, str]:
-    check_choice("device", device, DEVICES)
+    device = common.as_device("device", device, allow_auto=True)   # the rule every chapter uses
     check_choice("dtype", dtype, DTYPES)
     if device == "auto":
         import torch
@@ -78,9 +77,8 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
     impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
-    for name, flag in (("include_default_clock", include_default_clock), ("isolate", isolate)):
-        if not isinstance(flag, bool):
-            raise ParameterError(f"{name}={flag!r} is not valid; choose one of: True, False")
+    include_default_clock = common.as_bool("include_default_clock", include_default_clock)
+    isolate = common.as_bool("isolate", isolate)
     device, dtype = _device_and_dtype(device, dtype)
     params = {
         "models": sweeps.model_entries(list(models) if isinstance(models, tuple) else models, weights, layers),
@@ -92,7 +90,7 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
         "output_tokens": common.as_int("output_tokens", output_tokens, minimum=2),
         "batch_size": common.as_int("batch_size", batch_size), "dtype": dtype, "device": device,
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 10, "ci_rel": 0.05}),
-        "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": idle_s,
+        "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
         "meters": common.as_list("meters", meters) if meters is not None else None,
         "isolate": isolate, "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
         "run_dir": common.run_dir(CHAPTER, run_dir),

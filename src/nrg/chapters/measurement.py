@@ -47,8 +47,15 @@ def check(idle_s: float = 2.0, meters: Any = None, matrix_sizes: Any = (256, 512
 
 
 def open_monitor(params: dict[str, Any]) -> EnergyMonitor:
-    """An EnergyMonitor for this machine's best sources (close it when done)."""
+    """An EnergyMonitor for this machine's best sources (close it when done).
+
+    Settings a killed run left changed (a locked GPU clock) are restored first:
+    the chapter must not measure at a leftover clock.
+    """
+    from nrg.dvfs.recovery import recover_leftovers
     from nrg.meters import EnergyMonitor, torch_cuda_sync
+
+    recover_leftovers()
 
     options = {"power_per_core_w": params["power_per_core_w"]} if params["power_per_core_w"] else {}
     return EnergyMonitor.auto(meters=params["meters"], sync=torch_cuda_sync(), **options)

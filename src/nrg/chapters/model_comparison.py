@@ -63,8 +63,10 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
         "name": f"{CHAPTER}-{task}", "chapter": CHAPTER, "models": entries,
         "tasks": [task], "batch_sizes": [common.as_int("batch_size", batch_size)],
         "input_tokens": [lengths[task][0]], "output_tokens": [lengths[task][1]],
-        "dtypes": [dtype], "device": device, "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "warmup": warmup, "idle_s": idle_s, "isolate": bool(isolate),
+        "dtypes": [dtype], "device": common.as_device("device", device),
+        "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
+        "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
+        "isolate": common.as_bool("isolate", isolate),
         "quality": {"items": common.as_int("quality_items", quality_items, minimum=0)},
     } for task in task_list]
     sweeps.check_configs(configs)

@@ -54,9 +54,10 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
     base = {
         "chapter": CHAPTER, "models": sweeps.model_entries(as_seq(models), weights, layers),
         "tasks": ["none"], "batch_sizes": [common.as_int("batch_size", batch_size)],
-        "dtypes": [dtype], "device": device, "warmup": warmup, "idle_s": idle_s,
+        "dtypes": [dtype], "device": common.as_device("device", device),
+        "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "isolate": bool(isolate), "quality": {"items": 0},
+        "isolate": common.as_bool("isolate", isolate), "quality": {"items": 0},
     }
     configs = [
         {**base, "name": f"{CHAPTER}-input", "input_tokens": inputs, "output_tokens": [fixed_out]},

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters.common import as_list, as_mapping
+from nrg.chapters.common import as_int, as_list, as_mapping
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -33,9 +33,10 @@ def model_entries(models: Any, weights: str, layers: int | None) -> list[dict[st
 
 
 def repeat_policy(repeats: Any) -> Any:
-    """An int (fixed count) or a mapping {min, max, ci_rel} (adaptive)."""
+    """An int (fixed count) or a mapping {min, max, ci_rel} (adaptive); strings read strictly."""
     if isinstance(repeats, str):
-        repeats = as_mapping("repeats", repeats) if repeats.strip().startswith("{") else int(repeats)
+        text = repeats.strip()
+        repeats = as_mapping("repeats", text) if text.startswith("{") else as_int("repeats", text)
     return repeats
 
 

@@ -23,7 +23,6 @@ in :mod:`nrg.chapters.tickets_analysis`.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -38,7 +37,6 @@ from nrg.tickets.options import DEFAULT_MODELS, DEFAULTS, TASKS, train_settings
 
 CHAPTER = "04_network_tickets"
 METRICS: dict[str, tuple[str, ...]] = {"root_cause": ("macro_f1", "accuracy"), "response": ("rouge_l", "bleu")}
-_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def _strings(name: str, value: Any) -> list[str]:
@@ -119,12 +117,9 @@ def check(n_tickets: int = DEFAULTS.n_tickets, seed: int = 0, noise: float = DEF
     impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     task_list = _strings("tasks", tasks)
     common.check_choices("tasks", task_list, TASKS)
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise ParameterError(f"device={device!r} is not valid; choose 'cpu', 'cuda' or 'cuda:N'")
-    if not isinstance(isolate, bool):
-        raise ParameterError(f"isolate={isolate!r} is not valid; choose one of: True, False")
-    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or idle_s < 0:
-        raise ParameterError(f"idle_s={idle_s!r} is not valid; it must be a number >= 0")
+    device = common.as_device("device", device)   # exists here: cuda:7 fails now, not after files
+    isolate = common.as_bool("isolate", isolate)
+    idle_s = common.as_number("idle_s", idle_s)
     grids = _grids(quant, prune, response_quant, response_prune)
     section = _finetune_section(n_tickets, noise, tickets_path, text_column, label_column, response_column,
                                 train_repeats, classifier, generator, n_generate, max_new_tokens,

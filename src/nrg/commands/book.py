@@ -6,11 +6,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _parse_value(text: str) -> Any:
-    """A ``-p name value`` value: YAML, as papermill's ``-p`` reads it."""
+def _parse_value(name: str, text: str) -> Any:
+    """A ``-p name value`` value: YAML (``false``, ``[1, 2]``, ``{a: 1}``); a YAML error names it."""
     import yaml
 
-    return yaml.safe_load(text)
+    from nrg.errors import ParameterError
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = " ".join(str(exc).split())
+        raise ParameterError(f"-p {name} {text!r} is not valid YAML: {where}") from None
 
 
 def _build(ns: argparse.Namespace) -> int:
@@ -37,7 +43,7 @@ def _run(ns: argparse.Namespace) -> int:
     params: dict[str, Any] = {}
     if ns.profile:
         params.update(book.load_profile(root, ns.profile).get(ns.chapter, {}))
-    params.update({name: _parse_value(value) for name, value in ns.parameter or []})
+    params.update({name: _parse_value(name, value) for name, value in ns.parameter or []})
     book.execute_chapter(root, ns.chapter, Path(ns.output), params, progress=True)
     print(f"[nrg book] executed {ns.chapter} -> {ns.output}")
     return 0

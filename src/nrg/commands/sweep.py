@@ -6,14 +6,18 @@ the command, copy ``DIR`` back; rerunning it resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 
 def add_command(subparsers: Any) -> None:
-    """Register ``nrg sweep CONFIG --out DIR`` on the CLI's subparsers."""
+    """Register ``nrg sweep CONFIG --out DIR`` on the CLI's subparsers (exit codes in its epilog)."""
+    from nrg.cli import EXIT_CODES
+
     parser = subparsers.add_parser(
         "sweep", help="run a sweep config (YAML) and store one Parquet file per cell",
-        description=__doc__.splitlines()[0])
+        description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     parser.add_argument("config", help="sweep config file (YAML); keys: see nrg.sweep.config")
     parser.add_argument("--out", required=True, help="run directory (created; reused to resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -27,12 +31,14 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from nrg.sweep.config import load_mapping
+    from nrg.errors import check_writable_dir
+    from nrg.sweep.config import parse_config
     from nrg.sweep.run import run_sweep
 
-    config: Any = ns.config
+    config = parse_config(Path(ns.config))    # a path, never YAML text: `conf.txt` is a file
     if ns.allow_hardware_settings:
-        config = {**load_mapping(ns.config), "allow_hardware_settings": True}
+        config = replace(config, allow_hardware_settings=True)
+    check_writable_dir("--out", ns.out)
     frame = run_sweep(config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
     print(summary(ns.out, frame))

@@ -133,14 +133,14 @@ def compress(model: ModelOrLoaded, quant: str = "none", prune_value: str = "none
 
 axes.register(axes.Axis("prune", "none", validate_prune, transform=prune,
                         doc="pruning: none, unstructured:<ratio>, structured:<ratio>, 2:4 (before quant)"))
-def _quant_axis(model: Any, method: str) -> tuple[Any, dict[str, Any]]:
+def _quant_axis(model: Any, method: str, sparse_kernels: bool = True) -> tuple[Any, dict[str, Any]]:
     """The ``quant`` axis: :func:`quantize`, but a method this machine cannot run ends the cell.
 
     NotImplementedError makes the cell's row ``unsupported`` with the reason
     (e.g. "bitsandbytes unavailable: ..."), instead of measuring the
     unquantized model as if it were quantized.
     """
-    model, columns = quantize(model, method)
+    model, columns = quantize(model, method, sparse_kernels)
     if columns.get("quant_status") != "ok":
         raise NotImplementedError(f"quant={method!r} is not supported here: {columns.get('quant_reason')}")
     return model, columns

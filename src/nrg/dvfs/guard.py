@@ -1,12 +1,15 @@
 """Apply a setting so that it is undone on every way out of the ``with`` block.
 
-Normal exit, exceptions and KeyboardInterrupt go through ``finally``. SIGTERM
-(what papermill, schedulers and ``kill`` send) would otherwise end Python
-without running it, so while any setting is active a SIGTERM handler restores
-everything, then hands the signal on: to the previous Python handler if there
-was one, else by re-delivering it with the default action so the process dies
-"killed by SIGTERM" as its parent expects. SIGKILL cannot be caught; the
-marker written before the change covers it (:mod:`nrg.dvfs.recovery`).
+Normal exit, exceptions and KeyboardInterrupt (SIGINT) go through ``finally``.
+SIGTERM (what papermill, schedulers, ``kill`` and a sweep stopping a cell send)
+and SIGHUP (a closed terminal or SSH session) would otherwise end Python
+without running it, so while any setting is active a handler for both
+restores everything, then hands the signal on: to the previous Python handler
+if there was one, else by re-delivering it with the default action so the
+process dies "killed by SIGTERM" as its parent expects. A thread that must end
+the process itself (a cell whose sweep died) calls :func:`restore_all` first.
+SIGKILL cannot be caught; the marker written before the change covers it
+(:mod:`nrg.dvfs.recovery`).
 """
 from __future__ import annotations
 
@@ -21,9 +24,10 @@ from typing import Any
 
 from nrg.dvfs import marker
 
+SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 _LOCK = threading.RLock()
 _ACTIVE: list[_Active] = []
-_PREVIOUS: Any = None
+_PREVIOUS: dict[int, Any] = {}
 _INSTALLED = False
 
 
@@ -41,9 +45,10 @@ class _Active:
 
         ``quiet``: warn instead of raising (another exception is already on its way).
         """
-        if self.done:
-            return
-        self.done = True
+        with _LOCK:  # the main thread and a watcher thread may both try
+            if self.done:
+                return
+            self.done = True
         try:
             self.restore()
         except Exception as exc:
@@ -62,12 +67,22 @@ def active_entry_ids() -> set[str]:
         return {a.entry["id"] for a in _ACTIVE if not a.done}
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    previous = _PREVIOUS
+def restore_all(from_signal: bool = True) -> None:
+    """Undo every active setting of this process, newest first, never raising.
+
+    For code that ends the process without unwinding the main thread (``os._exit``).
+    """
+    with _LOCK:
+        actives = list(_ACTIVE)
+    for active in reversed(actives):
+        active.undo(quiet=True, from_signal=from_signal)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    previous = _PREVIOUS.get(signum)
     if previous == signal.SIG_IGN:
         return
-    for active in reversed(list(_ACTIVE)):
-        active.undo(quiet=True, from_signal=True)
+    restore_all()
     if callable(previous):
         previous(signum, frame)
         return
@@ -76,21 +91,23 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _install() -> None:
-    global _PREVIOUS, _INSTALLED
+    global _INSTALLED
     if _INSTALLED or threading.current_thread() is not threading.main_thread():
         return
-    _PREVIOUS = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for signum in SIGNALS:
+        _PREVIOUS[signum] = signal.getsignal(signum)
+        signal.signal(signum, _on_signal)
     _INSTALLED = True
 
 
 def _uninstall() -> None:
-    global _PREVIOUS, _INSTALLED
+    global _INSTALLED
     if not _INSTALLED or threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-        signal.signal(signal.SIGTERM, _PREVIOUS if _PREVIOUS is not None else signal.SIG_DFL)
-    _PREVIOUS = None
+    for signum in SIGNALS:
+        previous = _PREVIOUS.pop(signum, None)
+        if signal.getsignal(signum) is _on_signal:
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
     _INSTALLED = False
 
 

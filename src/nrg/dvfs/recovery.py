@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,26 @@ def recover(marker_path: str | Path | None = None, nvml_module: Any = None,
     if done:
         marker.remove_entries(path, done)
     return RecoveryReport(path, tuple(restored), tuple(skipped), tuple(failed))
+
+
+def recover_leftovers(marker_path: str | Path | None = None) -> RecoveryReport:
+    """Restore what a killed process left changed, and say so: call before measuring anything.
+
+    Called at the start of every sweep and chapter (whatever its axes: a cell
+    without a clock axis would otherwise measure at a clock a killed run left
+    locked) and by a sweep after it had to SIGKILL a cell. Costs one ``stat``
+    when there is no marker. Failures are warnings, not errors: the marker
+    stays for ``nrg dvfs --recover``, and the rows record the clocks observed.
+    """
+    path = _marker_path(marker_path)
+    if not path.exists():
+        return RecoveryReport(path)
+    report = recover(path)
+    if report.restored:
+        warnings.warn("nrg.dvfs: restored settings left by a killed process:\n"
+                      + "\n".join(report.restored), stacklevel=2)
+    if report.failed:
+        warnings.warn("nrg.dvfs: could not restore settings left by a killed process (run "
+                      "`nrg dvfs --recover` with the needed rights):\n" + "\n".join(report.failed),
+                      stacklevel=2)
+    return report

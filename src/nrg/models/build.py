@@ -8,7 +8,6 @@ so a 7B model is counted in milliseconds without allocating 28 GB.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError
@@ -55,14 +54,53 @@ def _layer_fields(model_type: str, layers: int) -> dict[str, Any]:
     return {"num_hidden_layers": layers}
 
 
+def config_fields(model_type: str) -> tuple[set[str], list[str]]:
+    """Every key a config of ``model_type`` takes, and the ones specific to it (for messages)."""
+    from transformers import AutoConfig, PretrainedConfig
+
+    config = AutoConfig.for_model(model_type)
+    aliases = set(getattr(type(config), "attribute_map", {}))
+    settable = {name for cls in type(config).__mro__ for name, value in vars(cls).items()
+                if isinstance(value, property) and value.fset is not None}   # e.g. num_labels
+    own = set(config.to_dict()) - set(PretrainedConfig().to_dict())
+    return set(config.to_dict()) | aliases | settable, sorted(own | aliases)
+
+
+def check_override_keys(model_type: str, spec: ModelSpec) -> None:
+    """An override key the config class does not have would be stored and silently ignored."""
+    if not spec.overrides:
+        return
+    valid, shown = config_fields(model_type)
+    unknown = sorted(k for k in spec.overrides_dict if k not in valid)
+    if unknown:
+        raise ParameterError(
+            f"overrides of model {spec.name!r}: unknown key(s) {unknown}; valid keys of its "
+            f"{model_type} config: {', '.join(shown)}")
+
+
+def model_depth(cfg: dict[str, Any]) -> int | None:
+    """Number of layers of a config dict (the field name differs per architecture)."""
+    value = cfg.get(_canonical_key(str(cfg["model_type"]), "num_hidden_layers"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def shaped_config_dict(base: dict[str, Any], spec: ModelSpec, tiny: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``tiny`` widths, then ``layers``, then the spec's explicit overrides."""
+    """Apply ``tiny`` widths, then ``layers``, then the spec's explicit overrides.
+
+    ``layers`` may only truncate: it must not exceed the depth of the published
+    (or overridden) config, whose weights or shape it stands for.
+    """
     cfg = {k: v for k, v in base.items() if not k.startswith("_") and k != "transformers_version"}
     model_type = cfg.get("model_type")
     if not model_type:
         raise ParameterError(f"model {spec.name!r}: config has no model_type")
+    check_override_keys(model_type, spec)
     changes: dict[str, Any] = dict(tiny) if spec.tiny else {}
+    depth = model_depth({**cfg, **{_canonical_key(model_type, k): v for k, v in spec.overrides}})
     if spec.layers is not None:
+        if depth is not None and spec.layers > depth:
+            raise ParameterError(f"layers={spec.layers} is not valid for model {spec.name!r}; "
+                                 f"it has {depth} layers, choose layers in [1, {depth}]")
         changes.update(_layer_fields(model_type, spec.layers))
     changes.update(spec.overrides_dict)
     for key, value in changes.items():
@@ -74,14 +112,41 @@ def shaped_config_dict(base: dict[str, Any], spec: ModelSpec, tiny: dict[str, An
 
 
 def make_config(cfg: dict[str, Any]) -> Any:
-    """A transformers config object from a plain dict (offline)."""
+    """A transformers config object from a plain dict (offline), with shapes that fit together."""
     from transformers import AutoConfig
     rest = dict(cfg)
     model_type = rest.pop("model_type")
     try:
-        return AutoConfig.for_model(model_type, **rest)
-    except ValueError as exc:   # strict config validation (e.g. heads do not divide width)
-        raise ParameterError(f"config overrides give an invalid {model_type} config: {exc}") from exc
+        config = AutoConfig.for_model(model_type, **rest)
+    except (ValueError, TypeError) as exc:   # strict config validation (e.g. heads do not divide width)
+        raise ParameterError(f"config overrides give an invalid {model_type} config: {exc}") from None
+    check_shapes(config, explicit_head_dim=cfg.get("head_dim") is not None)
+    return config
+
+
+def check_shapes(config: Any, explicit_head_dim: bool = False) -> None:
+    """Widths that attention can split: hidden % heads (unless head_dim is given), heads % kv heads.
+
+    transformers checks this only for some architectures, and only when the
+    model is built or run -- inside a cell, after the sweep has started.
+    """
+    hidden, heads = _positive(config, "hidden_size"), _positive(config, "num_attention_heads")
+    kv_heads = _positive(config, "num_key_value_heads") or (
+        _positive(config, "num_kv_heads") if getattr(config, "new_decoder_architecture", False) else None)
+    t5_like = getattr(config, "model_type", "") == "t5"   # d_kv sets the head width
+    if hidden and heads and not explicit_head_dim and not t5_like and hidden % heads:
+        raise ParameterError(
+            f"overrides give hidden_size={hidden}, which num_attention_heads={heads} does not divide; "
+            "choose a hidden size that is a multiple of the number of heads")
+    if heads and kv_heads and heads % kv_heads:
+        raise ParameterError(
+            f"overrides give num_attention_heads={heads}, which num_key_value_heads={kv_heads} does "
+            "not divide; choose a number of key/value heads that divides the number of heads")
+    rotary, head_dim = _positive(config, "rotary_dim"), _positive(config, "head_dim")
+    head_dim = head_dim or (hidden // heads if hidden and heads else None)
+    if rotary and head_dim and rotary > head_dim:
+        raise ParameterError(f"overrides give rotary_dim={rotary}, more than the head width {head_dim}; "
+                             f"choose rotary_dim <= {head_dim}")
 
 
 def resolve_head(config: Any, head: str) -> str:
@@ -104,10 +169,18 @@ def auto_class(head: str) -> Any:
 
 
 def meta_param_count(config: Any, head: str) -> int:
-    """Parameters of the model this config builds, counted without allocating weights."""
+    """Parameters of the model this config builds, counted without allocating weights.
+
+    Building it (on the meta device) is also the last shape check: a config
+    that cannot be built is a bad parameter, refused before any work.
+    """
     import torch
-    with torch.device("meta"):
-        model = auto_class(head).from_config(config)
+    try:
+        with torch.device("meta"):
+            model = auto_class(head).from_config(config)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds (KeyError for an activation)
+        raise ParameterError(f"the {config.model_type} config (with its overrides) does not build "
+                             f"a model: {type(exc).__name__}: {exc}") from None
     return sum(p.numel() for p in model.parameters())
 
 
@@ -142,6 +215,50 @@ def check_fits(spec: ModelSpec, n_params: int, available_bytes: int | None = Non
     return need
 
 
+def working_set_bytes(config: Any, dtype_bytes: int, batch_size: int, tokens: int) -> dict[str, int]:
+    """Memory a generation needs beyond the weights: KV cache, attention scores and logits.
+
+    An estimate from the shapes (eager attention, fp32 logits over the full
+    sequence): enough to refuse ``batch_sizes: [10000000]`` before any work,
+    not a promise that a config under it fits.
+    """
+    layers = _positive(config, "num_hidden_layers") or 1
+    heads = _positive(config, "num_attention_heads") or 1
+    hidden = _positive(config, "hidden_size") or 1
+    head_dim = _positive(config, "head_dim", "d_kv") or max(hidden // heads, 1)
+    kv_heads = _positive(config, "num_key_value_heads", "num_kv_heads") or heads
+    rows = batch_size * tokens
+    return {"kv_cache": 2 * layers * rows * kv_heads * head_dim * dtype_bytes,
+            "attention": batch_size * heads * tokens * tokens * dtype_bytes,
+            "logits": rows * (_positive(config, "vocab_size") or 1) * 4}
+
+
+def _positive(config: Any, *names: str) -> int | None:
+    """The first of ``names`` that the config holds as a positive integer."""
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def check_workload_fits(spec: ModelSpec, config: Any, n_params: int, batch_size: int, tokens: int,
+                        available_bytes: int | None = None) -> int:
+    """Refuse a batch x length that, with the weights, exceeds free memory; returns the bytes needed."""
+    extra = working_set_bytes(config, spec.dtype_bytes, batch_size, tokens)
+    weights = n_params * spec.dtype_bytes
+    need = weights + sum(extra.values())
+    free = available_memory_bytes(spec.device) if available_bytes is None else available_bytes
+    if need > _RAM_FRACTION * free:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v / 2**30:.1f} GiB" for k, v in extra.items())
+        raise ParameterError(
+            f"batch_sizes={batch_size} x {tokens} tokens (input_tokens + output_tokens) on model "
+            f"{spec.name!r} needs about {need / 2**30:.1f} GiB (weights {weights / 2**30:.1f} GiB, "
+            f"{parts}) but {spec.device} has {free / 2**30:.1f} GiB free; lower batch_sizes, "
+            "input_tokens or output_tokens, or set layers=N")
+    return need
+
+
 def build_random(config: Any, head: str, spec: ModelSpec, seed: int = 0) -> Any:
     """Instantiate the architecture with random weights directly on the target device."""
     import torch
@@ -152,7 +269,3 @@ def build_random(config: Any, head: str, spec: ModelSpec, seed: int = 0) -> Any:
     return model
 
 
-def folder_has_tokenizer(path: Path) -> bool:
-    """True when the folder holds tokenizer files, so text tasks can render prompts for its model."""
-    return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
-                                              "vocab.json", "spiece.model", "tokenizer.model"))

@@ -12,24 +12,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nrg.errors import ParameterError
+from nrg.errors import ParameterError, check_device, device_index
 from nrg.models import build, real
 from nrg.models.loaded import LoadedModel
-from nrg.models.registry import Resolved, real_available_offline, resolve
+from nrg.models.real import real_available_offline
+from nrg.models.registry import Resolved, resolve
 from nrg.models.spec import ModelSpec
 
 
-def check_device(spec: ModelSpec) -> None:
+def check_device_available(parameter: str, device: str) -> str:
+    """``device`` is well formed and exists on this machine (``cuda:7`` on a 1-GPU machine does not)."""
+    check_device(parameter, device)
+    if not device.startswith("cuda"):
+        return device
+    import torch
+    if not torch.cuda.is_available():
+        raise ParameterError(f"{parameter}={device!r} is not valid here: CUDA is not available; "
+                             f"use {parameter}='cpu'")
+    count = torch.cuda.device_count()
+    if (device_index(device) or 0) >= count:
+        raise ParameterError(f"{parameter}={device!r} is not valid; this machine has {count} CUDA "
+                             f"device(s): choose one of 'cuda', "
+                             + ", ".join(f"'cuda:{i}'" for i in range(count)))
+    return device
+
+
+def check_device_support(spec: ModelSpec) -> None:
     """Refuse device / dtype combinations this machine cannot run, before loading."""
     import torch
+    check_device_available("device", spec.device)
     if spec.device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ParameterError(f"device={spec.device!r} is not valid here: CUDA is not available; "
-                                 f"use device='cpu'")
-        index = int(spec.device.split(":")[1]) if ":" in spec.device else 0
-        if index >= torch.cuda.device_count():
-            raise ParameterError(f"device={spec.device!r} is not valid; this machine has "
-                                 f"{torch.cuda.device_count()} CUDA device(s)")
         if spec.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
             raise ParameterError(f"dtype='bfloat16' is not supported on {spec.device}; "
                                  f"use 'float16' or 'float32'")
@@ -107,7 +119,7 @@ def _tokenizer_at(source: str) -> Any | None:
 
 def load(spec: ModelSpec) -> LoadedModel:
     """Load ``spec``: real weights (folder, hub, embedded) or random weights from a config."""
-    check_device(spec)
+    check_device_support(spec)
     start = time.perf_counter()
     p = plan(spec)
     build.check_fits(spec, p.n_params)

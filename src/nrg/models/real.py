@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError
-from nrg.models.registry import ModelInfo, package_folder
+from nrg.models.registry import ModelInfo, Resolved, hub_cached, package_folder
 
 _MARKER = "nrg-source.json"
 
@@ -139,3 +139,22 @@ def load_pretrained(auto_cls: Any, source: str | Path, config: Any | None, dtype
         raise OSError(f"could not load real weights from {str(source)!r} ({exc}); without network "
                       f"use weights='random' for the architecture only") from exc
     return model if device.startswith("cuda") else model.to(device)
+
+
+def embedded_available(info: ModelInfo) -> bool:
+    """True when the model's embedded package is installed and holds its weights."""
+    folder = package_folder(info)
+    if folder is None:
+        return False
+    if info.gguf_file:
+        return (folder / info.gguf_file).is_file() and gguf_readable(info)
+    return (folder / "config.json").is_file()
+
+
+def real_available_offline(resolved: Resolved) -> bool:
+    """Whether real weights can be loaded without network for this name."""
+    if resolved.kind == "folder":
+        return True
+    if resolved.kind == "known" and resolved.info is not None and resolved.info.embedded:
+        return embedded_available(resolved.info) or hub_cached(resolved.info.hub_id)
+    return resolved.hub_id is not None and hub_cached(resolved.hub_id)

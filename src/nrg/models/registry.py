@@ -150,18 +150,6 @@ def package_folder(info: ModelInfo) -> Path | None:
     return folder / info.subfolder if info.subfolder else folder
 
 
-def embedded_available(info: ModelInfo) -> bool:
-    """True when the model's embedded package is installed and holds its weights."""
-    folder = package_folder(info)
-    if folder is None:
-        return False
-    if info.gguf_file:
-        from nrg.models.real import gguf_readable  # the gguf package, or a converted copy
-
-        return (folder / info.gguf_file).is_file() and gguf_readable(info)
-    return (folder / "config.json").is_file()
-
-
 def hub_cached(hub_id: str, cache_dir: str | Path | None = None) -> bool:
     """True when the local Hugging Face cache holds a config and weights for ``hub_id`` (no network)."""
     try:
@@ -171,12 +159,3 @@ def hub_cached(hub_id: str, cache_dir: str | Path | None = None) -> bool:
     def cached(filename: str) -> bool:
         return isinstance(try_to_load_from_cache(hub_id, filename, cache_dir=cache_dir), str)
     return cached("config.json") and any(cached(f) for f in _WEIGHT_FILES)
-
-
-def real_available_offline(resolved: Resolved) -> bool:
-    """Whether real weights can be loaded without network for this name."""
-    if resolved.kind == "folder":
-        return True
-    if resolved.kind == "known" and resolved.info is not None and resolved.info.embedded:
-        return embedded_available(resolved.info) or hub_cached(resolved.info.hub_id)
-    return resolved.hub_id is not None and hub_cached(resolved.hub_id)

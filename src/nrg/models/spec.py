@@ -7,19 +7,17 @@ is touched; checks that need the machine (is CUDA there, does bf16 work) run in
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nrg.errors import ParameterError, check_choice
+from nrg.errors import ParameterError, check_choice, check_device, check_int
 
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 HEADS: tuple[str, ...] = ("auto", "causal-lm", "seq2seq-lm", "base", "sequence-classification")
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
 
-_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def _freeze_overrides(overrides: Mapping[str, Any] | tuple[tuple[str, Any], ...] | None
@@ -64,12 +62,9 @@ class ModelSpec:
         check_choice("weights", self.weights, WEIGHTS)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("head", self.head, HEADS)
-        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
-            raise ParameterError(
-                f"device={self.device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N'")
-        if self.layers is not None and (
-                isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1):
-            raise ParameterError(f"layers={self.layers!r} is not valid; it must be an integer >= 1 or None")
+        check_device("device", self.device)
+        if self.layers is not None:
+            check_int("layers", self.layers)
         object.__setattr__(self, "overrides", _freeze_overrides(self.overrides))
 
     @property

@@ -1,16 +1,29 @@
-"""One cell, failure-proof: its rows or one failed row; ``python -m nrg.sweep.cell``.
+"""One cell, failure-proof: its rows or one failed row; the cell process entry point.
 
 A cell never raises for a failure of the machine or the model: the error
-becomes the cell's ``status``/``error`` row so a sweep goes on. Run as
-``python -m nrg.sweep.cell SPEC.json`` it measures the cell described by a JSON spec
-(see :func:`nrg.sweep.run.cell_spec`) and writes its Parquet file atomically --
-the same program whether the cell runs in a child process here or on another
+becomes the cell's ``status``/``error`` row so a sweep goes on. Run as a
+process (:func:`command`) it measures the cell described by a JSON spec (see
+:func:`nrg.sweep.run.cell_spec`) and writes its Parquet file atomically -- the
+same program whether the cell runs in a child process here or on another
 machine.
 
+Why not ``python -m nrg.sweep.cell``: ``-m`` puts the working directory first
+on ``sys.path``, so a ``json.py`` or ``resource.py`` lying there would replace
+the standard library in every cell. :func:`command` starts Python isolated
+(``-I``: no working directory, no user site, ``PYTHON*`` variables ignored)
+and puts back only the folder holding ``nrg`` and the ``PYTHONPATH`` entries,
+made absolute.
+
+The spec also carries the parent's :func:`nrg.dvfs.configure` settings (GPU
+index, NVML module, sysfs root, marker file), so a clock set inside the cell
+acts on the device the sweep was told to use, and the marker the sweep
+recovers from is the one the cell wrote.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Mapping
@@ -22,6 +35,16 @@ from nrg.sweep.context import SweepContext, failed_frame
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: Seconds a cell whose sweep died gets to unwind after SIGTERM before it restores from
+#: the watcher thread and exits (a main thread inside one long C call cannot run handlers).
+PARENT_GRACE_S = 10.0
+
+# ``-I`` skips PYTHONPATH, so a ``sitecustomize`` there (site-wide setup such as the
+# tests' "bare GPU image" without optional packages) is run here, as Python would.
+_BOOTSTRAP = ("import sys, json, importlib.util; sys.path[:0] = json.loads(sys.argv.pop(1)); "
+              "importlib.util.find_spec('sitecustomize') and __import__('sitecustomize'); "
+              "from nrg.sweep.cell import main; sys.exit(main(sys.argv[1:]))")
 
 
 def _status_of(exc: BaseException) -> str:
@@ -43,13 +66,80 @@ def run_cell(cell: Cell, context: SweepContext,
 # ------------------------------------------------------------------ process entry
 
 
+def import_paths() -> list[str]:
+    """What a cell process puts on ``sys.path``: the folder holding ``nrg``, then ``PYTHONPATH``.
+
+    Empty ``PYTHONPATH`` entries (which mean the working directory) are dropped.
+    """
+    import nrg
+
+    package_parent = str(Path(nrg.__file__).resolve().parent.parent)
+    extra = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return list(dict.fromkeys([package_parent, *extra]))
+
+
+def command(spec_path: str | Path, parent_pid: int | None = None) -> list[str]:
+    """The argv of a cell process: isolated Python, only :func:`import_paths` importable."""
+    cmd = [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(import_paths()), str(spec_path)]
+    return cmd + (["--parent-pid", str(parent_pid)] if parent_pid else [])
+
+
+def dvfs_spec() -> dict[str, Any]:
+    """The parent's DVFS configuration as JSON, for :func:`configure_dvfs` in the cell.
+
+    The NVML module travels as an import: a module by name, or an object
+    with a ``cell_spec()`` method returning ``("module:Class", kwargs)`` (how
+    the file-backed fake GPU of the tests crosses; None when it cannot).
+    Anything else cannot cross: ``nvml`` is then None and ``nvml_portable`` False.
+    """
+    import types
+
+    from nrg.dvfs.common import settings
+
+    s = settings()
+    module = s.nvml_module
+    nvml: dict[str, Any] | None = None
+    if isinstance(module, types.ModuleType):
+        nvml = {"module": module.__name__}
+    elif module is not None and callable(getattr(module, "cell_spec", None)):
+        portable = module.cell_spec()
+        if portable is not None:
+            nvml = {"factory": str(portable[0]), "kwargs": dict(portable[1])}
+    return {"gpu_index": s.gpu_index, "sysfs_root": str(s.sysfs_root),
+            "marker_path": None if s.marker_path is None else str(s.marker_path),
+            "sample_interval_s": s.sample_interval_s, "nvml": nvml,
+            "nvml_portable": module is None or nvml is not None}
+
+
+def configure_dvfs(spec: Mapping[str, Any] | None) -> None:
+    """Apply a :func:`dvfs_spec` in this (cell) process."""
+    if not spec:
+        return
+    import importlib
+
+    from nrg import dvfs
+
+    nvml = spec.get("nvml")
+    module: Any = None
+    if nvml and "module" in nvml:
+        module = importlib.import_module(nvml["module"])
+    elif nvml:
+        module_name, _, qualname = str(nvml["factory"]).partition(":")
+        factory: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            factory = getattr(factory, part)
+        module = factory(**nvml.get("kwargs", {}))
+    dvfs.configure(gpu_index=spec["gpu_index"], nvml_module=module, sysfs_root=spec["sysfs_root"],
+                   marker_path=spec.get("marker_path"), sample_interval_s=spec["sample_interval_s"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nrg.sweep.cell SPEC.json``: measure one cell and write its file."""
+    """Measure the cell of a JSON spec and write its file (see :func:`command`)."""
     import argparse
 
     from nrg.sweep.store import RunStore
 
-    parser = argparse.ArgumentParser(prog="python -m nrg.sweep.cell", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="nrg-cell", description=main.__doc__)
     parser.add_argument("spec", help="JSON file with cell, context and run_dir")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit when this process dies (no orphans after kill -9 of a sweep)")
@@ -57,20 +147,31 @@ def main(argv: list[str] | None = None) -> int:
     if ns.parent_pid:
         _watch_parent(ns.parent_pid)
     spec = json.loads(Path(ns.spec).read_text())
+    configure_dvfs(spec.get("dvfs"))
     cell = Cell.from_dict(spec["cell"])
     frame = run_cell(cell, SweepContext.from_dict(spec["context"]))
     RunStore.at(spec["run_dir"]).write_cell(cell.cell_id, frame)
     return 0
 
 
-def _watch_parent(parent_pid: int) -> None:
-    import os
+def _watch_parent(parent_pid: int, grace_s: float | None = None) -> None:
+    """End this process soon after its sweep dies, restoring any GPU/CPU setting first.
+
+    SIGTERM to itself lets the main thread unwind (the DVFS guard restores,
+    then the process dies by SIGTERM); if it is still alive after the grace
+    period, this thread restores and exits.
+    """
     import threading
     import time
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(PARENT_GRACE_S if grace_s is None else grace_s)
+        from nrg.dvfs import guard
+
+        guard.restore_all()
         os._exit(3)
 
     threading.Thread(target=watch, name="nrg-parent-watch", daemon=True).start()

@@ -5,8 +5,10 @@ imports; this module checks the config against the machine and the other
 modules: known models (listed when unknown), device and dtype support, model
 size against free memory, lengths against each model's context (and, for
 real-weight models whose tokenizer is on this machine, against the room each
-task's prompt template needs), task names and dataset files, and each extra
-axis' values. Loading configs happens on the
+task's prompt template needs), batch x length against free memory, ``layers``
+against each model's depth, override keys and shapes, ``weights: real`` only
+where the weights are on this machine (unless ``allow_download``), task names
+and dataset files, and each extra axis' values. Loading configs happens on the
 meta device, so checking a sweep of 7B models costs seconds, not gigabytes.
 """
 from __future__ import annotations
@@ -33,26 +35,54 @@ def check(cfg: SweepConfig) -> list[Cell]:
     for entry in cfg.models:
         planned = None
         for dtype in cfg.dtypes:
-            planned = _check_model(entry, dtype, cfg.settings.device)
+            planned = _check_model(entry, dtype, cfg)
         assert planned is not None
+        _check_weights_local(entry, planned, cfg.allow_download)
         _check_lengths(entry, planned, cfg)
         _check_prompt_room(entry, planned, cfg)
     return cfg.cells()
 
 
-def _check_model(entry: ModelEntry, dtype: str, device: str) -> Plan:
-    """Name, device/dtype and memory; returns what loading the model will do."""
-    from nrg.models import ModelSpec, build, check_device, plan
+def _check_model(entry: ModelEntry, dtype: str, cfg: SweepConfig) -> Plan:
+    """Name, device/dtype, shapes and memory; returns what loading the model will do."""
+    from nrg.models import ModelSpec, build, check_device_support, plan
 
-    spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=device,
+    spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=cfg.settings.device,
                      layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny)
-    check_device(spec)
-    p = plan(spec)
+    check_device_support(spec)
+    try:
+        p = plan(spec)
+    except ParameterError as exc:
+        raise ParameterError(f"models[{entry.name}]: {exc}") from None
     if p.head not in ("causal-lm", "seq2seq-lm"):
         raise ParameterError(f"models: {entry.name!r} is an encoder-only model ({p.head}) and cannot "
                              "generate; choose a causal or seq2seq model")
     build.check_fits(spec, p.n_params)
+    tokens = max(cfg.input_tokens) + max(cfg.output_tokens)
+    build.check_workload_fits(spec, p.config, p.n_params, max(cfg.batch_sizes), tokens)
     return p
+
+
+def _check_weights_local(entry: ModelEntry, planned: Plan, allow_download: bool) -> None:
+    """``weights: real`` must not turn into minutes of hub retries inside a cell.
+
+    Weights that are on this machine but need a missing package to be read
+    (the embedded GGUF without ``gguf``) pass: the cell then says so as an
+    ``unsupported`` row naming the package.
+    """
+    from nrg.models import real_available_offline
+    from nrg.models.registry import package_folder
+
+    if planned.weights != "real" or allow_download or real_available_offline(planned.resolved):
+        return
+    info = planned.resolved.info
+    if info is not None and info.gguf_file and (folder := package_folder(info)) is not None \
+            and (folder / info.gguf_file).is_file():
+        return
+    raise ParameterError(
+        f"models[{entry.name}].weights='real' is not valid here: no weights for {entry.name!r} on this "
+        "machine (embedded package, local folder or Hugging Face cache); choose weights: random or "
+        "auto, or set allow_download: true to fetch them from the hub")
 
 
 def _check_lengths(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> None:

@@ -24,7 +24,8 @@ Keys (all but ``models`` optional)::
     quality: {items: 8}          # score real-weight models on N task items; 0 = off
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
-    cell_timeout_s: null         # isolated cells running longer are killed and recorded failed
+    cell_timeout_s: null         # isolated cells running longer are stopped (SIGTERM, then
+                                 # SIGKILL after a grace period) and recorded failed
     workload: generation         # what a cell measures (nrg.sweep.workloads): generation, or finetune
                                  # (LoRA fine-tuning + inference on fault tickets, tasks root_cause and
                                  # response: chapter 4, nrg.tickets.workload)
@@ -36,6 +37,8 @@ Keys (all but ``models`` optional)::
                                  # defaults: chapter 4's (nrg.tickets.options.FinetuneOptions)
     allow_hardware_settings: false  # true lets axes change GPU clocks / power limit / cpufreq
                                  # (restored after each cell); off, such values are refused
+    allow_download: false        # weights: real may fetch from the hub; false = only weights
+                                 # already on this machine (checked before any work)
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
@@ -52,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nrg.errors import ParameterError, check_choice
+from nrg.errors import ParameterError, check_bool, check_choice, check_device, check_int, check_number
 from nrg.sweep import workloads
 from nrg.sweep.repeats import RepeatPolicy
 
@@ -63,7 +66,7 @@ LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", 
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
     "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
-    "allow_hardware_settings",
+    "allow_hardware_settings", "allow_download",
 )
 
 
@@ -207,6 +210,7 @@ class SweepConfig:
     isolate: bool = True
     cell_timeout_s: float | None = None
     allow_hardware_settings: bool = False   # consent to change clocks etc.; not in the cell id
+    allow_download: bool = False   # weights: real may fetch from the hub
 
     def cells(self) -> list[Cell]:
         """The grid in a fixed order: models outermost, extra axes innermost."""
@@ -238,6 +242,7 @@ class SweepConfig:
             "workload": self.settings.workload,
             **({self.settings.workload: dict(self.settings.options)} if self.settings.options else {}),
             "allow_hardware_settings": self.allow_hardware_settings,
+            "allow_download": self.allow_download,
         }
         return {k: v for k, v in out.items() if k not in workloads.unused_keys(self.settings.workload)}
 
@@ -253,11 +258,7 @@ def _as_list(key: str, value: Any) -> list[Any]:
 
 
 def _ints(key: str, value: Any, minimum: int = 1) -> tuple[int, ...]:
-    items = _as_list(key, value)
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise ParameterError(f"{key} value {v!r} is not valid; it must be an integer >= {minimum}")
-    return tuple(items)
+    return tuple(check_int(key, v, minimum) for v in _as_list(key, value))
 
 
 def _model(value: Any) -> ModelEntry:
@@ -273,14 +274,16 @@ def _model(value: Any) -> ModelEntry:
         overrides = value.get("overrides") or {}
         if not isinstance(overrides, Mapping):
             raise ParameterError(f"models[{name}].overrides={overrides!r} is not valid; give a mapping")
-        tiny = value.get("tiny", False)
-        if not isinstance(tiny, bool):
-            raise ParameterError(f"models[{name}].tiny={tiny!r} is not valid; choose one of: True, False")
+        tiny = check_bool(f"models[{name}].tiny", value.get("tiny", False))
+        for key in overrides:
+            if not isinstance(key, str) or not key:
+                raise ParameterError(f"models[{name}].overrides key {key!r} is not valid; "
+                                     "keys are fields of the model's config class")
         entry = ModelEntry(name, value.get("weights", "auto"), value.get("layers"), tiny,
                            tuple(sorted((str(k), v) for k, v in overrides.items())))
         check_choice(f"models[{name}].weights", entry.weights, WEIGHTS)
         if entry.layers is not None:
-            _ints(f"models[{name}].layers", entry.layers)
+            check_int(f"models[{name}].layers", entry.layers)
         return entry
     raise ParameterError(
         f"models entry {value!r} is not valid; give a name or {{name, weights, layers, tiny, overrides}}")
@@ -325,14 +328,9 @@ def _split_keys(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def _settings(raw: Mapping[str, Any]) -> Settings:
-    device = raw.get("device", "cpu")
-    if not isinstance(device, str) or not (device in ("cpu", "cuda") or device.startswith("cuda:")):
-        raise ParameterError(f"device={device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N'")
-    warmup = raw.get("warmup", 1)
-    _ints("warmup", warmup, minimum=0)
-    idle_s = raw.get("idle_s", 2.0)
-    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or idle_s < 0:
-        raise ParameterError(f"idle_s={idle_s!r} is not valid; it must be a number >= 0")
+    device = check_device("device", raw.get("device", "cpu"))
+    warmup = check_int("warmup", raw.get("warmup", 1), minimum=0)
+    idle_s = check_number("idle_s", raw.get("idle_s", 2.0), minimum=0.0)
     quality = raw.get("quality") or {}
     if isinstance(quality, int) and not isinstance(quality, bool):
         quality = {"items": quality}
@@ -340,19 +338,43 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
         raise ParameterError(f"quality={quality!r} is not valid; give {{items: N}}")
     for key in quality:
         check_choice("quality.key", key, ("items",))
-    items = quality.get("items", 8)
-    _ints("quality.items", items, minimum=0)
+    items = check_int("quality.items", quality.get("items", 8), minimum=0)
     meters = raw.get("meters")
     if meters is not None:
         meters = tuple(str(m) for m in _as_list("meters", meters))
-    seed = raw.get("seed", 0)
-    _ints("seed", seed, minimum=0)
-    roofline = raw.get("roofline", True)
-    if not isinstance(roofline, bool):
-        raise ParameterError(f"roofline={roofline!r} is not valid; choose one of: True, False")
+    seed = check_int("seed", raw.get("seed", 0), minimum=0)
+    roofline = check_bool("roofline", raw.get("roofline", True))
     workload, options = workloads.parse(raw)
-    return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, float(idle_s),
+    return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, idle_s,
                     meters, items, seed, roofline and workload == workloads.GENERATION, workload, options)
+
+
+def _config_file(config: str | Path) -> Path | None:
+    """The file ``config`` names, or None when it is YAML text.
+
+    A :class:`~pathlib.Path`, or a string that exists on disk, is a file; a
+    string of several lines, or one that starts with ``{`` or holds ``": "``,
+    is YAML text; any other string is a file name. So ``conf.txt`` is read as
+    a file (not parsed as the YAML scalar "conf.txt"), and a directory or a
+    missing file is refused by name.
+    """
+    text = str(config)
+    if not isinstance(config, Path) and not _exists(text):
+        if "\n" in text or text.lstrip().startswith("{") or ": " in text:
+            return None
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise ParameterError(f"config={text!r} is not valid; it is a directory, give a YAML file")
+    if not path.is_file():
+        raise ParameterError(f"config={text!r} is not valid; no such file")
+    return path
+
+
+def _exists(text: str) -> bool:
+    try:
+        return len(text) < 4096 and Path(text).expanduser().exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
@@ -361,15 +383,19 @@ def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
         return dict(config)
     import yaml
 
-    text = str(config)
-    path = Path(text)
-    if isinstance(config, Path) or (len(text) < 4096 and "\n" not in text and path.suffix in (".yaml", ".yml", ".json")):
-        if not path.is_file():
-            raise ParameterError(f"config={text!r} is not valid; no such file")
-        text = path.read_text()
-    data = yaml.safe_load(text)
+    path = _config_file(config)
+    name = f"config={str(config)!r}" if path is not None else "config"
+    try:
+        text = path.read_text(encoding="utf-8") if path is not None else str(config)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"{name} is not valid; cannot read it as UTF-8 text ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = " ".join(str(exc).split())
+        raise ParameterError(f"{name} is not valid YAML: {where}") from None
     if not isinstance(data, Mapping):
-        raise ParameterError(f"config is not valid; expected a mapping of keys, got {type(data).__name__}")
+        raise ParameterError(f"{name} is not valid; expected a mapping of keys, got {type(data).__name__}")
     return dict(data)
 
 
@@ -383,15 +409,12 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     dtypes = tuple(str(d) for d in _as_list("dtypes", raw.get("dtypes", ["float32"])))
     for d in dtypes:
         check_choice("dtypes", d, DTYPES)
-    isolate = raw.get("isolate", True)
-    if not isinstance(isolate, bool):
-        raise ParameterError(f"isolate={isolate!r} is not valid; choose one of: True, False")
+    isolate = check_bool("isolate", raw.get("isolate", True))
     timeout = raw.get("cell_timeout_s")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ParameterError(f"cell_timeout_s={timeout!r} is not valid; it must be a number > 0 or null")
-    consent = raw.get("allow_hardware_settings", False)
-    if not isinstance(consent, bool):
-        raise ParameterError(f"allow_hardware_settings={consent!r} is not valid; choose one of: True, False")
+    if timeout is not None:
+        timeout = check_number("cell_timeout_s", timeout, 0.0, inclusive=False)
+    allow_download = check_bool("allow_download", raw.get("allow_download", False))
+    consent = check_bool("allow_hardware_settings", raw.get("allow_hardware_settings", False))
     name = str(raw.get("name", "sweep"))
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
@@ -403,8 +426,8 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         input_tokens=_ints("input_tokens", raw.get("input_tokens", [128])),
         output_tokens=_ints("output_tokens", raw.get("output_tokens", [32])),
         dtypes=dtypes, axes=_axes(raw.get("axes") or {}, extra_axes),
-        settings=_settings(raw), isolate=isolate,
-        cell_timeout_s=None if timeout is None else float(timeout),
+        settings=_settings(raw), isolate=isolate, cell_timeout_s=timeout,
+        allow_download=allow_download,
         allow_hardware_settings=consent,
     )
 

@@ -3,22 +3,29 @@
 Order of work, and why:
 
 1. :func:`nrg.sweep.check.check` -- config keys, models, dtypes, devices,
-   lengths, datasets, axis values -- raises :class:`~nrg.errors.ParameterError`
-   before anything is written (not even the run directory).
-2. The run directory, its manifest, and what the sweep measures once: hardware
+   lengths, memory, datasets, axis values, the output folder -- raises
+   :class:`~nrg.errors.ParameterError` before anything is written (not even
+   the run directory).
+2. GPU/CPU settings that a killed run left changed are restored from the
+   DVFS marker (:func:`nrg.dvfs.recovery.recover_leftovers`), whatever this
+   sweep's axes: no cell is measured at a leftover clock.
+3. The run directory, its manifest, and what the sweep measures once: hardware
    provenance, the idle baseline (``idle_s``; 0 skips it) and, for the CPU
    roofline, the memory bandwidth.
-3. Each cell whose Parquet file is missing runs -- by default in its own
-   process (``python -m nrg.sweep.cell SPEC.json``), so a crash, a hang past
+4. Each cell whose Parquet file is missing runs -- by default in its own
+   isolated process (:func:`nrg.sweep.cell.command`), so a crash, a hang past
    ``cell_timeout_s`` or the kernel's OOM killer becomes that cell's
    ``status``/``error`` row and the sweep goes on. ``isolate: false`` runs
    cells in this process (the benchmark, fast tests).
 
+Stopping: a cell past its timeout, and the running cell when the sweep gets
+Ctrl-C, SIGTERM or SIGHUP, receives SIGTERM and ``TERM_GRACE_S`` seconds to
+restore its settings, then SIGKILL, then the marker is replayed here
+(:mod:`nrg.sweep.signals`); an interrupted sweep raises
+:class:`~nrg.sweep.signals.SweepInterrupted` saying how many cells are done.
 A rerun skips finished cells (``retry_failed=True`` reruns failed ones);
 ``kill -9`` at any moment loses at most the cell in progress and never
-duplicates rows (see :mod:`nrg.sweep.store`). A ``gate`` may decide, just
-before each unfinished cell, whether it runs and with which time limit (how
-``nrg reference`` keeps a run inside its time budget).
+duplicates rows (see :mod:`nrg.sweep.store`).
 """
 from __future__ import annotations
 
@@ -26,15 +33,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.errors import ParameterError
-from nrg.sweep.cell import run_cell
+from nrg.errors import ParameterError, check_writable_dir
+from nrg.sweep import signals
+from nrg.sweep.cell import command, dvfs_spec, run_cell
 from nrg.sweep.config import Cell, SweepConfig, parse_config
 from nrg.sweep.context import SweepContext, failed_frame
+from nrg.sweep.signals import SweepInterrupted
 from nrg.sweep.store import RunStore
 
 if TYPE_CHECKING:
@@ -60,8 +68,10 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
     ``gate(cell)``, called before each unfinished cell, returns the seconds the
-    cell may take (an isolated cell is killed after that, as with
+    cell may take (an isolated cell is stopped after that, as with
     ``cell_timeout_s``) or None to leave the cell for a later run.
+    Raises :class:`ParameterError` before any work, and
+    :class:`~nrg.sweep.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
     """
     from nrg.sweep import check as sweep_check
 
@@ -73,7 +83,10 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     if monitor_options and cfg.isolate:
         raise ParameterError("monitor_options is only valid with isolate=False "
                              "(objects such as nvml_module cannot be sent to a cell process)")
+    check_writable_dir("out_dir", out_dir)
     cells = sweep_check.check(cfg)
+    dvfs = _dvfs_for_cells(cfg, cells)
+    signals.recover_settings()  # before anything is measured, whatever this sweep's axes
     run = RunStore.at(out_dir)
     run.create()
     run.clean_temporary()
@@ -81,27 +94,41 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     done = run.finished()
     todo = [c for c in cells
             if c.cell_id not in done or (retry_failed and done[c.cell_id] != "ok")]
-    context = _sweep_context(cfg, run, todo, monitor_options)
     busy: dict[str, str] = {}
-    for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
-        with run.claim(c.cell_id) as claim:
-            if not claim.ours:  # another sweep on this folder is measuring it now
-                busy[c.cell_id] = claim.describe()
-                continue
-            now = run.cell_status(c.cell_id)
-            if now == "ok" or (now is not None and c.cell_id not in done):
-                continue  # another sweep measured it since this one looked
-            timeout_s = cfg.cell_timeout_s
-            if gate is not None:
-                allowed_s = gate(c)
-                if allowed_s is None:
-                    continue  # left for a later run (e.g. it would not fit a time budget)
-                timeout_s = allowed_s if timeout_s is None else min(timeout_s, allowed_s)
-            if cfg.isolate:
-                run_isolated(c, context, run, timeout_s)
-            else:
-                run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
+    with signals.interruptible():
+        try:
+            context = _sweep_context(cfg, run, todo, monitor_options)
+            for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
+                _claim_and_run(c, cfg, context, run, done, busy, monitor_options, gate, dvfs)
+        except KeyboardInterrupt as exc:
+            finished = set(run.finished())
+            signum = exc.signum if isinstance(exc, SweepInterrupted) else signal.SIGINT
+            raise SweepInterrupted(signum, sum(c.cell_id in finished for c in cells),
+                                   len(cells)) from exc
     return _current_rows(run, cells, busy, damaged)
+
+
+def _claim_and_run(c: Cell, cfg: SweepConfig, context: SweepContext, run: RunStore, done: Mapping[str, str],
+                   busy: dict[str, str], monitor_options: Mapping[str, Any] | None,
+                   gate: Callable[[Cell], float | None] | None, dvfs: Mapping[str, Any] | None) -> None:
+    """Measure one cell unless another sweep holds it or measured it since this one looked."""
+    with run.claim(c.cell_id) as claim:
+        if not claim.ours:  # another sweep on this folder is measuring it now
+            busy[c.cell_id] = claim.describe()
+            return
+        now = run.cell_status(c.cell_id)
+        if now == "ok" or (now is not None and c.cell_id not in done):
+            return  # another sweep measured it since this one looked
+        timeout_s = cfg.cell_timeout_s
+        if gate is not None:
+            allowed_s = gate(c)
+            if allowed_s is None:
+                return  # left for a later run (e.g. it would not fit a time budget)
+            timeout_s = allowed_s if timeout_s is None else min(timeout_s, allowed_s)
+        if cfg.isolate:
+            run_isolated(c, context, run, timeout_s, dvfs=dvfs, offline=not cfg.allow_download)
+        else:
+            run.write_cell(c.cell_id, run_cell(c, context, monitor_options))
 
 
 def _set_aside_damaged(run: RunStore) -> list[str]:
@@ -130,6 +157,22 @@ def _current_rows(run: RunStore, cells: list[Cell], busy: Mapping[str, str],
     frame.attrs.update({"other_cells": len(set(run.finished()) - ids), "busy_cells": dict(busy),
                         "damaged_files": list(damaged)})
     return frame
+
+
+GPU_AXES = ("gpu_clock_mhz", "mem_clock_mhz", "power_limit_w")
+
+
+def _dvfs_for_cells(cfg: SweepConfig, cells: list[Cell]) -> dict[str, Any] | None:
+    """The DVFS settings cell processes inherit; refuse GPU axes a cell process could not reach."""
+    if not cfg.isolate:
+        return None
+    spec = dvfs_spec()
+    changes_gpu = any(v is not None for c in cells for k, v in c.axes if k in GPU_AXES)
+    if changes_gpu and not spec["nvml_portable"]:
+        raise ParameterError(
+            "isolate=True is not valid with the NVML module given to nrg.dvfs.configure: it cannot "
+            "be sent to a cell process (give it a cell_spec() method) -- use isolate=False")
+    return spec
 
 
 def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
@@ -163,40 +206,52 @@ def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
     return tqdm(cells, desc=desc, unit="cell", disable=not enabled)
 
 
-def cell_spec(cell: Cell, context: SweepContext, run_dir: str | Path) -> dict[str, Any]:
+def cell_spec(cell: Cell, context: SweepContext, run_dir: str | Path,
+              dvfs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON a cell process receives: everything needed to measure and store one cell."""
-    return {"cell": cell.to_dict(), "context": context.to_dict(), "run_dir": str(Path(run_dir).resolve())}
+    return {"cell": cell.to_dict(), "context": context.to_dict(), "run_dir": str(Path(run_dir).resolve()),
+            "dvfs": None if dvfs is None else dict(dvfs)}
 
 
-def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None) -> None:
-    """Measure ``cell`` in a child process; record a crash, kill or timeout as a failed cell."""
+def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None,
+                 dvfs: Mapping[str, Any] | None = None, offline: bool = True) -> None:
+    """Measure ``cell`` in a child process; record a crash, kill or timeout as a failed cell.
+
+    ``offline``: the cell may not reach the Hugging Face hub (``HF_HUB_OFFLINE=1``);
+    the check already made sure its weights are on this machine.
+    """
     spec_path = run.logs_dir / f"{cell.cell_id}.json"
-    spec_path.write_text(json.dumps(cell_spec(cell, context, run.run_dir), default=str))
+    spec_path.write_text(json.dumps(cell_spec(cell, context, run.run_dir, dvfs), default=str))
     log_path = run.logs_dir / f"{cell.cell_id}.log"
     cell_path = run.cell_path(cell.cell_id)
     before_ns = cell_path.stat().st_mtime_ns if cell_path.exists() else None
-    cmd = [sys.executable, "-m", "nrg.sweep.cell", str(spec_path), "--parent-pid", str(os.getpid())]
+    env = {**os.environ, **({"HF_HUB_OFFLINE": "1"} if offline else {})}
+    timed_out = False
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(command(spec_path, os.getpid()), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env)
         try:
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = None
-        except BaseException:  # KeyboardInterrupt: do not leave the child running
-            os.killpg(proc.pid, signal.SIGKILL)
+            rc, _ = signals.stop_process(proc)
+            timed_out = True
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP of the sweep: stop the cell gently
+            signals.stop_process(proc)
             raise
+    if rc != 0:
+        signals.recover_settings()  # a crash or the OOM killer leaves no chance to restore
     if cell_path.exists() and cell_path.stat().st_mtime_ns != before_ns:
         spec_path.unlink(missing_ok=True)  # the child wrote its rows (ok or failed)
         return
     tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]
-    run.write_cell(cell.cell_id, failed_frame(cell, context, f"{_exit_reason(rc, timeout_s)}\n{tail}"))
+    reason = _exit_reason(None if timed_out else rc, timeout_s)
+    run.write_cell(cell.cell_id, failed_frame(cell, context, f"{reason}\n{tail}"))
 
 
 def _exit_reason(rc: int | None, timeout_s: float | None) -> str:
     if rc is None:
-        return f"cell process killed after cell_timeout_s={timeout_s}"
+        return (f"cell process stopped after cell_timeout_s={timeout_s} (SIGTERM, then SIGKILL "
+                f"after {signals.TERM_GRACE_S:g} s)")
     if rc < 0:
         name = signal.Signals(-rc).name
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""

@@ -71,7 +71,7 @@ def model_spec(entry: ModelEntry, task: str, dtype: str, device: str, num_labels
 
 def check(cfg: SweepConfig) -> None:
     """Tasks, tickets and models of a finetune sweep, before any work or file write."""
-    from nrg.models import build, check_device, plan
+    from nrg.models import build, check_device_support, plan
 
     options = FinetuneOptions.from_dict(cfg.settings.options)
     for t in cfg.tasks:
@@ -84,7 +84,7 @@ def check(cfg: SweepConfig) -> None:
         for entry in cfg.models:
             for dtype in cfg.dtypes:
                 spec = model_spec(entry, t.name, dtype, cfg.settings.device, len(data.labels) or None)
-                check_device(spec)
+                check_device_support(spec)
                 planned = plan(spec)
                 if planned.weights != "real":
                     raise ParameterError(

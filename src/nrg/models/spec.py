@@ -19,7 +19,7 @@ DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 HEADS: tuple[str, ...] = ("auto", "causal-lm", "seq2seq-lm", "base", "sequence-classification")
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
 
-_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_DEVICE_RE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 
 
 def _freeze_overrides(overrides: Mapping[str, Any] | tuple[tuple[str, Any], ...] | None
@@ -46,7 +46,9 @@ class ModelSpec:
     ``{"hidden_size": 64}``); ``tiny=True`` applies a small per-architecture
     width so CI can run every architecture in seconds. ``head`` picks the
     model class: ``auto`` is a causal LM for decoders, seq2seq for T5 and the
-    bare encoder for BERT-like models.
+    bare encoder for BERT-like models. ``device="auto"`` shards the model over
+    the GPUs ``devices`` (CUDA indices; None = all) with accelerate's device
+    map (:mod:`nrg.models.placement`).
     """
 
     name: str
@@ -57,6 +59,7 @@ class ModelSpec:
     overrides: tuple[tuple[str, Any], ...] = field(default=())
     tiny: bool = False
     head: str = "auto"
+    devices: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -66,7 +69,9 @@ class ModelSpec:
         check_choice("head", self.head, HEADS)
         if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
             raise ParameterError(
-                f"device={self.device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N'")
+                f"device={self.device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N', 'auto'")
+        if self.devices is not None and self.device != "auto":
+            raise ParameterError(f"devices={self.devices!r} is only valid with device='auto'")
         if self.layers is not None and (
                 isinstance(self.layers, bool) or not isinstance(self.layers, int) or self.layers < 1):
             raise ParameterError(f"layers={self.layers!r} is not valid; it must be an integer >= 1 or None")

@@ -30,25 +30,35 @@ def check(cfg: SweepConfig) -> list[Cell]:
     for entry in cfg.models:
         planned = None
         for dtype in cfg.dtypes:
-            planned = _check_model(entry, dtype, cfg.settings.device)
+            planned = _check_model(entry, dtype, cfg.settings.device, cfg.settings.devices,
+                                   here=cfg.executor == "local")
         assert planned is not None
         _check_lengths(entry, planned, cfg)
         _check_prompt_room(entry, planned, cfg)
     return cfg.cells()
 
 
-def _check_model(entry: ModelEntry, dtype: str, device: str) -> Plan:
-    """Name, device/dtype and memory; returns what loading the model will do."""
+def _check_model(entry: ModelEntry, dtype: str, device: str, devices: tuple[int, ...] | None = None,
+                 here: bool = True) -> Plan:
+    """Name, device/dtype and memory; returns what loading the model will do.
+
+    ``here=False`` (executor ray): the cells run on other machines, so this
+    machine's devices and memory are not checked (the executor checks the
+    cluster's resources; a cell that does not fit its node is a failed row).
+    """
     from nrg.models import ModelSpec, build, check_device, plan
+    from nrg.models.load import sharded_free_bytes
 
     spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=device,
-                     layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny)
-    check_device(spec)
+                     layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny, devices=devices)
+    if here:
+        check_device(spec)
     p = plan(spec)
     if p.head not in ("causal-lm", "seq2seq-lm"):
         raise ParameterError(f"models: {entry.name!r} is an encoder-only model ({p.head}) and cannot "
                              "generate; choose a causal or seq2seq model")
-    build.check_fits(spec, p.n_params)
+    if here:
+        build.check_fits(spec, p.n_params, sharded_free_bytes(spec))
     return p
 
 
@@ -116,6 +126,11 @@ def _check_tasks(cfg: SweepConfig) -> None:
 
 def _check_axes(cfg: SweepConfig) -> None:
     from nrg import axes
+    from nrg.dvfs.mapping import GPU_GLOBAL_AXES
 
     for name, values in cfg.axes:
+        if cfg.settings.device == "auto" and name in GPU_GLOBAL_AXES and any(v is not None for v in values):
+            raise ParameterError(f"{name}={list(values)!r} is not valid with device='auto': clocks and "
+                                 "power limits are set on one GPU, a sharded model runs on several; "
+                                 "use device='cuda' (or None values)")
         axes.get(name).validate(list(values))

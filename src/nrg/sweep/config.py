@@ -13,7 +13,10 @@ Keys (all but ``models`` optional)::
     input_tokens: [128]          # prompt length, exact
     output_tokens: [32]          # generated tokens, exact (min_new_tokens == max_new_tokens)
     dtypes: [float32]            # float32 | float16 | bfloat16
-    device: cpu                  # cpu | cuda | cuda:N
+    device: cpu                  # cpu | cuda | cuda:N | auto (the model sharded over several
+                                 # GPUs with accelerate's device map; metered on each)
+    devices: null                # with device auto: the CUDA indices to shard over, e.g. [0, 1];
+                                 # null = every GPU the cell can see
     axes: {gpu_clock_mhz: [1980, 1410]}  # extra registered axes (nrg.axes); an axis
                                  # name may also be given as a top-level key
     repeats: {min: 3, max: 10, ci_rel: 0.05}  # adaptive; an integer = fixed count
@@ -25,11 +28,15 @@ Keys (all but ``models`` optional)::
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
     cell_timeout_s: null         # isolated cells running longer are killed and recorded failed
+    executor: local              # local (cells one after another here) | ray (one Ray task per
+                                 # cell, on a Ray cluster; pip install nrg[ray])
+    ray_address: null            # executor ray: the cluster (auto, HOST:PORT); null = a Ray
+                                 # instance started on this machine for the sweep
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
 items, seed -- and nothing else (not the name, chapter, output folder or
-isolation), so the same cell measured by two sweeps has the same id.
+isolation, executor), so the same cell measured by two sweeps has the same id.
 """
 from __future__ import annotations
 
@@ -46,11 +53,13 @@ from nrg.sweep.repeats import RepeatPolicy
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
+EXECUTORS: tuple[str, ...] = ("local", "ray")
 NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
     "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s",
+    "devices", "executor", "ray_address",
 )
 
 
@@ -100,14 +109,18 @@ class Settings:
     quality_items: int = 8
     seed: int = 0
     roofline: bool = True
+    devices: tuple[int, ...] | None = None   # device "auto": CUDA indices to shard over
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for YAML, JSON and the cell id hash."""
-        return {
+        """Plain data for YAML, JSON and the cell id hash (``devices`` only when set: old ids stay)."""
+        out: dict[str, Any] = {
             "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
             "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
             "quality_items": self.quality_items, "seed": self.seed, "roofline": self.roofline,
         }
+        if self.devices is not None:
+            out["devices"] = list(self.devices)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Settings:
@@ -116,6 +129,7 @@ class Settings:
             device=d["device"], repeats=RepeatPolicy.parse(d["repeats"]), warmup=d["warmup"],
             idle_s=d["idle_s"], meters=tuple(d["meters"]) if d["meters"] else None,
             quality_items=d["quality_items"], seed=d["seed"], roofline=d["roofline"],
+            devices=tuple(d["devices"]) if d.get("devices") is not None else None,
         )
 
 
@@ -166,6 +180,8 @@ class Cell:
             "batch_size": self.batch_size, "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens, "device": self.settings.device,
         }
+        if self.settings.devices is not None:
+            out["devices"] = ",".join(str(i) for i in self.settings.devices)
         out.update(dict(self.axes))
         return out
 
@@ -186,6 +202,8 @@ class SweepConfig:
     settings: Settings = field(default_factory=Settings)
     isolate: bool = True
     cell_timeout_s: float | None = None
+    executor: str = "local"
+    ray_address: str | None = None
 
     def cells(self) -> list[Cell]:
         """The grid in a fixed order: models outermost, extra axes innermost."""
@@ -214,6 +232,7 @@ class SweepConfig:
             "meters": s["meters"], "isolate": self.isolate,
             "quality": {"items": s["quality_items"]}, "seed": s["seed"],
             "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
+            "devices": s.get("devices"), "executor": self.executor, "ray_address": self.ray_address,
         }
 
 
@@ -299,10 +318,25 @@ def _split_keys(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return known, {k: raw[k] for k in unknown}
 
 
+def _devices(raw: Mapping[str, Any]) -> tuple[str, tuple[int, ...] | None]:
+    """``device`` and, for a model sharded over GPUs (``device: auto``), its ``devices``."""
+    devices = raw.get("devices")
+    device = raw.get("device", "cpu" if devices is None else "auto")
+    if not isinstance(device, str) or not (device in ("cpu", "cuda", "auto") or device.startswith("cuda:")):
+        raise ParameterError(f"device={device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N', 'auto'")
+    if devices is None:
+        return device, None
+    if device != "auto":
+        raise ParameterError(f"devices={devices!r} is only valid with device='auto' (a sharded model); "
+                             f"device={device!r} names one device")
+    indices = _ints("devices", devices, minimum=0)
+    if len(set(indices)) != len(indices):
+        raise ParameterError(f"devices={list(indices)!r} is not valid; an index is repeated")
+    return device, tuple(indices)
+
+
 def _settings(raw: Mapping[str, Any]) -> Settings:
-    device = raw.get("device", "cpu")
-    if not isinstance(device, str) or not (device in ("cpu", "cuda") or device.startswith("cuda:")):
-        raise ParameterError(f"device={device!r} is not valid; choose one of: 'cpu', 'cuda', 'cuda:N'")
+    device, devices = _devices(raw)
     warmup = raw.get("warmup", 1)
     _ints("warmup", warmup, minimum=0)
     idle_s = raw.get("idle_s", 2.0)
@@ -326,7 +360,7 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
     if not isinstance(roofline, bool):
         raise ParameterError(f"roofline={roofline!r} is not valid; choose one of: True, False")
     return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, float(idle_s),
-                    meters, items, seed, roofline)
+                    meters, items, seed, roofline, devices)
 
 
 def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
@@ -363,6 +397,11 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     timeout = raw.get("cell_timeout_s")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ParameterError(f"cell_timeout_s={timeout!r} is not valid; it must be a number > 0 or null")
+    executor = raw.get("executor", "local")
+    check_choice("executor", executor, EXECUTORS)
+    address = raw.get("ray_address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ParameterError(f"ray_address={address!r} is not valid; give 'auto', HOST:PORT or null")
     name = str(raw.get("name", "sweep"))
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
@@ -376,5 +415,6 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         dtypes=dtypes, axes=_axes(raw.get("axes") or {}, extra_axes),
         settings=_settings(raw), isolate=isolate,
         cell_timeout_s=None if timeout is None else float(timeout),
+        executor=executor, ray_address=address,
     )
 

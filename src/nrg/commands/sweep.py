@@ -20,6 +20,12 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--inline", action="store_true",
                         help="run cells in this process (isolate: false); faster, less robust")
     parser.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="local: cells one after another here (default); ray: one Ray task per cell "
+                             "(pip install nrg[ray])")
+    parser.add_argument("--address", default=None,
+                        help="with --executor ray: the cluster (auto, HOST:PORT); default: a Ray instance "
+                             "on this machine")
     parser.set_defaults(func=_run)
 
 
@@ -27,7 +33,8 @@ def _run(ns: argparse.Namespace) -> int:
     from nrg.sweep.run import run_sweep
 
     frame = run_sweep(ns.config, ns.out, progress=not ns.no_progress,
-                      isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
+                      isolate=False if ns.inline else None, retry_failed=ns.retry_failed,
+                      executor=ns.executor, ray_address=ns.address)
     if frame.empty:
         print(f"{ns.out}: no rows")
         return 0

@@ -58,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         _watch_parent(ns.parent_pid)
     spec = json.loads(Path(ns.spec).read_text())
     cell = Cell.from_dict(spec["cell"])
-    frame = run_cell(cell, SweepContext.from_dict(spec["context"]))
+    context = SweepContext.from_dict(spec["context"])
+    if spec.get("node_context"):  # a Ray task: provenance, idle power, bandwidth of this node
+        from nrg.sweep.executors import node_context
+
+        context = node_context(cell, context)
+    frame = run_cell(cell, context)
     RunStore.at(spec["run_dir"]).write_cell(cell.cell_id, frame)
     return 0
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
+from nrg.sweep import executors
 from nrg.sweep.cell import run_cell
 from nrg.sweep.config import Cell, SweepConfig, parse_config
 from nrg.sweep.context import SweepContext, failed_frame
@@ -46,10 +47,11 @@ STDERR_TAIL_CHARS = 2000
 def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str | Path,
               progress: bool = True, isolate: bool | None = None,
               retry_failed: bool = False,
-              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+              monitor_options: Mapping[str, Any] | None = None,
+              executor: str | None = None, ray_address: str | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return all rows of the run.
 
-    ``isolate`` overrides the config's ``isolate`` key when given.
+    ``isolate``, ``executor`` and ``ray_address`` override the config's keys when given.
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
     """
@@ -64,14 +66,21 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     if monitor_options and cfg.isolate:
         raise ParameterError("monitor_options is only valid with isolate=False "
                              "(objects such as nvml_module cannot be sent to a cell process)")
+    cfg = executors.with_executor(cfg, executor, ray_address)
     cells = sweep_check.check(cfg)
+    if cfg.executor == "ray":  # connect; every cell must fit a node -- before any file is written
+        executors.check_cluster(cfg, cells)
     run = RunStore.at(out_dir)
     run.create()
     run.clean_temporary()
     done = run.finished()
     todo = [c for c in cells
             if c.cell_id not in done or (retry_failed and done[c.cell_id] != "ok")]
-    context = _sweep_context(cfg, run, todo, monitor_options)
+    context = _sweep_context(cfg, run, todo if cfg.executor == "local" else [], monitor_options)
+    if cfg.executor == "ray":  # each cell measures idle power and bandwidth on its own node
+        executors.run_cells_ray(todo, context, run, cfg.cell_timeout_s, cfg.ray_address, progress,
+                                cfg.name, skipped=len(cells) - len(todo))
+        return store.load(run.run_dir)
     for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
         if cfg.isolate:
             run_isolated(c, context, run, cfg.cell_timeout_s)

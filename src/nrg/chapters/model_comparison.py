@@ -46,6 +46,7 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
           tasks: Any = TASKS, task_lengths: Any = None, batch_size: int = 1,
           dtype: str = "float32", device: str = "cpu", repeats: Any = None, warmup: int = 1,
           idle_s: float = 2.0, quality_items: int = 3, isolate: bool = True,
+          executor: str = "local", ray_address: str | None = None,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
           **unknown: Any) -> dict[str, Any]:
     """Checked parameters plus the sweep configs they mean; raises before any work."""
@@ -62,6 +63,7 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
         "input_tokens": [lengths[task][0]], "output_tokens": [lengths[task][1]],
         "dtypes": [dtype], "device": device, "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
         "warmup": warmup, "idle_s": idle_s, "isolate": bool(isolate),
+        "executor": executor, "ray_address": ray_address,
         "quality": {"items": common.as_int("quality_items", quality_items, minimum=0)},
     } for task in task_list]
     sweeps.check_configs(configs)

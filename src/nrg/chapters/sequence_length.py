@@ -33,7 +33,8 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
           fixed_input_tokens: int = 64, fixed_output_tokens: int = 8,
           joint_input_tokens: Any = (32, 128), joint_output_tokens: Any = (8, 32),
           batch_size: int = 1, dtype: str = "float32", device: str = "cpu", repeats: Any = None,
-          warmup: int = 1, idle_s: float = 2.0, isolate: bool = True, run_dir: str | None = None,
+          warmup: int = 1, idle_s: float = 2.0, isolate: bool = True, executor: str = "local",
+          ray_address: str | None = None, run_dir: str | None = None,
           reference_dir: str | None = None, alpha: float = 0.05, **unknown: Any) -> dict[str, Any]:
     """Checked parameters plus the three sweep configs; raises before any work."""
     if unknown:
@@ -53,6 +54,7 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
         "dtypes": [dtype], "device": device, "warmup": warmup, "idle_s": idle_s,
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
         "isolate": bool(isolate), "quality": {"items": 0},
+        "executor": executor, "ray_address": ray_address,
     }
     configs = [
         {**base, "name": f"{CHAPTER}-input", "input_tokens": inputs, "output_tokens": [fixed_out]},

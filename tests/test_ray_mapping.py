@@ -98,3 +98,15 @@ def test_meter_selection_follows_uuids_and_visibility():
     assert meter_gpus((), visible=None, nvml_module=fake) is None
     # no NVML: the indices do not matter, the NVML meter is skipped with its reason
     assert meter_gpus((1,), visible="1", nvml_module=EnergyNvml(present=False)) == [1]
+
+
+def test_a_cell_given_no_gpu_meters_none_of_the_node():
+    from nrg.meters import EnergyMonitor
+
+    fake = UuidNvml(NVML_ORDER)
+    with EnergyMonitor.auto(meters=["nvml", "estimate"], gpus=meter_gpus((), visible="", nvml_module=fake),
+                            nvml_module=fake) as monitor:
+        assert monitor.domains == ("cpu",)
+    with EnergyMonitor.auto(meters=["nvml", "estimate"], gpus=meter_gpus((), visible=None, nvml_module=fake),
+                            nvml_module=fake) as monitor:
+        assert monitor.domains == ("gpu:0", "gpu:1", "gpu:2", "cpu")

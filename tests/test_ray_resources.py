@@ -95,3 +95,20 @@ def test_cli_has_the_executor_flags(capsys):
     assert "--executor {local,ray}" in text and "--address" in text
     with pytest.raises(SystemExit):
         main(["sweep", "x.yaml", "--out", "y", "--executor", "slurm"])
+
+
+def test_a_ray_cell_measures_its_own_node(monkeypatch):
+    """What a local sweep measures once, a Ray cell measures where it runs: provenance and idle power."""
+    import socket
+
+    from nrg.sweep.context import SweepContext
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")   # as in a Ray task without GPUs
+    cell = _cell(idle_s=0.1, roofline=False)
+    driver = SweepContext(run_id="r-1", chapter="01", provenance={"hostname": "the-driver"})
+    here = executors.node_context(cell, driver)
+    assert here.run_id == "r-1" and here.chapter == "01"
+    assert here.provenance["hostname"] == socket.gethostname()
+    assert set(here.idle_power_w) == {"cpu"} and here.idle_power_w["cpu"] >= 0
+    assert here.mem_bandwidth_bytes_per_s is None
+    assert executors.node_context(_cell(idle_s=0, roofline=False), driver).idle_power_w == {}

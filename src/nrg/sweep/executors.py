@@ -140,8 +140,10 @@ def connect(address: str | None) -> Any:
         try:
             ray.init(address=address, **options)
         except ConnectionError as exc:
-            raise ParameterError(f"ray_address={address!r} is not valid: no Ray cluster answers there "
-                                 f"({exc}); start one with `ray start --head`") from exc
+            raise ParameterError(
+                f"ray_address={address!r} is not valid: no Ray cluster answers there ({exc}); start one "
+                "with `ray start --head`, or, if it runs with token authentication, copy its "
+                "~/.ray/auth_token here and set RAY_AUTH_MODE=token") from exc
     return ray
 
 

@@ -186,10 +186,9 @@ def run_cells_ray(cells: Sequence[Cell], context: SweepContext, run_store: RunSt
     refs: dict[Any, Cell] = {}
     for cell in cells:
         r = needs[cell.cell_id]
-        ref = task.options(num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_retries=MAX_RETRIES,
-                           name=f"nrg-cell-{cell.cell_id}").remote(cell.to_dict(), context.to_dict(), timeout_s,
-                                                                   r.num_gpus)
-        refs[ref] = cell
+        options = task.options(num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_retries=MAX_RETRIES,
+                               name=f"nrg-cell-{cell.cell_id}")
+        refs[options.remote(cell.to_dict(), context.to_dict(), timeout_s, r.num_gpus)] = cell
     desc = f"{name} ({skipped} done before)" if skipped else name
     pending = list(refs)
     try:

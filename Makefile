@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt requirements-embedded.txt
 
 install: $(STAMP)
 
+# Ray (the nrg[ray] extra) for the executor's tests; the book does not need it.
+$(VENV)/.nrg-ray-installed: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,ray]'
+	touch $@
+
 # Chromium drives the browser test of the built book (Debian's package; the
 # test finds it at /usr/bin/chromium).
 browser-deps:
@@ -45,7 +50,7 @@ reference: $(STAMP)
 
 # The tests include building the book on the tiny profile and opening it in
 # headless Chromium.
-test: $(STAMP) browser-deps lint
+test: $(STAMP) $(VENV)/.nrg-ray-installed browser-deps lint
 	$(BIN)/python -m pytest -q
 
 # ruff (pyflakes, import order, pydocstyle on the public API) and mypy over src/.

@@ -54,8 +54,9 @@ def test_method_is_the_weakest() -> None:
 
 def test_to_record_flat_columns() -> None:
     rec = make().to_record()
-    assert set(rec) == RECORD_COLUMNS
+    assert set(rec) == RECORD_COLUMNS | {"gpu0_energy_j", "gpu1_energy_j"}  # two GPUs: each, and the sum
     assert rec["gpu_energy_j"] == pytest.approx(400.0)
+    assert rec["gpu0_energy_j"] + rec["gpu1_energy_j"] == pytest.approx(400.0)
     assert rec["cpu_energy_j"] == pytest.approx(40.0)
     assert math.isnan(rec["dram_energy_j"])
     assert rec["idle_power_w"] == pytest.approx(80.0)

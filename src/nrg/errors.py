@@ -106,10 +106,16 @@ def parse_bool(parameter: str, value: object) -> bool:
     return check_bool(parameter, value)
 
 
-def check_device(parameter: str, value: object) -> str:
-    """The syntax of a device string: ``cpu``, ``cuda`` or ``cuda:N`` (N >= 0)."""
+def check_device(parameter: str, value: object, allow_auto: bool = False) -> str:
+    """The syntax of a device string: ``cpu``, ``cuda`` or ``cuda:N`` (N >= 0).
+
+    ``auto`` (a model sharded over the cell's GPUs) passes where the caller allows it.
+    """
+    if allow_auto and value == "auto":
+        return "auto"
     if not isinstance(value, str) or not _DEVICE_RE.match(value):
-        raise ParameterError(f"{parameter}={value!r} is not valid; choose one of: {DEVICE_CHOICES}")
+        choices = DEVICE_CHOICES + (", 'auto' (sharded over the GPUs)" if allow_auto else "")
+        raise ParameterError(f"{parameter}={value!r} is not valid; choose one of: {choices}")
     return value
 
 

@@ -69,6 +69,7 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
           power_limits_w: Any = None, input_tokens: int = 128, output_tokens: int = 64,
           batch_size: int = 1, dtype: str = "auto", device: str = "auto", repeats: Any = None,
           warmup: int = 1, idle_s: float = 2.0, meters: Any = None, isolate: bool = True,
+          executor: str = "local", ray_address: str | None = None,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
           allow_hardware_settings: Any = False, region: str = carbon.DEFAULT_REGION,
           price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
@@ -92,7 +93,8 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 10, "ci_rel": 0.05}),
         "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
         "meters": common.as_list("meters", meters) if meters is not None else None,
-        "isolate": isolate, "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
+        "isolate": isolate, "executor": executor, "ray_address": ray_address,
+        "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
         "run_dir": common.run_dir(CHAPTER, run_dir),
         "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
         "allow_hardware_settings": as_consent(allow_hardware_settings),
@@ -112,6 +114,7 @@ def sweep_config(params: Mapping[str, Any], axis: str | None, values: Sequence[A
         "idle_s": params["idle_s"], "meters": params["meters"], "isolate": params["isolate"],
         "quality": {"items": 0}, "roofline": True,
         "allow_hardware_settings": bool(params.get("allow_hardware_settings", False)),
+        "executor": params["executor"], "ray_address": params["ray_address"],
     }
     if axis is not None:
         config["axes"] = {axis: list(values)}

@@ -47,6 +47,7 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
           tasks: Any = TASKS, task_lengths: Any = None, batch_size: int = 1,
           dtype: str = "float32", device: str = "cpu", repeats: Any = None, warmup: int = 1,
           idle_s: float = 2.0, quality_items: int = 3, isolate: bool = True,
+          executor: str = "local", ray_address: str | None = None,
           run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
           region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
           pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
@@ -67,6 +68,7 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
         "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
         "isolate": common.as_bool("isolate", isolate),
+        "executor": executor, "ray_address": ray_address,
         "quality": {"items": common.as_int("quality_items", quality_items, minimum=0)},
     } for task in task_list]
     sweeps.check_configs(configs)

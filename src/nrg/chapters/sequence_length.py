@@ -34,7 +34,8 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
           fixed_input_tokens: int = 64, fixed_output_tokens: int = 8,
           joint_input_tokens: Any = (32, 128), joint_output_tokens: Any = (8, 32),
           batch_size: int = 1, dtype: str = "float32", device: str = "cpu", repeats: Any = None,
-          warmup: int = 1, idle_s: float = 2.0, isolate: bool = True, run_dir: str | None = None,
+          warmup: int = 1, idle_s: float = 2.0, isolate: bool = True, executor: str = "local",
+          ray_address: str | None = None, run_dir: str | None = None,
           reference_dir: str | None = None, alpha: float = 0.05, region: str = carbon.DEFAULT_REGION,
           price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
           **unknown: Any) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
         "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
         "isolate": common.as_bool("isolate", isolate), "quality": {"items": 0},
+        "executor": executor, "ray_address": ray_address,
     }
     configs = [
         {**base, "name": f"{CHAPTER}-input", "input_tokens": inputs, "output_tokens": [fixed_out]},

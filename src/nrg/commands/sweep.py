@@ -27,6 +27,12 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument("--allow-hardware-settings", action="store_true",
                         help="consent to the config's clock / power-limit / cpufreq axes changing this "
                              "machine (restored after each cell); same as allow_hardware_settings: true")
+    parser.add_argument("--executor", choices=("local", "ray"), default=None,
+                        help="local: cells one after another here (default); ray: one Ray task per cell "
+                             "(pip install nrg[ray])")
+    parser.add_argument("--address", default=None,
+                        help="with --executor ray: the cluster (auto, HOST:PORT); default: a Ray instance "
+                             "on this machine")
     parser.set_defaults(func=_run)
 
 
@@ -40,7 +46,8 @@ def _run(ns: argparse.Namespace) -> int:
         config = replace(config, allow_hardware_settings=True)
     check_writable_dir("--out", ns.out)
     frame = run_sweep(config, ns.out, progress=not ns.no_progress,
-                      isolate=False if ns.inline else None, retry_failed=ns.retry_failed)
+                      isolate=False if ns.inline else None, retry_failed=ns.retry_failed,
+                      executor=ns.executor, ray_address=ns.address)
     print(summary(ns.out, frame))
     counts = frame.drop_duplicates("cell_id")["status"].value_counts().to_dict() if len(frame) else {}
     return 0 if counts.get("failed", 0) == 0 else 1

@@ -149,6 +149,13 @@ class Measurement:
         found = [d.energy_j for d in self.domains if domain_family(d.domain) == family]
         return math.fsum(found) if found else math.nan
 
+    def per_gpu_j(self) -> dict[str, float]:
+        """``gpu<N>_energy_j`` per GPU domain when a window spans several GPUs (a sharded model)."""
+        gpus = [d for d in self.domains if domain_family(d.domain) == "gpu"]
+        if len(gpus) < 2:
+            return {}
+        return {f"gpu{d.domain.split(':', 1)[1]}_energy_j": d.energy_j for d in gpus}
+
     def to_record(self) -> dict[str, Any]:
         """Flat columns for the results table (see ARCHITECTURE.md, "Result columns")."""
         idle = [d.idle_power_w for d in self.domains if d.idle_power_w is not None]
@@ -168,4 +175,5 @@ class Measurement:
             "energy_valid": self.valid,
             "energy_warning": "; ".join(notes) or None,
             "avg_power_w": energy_j / self.elapsed_s if self.elapsed_s > 0 else math.nan,
+            **self.per_gpu_j(),
         }

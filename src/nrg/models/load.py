@@ -5,6 +5,7 @@ Compression is not done here: :mod:`nrg.compress` transforms the returned
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import warnings
@@ -40,14 +41,28 @@ def check_device_available(parameter: str, device: str) -> str:
 def check_device_support(spec: ModelSpec) -> None:
     """Refuse device / dtype combinations this machine cannot run, before loading."""
     import torch
-    check_device_available("device", spec.device)
-    if spec.device.startswith("cuda"):
+    if spec.device == "auto":
+        _check_sharded(spec, torch.cuda.is_available(), torch.cuda.device_count())
+    else:
+        check_device_available("device", spec.device)
+    if spec.device.startswith("cuda") or spec.device == "auto":
         if spec.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
             raise ParameterError(f"dtype='bfloat16' is not supported on {spec.device}; "
                                  f"use 'float16' or 'float32'")
     elif spec.dtype != "float32":
         warnings.warn(f"dtype={spec.dtype!r} on CPU is much slower than float32 (no native units); "
                       f"timings will not be representative", stacklevel=3)
+
+
+def _check_sharded(spec: ModelSpec, cuda_available: bool, count: int) -> None:
+    """``device='auto'`` shards over GPUs: CUDA must be there, with every index of ``devices``."""
+    if not cuda_available:
+        raise ParameterError("device='auto' shards the model over GPUs, but CUDA is not available; "
+                             "use device='cpu'")
+    missing = [i for i in spec.devices or () if i >= count]
+    if missing:
+        raise ParameterError(f"devices={list(spec.devices or ())!r} is not valid; this machine has "
+                             f"{count} CUDA device(s) (indices 0 to {count - 1})")
 
 
 def resolve_weights(spec: ModelSpec, resolved: Resolved) -> str:
@@ -122,20 +137,24 @@ def load(spec: ModelSpec) -> LoadedModel:
     check_device_support(spec)
     start = time.perf_counter()
     p = plan(spec)
-    build.check_fits(spec, p.n_params)
+    build.check_fits(spec, p.n_params, sharded_free_bytes(spec))
     auto_cls = build.auto_class(p.head)
+    here = dataclasses.replace(spec, device="cpu", devices=None) if spec.device == "auto" else spec
     tokenizer = None
     from_cache = False
     if p.weights == "real":
         source, from_cache = _real_source(p.resolved)
         model = real.load_pretrained(auto_cls, source, p.config if p.shaped else None,
-                                     spec.dtype, spec.device)
+                                     here.dtype, here.device)
         tokenizer = real.load_tokenizer(source)
         source_text = str(source)
     else:
-        model = build.build_random(p.config, p.head, spec)
+        model = build.build_random(p.config, p.head, here)
         source_text = str(p.resolved.info.config_path) if p.resolved.info else str(
             p.resolved.path or p.resolved.hub_id)
+    if spec.device == "auto":  # built on the CPU above: spread over the cell's GPUs
+        from nrg.models import placement
+        model = placement.shard(model, placement.cuda_indices("auto", spec.devices))
     model.eval()
     config = model.config
     name = p.resolved.info.name if p.resolved.info else spec.name
@@ -146,6 +165,14 @@ def load(spec: ModelSpec) -> LoadedModel:
         max_context_tokens=build.context_limit(config), vocab_size=int(config.vocab_size),
         name=name, source=source_text, head=p.head, from_cache=from_cache,
         load_time_s=time.perf_counter() - start)
+
+
+def sharded_free_bytes(spec: ModelSpec) -> int | None:
+    """Free memory of all the GPUs a sharded model spreads over (None: one device, as before)."""
+    if spec.device != "auto":
+        return None
+    from nrg.models import placement
+    return sum(placement.free_memory_bytes(placement.cuda_indices("auto", spec.devices)).values())
 
 
 def param_count(spec: ModelSpec) -> int:

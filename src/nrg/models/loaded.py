@@ -40,6 +40,9 @@ class LoadedModel:
     def device(self) -> torch.device:
         """The ``torch.device`` the model's weights live on (inputs must be moved there)."""
         import torch
+        if self.spec.device == "auto":  # sharded: inputs go where the first layer is
+            from nrg.models.placement import input_device
+            return input_device(self.model)
         return torch.device(self.spec.device)
 
     @property

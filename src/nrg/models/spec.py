@@ -44,7 +44,9 @@ class ModelSpec:
     ``{"hidden_size": 64}``); ``tiny=True`` applies a small per-architecture
     width so CI can run every architecture in seconds. ``head`` picks the
     model class: ``auto`` is a causal LM for decoders, seq2seq for T5 and the
-    bare encoder for BERT-like models.
+    bare encoder for BERT-like models. ``device="auto"`` shards the model over
+    the GPUs ``devices`` (CUDA indices; None = all) with accelerate's device
+    map (:mod:`nrg.models.placement`).
     """
 
     name: str
@@ -55,6 +57,7 @@ class ModelSpec:
     overrides: tuple[tuple[str, Any], ...] = field(default=())
     tiny: bool = False
     head: str = "auto"
+    devices: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -62,7 +65,9 @@ class ModelSpec:
         check_choice("weights", self.weights, WEIGHTS)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("head", self.head, HEADS)
-        check_device("device", self.device)
+        check_device("device", self.device, allow_auto=True)
+        if self.devices is not None and self.device != "auto":
+            raise ParameterError(f"devices={self.devices!r} is only valid with device='auto'")
         if self.layers is not None:
             check_int("layers", self.layers)
         object.__setattr__(self, "overrides", _freeze_overrides(self.overrides))

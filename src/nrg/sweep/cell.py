@@ -3,7 +3,7 @@
 A cell never raises for a failure of the machine or the model: the error
 becomes the cell's ``status``/``error`` row so a sweep goes on. Run as a
 process (:func:`command`) it measures the cell described by a JSON spec (see
-:func:`nrg.sweep.run.cell_spec`) and writes its Parquet file atomically -- the
+:func:`cell_spec`) and writes its Parquet file atomically -- the
 same program whether the cell runs in a child process here or on another
 machine.
 
@@ -30,8 +30,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg.sweep import signals
 from nrg.sweep.config import Cell
 from nrg.sweep.context import SweepContext, failed_frame
+
+STDERR_TAIL_CHARS = 2000
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(Path(ns.spec).read_text())
     configure_dvfs(spec.get("dvfs"))
     cell = Cell.from_dict(spec["cell"])
-    frame = run_cell(cell, SweepContext.from_dict(spec["context"]))
+    context = SweepContext.from_dict(spec["context"])
+    if spec.get("node_context"):  # a Ray task: provenance, idle power, bandwidth of this node
+        from nrg.sweep.node import node_context
+
+        context = node_context(cell, context)
+    frame = run_cell(cell, context)
     RunStore.at(spec["run_dir"]).write_cell(cell.cell_id, frame)
     return 0
 
@@ -175,6 +183,25 @@ def _watch_parent(parent_pid: int, grace_s: float | None = None) -> None:
         os._exit(3)
 
     threading.Thread(target=watch, name="nrg-parent-watch", daemon=True).start()
+
+
+def cell_spec(cell: Cell, context: SweepContext, run_dir: str | Path,
+              dvfs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON a cell process receives: everything needed to measure and store one cell."""
+    return {"cell": cell.to_dict(), "context": context.to_dict(), "run_dir": str(Path(run_dir).resolve()),
+            "dvfs": None if dvfs is None else dict(dvfs)}
+
+
+def exit_reason(rc: int | None, timeout_s: float | None) -> str:
+    """Words for how a cell process ended without writing its rows."""
+    if rc is None:
+        return (f"cell process stopped after cell_timeout_s={timeout_s} (SIGTERM, then SIGKILL "
+                f"after {signals.TERM_GRACE_S:g} s)")
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
+        return f"cell process died from {name}{hint}"
+    return f"cell process exited with status {rc} without writing its results"
 
 
 if __name__ == "__main__":

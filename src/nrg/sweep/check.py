@@ -44,12 +44,21 @@ def check(cfg: SweepConfig) -> list[Cell]:
 
 
 def _check_model(entry: ModelEntry, dtype: str, cfg: SweepConfig) -> Plan:
-    """Name, device/dtype, shapes and memory; returns what loading the model will do."""
-    from nrg.models import ModelSpec, build, check_device_support, plan
+    """Name, device/dtype, shapes and memory; returns what loading the model will do.
 
+    Under ``executor: ray`` the cells run on other machines, so this machine's
+    devices and memory are not checked (the executor checks the cluster's
+    resources; a cell that does not fit its node is a failed row).
+    """
+    from nrg.models import ModelSpec, build, check_device_support, plan
+    from nrg.models.load import sharded_free_bytes
+
+    here = cfg.executor == "local"
     spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=cfg.settings.device,
-                     layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny)
-    check_device_support(spec)
+                     layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny,
+                     devices=cfg.settings.devices)
+    if here:
+        check_device_support(spec)
     try:
         p = plan(spec)
     except ParameterError as exc:
@@ -57,9 +66,11 @@ def _check_model(entry: ModelEntry, dtype: str, cfg: SweepConfig) -> Plan:
     if p.head not in ("causal-lm", "seq2seq-lm"):
         raise ParameterError(f"models: {entry.name!r} is an encoder-only model ({p.head}) and cannot "
                              "generate; choose a causal or seq2seq model")
-    build.check_fits(spec, p.n_params)
-    tokens = max(cfg.input_tokens) + max(cfg.output_tokens)
-    build.check_workload_fits(spec, p.config, p.n_params, max(cfg.batch_sizes), tokens)
+    if here:
+        free = sharded_free_bytes(spec)
+        build.check_fits(spec, p.n_params, free)
+        tokens = max(cfg.input_tokens) + max(cfg.output_tokens)
+        build.check_workload_fits(spec, p.config, p.n_params, max(cfg.batch_sizes), tokens, free)
     return p
 
 
@@ -149,8 +160,13 @@ def _check_tasks(cfg: SweepConfig) -> None:
 
 def _check_axes(cfg: SweepConfig) -> None:
     from nrg import axes
+    from nrg.dvfs.mapping import GPU_GLOBAL_AXES
 
     for name, values in cfg.axes:  # every consent first: validating may read the device
         axes.require_consent(axes.get(name), values, cfg.allow_hardware_settings)
     for name, values in cfg.axes:
+        if cfg.settings.device == "auto" and name in GPU_GLOBAL_AXES and any(v is not None for v in values):
+            raise ParameterError(f"{name}={list(values)!r} is not valid with device='auto': clocks and "
+                                 "power limits are set on one GPU, a sharded model runs on several; "
+                                 "use device='cuda' (or None values)")
         axes.get(name).validate(list(values))

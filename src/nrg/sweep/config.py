@@ -13,7 +13,10 @@ Keys (all but ``models`` optional)::
     input_tokens: [128]          # prompt length, exact
     output_tokens: [32]          # generated tokens, exact (min_new_tokens == max_new_tokens)
     dtypes: [float32]            # float32 | float16 | bfloat16
-    device: cpu                  # cpu | cuda | cuda:N
+    device: cpu                  # cpu | cuda | cuda:N | auto (the model sharded over several
+                                 # GPUs with accelerate's device map; metered on each)
+    devices: null                # with device auto: the CUDA indices to shard over, e.g. [0, 1];
+                                 # null = every GPU the cell can see
     axes: {gpu_clock_mhz: [1980, 1410]}  # extra registered axes (nrg.axes); an axis
                                  # name may also be given as a top-level key
     repeats: {min: 3, max: 10, ci_rel: 0.05}  # adaptive; an integer = fixed count
@@ -39,11 +42,16 @@ Keys (all but ``models`` optional)::
                                  # (restored after each cell); off, such values are refused
     allow_download: false        # weights: real may fetch from the hub; false = only weights
                                  # already on this machine (checked before any work)
+    executor: local              # local (cells one after another here) | ray (one Ray task per
+                                 # cell, on a Ray cluster; pip install nrg[ray])
+    ray_address: null            # executor ray: the cluster (auto, HOST:PORT); null = a Ray
+                                 # instance started on this machine for the sweep
+    devices: null                # device auto: the CUDA indices a sharded model spreads over
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
 items, seed -- and nothing else (not the name, chapter, output folder,
-isolation or consent), so the same cell measured by two sweeps has the same id.
+isolation, consent or executor), so the same cell measured by two sweeps has the same id.
 """
 from __future__ import annotations
 
@@ -61,12 +69,14 @@ from nrg.sweep.repeats import RepeatPolicy
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
+EXECUTORS: tuple[str, ...] = ("local", "ray")
 NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
     "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
-    "allow_hardware_settings", "allow_download",
+    "allow_hardware_settings", "allow_download", "devices",
+    "executor", "ray_address",
 )
 
 
@@ -118,16 +128,19 @@ class Settings:
     roofline: bool = True
     workload: str = workloads.GENERATION
     options: Mapping[str, Any] = field(default_factory=dict)   # the workload's own section
+    devices: tuple[int, ...] | None = None   # device "auto": CUDA indices to shard over
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for YAML, JSON and the cell id hash."""
-        out = {
+        """Plain data for YAML, JSON and the cell id hash (``devices`` only when set: old ids stay)."""
+        out: dict[str, Any] = {
             "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
             "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
             "quality_items": self.quality_items, "seed": self.seed, "roofline": self.roofline,
         }
         if self.workload != workloads.GENERATION:  # generation cell ids stay as they were
             out.update({"workload": self.workload, "options": dict(self.options)})
+        if self.devices is not None:
+            out["devices"] = list(self.devices)
         return out
 
     @classmethod
@@ -138,6 +151,7 @@ class Settings:
             idle_s=d["idle_s"], meters=tuple(d["meters"]) if d["meters"] else None,
             quality_items=d["quality_items"], seed=d["seed"], roofline=d["roofline"],
             workload=d.get("workload", workloads.GENERATION), options=d.get("options", {}),
+            devices=tuple(d["devices"]) if d.get("devices") is not None else None,
         )
 
 
@@ -188,6 +202,8 @@ class Cell:
             "batch_size": self.batch_size, "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens, "device": self.settings.device,
         }
+        if self.settings.devices is not None:
+            out["devices"] = ",".join(str(i) for i in self.settings.devices)
         out.update(dict(self.axes))
         out.update(workloads.factors(self))
         return out
@@ -211,6 +227,8 @@ class SweepConfig:
     cell_timeout_s: float | None = None
     allow_hardware_settings: bool = False   # consent to change clocks etc.; not in the cell id
     allow_download: bool = False   # weights: real may fetch from the hub
+    executor: str = "local"
+    ray_address: str | None = None
 
     def cells(self) -> list[Cell]:
         """The grid in a fixed order: models outermost, extra axes innermost."""
@@ -243,6 +261,7 @@ class SweepConfig:
             **({self.settings.workload: dict(self.settings.options)} if self.settings.options else {}),
             "allow_hardware_settings": self.allow_hardware_settings,
             "allow_download": self.allow_download,
+            "devices": s.get("devices"), "executor": self.executor, "ray_address": self.ray_address,
         }
         return {k: v for k, v in out.items() if k not in workloads.unused_keys(self.settings.workload)}
 
@@ -327,8 +346,23 @@ def _split_keys(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return known, {k: raw[k] for k in unknown}
 
 
+def _devices(raw: Mapping[str, Any]) -> tuple[str, tuple[int, ...] | None]:
+    """``device`` and, for a model sharded over GPUs (``device: auto``), its ``devices``."""
+    devices = raw.get("devices")
+    device = check_device("device", raw.get("device", "cpu" if devices is None else "auto"), allow_auto=True)
+    if devices is None:
+        return device, None
+    if device != "auto":
+        raise ParameterError(f"devices={devices!r} is only valid with device='auto' (a sharded model); "
+                             f"device={device!r} names one device")
+    indices = _ints("devices", devices, minimum=0)
+    if len(set(indices)) != len(indices):
+        raise ParameterError(f"devices={list(indices)!r} is not valid; an index is repeated")
+    return device, tuple(indices)
+
+
 def _settings(raw: Mapping[str, Any]) -> Settings:
-    device = check_device("device", raw.get("device", "cpu"))
+    device, devices = _devices(raw)
     warmup = check_int("warmup", raw.get("warmup", 1), minimum=0)
     idle_s = check_number("idle_s", raw.get("idle_s", 2.0), minimum=0.0)
     quality = raw.get("quality") or {}
@@ -346,7 +380,8 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
     roofline = check_bool("roofline", raw.get("roofline", True))
     workload, options = workloads.parse(raw)
     return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, idle_s,
-                    meters, items, seed, roofline and workload == workloads.GENERATION, workload, options)
+                    meters, items, seed, roofline and workload == workloads.GENERATION, workload, options,
+                    devices)
 
 
 def _config_file(config: str | Path) -> Path | None:
@@ -415,6 +450,11 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         timeout = check_number("cell_timeout_s", timeout, 0.0, inclusive=False)
     allow_download = check_bool("allow_download", raw.get("allow_download", False))
     consent = check_bool("allow_hardware_settings", raw.get("allow_hardware_settings", False))
+    executor = raw.get("executor", "local")
+    check_choice("executor", executor, EXECUTORS)
+    address = raw.get("ray_address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ParameterError(f"ray_address={address!r} is not valid; give 'auto', HOST:PORT or null")
     name = str(raw.get("name", "sweep"))
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
@@ -429,5 +469,6 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         settings=_settings(raw), isolate=isolate, cell_timeout_s=timeout,
         allow_download=allow_download,
         allow_hardware_settings=consent,
+        executor=executor, ray_address=address,
     )
 

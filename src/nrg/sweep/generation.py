@@ -99,16 +99,9 @@ def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -
     options -- how tests put fake hardware in).
     """
     from nrg.meters import EnergyMonitor
+    from nrg.sweep.devices import monitor_targets
 
-    device = cell.settings.device
-    sync = None
-    gpus = None
-    if device.startswith("cuda"):
-        import torch
-
-        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
-        gpus = [index]
-        sync = torch.cuda.synchronize
+    gpus, sync = monitor_targets(cell)  # NVML indices by UUID; every GPU of a sharded model
     meters = list(cell.settings.meters) if cell.settings.meters else None
     return EnergyMonitor.auto(meters=meters, gpus=gpus, sync=sync, **dict(monitor_options or {}))
 
@@ -179,11 +172,10 @@ def roofline_for(loaded: LoadedModel, cell: Cell, context: SweepContext) -> tupl
     nan = {"prefill": math.nan, "decode": math.nan, "generate": math.nan}
     if not cell.settings.roofline:
         return nan, {}
-    device = cell.settings.device
-    if device.startswith("cuda"):
-        import torch
+    if cell.settings.device != "cpu":
+        from nrg.sweep.devices import cuda_peaks
 
-        peaks = roofline.cuda_peaks(torch.cuda.get_device_name(torch.device(device)), cell.dtype)
+        peaks = cuda_peaks(cell)  # summed over a sharded model's GPUs
     elif context.mem_bandwidth_bytes_per_s:
         from nrg.hardware import cpu_cores
 
@@ -203,7 +195,7 @@ def load_model(cell: Cell) -> LoadedModel:
 
     m = cell.model
     spec = ModelSpec(name=m.name, weights=m.weights, dtype=cell.dtype, device=cell.settings.device,
-                     layers=m.layers, overrides=m.overrides, tiny=m.tiny)
+                     layers=m.layers, overrides=m.overrides, tiny=m.tiny, devices=cell.settings.devices)
     return load(spec)
 
 
@@ -235,7 +227,11 @@ def apply_transforms(loaded: LoadedModel, cell: Cell, only: Sequence[str] | None
 def enter_environments(stack: ExitStack, cell: Cell) -> list[Callable[[], dict[str, Any]]]:
     """Enter each axis' environment (clocks, power limit) on ``stack``; their observers."""
     from nrg import axes
+    from nrg.dvfs.mapping import GPU_GLOBAL_AXES, dvfs_target
+    from nrg.sweep.devices import cuda_indices
 
+    if cell.settings.device.startswith("cuda") and any(n in GPU_GLOBAL_AXES for n, _ in cell.axes):
+        stack.enter_context(dvfs_target(cuda_indices(cell)[0]))  # set and observe the cell's GPU, by UUID
     observers = []
     for name, value in cell.axes:
         axis = axes.get(name)
@@ -255,6 +251,10 @@ def peak_memory_bytes(device: str) -> int:
         import torch
 
         return int(torch.cuda.max_memory_allocated(torch.device(device)))
+    if device == "auto":  # sharded: devices this process did not use report 0
+        import torch
+
+        return sum(int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count()))
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
@@ -333,10 +333,11 @@ def _observe(observers: list[Callable[[], dict[str, Any]]]) -> dict[str, Any]:
 
 
 def _reset_peak_memory(device: str) -> None:
-    if device.startswith("cuda"):
+    if device.startswith("cuda") or device == "auto":
         import torch
 
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
+        for index in [torch.device(device)] if device != "auto" else range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(index)
 
 
 def peak_memory_bytes_safe(device: str) -> int | None:

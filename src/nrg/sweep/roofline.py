@@ -36,7 +36,7 @@ Where the peaks come from:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,23 @@ def cpu_peaks(mem_bandwidth_bytes_per_s: float, dtype: str, cores: int,
     source = (f"cpu: {cores} cores x {per_cycle} FLOP/cycle x {clock_hz / 1e9:.2f} GHz (computed); "
               f"bandwidth {mem_bandwidth_bytes_per_s / 1e9:.1f} GB/s (measured copy)")
     return Peaks(mem_bandwidth_bytes_per_s, cores * per_cycle * clock_hz, source)
+
+
+def aggregate_peaks(parts: Sequence[Peaks | None]) -> Peaks | None:
+    """Peaks of a model sharded over several GPUs: bandwidths and FLOP/s add up.
+
+    None when any GPU is unknown (a partial sum would overstate the bound).
+    Accelerate's device map runs the layers on one GPU after another, so the
+    sum is what the GPUs could do together, a lower bound the run cannot reach.
+    """
+    if not parts or any(p is None for p in parts):
+        return None
+    known = [p for p in parts if p is not None]
+    if len(known) == 1:
+        return known[0]
+    sources = list(dict.fromkeys(p.source for p in known))
+    return Peaks(sum(p.mem_bandwidth_bytes_per_s for p in known), sum(p.compute_flops for p in known),
+                 f"{len(known)} GPUs summed: " + "; ".join(sources))
 
 
 def cuda_peaks(device_name: str, dtype: str) -> Peaks | None:

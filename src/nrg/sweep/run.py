@@ -38,33 +38,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_writable_dir
-from nrg.sweep import signals
-from nrg.sweep.cell import command, dvfs_spec, run_cell
+from nrg.sweep import executors, signals
+from nrg.sweep.cell import STDERR_TAIL_CHARS, cell_spec, command, dvfs_spec, exit_reason, run_cell
 from nrg.sweep.config import Cell, SweepConfig, parse_config
 from nrg.sweep.context import SweepContext, failed_frame
+from nrg.sweep.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
 from nrg.sweep.signals import SweepInterrupted
 from nrg.sweep.store import RunStore
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BANDWIDTH_MB = 256
-BANDWIDTH_REPEATS = 5
-STDERR_TAIL_CHARS = 2000
 
 
 def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str | Path,
               progress: bool = True, isolate: bool | None = None,
               retry_failed: bool = False,
               monitor_options: Mapping[str, Any] | None = None,
-              gate: Callable[[Cell], float | None] | None = None) -> pd.DataFrame:
+              gate: Callable[[Cell], float | None] | None = None,
+              executor: str | None = None, ray_address: str | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return the rows of its cells.
 
     The folder may hold cells of other configs (kept for cheap reruns) and two
     sweeps may share it: each cell is claimed first, and a cell another live
     sweep is measuring is skipped (``attrs["busy_cells"]``, see :func:`_current_rows`).
 
-    ``isolate`` overrides the config's ``isolate`` key when given.
+    ``isolate``, ``executor`` and ``ray_address`` override the config's keys when given.
     ``monitor_options`` (in-process runs only) go to ``EnergyMonitor.auto``,
     e.g. ``sysfs_root`` or ``nvml_module``: how tests run the sweep on fake hardware.
     ``gate(cell)``, called before each unfinished cell, returns the seconds the
@@ -84,7 +83,10 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
         raise ParameterError("monitor_options is only valid with isolate=False "
                              "(objects such as nvml_module cannot be sent to a cell process)")
     check_writable_dir("out_dir", out_dir)
+    cfg = executors.with_executor(cfg, executor, ray_address)
     cells = sweep_check.check(cfg)
+    if cfg.executor == "ray":  # connect; every cell must fit a node -- before any file is written
+        executors.check_cluster(cfg, cells)
     dvfs = _dvfs_for_cells(cfg, cells)
     signals.recover_settings()  # before anything is measured, whatever this sweep's axes
     run = RunStore.at(out_dir)
@@ -97,7 +99,11 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     busy: dict[str, str] = {}
     with signals.interruptible():
         try:
-            context = _sweep_context(cfg, run, todo, monitor_options)
+            context = _sweep_context(cfg, run, todo if cfg.executor == "local" else [], monitor_options)
+            if cfg.executor == "ray":  # each cell measures idle power and bandwidth on its own node
+                executors.run_cells_ray(todo, context, run, cfg.cell_timeout_s, cfg.ray_address, progress,
+                                        cfg.name, skipped=len(cells) - len(todo))
+                return _current_rows(run, cells, busy, damaged)
             for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
                 _claim_and_run(c, cfg, context, run, done, busy, monitor_options, gate, dvfs)
         except KeyboardInterrupt as exc:
@@ -191,26 +197,11 @@ def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
                         run_dir=str(run.run_dir.resolve()))
 
 
-def measure_idle(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """Idle power per domain with the sweep's meters and device, over ``idle_s`` seconds."""
-    from nrg.sweep.generation import open_monitor
-
-    with open_monitor(cell, monitor_options) as monitor:
-        return {k: float(v) for k, v in monitor.measure_idle(cell.settings.idle_s).items()}
-
-
 def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
     from tqdm.std import tqdm  # text, not a widget: the book renders offline
 
     desc = f"{name} ({skipped} done before)" if skipped else name
     return tqdm(cells, desc=desc, unit="cell", disable=not enabled)
-
-
-def cell_spec(cell: Cell, context: SweepContext, run_dir: str | Path,
-              dvfs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON a cell process receives: everything needed to measure and store one cell."""
-    return {"cell": cell.to_dict(), "context": context.to_dict(), "run_dir": str(Path(run_dir).resolve()),
-            "dvfs": None if dvfs is None else dict(dvfs)}
 
 
 def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None,
@@ -244,16 +235,5 @@ def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: fl
         spec_path.unlink(missing_ok=True)  # the child wrote its rows (ok or failed)
         return
     tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]
-    reason = _exit_reason(None if timed_out else rc, timeout_s)
+    reason = exit_reason(None if timed_out else rc, timeout_s)
     run.write_cell(cell.cell_id, failed_frame(cell, context, f"{reason}\n{tail}"))
-
-
-def _exit_reason(rc: int | None, timeout_s: float | None) -> str:
-    if rc is None:
-        return (f"cell process stopped after cell_timeout_s={timeout_s} (SIGTERM, then SIGKILL "
-                f"after {signals.TERM_GRACE_S:g} s)")
-    if rc < 0:
-        name = signal.Signals(-rc).name
-        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
-        return f"cell process died from {name}{hint}"
-    return f"cell process exited with status {rc} without writing its results"

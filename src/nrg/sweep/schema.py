@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,11 @@ def _extension_axes() -> set[str]:
     return {name for name in axes.registered() if name not in BY_NAME}
 
 
+_PER_GPU = re.compile(r"^gpu\d+_energy_j$")   # a model sharded over more GPUs than the schema lists
+
+
 def _is_extension(name: str, extension_axes: Iterable[str]) -> bool:
-    return any(name == a or name.startswith(a + "_") for a in extension_axes)
+    return bool(_PER_GPU.match(name)) or any(name == a or name.startswith(a + "_") for a in extension_axes)
 
 
 def _is_null(value: Any) -> bool:

@@ -101,13 +101,29 @@ def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str,
     """Run one chapter through papermill into ``output`` (checked first)."""
     import papermill
 
+    from nrg.chapters.publish import page_env
+
     check_parameters(root, chapter, params)
     output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(notebook_path(root, chapter)), str(output), parameters=dict(params),
-        kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
-    )
+    with page_env(output):  # the kernel writes each figure's data beside this page
+        papermill.execute_notebook(
+            str(notebook_path(root, chapter)), str(output), parameters=dict(params),
+            kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
+        )
+    _fold_injected(output)
     return output
+
+
+def _fold_injected(output: Path) -> None:
+    """Fold papermill's injected-parameters cell in the page, as the parameters cell is folded."""
+    import json
+
+    nb = json.loads(output.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell["metadata"]["tags"] = [*tags, "hide-input"]
+    output.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 @dataclass

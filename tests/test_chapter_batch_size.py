@@ -62,8 +62,8 @@ def _synthetic(fixed_j: float = 10.0, per_sequence_j: float = 2.0, n_out: int = 
 
 def test_the_fit_separates_shared_and_per_sequence_energy() -> None:
     costs = chapter.batch_costs(_synthetic()).set_index("term")
-    assert costs.loc["Intercept", "estimate"] == pytest.approx(10.0, abs=0.1)
-    assert costs.loc["batch_size", "estimate"] == pytest.approx(2.0, abs=0.05)
+    assert costs.loc["Intercept", "estimate_j"] == pytest.approx(10.0, abs=0.1)
+    assert costs.loc["batch_size", "estimate_j"] == pytest.approx(2.0, abs=0.05)
     assert costs.loc["batch_size", "p"] < 0.001
 
 
@@ -71,14 +71,20 @@ def test_changes_and_findings_follow_the_data() -> None:
     gen = _synthetic()
     table = chapter.change_table(gen)
     first, last = table.iloc[0], table.iloc[-1]
-    assert first["energy_per_token_change"] == 0 and first["latency_change"] == 0
-    expected = (26 / 32) / (12 / 4) - 1          # energy per token at batch 8 vs batch 1
-    assert last["energy_per_token_change"] == pytest.approx(expected, abs=0.01)
-    assert last["latency_change"] == pytest.approx(1.8 / 1.1 - 1)
+    assert first["energy_per_token_change_pct"] == 0 and first["latency_change_pct"] == 0
+    expected = ((26 / 32) / (12 / 4) - 1) * 100  # energy per token at batch 8 vs batch 1, in %
+    assert last["energy_per_token_change_pct"] == pytest.approx(expected, abs=1)
+    assert last["latency_change_pct"] == pytest.approx((1.8 / 1.1 - 1) * 100)
     text = " ".join(chapter.batch_findings(gen))
     assert "batch 1 to 8" in text and "−73%" in text and "+64%" in text
     assert "J shared by the batch plus 1.99 J per sequence" in text or "plus 2 J per sequence" in text
     assert "the shared part is 83%" in text            # 10 / (10 + 2) at batch 1
+
+
+def test_a_negative_fitted_part_gives_no_share() -> None:
+    noisy = _synthetic(fixed_j=10.0, per_sequence_j=-0.5)
+    text = " ".join(chapter.batch_findings(noisy))
+    assert "shared part" not in text and "per sequence" in text
 
 
 def test_anova_on_the_batch_size_finds_its_effect() -> None:

@@ -109,6 +109,7 @@ def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str,
         papermill.execute_notebook(
             str(notebook_path(root, chapter)), str(output), parameters=dict(params),
             kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
+            coalesce_streams=True,  # one stream per cell, carriage returns applied: no bar residue
         )
     _fold_injected(output)
     return output

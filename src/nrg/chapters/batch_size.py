@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 CHAPTER = "05_batch_size"
 FACTOR = "batch_size"
+CHANGES = ("energy_per_token_change_pct", "latency_change_pct", "throughput_change_pct")
 
 
 def _batch_sizes(value: Any) -> list[int]:
@@ -93,7 +94,7 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
 
     The intercept is the part a batch shares (mostly streaming the weights);
     the slope is what one more sequence adds. Columns: ``model, term,
-    estimate, ci_low, ci_high, p, r2, n`` (term ``Intercept`` or ``batch_size``).
+    estimate_j, ci_low_j, ci_high_j, p, r2, n`` (term ``Intercept`` or ``batch_size``).
     """
     import pandas as pd
 
@@ -103,9 +104,9 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
     for model, part in gen.groupby("model", observed=True, sort=True):
         result = fit_lengths(part, "energy_j", lengths=(FACTOR,))
         for r in result.coefficients.itertuples(index=False):
-            rows.append({"model": model, "term": r.term, "estimate": r.estimate, "ci_low": r.ci_low,
-                         "ci_high": r.ci_high, "p": r.p, "r2": result.r2, "n": result.n_obs})
-    return pd.DataFrame(rows, columns=["model", "term", "estimate", "ci_low", "ci_high", "p", "r2", "n"])
+            rows.append({"model": model, "term": r.term, "estimate_j": r.estimate, "ci_low_j": r.ci_low,
+                         "ci_high_j": r.ci_high, "p": r.p, "r2": result.r2, "n": result.n_obs})
+    return pd.DataFrame(rows, columns=["model", "term", "estimate_j", "ci_low_j", "ci_high_j", "p", "r2", "n"])
 
 
 def anova(gen: pd.DataFrame, alpha: float = 0.05) -> Any:
@@ -117,16 +118,16 @@ def anova(gen: pd.DataFrame, alpha: float = 0.05) -> Any:
 
 
 def change_table(gen: pd.DataFrame) -> pd.DataFrame:
-    """Per model and batch size: energy per token, latency and throughput, and their change from the smallest batch."""
+    """Per model and batch size: mean energy per token, latency and throughput, and their change (%) from the smallest batch."""
     from nrg import stats
 
-    means = (stats.summarize(gen, by=["model", FACTOR], measures=["energy_per_token_j", "time_s", "tokens_per_s"])
+    measures = ["energy_per_token_j", "time_s", "tokens_per_s"]
+    means = (stats.summarize(gen, by=["model", FACTOR], measures=measures)
              .pivot_table(index=["model", FACTOR], columns="measure", values="mean").reset_index())
     means.columns.name = None
-    first = means.groupby("model", observed=True)[["energy_per_token_j", "time_s", "tokens_per_s"]].transform("first")
-    for column, name in (("energy_per_token_j", "energy_per_token_change"), ("time_s", "latency_change"),
-                         ("tokens_per_s", "throughput_change")):
-        means[name] = means[column] / first[column] - 1
+    first = means.groupby("model", observed=True)[measures].transform("first")
+    for column, name in zip(measures, CHANGES):
+        means[name] = (means[column] / first[column] - 1) * 100
     return means
 
 
@@ -141,7 +142,7 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
         lo, hi = part.iloc[0], part.iloc[-1]
         if len(part) < 2:
             continue
-        energy, latency = hi["energy_per_token_change"], hi["latency_change"]
+        energy, latency = hi["energy_per_token_change_pct"] / 100, hi["latency_change_pct"] / 100
         sentences.append(
             f"For {model}, going from batch {int(lo[FACTOR])} to {int(hi[FACTOR])} changes energy per token by "
             f"{'−' if energy < 0 else '+'}{pct(abs(energy))} ({num(lo['energy_per_token_j'])} → "
@@ -150,15 +151,18 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
         fit = costs[costs["model"] == model].set_index("term")
         if {"Intercept", FACTOR} <= set(fit.index):
             fixed, per = fit.loc["Intercept"], fit.loc[FACTOR]
-            share = _shared_share(fixed["estimate"], per["estimate"], int(lo[FACTOR]))
+            share = _shared_share(fixed["estimate_j"], per["estimate_j"], int(lo[FACTOR]))
             sentences.append(
-                f"For {model}, a generation costs {num(fixed['estimate'])} J shared by the batch plus "
-                f"{num(per['estimate'])} J per sequence (95% CI {num(per['ci_low'])} to {num(per['ci_high'])}, "
+                f"For {model}, a generation costs {num(fixed['estimate_j'])} J shared by the batch plus "
+                f"{num(per['estimate_j'])} J per sequence (95% CI {num(per['ci_low_j'])} to {num(per['ci_high_j'])}, "
                 f"{p_text(per['p'])})" + (f"; at batch {int(lo[FACTOR])} the shared part is {pct(share)} "
                                            "of the energy." if math.isfinite(share) else "."))
     return Findings(tuple(sentences))
 
 
 def _shared_share(fixed_j: float, per_sequence_j: float, batch: int) -> float:
+    """The shared part's share of a generation's energy; NaN when a noisy fit makes a part negative."""
+    if fixed_j < 0 or per_sequence_j < 0:
+        return math.nan
     total = fixed_j + per_sequence_j * batch
-    return fixed_j / total if total > 0 and fixed_j >= 0 else math.nan
+    return fixed_j / total if total > 0 else math.nan

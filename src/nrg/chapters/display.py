@@ -34,6 +34,10 @@ EXTRA_LABELS: dict[str, tuple[str, str]] = {
     "partial_eta_sq": ("partial η²", ""),
     "omega_sq": ("ω²", ""),
     "ci_halfwidth": ("CI half-width", ""),
+    "ci_low": ("CI low", ""),
+    "ci_high": ("CI high", ""),
+    "p": ("p", ""),
+    "r2": ("R²", ""),
 }
 
 #: Unit suffixes of the project's column names, longest first.
@@ -57,6 +61,8 @@ def header(column: Any) -> str:
                 name, unit = text[: -len(suffix)], suffix_unit
                 break
         name = name.replace("_", " ")
+        if name.startswith("ci "):
+            name = "CI " + name[3:]
     name = name[:1].upper() + name[1:]
     return f"{name} ({unit})" if unit else name
 
@@ -204,6 +210,17 @@ def _kind(obj: Any) -> str:
     return ""
 
 
+def show_rank(result: Any, name: str | None = "ranking") -> None:
+    """Show a :class:`nrg.stats.RankResult` as :func:`table` (its notes under it) and link its data."""
+    import html
+
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    head = f"<p>Ranking R = w·φ + (1−w)·ρ with w = {result.w:g}</p>"
+    body = head + table(result.table).to_html() + (f"<ul>{notes}</ul>" if notes else "")
+    _publish({"text/html": body, "text/plain": result.table.to_string()})
+    _link(result.table, name, "table")
+
+
 def _as_is(obj: Any, data: pd.DataFrame, name: str | None) -> None:
     shell = _shell()
     if shell is not None:
@@ -217,7 +234,7 @@ def _handlers() -> dict[str, Callable[[Any, str | None], None]]:
         "frame": show_frame,
         "styler": lambda obj, name: _as_is(obj, obj.data, name),
         "anova": lambda obj, name: _as_is(obj, obj.table, name or f"anova-{obj.response}"),
-        "rank": lambda obj, name: _as_is(obj, obj.table, name or "ranking"),
+        "rank": lambda obj, name: show_rank(obj, name or "ranking"),
     }
 
 

@@ -129,6 +129,9 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
                                     reason="Debian's chromium is not installed (make test installs it)")
 
+# MathJax has typeset every formula (it loads its fonts after the page's network is idle).
+MATH_DONE_JS = "() => !window.MathJax || !MathJax.Hub || (MathJax.isReady === true && MathJax.Hub.queue.pending === 0)"
+
 # Every figure and table inside the article's column, or scrolling in its own box.
 LAYOUT_JS = """() => {
   const article = document.querySelector('article.bd-article') || document.querySelector('main');
@@ -197,6 +200,7 @@ def test_pages_read_well_at_laptop_and_phone_width(built: book.BuildReport, widt
                 page = browser.new_page(viewport={"width": width, "height": 900})
                 page.goto(f"{base_url}/notebooks/{chapter}.html")
                 page.wait_for_load_state("networkidle")
+                page.wait_for_function(MATH_DONE_JS, timeout=60_000)
                 found = page.evaluate(LAYOUT_JS)
                 page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)
                 statuses = {href: page.request.get(href).status for href in found["links"]}
@@ -222,6 +226,7 @@ def _check_content(chapter: str, found: dict[str, Any], statuses: dict[str, int]
     broken = {href: code for href, code in statuses.items() if code != 200}
     assert not broken, f"{chapter}: data links that do not resolve: {broken}"
     assert "What this chapter found" in found["text"], f"{chapter}: no findings box"
+    assert "\\(" not in found["text"] and "\\[" not in found["text"], f"{chapter}: raw TeX in the page"
     residue = re.findall(r".{0,40}(?:\d+%\||\?(?:cell|it)/s\]|it/s\]).{0,20}", found["text"])
     assert not residue, f"{chapter}: progress-bar residue in the page: {residue[:3]}"
     long = [t for t in found["tables"] if re.fullmatch(r"[-−]?\d+\.\d+", t) and _significant_digits(t) > 4]

@@ -20,6 +20,11 @@ def test_headers_carry_units() -> None:
     assert display.header("idle_net_w") == "Idle net (W)"       # by the unit suffix
     assert display.header("model") == "Model"
     assert display.header("status") == "Status"                 # no unit, no brackets
+    assert display.header("energy_j mean") == "Energy mean (J)"
+    assert display.header("time_s ±95%") == "Time ±95% (s)"
+    assert display.header("energy_j_mean") == "Energy mean (J)"
+    assert display.header("ci_low_j") == "CI low (J)"
+    assert display.header("first token") == "First token"
 
 
 @pytest.mark.parametrize(("value", "text"), [

@@ -48,21 +48,44 @@ SUFFIX_UNITS: tuple[tuple[str, str], ...] = (
 )
 
 
-def header(column: Any) -> str:
-    """A column's header with its unit: ``energy_per_token_j`` -> "Energy per token (J/token)"."""
+STAT_SUFFIXES: tuple[str, ...] = ("_mean", "_median", "_std", "_sem", "_min", "_max")
+
+
+def _name_unit(text: str) -> tuple[str, str]:
+    """A column's plain name and unit: the label tables first, then the unit suffix of its name."""
     from nrg.stats._data import LABELS
 
-    text = str(column)
     name, unit = LABELS.get(text) or EXTRA_LABELS.get(text) or ("", "")
-    if not name:
-        name = text
-        for suffix, suffix_unit in SUFFIX_UNITS:
-            if text.endswith(suffix) and len(text) > len(suffix):
-                name, unit = text[: -len(suffix)], suffix_unit
-                break
-        name = name.replace("_", " ")
-        if name.startswith("ci "):
-            name = "CI " + name[3:]
+    if name:
+        return name, unit
+    name = text
+    for suffix, suffix_unit in SUFFIX_UNITS:
+        if text.endswith(suffix) and len(text) > len(suffix):
+            name, unit = text[: -len(suffix)], suffix_unit
+            break
+    name = name.replace("_", " ")
+    return ("CI " + name[3:] if name.startswith("ci ") else name), unit
+
+
+def header(column: Any) -> str:
+    """A column's header with its unit: ``energy_per_token_j`` -> "Energy per token (J/token)".
+
+    A statistic after the name keeps the unit at the end: ``energy_j mean`` and
+    ``energy_j_mean`` read "Energy mean (J)".
+    """
+    text = str(column)
+    base, qualifier = text, ""
+    if " " in text:
+        base, qualifier = text.split(" ", 1)
+    else:
+        stat = next((s for s in STAT_SUFFIXES if text.endswith(s) and len(text) > len(s)), "")
+        if stat and _name_unit(text[: -len(stat)])[1]:
+            base, qualifier = text[: -len(stat)], stat[1:]
+    name, unit = _name_unit(base)
+    if qualifier and not unit:
+        name, unit = _name_unit(text)
+        qualifier = ""
+    name = f"{name} {qualifier}".strip()
     name = name[:1].upper() + name[1:]
     return f"{name} ({unit})" if unit else name
 

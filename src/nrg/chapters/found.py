@@ -98,7 +98,7 @@ def tickets(df: Any, params: Mapping[str, Any]) -> list[str]:
             if rows.empty:
                 continue
             ranked = analysis.ranking(df, task, phase, metric, params["w"])
-            out += [f"*{task}, {phase}:* {s}" for s in list(findings.ranking_findings(ranked))[:2]]
+            out += [f"*{task}, {phase}:* {s}" for s in list(findings.ranking_findings(ranked))[:1]]
     from nrg.stats import provenance_notes
 
     return out + provenance_notes(df)

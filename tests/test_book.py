@@ -21,7 +21,7 @@ import pytest
 from nrg import book
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS_WITH_ANOVA = ("01_model_comparison", "02_sequence_length")
+CHAPTERS_WITH_ANOVA = ("01_model_comparison", "02_sequence_length", "05_batch_size")
 pytestmark = [pytest.mark.slow, pytest.mark.book]
 
 
@@ -123,20 +123,48 @@ def test_unknown_chapter_and_profile_list_the_valid_ones() -> None:
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+WIDTHS = (1280, 390)   # a laptop, a phone
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+                                    reason="Debian's chromium is not installed (make test installs it)")
+
+# MathJax has typeset every formula (it loads its fonts after the page's network is idle).
+MATH_DONE_JS = "() => !window.MathJax || !MathJax.Hub || (MathJax.isReady === true && MathJax.Hub.queue.pending === 0)"
+
+# Every figure and table inside the article's column, or scrolling in its own box.
+LAYOUT_JS = """() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const box = article.getBoundingClientRect();
+  const bad = [];
+  for (const el of document.querySelectorAll('.cell_output img, .cell_output table, .cell_output .output')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0) continue;
+    const name = el.tagName + '.' + el.className + ' ' + (el.getAttribute('src') || '').slice(-40);
+    if (r.left < box.left - 1 || r.right > box.right + 1)
+      bad.push(`${name}: ${Math.round(r.left)}..${Math.round(r.right)} outside ${Math.round(box.left)}..${Math.round(box.right)}`);
+    const ox = getComputedStyle(el).overflowX;
+    if (el.scrollWidth > el.clientWidth + 1 && ox !== 'auto' && ox !== 'scroll')
+      bad.push(`${name}: content ${el.scrollWidth}px in ${el.clientWidth}px, clipped (overflow-x ${ox})`);
+  }
+  return {bad, page: document.documentElement.scrollWidth - window.innerWidth,
+          links: [...document.querySelectorAll('a.download')].map(a => a.href),
+          figures: document.querySelectorAll('.cell_output img').length,
+          tables: [...document.querySelectorAll('.cell_output table td')].map(td => td.innerText.trim()),
+          headers: [...document.querySelectorAll('.cell_output table th')].map(th => th.innerText.trim()),
+          text: document.querySelector('main').innerText};
+}"""
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                    reason="Debian's chromium is not installed (make test installs it)")
+@needs_chromium
 def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
     from playwright.sync_api import sync_playwright
 
     server, base_url = _serve(built.html_dir)
     shots = ROOT / "_build" / "test-artefacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             for chapter in book.chapters(ROOT):
                 page = browser.new_page()
@@ -154,6 +182,62 @@ def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
         finally:
             browser.close()
             server.shutdown()
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pages_read_well_at_laptop_and_phone_width(built: book.BuildReport, width: int) -> None:
+    """Nothing clipped or wider than the page; every data link resolves; no bar residue; readable tables."""
+    from playwright.sync_api import sync_playwright
+
+    server, base_url = _serve(built.html_dir)
+    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            for chapter in book.chapters(ROOT):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(f"{base_url}/notebooks/{chapter}.html")
+                page.wait_for_load_state("networkidle")
+                page.wait_for_function(MATH_DONE_JS, timeout=60_000)
+                found = page.evaluate(LAYOUT_JS)
+                page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)
+                statuses = {href: page.request.get(href).status for href in found["links"]}
+                folded = page.eval_on_selector_all(".cell.tag_hide-input", "cells => cells.length")
+                page.close()
+                assert not found["bad"], f"{chapter} at {width}px: {found['bad']}"
+                assert found["page"] <= 1, f"{chapter} at {width}px: the page scrolls sideways by {found['page']}px"
+                _check_content(chapter, found, statuses, folded)
+        finally:
+            browser.close()
+            server.shutdown()
+
+
+def _significant_digits(text: str) -> int:
+    return len(text.lstrip("-−").replace(".", "").lstrip("0"))
+
+
+def _check_content(chapter: str, found: dict[str, Any], statuses: dict[str, int], folded: int) -> None:
+    if found["figures"] or found["tables"]:
+        csv = [h for h in found["links"] if h.endswith(".csv")]
+        parquet = [h for h in found["links"] if h.endswith(".parquet")]
+        assert csv and len(csv) == len(parquet), f"{chapter}: figures and tables without their data links"
+    broken = {href: code for href, code in statuses.items() if code != 200}
+    assert not broken, f"{chapter}: data links that do not resolve: {broken}"
+    assert "What this chapter found" in found["text"], f"{chapter}: no findings box"
+    assert "\\(" not in found["text"] and "\\[" not in found["text"], f"{chapter}: raw TeX in the page"
+    residue = re.findall(r".{0,40}(?:\d+%\||\?(?:cell|it)/s\]|it/s\]).{0,20}", found["text"])
+    assert not residue, f"{chapter}: progress-bar residue in the page: {residue[:3]}"
+    long = [t for t in found["tables"] if re.fullmatch(r"[-−]?\d+\.\d+", t) and _significant_digits(t) > 4]
+    assert not long, f"{chapter}: table cells with more than four significant figures: {long[:5]}"
+    assert folded >= 2, f"{chapter}: the setup cells are not folded (hide-input)"
+
+
+def test_tables_carry_units_in_their_headers(built: book.BuildReport) -> None:
+    html = _page(built, "02_sequence_length")
+    assert "Energy (J)" in html and "Energy per token (J/token)" in html
+    assert "Batch size" in _page(built, "05_batch_size")
 
 
 def _serve(folder: Path) -> tuple[Any, str]:

@@ -105,13 +105,18 @@ def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str,
         raise ParameterError("running a chapter needs papermill and a Jupyter kernel: pip install 'nrg[book]' "
                              "(or use `nrg sweep` / `nrg reference`, which need no Jupyter)") from None
 
+    from nrg.chapters.publish import page_env
+
     check_parameters(root, chapter, params)
     check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(notebook_path(root, chapter)), str(output), parameters=dict(params),
-        kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
-    )
+    with page_env(output):  # the kernel writes each figure's data beside this page
+        papermill.execute_notebook(
+            str(notebook_path(root, chapter)), str(output), parameters=dict(params),
+            kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,
+            coalesce_streams=True,  # one stream per cell, carriage returns applied: no bar residue
+        )
+    _fold_injected(output)
     return output
 
 
@@ -122,6 +127,18 @@ def check_output(output: Path) -> None:
     if Path(output).is_dir():
         raise ParameterError(f"output={str(output)!r} is not valid; it is a folder, give a .ipynb file")
     check_writable_dir("output", Path(output).parent)
+
+
+def _fold_injected(output: Path) -> None:
+    """Fold papermill's injected-parameters cell in the page, as the parameters cell is folded."""
+    import json
+
+    nb = json.loads(output.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell["metadata"]["tags"] = [*tags, "hide-input"]
+    output.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 @dataclass

@@ -5,9 +5,13 @@ pyplot: nothing global changes, nothing is shown twice in a notebook (the
 returned figure is the cell's output), and tests need no display. Pass ``ax``
 to draw into an existing axes instead. Axis labels carry units (J/token, s,
 W, MHz). :func:`set_theme` is the only function with a global effect.
+
+Each figure keeps the tidy table it was drawn from (:func:`figure_data`), so
+the book can publish that table beside the page (``nrg.chapters.publish``).
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +26,30 @@ from nrg.stats.clocks import clock_key
 from nrg.stats.rank import pareto_mask
 from nrg.stats.regress import LengthFit, fit_lengths
 from nrg.stats.summary import summarize
+
+_DATA: weakref.WeakKeyDictionary[Figure, list[tuple[Axes, pd.DataFrame, str]]] = weakref.WeakKeyDictionary()
+
+
+def _keep(ax: Axes, data: pd.DataFrame, name: str) -> Figure:
+    """Remember ``data`` as what ``ax`` shows, and return the figure (see :func:`figure_data`)."""
+    figure = _figure(ax)
+    _DATA.setdefault(figure, []).append((ax, data.reset_index(drop=True), name))
+    return figure
+
+
+def figure_data(figure: Figure) -> tuple[pd.DataFrame, str] | None:
+    """The tidy table behind ``figure`` and a short name for it; None for a figure not drawn here.
+
+    A figure with several panels (axes drawn into by several functions) gets
+    one table with a ``panel`` column holding each panel's title.
+    """
+    parts = _DATA.get(figure)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0][1], parts[0][2]
+    frames = [data.assign(panel=ax.get_title() or f"panel {i + 1}") for i, (ax, data, _) in enumerate(parts)]
+    return pd.concat(frames, ignore_index=True), "-".join(dict.fromkeys(name for _, _, name in parts))
 
 
 def set_theme(context: str = "notebook", style: str = "whitegrid") -> None:
@@ -65,7 +93,7 @@ def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str =
     if hue:
         ax.legend(title=axis_label(hue))
     ax.set_title(f"Mean with {confidence:.0%} CI")
-    return _figure(ax)
+    return _keep(ax, stats, f"{measure}-by-{x}")
 
 
 def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = "input_tokens",
@@ -81,8 +109,10 @@ def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = 
     ax = _axes(ax)
     data = ok_rows(df)
     groups = data.groupby(hue, observed=True, sort=True) if hue else [(None, data)]
+    drawn = []
     for key, part in groups:
         stats = summarize(part, length, response)
+        drawn.append(stats if hue is None else stats.assign(**{hue: key}))
         line = ax.errorbar(stats[length], stats["mean"], yerr=stats["ci_halfwidth"].fillna(0), fmt="o",
                            capsize=3, label=None if key is None else str(key))
         if fit and part[length].nunique() > 1:
@@ -94,7 +124,7 @@ def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = 
     ax.set_ylabel(axis_label(response))
     if hue:
         ax.legend(title=axis_label(hue))
-    return _figure(ax)
+    return _keep(ax, pd.concat(drawn, ignore_index=True) if drawn else data[[]], f"{response}-vs-{length}")
 
 
 def phase_share_bars(shares: pd.DataFrame, measure: str = "time_s", ax: Axes | None = None) -> Figure:
@@ -114,7 +144,7 @@ def phase_share_bars(shares: pd.DataFrame, measure: str = "time_s", ax: Axes | N
     ax.set_ylabel(f"Share of {label(measure)} (%)")
     ax.set_ylim(0, 100)
     ax.legend()
-    return _figure(ax)
+    return _keep(ax, part, f"{measure}-phase-shares")
 
 
 def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gpu_clock_mhz",
@@ -132,8 +162,10 @@ def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gp
         data = add_edp(data)
     ax = _axes(ax)
     groups = data.groupby(hue, observed=True, sort=True) if hue else [(None, data)]
+    drawn = []
     for key, part in groups:
         stats = summarize(part, "_clock", metric)
+        drawn.append(stats.rename(columns={"_clock": clock}).assign(**({hue: key} if hue else {})))
         line = ax.errorbar(stats["_clock"], stats["mean"], yerr=stats["ci_halfwidth"].fillna(0), fmt="-o",
                            capsize=3, label=None if key is None else str(key))
         if optimal is not None:
@@ -147,7 +179,7 @@ def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gp
         ax.legend(title=axis_label(hue))
     if optimal is not None:
         ax.set_title("★ optimal clock")
-    return _figure(ax)
+    return _keep(ax, pd.concat(drawn, ignore_index=True) if drawn else data[[]], f"{metric}-vs-{clock}")
 
 
 def energy_quality_scatter(df: pd.DataFrame, energy: str = "energy_mean", quality: str = "quality_mean",
@@ -170,7 +202,7 @@ def energy_quality_scatter(df: pd.DataFrame, energy: str = "energy_mean", qualit
     ax.set_xlabel(energy_label)
     ax.set_ylabel(quality_label)
     ax.legend()
-    return _figure(ax)
+    return _keep(ax, df.assign(pareto=mask), "energy-vs-quality")
 
 
 def residual_diagnostics(result: AnovaResult | LengthFit) -> Figure:
@@ -195,7 +227,7 @@ def residual_diagnostics(result: AnovaResult | LengthFit) -> Figure:
     rvf.set_xlabel(f"Fitted {name[:1].lower()}{name[1:]}")
     rvf.set_ylabel("Residual")
     rvf.set_title("Residuals vs fitted")
-    return fig
+    return _keep(qq, pd.DataFrame({"fitted": fitted, "residual": resid}), f"{result.response}-residuals")
 
 
 def quant_prune_heatmap(df: pd.DataFrame, value: str = "energy_j", rows: str = "quant",
@@ -211,4 +243,4 @@ def quant_prune_heatmap(df: pd.DataFrame, value: str = "energy_j", rows: str = "
     sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": axis_label(value)})
     ax.set_xlabel(axis_label(cols))
     ax.set_ylabel(axis_label(rows))
-    return _figure(ax)
+    return _keep(ax, table.stack().rename(value).reset_index(), f"{value}-by-{rows}-{cols}")

@@ -26,7 +26,29 @@ DRIVERS: dict[str, str] = {
     "02_sequence_length": "sequence_length",
     "03_dvfs": "dvfs",
     "04_network_tickets": "tickets",
+    "05_batch_size": "batch_size",
 }
+
+
+def _install_display() -> None:
+    """In a notebook kernel: tables and figures shown readably, with links to their data.
+
+    The chapters import this package first thing, so every cell that ends in
+    a DataFrame or a figure gets :mod:`nrg.chapters.display`'s treatment
+    without changing the cell. Outside a kernel (the CLI, tests) nothing happens.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "kernel"):
+        from nrg.chapters.display import install
+
+        install(shell)
+
+
+_install_display()
 
 
 def driver(chapter: str) -> Any:

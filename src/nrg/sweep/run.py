@@ -198,10 +198,9 @@ def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
 
 
 def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
-    from tqdm.std import tqdm  # text, not a widget: the book renders offline
+    from nrg.progress import bar  # text, not a widget; one summary line stays in a page
 
-    desc = f"{name} ({skipped} done before)" if skipped else name
-    return tqdm(cells, desc=desc, unit="cell", disable=not enabled)
+    return bar(cells, desc=name, unit="cell", enabled=enabled, done_before=skipped)
 
 
 def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None,

@@ -1,0 +1,168 @@
+"""Driver of chapter 5: how the batch size drives energy per token, latency and throughput.
+
+Serving systems batch requests because a decode step streams every weight
+through memory once whatever the number of sequences it advances: the
+weights' cost is shared by the batch, and energy per token falls while a
+request waits longer. This chapter sweeps the batch size at fixed input and
+output lengths, fits a generation's energy as a fixed part plus a part per
+sequence (``energy_j ~ batch_size``), and runs the ANOVA of energy per token
+on the batch size like chapter 2 does for the lengths. Prompts are synthetic
+token ids of exact length, as in chapter 2.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nrg import carbon
+from nrg.chapters import common, sweeps
+from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+CHAPTER = "05_batch_size"
+FACTOR = "batch_size"
+CHANGES = ("energy_per_token_change_pct", "latency_change_pct", "throughput_change_pct")
+
+
+def _batch_sizes(value: Any) -> list[int]:
+    values = [common.as_int("batch_sizes", v) for v in common.as_list("batch_sizes", value)]
+    if len(set(values)) != len(values):
+        raise ParameterError(f"batch_sizes={values!r} has duplicates; give distinct batch sizes")
+    if len(values) < 2:
+        raise ParameterError(f"batch_sizes={values!r}: give at least two batch sizes to compare")
+    return sorted(values)
+
+
+def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | None = None,
+          batch_sizes: Any = (1, 2, 4, 8), input_tokens: int = 64, output_tokens: int = 16,
+          dtype: str = "float32", device: str = "cpu", repeats: Any = None, warmup: int = 1,
+          idle_s: float = 2.0, isolate: bool = True, run_dir: str | None = None,
+          reference_dir: str | None = None, alpha: float = 0.05, region: str = carbon.DEFAULT_REGION,
+          price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
+          **unknown: Any) -> dict[str, Any]:
+    """Checked parameters plus the sweep config; raises before any work or file write."""
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)
+    as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+    sizes = _batch_sizes(as_seq(batch_sizes))
+    n_out = common.as_int("output_tokens", output_tokens, minimum=2)  # decode needs a second token
+    config = {
+        "chapter": CHAPTER, "name": f"{CHAPTER}-batch",
+        "models": sweeps.model_entries(as_seq(models), weights, layers),
+        "tasks": ["none"], "batch_sizes": sizes,
+        "input_tokens": [common.as_int("input_tokens", input_tokens)], "output_tokens": [n_out],
+        "dtypes": [dtype], "device": device, "warmup": warmup, "idle_s": idle_s,
+        "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
+        "isolate": bool(isolate), "quality": {"items": 0},
+    }
+    sweeps.check_configs([config])
+    return {"configs": [config], "run_dir": common.run_dir(CHAPTER, run_dir),
+            "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
+            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "batch_sizes": sizes, **impact}
+
+
+def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
+    """Run (or reuse) the sweep; the rows of exactly its cells."""
+    return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
+
+
+def ok_phase(df: pd.DataFrame, phase: str = "generate") -> pd.DataFrame:
+    """Rows of one phase whose cell ran: failed cells carry no energy to plot."""
+    return df[(df["phase"] == phase) & (df["status"] == "ok")].copy()
+
+
+def figure(gen: pd.DataFrame, response: str, fit: bool = False) -> Figure:
+    """Mean ``response`` (95% CI) against the batch size, one line per model, batch on a log₂ axis."""
+    from nrg import plots
+
+    fig = plots.lines_vs_length(gen, response=response, length=FACTOR, lengths=(FACTOR,), fit=fit)
+    ax = fig.axes[0]
+    sizes = sorted(gen[FACTOR].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.minorticks_off()
+    return fig
+
+
+def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
+    """Per model, a generation's energy fitted as fixed + per-sequence: ``energy_j ~ batch_size``.
+
+    The intercept is the part a batch shares (mostly streaming the weights);
+    the slope is what one more sequence adds. Columns: ``model, term,
+    estimate_j, ci_low_j, ci_high_j, p, r2, n`` (term ``Intercept`` or ``batch_size``).
+    """
+    import pandas as pd
+
+    from nrg.stats import fit_lengths
+
+    rows = []
+    for model, part in gen.groupby("model", observed=True, sort=True):
+        result = fit_lengths(part, "energy_j", lengths=(FACTOR,))
+        for r in result.coefficients.itertuples(index=False):
+            rows.append({"model": model, "term": r.term, "estimate_j": r.estimate, "ci_low_j": r.ci_low,
+                         "ci_high_j": r.ci_high, "p": r.p, "r2": result.r2, "n": result.n_obs})
+    return pd.DataFrame(rows, columns=["model", "term", "estimate_j", "ci_low_j", "ci_high_j", "p", "r2", "n"])
+
+
+def anova(gen: pd.DataFrame, alpha: float = 0.05) -> Any:
+    """ANOVA of energy per token on the batch size (and the model, when there are several)."""
+    from nrg import stats
+
+    factors = [FACTOR] + (["model"] if gen["model"].nunique() > 1 else [])
+    return stats.anova(gen, "energy_per_token_j", factors, alpha=alpha)
+
+
+def change_table(gen: pd.DataFrame) -> pd.DataFrame:
+    """Per model and batch size: mean energy per token, latency and throughput, and their change (%) from the smallest batch."""
+    from nrg import stats
+
+    measures = ["energy_per_token_j", "time_s", "tokens_per_s"]
+    means = (stats.summarize(gen, by=["model", FACTOR], measures=measures)
+             .pivot_table(index=["model", FACTOR], columns="measure", values="mean").reset_index())
+    means.columns.name = None
+    first = means.groupby("model", observed=True)[measures].transform("first")
+    for column, name in zip(measures, CHANGES):
+        means[name] = (means[column] / first[column] - 1) * 100
+    return means
+
+
+def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
+    """Sentences: how far energy per token falls and latency rises from the smallest to the largest batch."""
+    from nrg.findings import Findings, num, p_text, pct
+
+    table = change_table(gen)
+    costs = batch_costs(gen) if costs is None else costs
+    sentences = []
+    for model, part in table.groupby("model", observed=True, sort=True):
+        lo, hi = part.iloc[0], part.iloc[-1]
+        if len(part) < 2:
+            continue
+        energy, latency = hi["energy_per_token_change_pct"] / 100, hi["latency_change_pct"] / 100
+        sentences.append(
+            f"For {model}, going from batch {int(lo[FACTOR])} to {int(hi[FACTOR])} changes energy per token by "
+            f"{'−' if energy < 0 else '+'}{pct(abs(energy))} ({num(lo['energy_per_token_j'])} → "
+            f"{num(hi['energy_per_token_j'])} J/token) and a generation's latency by "
+            f"{'−' if latency < 0 else '+'}{pct(abs(latency))}.")
+        fit = costs[costs["model"] == model].set_index("term")
+        if {"Intercept", FACTOR} <= set(fit.index):
+            fixed, per = fit.loc["Intercept"], fit.loc[FACTOR]
+            share = _shared_share(fixed["estimate_j"], per["estimate_j"], int(lo[FACTOR]))
+            sentences.append(
+                f"For {model}, a generation costs {num(fixed['estimate_j'])} J shared by the batch plus "
+                f"{num(per['estimate_j'])} J per sequence (95% CI {num(per['ci_low_j'])} to {num(per['ci_high_j'])}, "
+                f"{p_text(per['p'])})" + (f"; at batch {int(lo[FACTOR])} the shared part is {pct(share)} "
+                                           "of the energy." if math.isfinite(share) else "."))
+    return Findings(tuple(sentences))
+
+
+def _shared_share(fixed_j: float, per_sequence_j: float, batch: int) -> float:
+    """The shared part's share of a generation's energy; NaN when a noisy fit makes a part negative."""
+    if fixed_j < 0 or per_sequence_j < 0:
+        return math.nan
+    total = fixed_j + per_sequence_j * batch
+    return fixed_j / total if total > 0 else math.nan

@@ -142,6 +142,18 @@ def test_without_reference_data_the_section_says_so_and_gives_the_command(chapte
     assert ("--allow-hardware-settings" in text) == (chapter == "03_dvfs")
 
 
+def test_a_run_without_rows_is_labelled_and_says_so(measured, tmp_path):
+    root, _ = measured
+    empty = tmp_path / "reference" / "some-gpu" / "02_sequence_length"
+    empty.mkdir(parents=True)
+    shutil.copy(root / SLUG / "02_sequence_length" / "manifest.json", empty)
+    params = _params("02_sequence_length", tmp_path / "reference")
+    shown = reference.section("02_sequence_length", params)
+    assert "0 of 0 cells ok" in str(shown[0]) and "No table from this run: the run holds no measured rows" in str(shown[1])
+    frame = claims.section("02_sequence_length", None, params).frame
+    assert (frame["verdict (reference some-gpu)"] == claims.NOT_MEASURED).all()
+
+
 def test_section_refuses_an_unknown_chapter():
     with pytest.raises(ParameterError, match="chapter"):
         reference.section("05_nothing", {"reference": {}})

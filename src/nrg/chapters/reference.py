@@ -105,6 +105,8 @@ def no_reference_text(chapter: str) -> str:
 def _ok_phase(rows: pd.DataFrame, phase: str) -> pd.DataFrame:
     from nrg.stats import ok_rows
 
+    if "phase" not in rows.columns:
+        raise ParameterError("the run holds no measured rows")
     good = ok_rows(rows)
     return good[good["phase"] == phase]
 

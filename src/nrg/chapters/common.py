@@ -134,11 +134,44 @@ def reference_root(value: str | None) -> Path | None:
     return path.resolve() if path.is_dir() else None
 
 
+REFERENCE_BUDGET_S = 480   # what one call of a lent GPU allows (README, "On a GPU machine")
+
+
+def gpu_slug(name: str) -> str:
+    """The folder name of a GPU's reference data: "NVIDIA H200" -> "nvidia-h200"."""
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+    return slug or "gpu"
+
+
+def reference_command() -> str:
+    """The one command that measures the reference data (all chapters at once) on a GPU machine."""
+    return f"nrg reference --budget-s {REFERENCE_BUDGET_S} --out results/reference/<gpu-slug>"
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "manifest.json").is_file()
+
+
 def reference_runs(root: Path | None, chapter: str) -> dict[str, Path]:
-    """Committed runs of ``chapter``: ``results/reference/<gpu>/<chapter>/`` by GPU name."""
+    """Committed runs of ``chapter`` by GPU folder: ``results/reference/<gpu-slug>/<chapter>/``.
+
+    ``nrg reference --out results/reference/<gpu-slug>`` writes exactly that.
+    Its ``--archive`` keeps the output folder's own name as the top folder, so
+    an archive unpacked *under* ``results/reference/<gpu-slug>/`` gives
+    ``<gpu-slug>/<folder>/<chapter>/``: that one extra level is accepted too
+    (the run directly under the GPU folder wins when both exist).
+    """
     if root is None:
         return {}
-    return {p.parent.name: p for p in sorted(root.glob(f"*/{chapter}")) if (p / "manifest.json").is_file()}
+    found: dict[str, Path] = {}
+    for gpu in sorted(p for p in root.iterdir() if p.is_dir()):
+        candidates = [gpu / chapter, *sorted(gpu.glob(f"*/{chapter}"))]
+        run = next((c for c in candidates if _is_run(c)), None)
+        if run is not None:
+            found[gpu.name] = run
+    return found
 
 
 def check_choices(name: str, values: Sequence[Any], valid: Sequence[Any]) -> None:

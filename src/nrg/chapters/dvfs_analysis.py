@@ -326,8 +326,11 @@ def analyse_all(live: Any, reference: Mapping[str, Path], alpha: float = 0.05) -
     if live is not None and not live.empty:
         gpus = ", ".join(sorted(map(str, live["gpu"].dropna().unique()))) if "gpu" in live.columns else ""
         out[f"Measured live on this machine{' (' + gpus + ')' if gpus else ''}"] = _analyse_or_explain(live, alpha)
+    from nrg.chapters.reference import describe
+
     for gpu, frame in sweeps.load_reference(reference).items():
-        out[f"Reference data measured on {gpu} (results/reference/{gpu}/{CHAPTER})"] = _analyse_or_explain(frame, alpha)
+        label = f"Reference data measured on {gpu} (results/reference/{gpu}/{CHAPTER}; {describe(frame)})"
+        out[label] = _analyse_or_explain(frame, alpha)
     return out
 
 

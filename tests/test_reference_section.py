@@ -53,13 +53,14 @@ def measured(tmp_path_factory):
         "03_dvfs": _trim(planned["03_dvfs"].configs[0], ["gpt-neo-2.7b"]),
         "04_network_tickets": _trim(tickets_config, ["smollm2-135m"], axes={**tickets_config["axes"], "quant": ["none"]}),
     }
-    fake = FakeH200(state)
+    fake = FakeH200(state, counter_update_s=0.001)   # short windows of tiny models read a counter step
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "pynvml", fake)
         dvfs.configure(nvml_module=fake)
         try:
             for chapter, config in configs.items():
-                run_sweep(config, root / SLUG / chapter, progress=False)
+                run_sweep(config, root / SLUG / chapter, progress=False, isolate=False,
+                          monitor_options={"nvml_module": fake})
         finally:
             dvfs.configure()
     return root, state

@@ -25,6 +25,10 @@ Keys (all but ``models`` optional)::
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
     cell_timeout_s: null         # isolated cells running longer are killed and recorded failed
+    interference: {max_other_cpu_frac: 0.25, max_retries: 2, foreign_gpu_processes: true}
+                                 # flag a repeat when other processes used more than this share
+                                 # of the CPUs (or held the GPU); redo up to max_retries flagged
+                                 # repeats per cell (nrg.sweep.interference)
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
@@ -42,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_choice
+from nrg.sweep.interference import InterferencePolicy
 from nrg.sweep.repeats import RepeatPolicy
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
@@ -50,7 +55,7 @@ NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
-    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s",
+    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "interference",
 )
 
 
@@ -97,12 +102,14 @@ class Settings:
     quality_items: int = 8
     seed: int = 0
     roofline: bool = True
+    interference: InterferencePolicy = field(default_factory=InterferencePolicy)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
             "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
             "quality_items": self.quality_items, "seed": self.seed, "roofline": self.roofline,
+            "interference": self.interference.to_dict(),
         }
 
     @classmethod
@@ -111,6 +118,7 @@ class Settings:
             device=d["device"], repeats=RepeatPolicy.parse(d["repeats"]), warmup=d["warmup"],
             idle_s=d["idle_s"], meters=tuple(d["meters"]) if d["meters"] else None,
             quality_items=d["quality_items"], seed=d["seed"], roofline=d["roofline"],
+            interference=InterferencePolicy.parse(d.get("interference")),
         )
 
 
@@ -208,6 +216,7 @@ class SweepConfig:
             "meters": s["meters"], "isolate": self.isolate,
             "quality": {"items": s["quality_items"]}, "seed": s["seed"],
             "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
+            "interference": s["interference"],
         }
 
 
@@ -320,7 +329,7 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
     if not isinstance(roofline, bool):
         raise ParameterError(f"roofline={roofline!r} is not valid; choose one of: True, False")
     return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, float(idle_s),
-                    meters, items, seed, roofline)
+                    meters, items, seed, roofline, InterferencePolicy.parse(raw.get("interference")))
 
 
 def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:

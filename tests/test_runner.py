@@ -156,6 +156,7 @@ def test_every_task_is_measured_and_scored(tmp_path, tiny_real_model, task):
     assert (df["weights"] == "real").all() and df["dataset"].notna().all()
     inference = df[df.phase == "inference"]
     assert len(inference) == 1 and inference["tokens"].iloc[0] > 0
+    assert df["interference"].map(type).eq(bool).all()      # the quality window is judged too
     metrics = {"generation": "exact_match", "qa": "f1", "summarization": "rouge_l"}[task]
     assert df[metrics].between(0, 1).all()
 

@@ -263,8 +263,9 @@ def measure_cell(cell: Cell, context: SweepContext,
         quality_cols: dict[str, float] = {}
         if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
             m, quality_cols, produced = run_quality(workload, task, cell, monitor)
-            rows.append(phase_row(m.with_idle(context.idle_power_w), "inference", 0,
-                                  produced, math.nan))
+            rows.append({**phase_row(m.with_idle(context.idle_power_w), "inference", 0,
+                                     produced, math.nan),
+                         "interference": cell.settings.interference.flags(m)})
         observed = _observe(observers)
     common = {
         **identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,

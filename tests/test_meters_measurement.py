@@ -10,7 +10,8 @@ from nrg.meters import DomainEnergy, Measurement, Method
 
 RECORD_COLUMNS = {"time_s", "energy_j", "net_energy_j", "gpu_energy_j", "cpu_energy_j",
                   "dram_energy_j", "idle_power_w", "energy_method", "energy_source",
-                  "energy_valid", "energy_warning", "avg_power_w"}
+                  "energy_valid", "energy_warning", "avg_power_w",
+                  "other_cpu_s", "other_cpu_frac", "foreign_gpu_procs"}
 
 
 def make(idle: bool = True) -> Measurement:

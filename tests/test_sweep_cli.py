@@ -18,8 +18,9 @@ TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 
 
 def write_config(path: Path, **changes) -> Path:
+    # no interference retries: the row counts below must not depend on this machine's load
     cfg = {"name": "cli", "chapter": "02", "models": [TINY], "input_tokens": [8], "output_tokens": [4],
-           "repeats": 2, "warmup": 0, "idle_s": 0, "roofline": False}
+           "repeats": 2, "warmup": 0, "idle_s": 0, "roofline": False, "interference": {"max_retries": 0}}
     cfg.update(changes)
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -25,6 +25,14 @@ NVMLError_GpuIsLost = _real.NVMLError_GpuIsLost
 NVMLError_Uninitialized = _real.NVMLError_Uninitialized
 
 
+@dataclass(frozen=True)
+class FakeProcessInfo:
+    """What pynvml's ``c_nvmlProcessInfo_t`` offers: a PID and the memory it holds."""
+
+    pid: int
+    usedGpuMemory: int = 0  # noqa: N815 - pynvml's field name
+
+
 @dataclass
 class FakeGpu:
     """One device: constant power unless changed with :meth:`FakeNvml.set_power`."""
@@ -37,6 +45,7 @@ class FakeGpu:
     fail_code: int = _real.NVML_ERROR_GPU_IS_LOST
     calls: int = 0
     pending_failures: int = 0
+    processes: list[int] = field(default_factory=list)   # PIDs holding a compute context
     energy_mj: float = field(default=math.nan)
     since_s: float = field(default=math.nan)
 
@@ -117,6 +126,10 @@ class FakeNvml:
 
     def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
         return int(self._reading(handle).power_mw)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[FakeProcessInfo]:
+        self._check_init()
+        return [FakeProcessInfo(pid) for pid in self.gpus[handle].processes]
 
     # -- test controls -------------------------------------------------------------------
     def set_power(self, index: int, power_mw: int) -> None:

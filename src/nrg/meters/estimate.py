@@ -204,7 +204,8 @@ def resolve_power(cpu_model: str | None = None, power_per_core_w: float | None =
 
 
 _PROC = Path("/proc")
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Clock ticks per second of /proc times (USER_HZ).
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _procfs_children_cpu_s() -> float | None:
@@ -233,7 +234,7 @@ def _procfs_children_cpu_s() -> float | None:
         except (OSError, IndexError):
             continue
         total_ticks += sum(int(x) for x in fields[11:15])   # utime stime cutime cstime
-    return total_ticks / _CLK_TCK
+    return total_ticks / CLK_TCK
 
 
 def _psutil_children_cpu_s() -> float:
@@ -249,7 +250,7 @@ def _psutil_children_cpu_s() -> float:
     return total_s
 
 
-def _children_cpu_s() -> float:
+def children_cpu_s() -> float:
     """Waited-for children (rusage) plus live direct children (with their own waited ones)."""
     try:
         import resource
@@ -282,7 +283,7 @@ class EstimateSource:
 
     def cpu_time_s(self) -> float:
         """CPU seconds of this process (all threads) and its children so far."""
-        children_s = _children_cpu_s() if self._include_children else 0.0
+        children_s = children_cpu_s() if self._include_children else 0.0
         return time.process_time() + children_s
 
     def start(self) -> None:

@@ -61,7 +61,13 @@ class DomainEnergy:
 
 @dataclass(frozen=True)
 class Measurement:
-    """Energy of one named window; ``iterations`` > 1 when it is a per-iteration average."""
+    """Energy of one named window; ``iterations`` > 1 when it is a per-iteration average.
+
+    ``other_cpu_s`` / ``other_cpu_frac``: CPU time other processes used during the
+    window, and its share of the machine's CPU capacity; ``foreign_gpu_procs``:
+    processes other than this one on the measured GPUs (None when not asked).
+    See :mod:`nrg.meters.activity`: how quiet the machine was is part of the result.
+    """
 
     name: str
     elapsed_s: float
@@ -70,6 +76,9 @@ class Measurement:
     invalid_reason: str | None = None
     warnings: tuple[str, ...] = ()
     iterations: int = 1
+    other_cpu_s: float = math.nan
+    other_cpu_frac: float = math.nan
+    foreign_gpu_procs: int | None = None
 
     def domain_names(self) -> tuple[str, ...]:
         """The names of the measured domains, in the order of ``domains``."""
@@ -114,7 +123,8 @@ class Measurement:
             raise ParameterError(f"iterations={iterations!r} is not valid; it must be an int >= 1")
         doms = tuple(replace(d, energy_j=d.energy_j / iterations) for d in self.domains)
         return replace(self, elapsed_s=self.elapsed_s / iterations, domains=doms,
-                       iterations=self.iterations * iterations)
+                       iterations=self.iterations * iterations,
+                       other_cpu_s=self.other_cpu_s / iterations)
 
     def with_idle(self, idle_power_w: Mapping[str, float]) -> Measurement:
         """This window with a sweep's idle baseline attached to domains that have none.
@@ -127,10 +137,12 @@ class Measurement:
         return replace(self, domains=doms)
 
     def minus(self, part: Measurement, name: str) -> Measurement:
-        """``self - part`` per domain (decode = generate - prefill from two windows).
+        """``self - part`` per domain (the former decode = generate - prefill of two runs).
 
-        A non-positive difference is kept as measured and warned about: hiding
-        it would bias the mean.
+        The sweep now cuts one window instead (``EnergyMonitor.split_window``);
+        this stays for comparisons such as ``benchmarks/bench_phases.py``. A
+        non-positive difference is kept as measured and warned about: hiding it
+        would bias the mean. Other processes' CPU time of a difference is unknown (NaN).
         """
         part_j = {d.domain: d.energy_j for d in part.domains}
         doms = tuple(replace(d, energy_j=d.energy_j - part_j.get(d.domain, math.nan))
@@ -143,7 +155,7 @@ class Measurement:
                             "timing noise exceeds this phase")
         return replace(self, name=name, elapsed_s=elapsed_s, domains=doms,
                        valid=self.valid and part.valid, invalid_reason="; ".join(reasons) or None,
-                       warnings=tuple(warnings))
+                       warnings=tuple(warnings), other_cpu_s=math.nan, other_cpu_frac=math.nan)
 
     def _family_j(self, family: str) -> float:
         found = [d.energy_j for d in self.domains if domain_family(d.domain) == family]
@@ -176,4 +188,7 @@ class Measurement:
             "energy_warning": "; ".join(notes) or None,
             "avg_power_w": energy_j / self.elapsed_s if self.elapsed_s > 0 else math.nan,
             **self.per_gpu_j(),
+            "other_cpu_s": self.other_cpu_s,
+            "other_cpu_frac": self.other_cpu_frac,
+            "foreign_gpu_procs": self.foreign_gpu_procs,
         }

@@ -6,6 +6,18 @@ so windows may nest or overlap freely. Before each reading the device-sync hook
 runs (e.g. ``torch.cuda.synchronize``) so queued GPU work is inside the window.
 Read errors go to a log; a window is invalid if any error was logged while it
 was open, or if a domain has no reading at one of its ends.
+
+A window can be cut in two at one reading (:meth:`EnergyMonitor.split_window`):
+prefill and decode of one ``generate`` call are the two parts of its window, so
+part + part = whole exactly and neither part can be negative (every source is
+cumulative). Each source splits its own way through the same read: a counter
+(NVML total energy, RAPL) is read at the cut; the NVML sampling source takes a
+fresh power sample at the cut and its integral runs up to and on from that
+instant; the CPU estimate reads the CPU time at the cut.
+
+Every reading also snapshots other processes' activity (:mod:`nrg.meters.activity`),
+so each window says how much CPU time the rest of the machine used meanwhile and
+how many foreign processes were on the measured GPUs.
 """
 from __future__ import annotations
 
@@ -19,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_positive
+from nrg.meters.activity import CpuActivity, CpuActivityReader, foreign_gpu_processes, other_cpu
 from nrg.meters.chain import ChainDecision, choose_sources
 from nrg.meters.measurement import DomainEnergy, Measurement, Method
 from nrg.meters.source import EnergySource, MeterReadError
@@ -41,6 +54,8 @@ class _Reading:
     time_s: float
     values: dict[str, float]      # domain -> cumulative joules (NaN when unreadable)
     log_index: int                # length of the error log right after this reading
+    cpu: CpuActivity | None = None
+    foreign_gpu_procs: int | None = None   # None: not asked at this reading
 
 
 def short_window_warning(elapsed_s: float, source: EnergySource) -> str:
@@ -55,10 +70,15 @@ class EnergyMonitor:
 
     def __init__(self, sources: Sequence[EnergySource], decisions: Sequence[ChainDecision] = (),
                  sync: Callable[[], None] | None = None,
-                 releases: Sequence[Callable[[], None]] = ()) -> None:
+                 releases: Sequence[Callable[[], None]] = (),
+                 proc_root: str | Path = "/proc", holds_gpu_context: bool | None = None) -> None:
         self._sources = list(sources)
         self.decisions: tuple[ChainDecision, ...] = tuple(decisions)
         self._sync = sync
+        self._activity = CpuActivityReader(proc_root)
+        # a device-sync hook means this process runs on the GPUs it measures
+        self._holds_gpu_context = sync is not None if holds_gpu_context is None else holds_gpu_context
+        self.notes: set[str] = set()    # e.g. how foreign GPU processes were counted
         self._releases = list(releases)
         self._lock = threading.RLock()
         self._open: dict[str, _Reading] = {}
@@ -80,8 +100,11 @@ class EnergyMonitor:
     def auto(cls, meters: Sequence[str] | str | None = None, gpus: Sequence[int] | None = None,
              sysfs_root: str | Path = "/", sync: Callable[[], None] | None = None,
              nvml_module: Any = None, sample_period_s: float = 0.1,
-             **estimate_options: Any) -> EnergyMonitor:
-        """The best source per domain on this machine (see :mod:`nrg.meters.chain`)."""
+             proc_root: str | Path = "/proc", **estimate_options: Any) -> EnergyMonitor:
+        """The best source per domain on this machine (see :mod:`nrg.meters.chain`).
+
+        ``proc_root`` is where ``stat`` is read for other processes' CPU time (tests pass a fake).
+        """
         if sync is not None and not callable(sync):
             raise ParameterError(f"sync={sync!r} is not valid; give a callable such as "
                                  "torch.cuda.synchronize, or None")
@@ -92,7 +115,7 @@ class EnergyMonitor:
                 release()
             lines = "\n".join(d.describe() for d in chain.decisions)
             raise NoEnergySourceError(f"no energy source is available:\n{lines}")
-        return cls(chain.sources, chain.decisions, sync, chain.releases)
+        return cls(chain.sources, chain.decisions, sync, chain.releases, proc_root)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -116,7 +139,8 @@ class EnergyMonitor:
         return tuple(self._open)
 
     # -- readings ------------------------------------------------------------------------
-    def _read(self) -> _Reading:
+    def _read(self, processes: bool = True) -> _Reading:
+        """Read every source once (after the device sync); ``processes`` also lists GPU processes."""
         if self._closed:
             raise RuntimeError("this EnergyMonitor is closed")
         if self._sync is not None:
@@ -132,7 +156,22 @@ class EnergyMonitor:
                     got = exc.values
                 for domain in source.domains:
                     values[domain] = float(got.get(domain, math.nan))
-            return _Reading(now_s, values, len(self._errors))
+            cpu = self._activity.read()
+            foreign = self._foreign_gpu_procs() if processes else None
+            return _Reading(now_s, values, len(self._errors), cpu, foreign)
+
+    def _foreign_gpu_procs(self) -> int | None:
+        pids: dict[str, tuple[int, ...]] = {}
+        for source in self._sources:
+            listing = getattr(source, "gpu_processes", None)
+            if listing is not None:
+                pids.update(listing())
+        if not pids:
+            return None
+        count, note = foreign_gpu_processes(pids, holds_context=self._holds_gpu_context)
+        if note:
+            self.notes.add(note)
+        return count
 
     def _measurement(self, name: str, begin: _Reading, end: _Reading) -> Measurement:
         elapsed_s = end.time_s - begin.time_s
@@ -155,8 +194,12 @@ class EnergyMonitor:
                 warnings.append(short_window_warning(elapsed_s, source))
             elif source.method is not Method.ESTIMATED and all(e == 0 for e in energies):
                 warnings.append(f"{source.name} read 0 J over {elapsed_s:.3g} s: counter not updating?")
+        other_s, other_frac = other_cpu(begin.cpu, end.cpu, elapsed_s)
+        foreign = [r.foreign_gpu_procs for r in (begin, end) if r.foreign_gpu_procs is not None]
         return Measurement(name, elapsed_s, tuple(domains), valid=not invalid,
-                           invalid_reason="; ".join(invalid) or None, warnings=tuple(warnings))
+                           invalid_reason="; ".join(invalid) or None, warnings=tuple(warnings),
+                           other_cpu_s=other_s, other_cpu_frac=other_frac,
+                           foreign_gpu_procs=max(foreign) if foreign else None)
 
     # -- windows -------------------------------------------------------------------------
     def begin_window(self, name: str) -> None:
@@ -171,13 +214,44 @@ class EnergyMonitor:
 
     def end_window(self, name: str) -> Measurement:
         """End window ``name`` and return its Measurement."""
+        return self.end_windows(name)[0]
+
+    def split_window(self, name: str, first: str, rest: str) -> Measurement:
+        """Cut open window ``name`` at one reading: return ``first`` (its begin .. now), open ``rest``.
+
+        ``name`` stays open; end it and ``rest`` together with :meth:`end_windows` so
+        ``first`` + ``rest`` equals ``name`` in time and in every domain's joules.
+        Why one reading: two readings a moment apart would leave a sliver of
+        energy in neither part, and a difference of two runs can go negative.
+        GPU processes are not listed at the cut (it sits inside the measured work;
+        the window's ends list them).
+        """
+        if not isinstance(rest, str) or not rest:
+            raise ParameterError(f"rest={rest!r} is not valid; a window name is a non-empty string")
         with self._lock:
             if name not in self._open:
                 opened = ", ".join(repr(n) for n in self._open) or "(none)"
                 raise ParameterError(f"window {name!r} is not open; open windows: {opened}")
+            if rest in self._open:
+                raise ParameterError(f"window {rest!r} is already open; choose another name for rest")
+            cut = self._read(processes=False)
+            self._open[rest] = cut
+            begin = self._open[name]
+        return self._measurement(first, begin, cut)
+
+    def end_windows(self, *names: str) -> tuple[Measurement, ...]:
+        """End several open windows at one reading (e.g. a whole and its last part)."""
+        with self._lock:
+            if len(set(names)) != len(names):
+                raise ParameterError(f"names={names!r} is not valid; a window is ended once")
+            missing = [n for n in names if n not in self._open]
+            if missing or not names:
+                opened = ", ".join(repr(n) for n in self._open) or "(none)"
+                first = missing[0] if missing else None
+                raise ParameterError(f"window {first!r} is not open; open windows: {opened}")
             end = self._read()
-            begin = self._open.pop(name)
-        return self._measurement(name, begin, end)
+            begins = [self._open.pop(n) for n in names]
+        return tuple(self._measurement(n, b, end) for n, b in zip(names, begins))
 
     @contextmanager
     def window(self, name: str) -> Iterator[WindowResult]:

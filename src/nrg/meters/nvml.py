@@ -149,6 +149,22 @@ def _inspect_gpus(nvml: Any, indices: tuple[int, ...], probe: Probe) -> dict[int
     return handles
 
 
+def running_pids(nvml: Any, handles: dict[int, Any]) -> dict[str, tuple[int, ...]]:
+    """PIDs holding a compute context per GPU; a GPU whose list cannot be read is left out.
+
+    Why not an error: the list only flags interference, it never changes a joule,
+    and some GPUs (vGPU, MIG without privileges) refuse it.
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for index, handle in handles.items():
+        try:
+            procs = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        except (nvml.NVMLError, AttributeError):
+            continue
+        out[f"gpu:{index}"] = tuple(int(p.pid) for p in procs)
+    return out
+
+
 class NvmlCounterSource:
     """Cumulative energy from ``nvmlDeviceGetTotalEnergyConsumption`` (mJ -> J)."""
 
@@ -177,6 +193,10 @@ class NvmlCounterSource:
         if errors:
             raise MeterReadError("; ".join(errors), values)
         return values
+
+    def gpu_processes(self) -> dict[str, tuple[int, ...]]:
+        """Processes on each measured GPU (see :mod:`nrg.meters.activity`)."""
+        return running_pids(self._nvml, self._handles)
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -242,6 +262,10 @@ class NvmlSamplingSource:
         if errors:
             raise MeterReadError("; ".join(dict.fromkeys(errors)), values)
         return values
+
+    def gpu_processes(self) -> dict[str, tuple[int, ...]]:
+        """Processes on each measured GPU (see :mod:`nrg.meters.activity`)."""
+        return running_pids(self._nvml, self._handles)
 
     def close(self) -> None:
         """Stop the sampling thread."""

@@ -146,6 +146,10 @@ COLUMNS: tuple[Column, ...] = (
         ("phase_method", "string", "", "how prefill and decode were split"),
         ("interference", "bool", "", "other processes used the machine noticeably during the window"),
         ("other_cpu_s", "float64", "s", "CPU time other processes used during the window"),
+        ("other_cpu_frac", "float64", "", "other_cpu_s / (time_s x CPUs): the share of the machine others used"),
+        ("foreign_gpu_procs", "int64", "", "other processes on the measured GPUs (null: not queried)"),
+        ("interference_retries", "int64", "", "flagged repeats redone in this cell"),
+        ("ci_rel_target", "float64", "", "the repeat policy's target CI half-width (relative); null for a fixed count"),
     ]),
     *_cols("roofline", [
         ("roofline_time_s", "float64", "s", "least time the phase could take at peak compute and bandwidth"),

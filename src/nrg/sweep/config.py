@@ -47,6 +47,10 @@ Keys (all but ``models`` optional)::
     ray_address: null            # executor ray: the cluster (auto, HOST:PORT); null = a Ray
                                  # instance started on this machine for the sweep
     devices: null                # device auto: the CUDA indices a sharded model spreads over
+    interference: {max_other_cpu_frac: 0.25, max_retries: 2, foreign_gpu_processes: true}
+                                 # flag a repeat when other processes used more than this share
+                                 # of the CPUs (or held the GPU); redo up to max_retries flagged
+                                 # repeats per cell (nrg.sweep.interference)
 
 A cell's id hashes everything that changes its numbers -- the factors, the
 lengths, the device, the repeat policy, warm-up, idle seconds, meters, quality
@@ -65,6 +69,7 @@ from typing import Any
 
 from nrg.errors import ParameterError, check_bool, check_choice, check_device, check_int, check_number
 from nrg.sweep import workloads
+from nrg.sweep.interference import InterferencePolicy
 from nrg.sweep.repeats import RepeatPolicy
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
@@ -76,7 +81,7 @@ KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
     "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
     "allow_hardware_settings", "allow_download", "devices",
-    "executor", "ray_address",
+    "executor", "ray_address", "interference",
 )
 
 
@@ -129,6 +134,7 @@ class Settings:
     workload: str = workloads.GENERATION
     options: Mapping[str, Any] = field(default_factory=dict)   # the workload's own section
     devices: tuple[int, ...] | None = None   # device "auto": CUDA indices to shard over
+    interference: InterferencePolicy = field(default_factory=InterferencePolicy)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for YAML, JSON and the cell id hash (``devices`` only when set: old ids stay)."""
@@ -136,6 +142,7 @@ class Settings:
             "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
             "idle_s": self.idle_s, "meters": list(self.meters) if self.meters else None,
             "quality_items": self.quality_items, "seed": self.seed, "roofline": self.roofline,
+            "interference": self.interference.to_dict(),
         }
         if self.workload != workloads.GENERATION:  # generation cell ids stay as they were
             out.update({"workload": self.workload, "options": dict(self.options)})
@@ -152,6 +159,7 @@ class Settings:
             quality_items=d["quality_items"], seed=d["seed"], roofline=d["roofline"],
             workload=d.get("workload", workloads.GENERATION), options=d.get("options", {}),
             devices=tuple(d["devices"]) if d.get("devices") is not None else None,
+            interference=InterferencePolicy.parse(d.get("interference")),
         )
 
 
@@ -262,6 +270,7 @@ class SweepConfig:
             "allow_hardware_settings": self.allow_hardware_settings,
             "allow_download": self.allow_download,
             "devices": s.get("devices"), "executor": self.executor, "ray_address": self.ray_address,
+            "interference": s["interference"],
         }
         return {k: v for k, v in out.items() if k not in workloads.unused_keys(self.settings.workload)}
 
@@ -381,7 +390,7 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
     workload, options = workloads.parse(raw)
     return Settings(device, RepeatPolicy.parse(raw.get("repeats")), warmup, idle_s,
                     meters, items, seed, roofline and workload == workloads.GENERATION, workload, options,
-                    devices)
+                    devices, InterferencePolicy.parse(raw.get("interference")))
 
 
 def _config_file(config: str | Path) -> Path | None:

@@ -1,10 +1,23 @@
 """The measured path of a cell: inputs, warm-up, adaptive repeats, quality, rows.
 
-Phases per repeat: ``prefill`` is ``generate`` of one token (a forward pass
-over the prompt producing the first token: TTFT); ``generate`` produces
-exactly ``output_tokens`` tokens (min = max new tokens); ``decode`` is
-generate - prefill (time and energy per domain). Token counts: prefill counts
-the prompt tokens it processes, decode and generate the tokens they produce.
+Phases per repeat, all from ONE ``generate`` call of exactly ``output_tokens``
+tokens (min = max new tokens): a streamer hook (:class:`FirstTokenSplit`) cuts
+the ``generate`` window at the moment the first new token exists on the host
+(after the device sync) with one reading of every meter, so ``prefill`` is
+begin .. first token (TTFT) and ``decode`` is first token .. end. Both parts
+come from the same run and the same readings: prefill + decode = generate
+exactly, and neither can be negative (``phase_method = "one-pass-hook"``).
+The hook also stamps every new token, which gives the inter-token latency
+percentiles ``itl_p50_s``, ``itl_p90_s``, ``itl_p99_s`` (as ML.ENERGY and
+vLLM's serving benchmarks report). Encoder-decoder models and batches work
+alike: the first token is the batch's first decoder step. The former method
+(prefill as a separate 1-token ``generate``, decode = generate - prefill from
+two runs, which goes negative on a busy machine) survives only in
+``benchmarks/bench_phases.py``, which compares the two. Token counts: prefill
+counts the prompt tokens it processes, decode and generate the tokens they produce.
+
+Each repeat is checked for interference (:mod:`nrg.sweep.interference`): a
+flagged repeat keeps its rows, marked, and up to a cap is redone.
 
 Apart from :mod:`nrg.sweep.cell` (process entry, failure handling) so the
 benchmark can drive :func:`measure_repeat` -- exactly what the runner times --
@@ -22,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell
 from nrg.sweep.context import SweepContext, identity
+from nrg.sweep.phases import PHASE_METHOD, OnePass, itl_percentiles, measure_repeat
 from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
 
 if TYPE_CHECKING:
@@ -42,13 +56,10 @@ class Workload:
     inputs: dict[str, Any]
     output_tokens: int
 
-    def prefill(self) -> torch.Tensor:
-        """Run the prefill phase: one generated token, so its time is the time to first token."""
-        return self.loaded.generate(self.inputs, 1)
-
-    def generate(self) -> torch.Tensor:
-        """Generate all ``output_tokens`` (prefill and decode)."""
-        return self.loaded.generate(self.inputs, self.output_tokens)
+    def generate(self, streamer: Any = None) -> torch.Tensor:
+        """Exactly ``output_tokens`` new tokens; ``streamer`` sees every new token (a hook)."""
+        extra = {} if streamer is None else {"streamer": streamer}
+        return self.loaded.generate(self.inputs, self.output_tokens, **extra)
 
 
 def task_input_ids(loaded: LoadedModel, task: Task, batch_size: int, input_tokens: int, seed: int) -> torch.Tensor:
@@ -72,17 +83,6 @@ def make_workload(loaded: LoadedModel, cell: Cell, task: Task | None) -> Workloa
     else:
         inputs = loaded.synthetic_inputs(cell.batch_size, cell.input_tokens, seed=seed)
     return Workload(loaded, inputs, cell.output_tokens)
-
-
-def measure_repeat(workload: Workload, monitor: Monitor) -> tuple[Measurement, Measurement]:
-    """One repeat: a prefill window, then a full generate window."""
-    monitor.begin_window("prefill")
-    workload.prefill()
-    prefill = monitor.end_window("prefill")
-    monitor.begin_window("generate")
-    workload.generate()
-    generate = monitor.end_window("generate")
-    return prefill, generate
 
 
 def per_token_sample(m: Measurement, tokens: int) -> float:
@@ -149,19 +149,20 @@ def phase_row(m: Measurement, phase: str, repeat: int, tokens: int, bound_s: flo
     return rec
 
 
-def repeat_rows(prefill: Measurement, generate: Measurement, repeat: int, cell: Cell,
-                bounds: Mapping[str, float]) -> list[dict[str, Any]]:
-    """The rows of one repeat: prefill, decode (generate minus prefill) and generate, with TTFT and TPOT."""
+def repeat_rows(one: OnePass, repeat: int, cell: Cell, bounds: Mapping[str, float],
+                interference: bool = False) -> list[dict[str, Any]]:
+    """The prefill, decode (when more than one token) and generate rows of one repeat."""
     b, n = cell.batch_size, cell.output_tokens
-    rows = [phase_row(prefill, "prefill", repeat, b * cell.input_tokens, bounds["prefill"])]
+    rows = [phase_row(one.prefill, "prefill", repeat, b * cell.input_tokens, bounds["prefill"])]
     if n > 1:
-        decode = generate.minus(prefill, "decode")
-        rows.append(phase_row(decode, "decode", repeat, b * (n - 1), bounds["decode"]))
-    rows.append(phase_row(generate, "generate", repeat, b * n, bounds["generate"]))
-    ttft_s = prefill.elapsed_s
-    tpot_s = (generate.elapsed_s - prefill.elapsed_s) / (n - 1) if n > 1 else math.nan
+        rows.append(phase_row(one.decode, "decode", repeat, b * (n - 1), bounds["decode"]))
+    rows.append(phase_row(one.generate, "generate", repeat, b * n, bounds["generate"]))
+    shared = {"ttft_s": one.prefill.elapsed_s,
+              "tpot_s": one.decode.elapsed_s / (n - 1) if n > 1 else math.nan,
+              **itl_percentiles(one.token_times_s),
+              "phase_method": PHASE_METHOD, "interference": interference}
     for row in rows:
-        row.update({"ttft_s": ttft_s, "tpot_s": tpot_s})
+        row.update(shared)
     return rows
 
 
@@ -276,17 +277,19 @@ def measure_cell(cell: Cell, context: SweepContext,
     with ExitStack() as stack:
         monitor = stack.enter_context(open_monitor(cell, monitor_options))
         observers = enter_environments(stack, cell)
-        rows, samples = _repeats(workload, monitor, cell, context, bounds)
+        rows, samples, retries = _repeats(workload, monitor, cell, context, bounds)
         quality_cols: dict[str, float] = {}
         if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
             m, quality_cols, produced = run_quality(workload, task, cell, monitor)
-            rows.append(phase_row(m.with_idle(context.idle_power_w), "inference", 0,
-                                  produced, math.nan))
+            rows.append({**phase_row(m.with_idle(context.idle_power_w), "inference", 0,
+                                     produced, math.nan),
+                         "interference": cell.settings.interference.flags(m)})
         observed = _observe(observers)
     common = {
         **identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,
         "dataset": None if task is None else task.dataset,
         "repeats_n": len(samples), "ci_rel_halfwidth": ci_rel_halfwidth(samples),
+        "ci_rel_target": _ci_target(cell), "interference_retries": retries,
         "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
         "load_time_s": loaded.load_time_s, **roof_cols, **transform_cols, **observed, **quality_cols,
     }
@@ -294,19 +297,33 @@ def measure_cell(cell: Cell, context: SweepContext,
 
 
 def _repeats(workload: Workload, monitor: Monitor, cell: Cell, context: SweepContext,
-             bounds: Mapping[str, float]) -> tuple[list[dict[str, Any]], list[float]]:
+             bounds: Mapping[str, float]) -> tuple[list[dict[str, Any]], list[float], int]:
+    """Repeats until the policy is met; flagged repeats are redone up to the interference cap.
+
+    Returns the rows, the samples the adaptive rule used, and how many flagged repeats were redone.
+    """
     for _ in range(cell.settings.warmup):
         workload.generate()
+    policy = cell.settings.interference
     rows: list[dict[str, Any]] = []
     samples: list[float] = []
+    retries = 0
     tokens = cell.batch_size * cell.output_tokens
     while not should_stop(samples, cell.settings.repeats):
-        prefill, generate = measure_repeat(workload, monitor)
-        prefill = prefill.with_idle(context.idle_power_w)
-        generate = generate.with_idle(context.idle_power_w)
-        rows.extend(repeat_rows(prefill, generate, len(samples), cell, bounds))
-        samples.append(per_token_sample(generate, tokens))
-    return rows, samples
+        one = measure_repeat(workload, monitor).with_idle(context.idle_power_w)
+        flagged = policy.flags(one.generate)
+        rows.extend(repeat_rows(one, len(samples) + retries, cell, bounds, flagged))
+        if flagged and retries < policy.max_retries:
+            retries += 1          # kept and marked, left out of the samples, redone
+            continue
+        samples.append(per_token_sample(one.generate, tokens))
+    return rows, samples, retries
+
+
+def _ci_target(cell: Cell) -> float:
+    """The CI half-width the adaptive rule aimed at; NaN for a fixed repeat count."""
+    policy = cell.settings.repeats
+    return math.nan if policy.fixed or policy.ci_rel is None else float(policy.ci_rel)
 
 
 def _task_for(cell: Cell) -> Any | None:

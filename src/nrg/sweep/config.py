@@ -24,6 +24,10 @@ Keys (all but ``models`` optional)::
     idle_s: 2                    # idle baseline, measured once per sweep; 0 skips it
     meters: null                 # energy sources in order (EnergyMonitor.auto); null = default chain
     isolate: true                # each cell in its own process; false = in this process
+    order: blocked               # blocked: one repeat of every unfinished cell per block, in a
+                                 # seeded random order per block (rows carry block, run_order);
+                                 # sequential: every repeat of a cell, then the next cell
+                                 # (generation workload; not part of the cell id)
     quality: {items: 8}          # score real-weight models on N task items; 0 = off
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
@@ -75,11 +79,12 @@ from nrg.sweep.repeats import RepeatPolicy
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
+ORDERS: tuple[str, ...] = ("blocked", "sequential")
 NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
-    "meters", "isolate", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
+    "meters", "isolate", "order", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
     "allow_hardware_settings", "allow_download", "devices",
     "executor", "ray_address", "interference",
 )
@@ -232,6 +237,7 @@ class SweepConfig:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     settings: Settings = field(default_factory=Settings)
     isolate: bool = True
+    order: str = "blocked"
     cell_timeout_s: float | None = None
     allow_hardware_settings: bool = False   # consent to change clocks etc.; not in the cell id
     allow_download: bool = False   # weights: real may fetch from the hub
@@ -262,7 +268,7 @@ class SweepConfig:
             "output_tokens": list(self.output_tokens), "dtypes": list(self.dtypes),
             "device": s["device"], "axes": {k: list(v) for k, v in self.axes},
             "repeats": s["repeats"], "warmup": s["warmup"], "idle_s": s["idle_s"],
-            "meters": s["meters"], "isolate": self.isolate,
+            "meters": s["meters"], "isolate": self.isolate, "order": self.order,
             "quality": {"items": s["quality_items"]}, "seed": s["seed"],
             "roofline": s["roofline"], "cell_timeout_s": self.cell_timeout_s,
             "workload": self.settings.workload,
@@ -454,6 +460,8 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     for d in dtypes:
         check_choice("dtypes", d, DTYPES)
     isolate = check_bool("isolate", raw.get("isolate", True))
+    order = raw.get("order", "blocked")
+    check_choice("order", order, ORDERS)
     timeout = raw.get("cell_timeout_s")
     if timeout is not None:
         timeout = check_number("cell_timeout_s", timeout, 0.0, inclusive=False)
@@ -475,7 +483,7 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
         input_tokens=_ints("input_tokens", raw.get("input_tokens", [128])),
         output_tokens=_ints("output_tokens", raw.get("output_tokens", [32])),
         dtypes=dtypes, axes=_axes(raw.get("axes") or {}, extra_axes),
-        settings=_settings(raw), isolate=isolate, cell_timeout_s=timeout,
+        settings=_settings(raw), isolate=isolate, order=order, cell_timeout_s=timeout,
         allow_download=allow_download,
         allow_hardware_settings=consent,
         executor=executor, ray_address=address,

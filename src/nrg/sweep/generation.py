@@ -36,7 +36,6 @@ from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell
 from nrg.sweep.context import SweepContext, identity
 from nrg.sweep.phases import PHASE_METHOD, OnePass, itl_percentiles, measure_repeat
-from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -261,11 +260,78 @@ def peak_memory_bytes(device: str) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def measure_cell(cell: Cell, context: SweepContext,
-                 monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Load, transform, warm up, repeat until the policy is met, score; one row per phase/repeat."""
-    import pandas as pd
+@dataclass
+class PreparedCell:
+    """A cell ready to measure: model loaded and transformed, inputs built, meters open, warmed up.
 
+    Why a long-lived object: a blocked run order (:mod:`nrg.sweep.blocks`)
+    asks for one repeat at a time, between which other cells run; loading and
+    warm-up happen once, here, never inside a window. The axes' environments
+    (a locked clock, a power limit) are entered around each repeat and left
+    after it, so a setting never outlives the repeat that asked for it.
+    """
+
+    cell: Cell
+    context: SweepContext
+    loaded: LoadedModel
+    task: Any | None
+    workload: Workload
+    bounds: Mapping[str, float]
+    columns: dict[str, Any]
+    stack: ExitStack
+    monitor: Monitor
+    repeats_done: int = 0
+    retries: int = 0
+
+    def measure(self, block: int | None = None, run_order: int | None = None
+                ) -> tuple[list[dict[str, Any]], float | None]:
+        """One repeat (redone while flagged for interference, up to the cell's cap); rows and sample."""
+        cell, policy = self.cell, self.cell.settings.interference
+        tokens = cell.batch_size * cell.output_tokens
+        rows: list[dict[str, Any]] = []
+        with ExitStack() as env:
+            observers = enter_environments(env, cell)
+            while True:
+                one = measure_repeat(self.workload, self.monitor).with_idle(self.context.idle_power_w)
+                flagged = policy.flags(one.generate)
+                rows.extend(repeat_rows(one, self.repeats_done, cell, self.bounds, flagged))
+                self.repeats_done += 1
+                if flagged and self.retries < policy.max_retries:
+                    self.retries += 1          # kept and marked, left out of the samples, redone
+                    continue
+                break
+            observed = _observe(observers)
+        order = {"block": block, "run_order": run_order}
+        return [{**row, **observed, **order} for row in rows], per_token_sample(one.generate, tokens)
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Quality (real weights with a task) and the columns every row of the cell carries."""
+        cell, task = self.cell, self.task
+        extra: list[dict[str, Any]] = []
+        quality_cols: dict[str, float] = {}
+        if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
+            with ExitStack() as env:
+                observers = enter_environments(env, cell)
+                m, quality_cols, produced = run_quality(self.workload, task, cell, self.monitor)
+                observed = _observe(observers)
+            extra.append({**phase_row(m.with_idle(self.context.idle_power_w), "inference", 0, produced, math.nan),
+                          "interference": cell.settings.interference.flags(m), **observed})
+        common = {
+            **identity(cell, self.context), "weights": self.loaded.weights, "n_params": self.loaded.n_params,
+            "dataset": None if task is None else task.dataset, "ci_rel_target": _ci_target(cell),
+            "interference_retries": self.retries, "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
+            "load_time_s": self.loaded.load_time_s, **self.columns, **quality_cols,
+        }
+        return common, extra
+
+    def close(self) -> None:
+        """Close the meters (and release the model with this object)."""
+        self.stack.close()
+
+
+def prepare_cell(cell: Cell, context: SweepContext,
+                 monitor_options: Mapping[str, Any] | None = None) -> PreparedCell:
+    """Load, transform, build inputs, open the meters and warm up (under the cell's settings)."""
     loaded = load_model(cell)
     loaded, transform_cols = apply_transforms(loaded, cell)
     task = _task_for(cell)
@@ -274,50 +340,39 @@ def measure_cell(cell: Cell, context: SweepContext,
     workload = make_workload(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
     bounds, roof_cols = roofline_for(loaded, cell, context)
     _reset_peak_memory(cell.settings.device)
-    with ExitStack() as stack:
+    stack = ExitStack()
+    try:
         monitor = stack.enter_context(open_monitor(cell, monitor_options))
-        observers = enter_environments(stack, cell)
-        rows, samples, retries = _repeats(workload, monitor, cell, context, bounds)
-        quality_cols: dict[str, float] = {}
-        if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
-            m, quality_cols, produced = run_quality(workload, task, cell, monitor)
-            rows.append({**phase_row(m.with_idle(context.idle_power_w), "inference", 0,
-                                     produced, math.nan),
-                         "interference": cell.settings.interference.flags(m)})
-        observed = _observe(observers)
-    common = {
-        **identity(cell, context), "weights": loaded.weights, "n_params": loaded.n_params,
-        "dataset": None if task is None else task.dataset,
-        "repeats_n": len(samples), "ci_rel_halfwidth": ci_rel_halfwidth(samples),
-        "ci_rel_target": _ci_target(cell), "interference_retries": retries,
-        "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
-        "load_time_s": loaded.load_time_s, **roof_cols, **transform_cols, **observed, **quality_cols,
-    }
-    return pd.DataFrame([{**common, **row} for row in rows])
+        with ExitStack() as env:
+            enter_environments(env, cell)
+            for _ in range(cell.settings.warmup):
+                workload.generate()
+    except BaseException:
+        stack.close()
+        raise
+    return PreparedCell(cell, context, loaded, task, workload, bounds, {**roof_cols, **transform_cols},
+                        stack, monitor)
 
 
-def _repeats(workload: Workload, monitor: Monitor, cell: Cell, context: SweepContext,
-             bounds: Mapping[str, float]) -> tuple[list[dict[str, Any]], list[float], int]:
-    """Repeats until the policy is met; flagged repeats are redone up to the interference cap.
+def measure_cell(cell: Cell, context: SweepContext,
+                 monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The whole cell at once: prepare, repeat until the policy is met, finish; one row per phase/repeat.
 
-    Returns the rows, the samples the adaptive rule used, and how many flagged repeats were redone.
+    The cell's repeats run back to back (``block`` is the repeat's index); a
+    sweep interleaves cells instead (:mod:`nrg.sweep.blocks`).
     """
-    for _ in range(cell.settings.warmup):
-        workload.generate()
-    policy = cell.settings.interference
-    rows: list[dict[str, Any]] = []
-    samples: list[float] = []
-    retries = 0
-    tokens = cell.batch_size * cell.output_tokens
-    while not should_stop(samples, cell.settings.repeats):
-        one = measure_repeat(workload, monitor).with_idle(context.idle_power_w)
-        flagged = policy.flags(one.generate)
-        rows.extend(repeat_rows(one, len(samples) + retries, cell, bounds, flagged))
-        if flagged and retries < policy.max_retries:
-            retries += 1          # kept and marked, left out of the samples, redone
-            continue
-        samples.append(per_token_sample(one.generate, tokens))
-    return rows, samples, retries
+    from nrg.sweep.blocks import CellRun, cell_frame, record_repeat
+
+    prepared = prepare_cell(cell, context, monitor_options)
+    try:
+        run = CellRun(cell)
+        while not run.stopped:
+            rows, sample = prepared.measure(block=run.attempts, run_order=None)
+            record_repeat(run, rows, sample)
+        common, extra = prepared.finish()
+    finally:
+        prepared.close()
+    return cell_frame(run, common, extra)
 
 
 def _ci_target(cell: Cell) -> float:

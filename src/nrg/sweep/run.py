@@ -34,6 +34,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from nrg.sweep import executors, signals
 from nrg.sweep.cell import STDERR_TAIL_CHARS, cell_spec, command, dvfs_spec, exit_reason, run_cell
 from nrg.sweep.config import Cell, SweepConfig, parse_config
 from nrg.sweep.context import SweepContext, failed_frame
+from nrg.sweep.interleave import measure_interleaved
 from nrg.sweep.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
 from nrg.sweep.signals import SweepInterrupted
 from nrg.sweep.store import RunStore
@@ -56,7 +58,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
               retry_failed: bool = False,
               monitor_options: Mapping[str, Any] | None = None,
               gate: Callable[[Cell], float | None] | None = None,
-              executor: str | None = None, ray_address: str | None = None) -> pd.DataFrame:
+              executor: str | None = None, ray_address: str | None = None,
+              on_repeat: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return the rows of its cells.
 
     The folder may hold cells of other configs (kept for cheap reruns) and two
@@ -69,6 +72,13 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``gate(cell)``, called before each unfinished cell, returns the seconds the
     cell may take (an isolated cell is stopped after that, as with
     ``cell_timeout_s``) or None to leave the cell for a later run.
+    ``on_repeat(cell_id)`` is called after each measured repeat of an interleaved sweep.
+
+    Cells of the generation workload on the local executor are interleaved
+    (:mod:`nrg.sweep.interleave`: one repeat of every cell per block, in a
+    seeded random order, ``order: blocked``); other cells (the finetune
+    workload, the Ray executor, a sweep with a ``gate``) run one whole cell
+    after another, in the grid's order.
     Raises :class:`ParameterError` before any work, and
     :class:`~nrg.sweep.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
     """
@@ -104,14 +114,39 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
                 executors.run_cells_ray(todo, context, run, cfg.cell_timeout_s, cfg.ray_address, progress,
                                         cfg.name, skipped=len(cells) - len(todo))
                 return _current_rows(run, cells, busy, damaged)
-            for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
-                _claim_and_run(c, cfg, context, run, done, busy, monitor_options, gate, dvfs)
+            if _interleaved(cfg, gate):
+                measure_interleaved(todo, cfg, context, run, _claimer(run, done, busy), monitor_options, dvfs,
+                                    progress, skipped=len(cells) - len(todo), on_repeat=on_repeat)
+            else:
+                for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
+                    _claim_and_run(c, cfg, context, run, done, busy, monitor_options, gate, dvfs)
         except KeyboardInterrupt as exc:
             finished = set(run.finished())
             signum = exc.signum if isinstance(exc, SweepInterrupted) else signal.SIGINT
             raise SweepInterrupted(signum, sum(c.cell_id in finished for c in cells),
                                    len(cells)) from exc
     return _current_rows(run, cells, busy, damaged)
+
+
+def _interleaved(cfg: SweepConfig, gate: Callable[[Cell], float | None] | None) -> bool:
+    """Whether cells are measured in blocks: generation cells on this machine, without a time gate."""
+    from nrg.sweep.workloads import GENERATION
+
+    return cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
+
+
+def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]) -> Callable[[Cell, ExitStack], bool]:
+    """Claim a cell for the whole interleaved sweep, unless another sweep holds it or finished it."""
+
+    def claim(c: Cell, claims: ExitStack) -> bool:
+        held = claims.enter_context(run.claim(c.cell_id))
+        if not held.ours:  # another sweep on this folder is measuring it now
+            busy[c.cell_id] = held.describe()
+            return False
+        now = run.cell_status(c.cell_id)
+        return not (now == "ok" or (now is not None and c.cell_id not in done))
+
+    return claim
 
 
 def _claim_and_run(c: Cell, cfg: SweepConfig, context: SweepContext, run: RunStore, done: Mapping[str, str],

@@ -1,0 +1,278 @@
+"""Workers that measure one cell on request: in this process, or in a child that keeps the model loaded.
+
+Why a long-lived child per cell: a blocked run order (:mod:`nrg.sweep.blocks`)
+visits each cell once per block, and reloading a model for every repeat would
+cost more than the repeats (SmolLM2's GGUF conversion takes ~25 s here). The
+child loads once, then answers ``repeat`` requests between which other cells
+run; a crash, an out-of-memory kill or a hang still only costs that cell,
+which becomes a failed row. Loading and warm-up happen in ``prepare``, never
+inside a measured window.
+
+Protocol (one JSON object per line): the parent writes ``{"cmd": ...}`` to the
+child's stdin; the child answers on a private pipe (its stdout goes to the
+cell's log, so library prints cannot corrupt the protocol). End of stdin means
+the parent is gone: the child leaves through its normal exit path, so every
+setting it changed is restored.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from nrg.sweep.config import Cell
+from nrg.sweep.context import SweepContext
+
+if TYPE_CHECKING:
+    from nrg.sweep.generation import PreparedCell
+
+class WorkerError(RuntimeError):
+    """A cell's worker failed; the message says how (exit status, timeout, the child's error)."""
+
+
+@dataclass
+class LocalWorker:
+    """Measures in this process (``isolate: false``): tests, benchmarks, notebooks on fake hardware."""
+
+    cell: Cell
+    context: SweepContext
+    monitor_options: Mapping[str, Any] | None = None
+    prepared: PreparedCell | None = None
+
+    def prepare(self) -> None:
+        """Load, transform and warm up (see :func:`nrg.sweep.generation.prepare_cell`)."""
+        from nrg.sweep.generation import prepare_cell
+
+        self.prepared = prepare_cell(self.cell, self.context, self.monitor_options)
+
+    def repeat(self, block: int, run_order: int) -> tuple[list[dict[str, Any]], float | None]:
+        """One measured repeat."""
+        assert self.prepared is not None, "prepare() first"
+        return self.prepared.measure(block, run_order)
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Common columns and quality rows."""
+        assert self.prepared is not None, "prepare() first"
+        return self.prepared.finish()
+
+    def close(self) -> None:
+        """Release the model and the meters."""
+        if self.prepared is not None:
+            self.prepared.close()
+            self.prepared = None
+
+
+def _jsonable(value: Any) -> Any:
+    """Numpy / torch scalars and paths as plain JSON values (NaN stays NaN)."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def child_command() -> list[str]:
+    """The child's argv: isolated Python, then only nrg's folder and PYTHONPATH on the path.
+
+    ``-I`` keeps the working directory and PYTHONPATH off the path, so a
+    ``json.py`` there cannot shadow the standard library; nrg's folder and the
+    parent's PYTHONPATH entries come back made absolute
+    (:func:`nrg.sweep.cell.import_paths`).
+    """
+    from nrg.sweep.cell import import_paths
+
+    prelude = ("import sys, json, importlib.util; sys.path[:0] = json.loads(sys.argv.pop(1)); "
+               "importlib.util.find_spec('sitecustomize') and __import__('sitecustomize'); "
+               "from nrg.sweep.worker import child_main; sys.exit(child_main())")
+    return [sys.executable, "-I", "-c", prelude, json.dumps(import_paths())]
+
+
+@dataclass
+class ProcessWorker:
+    """A child process that measures one cell; ``timeout_s`` bounds the cell's total time."""
+
+    cell: Cell
+    context: SweepContext
+    log_path: Path
+    timeout_s: float | None = None
+    dvfs: Mapping[str, Any] | None = None
+    offline: bool = True
+    proc: subprocess.Popen[bytes] | None = None
+    _reply: IO[bytes] | None = None
+    _spent_s: float = 0.0
+    footprint: dict[str, float] = field(default_factory=dict)
+
+    def prepare(self) -> None:
+        """Start the child and have it load, transform and warm up."""
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, **({"HF_HUB_OFFLINE": "1"} if self.offline else {})}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*child_command(), str(write_fd)], stdin=subprocess.PIPE, stdout=log,
+                stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True, env=env)
+        os.close(write_fd)
+        self._reply = os.fdopen(read_fd, "rb")
+        spec = {"cell": self.cell.to_dict(), "context": self.context.to_dict(),
+                "dvfs": None if self.dvfs is None else dict(self.dvfs)}
+        self.footprint = self._call({"cmd": "prepare", "spec": spec})
+
+    def repeat(self, block: int, run_order: int) -> tuple[list[dict[str, Any]], float | None]:
+        """One measured repeat in the child."""
+        reply = self._call({"cmd": "repeat", "block": block, "run_order": run_order})
+        return reply["rows"], reply["sample"]
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Common columns and quality rows, measured in the child."""
+        reply = self._call({"cmd": "finish"})
+        return reply["common"], reply["extra_rows"]
+
+    def close(self, now: bool = False) -> None:
+        """Ask the child to leave: end of input, its normal exit path (it restores what it set).
+
+        ``now`` (an interrupted sweep, a timeout): SIGTERM, whose handler
+        restores its settings, then SIGKILL after a grace period.
+        """
+        if self.proc is None:
+            return
+        from nrg.sweep import signals
+
+        proc, self.proc = self.proc, None
+        try:
+            if now:
+                raise subprocess.TimeoutExpired(proc.args, 0)
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=signals.TERM_GRACE_S)
+        except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+            signals.stop_process(proc)   # replays the marker itself after a SIGKILL
+        if self._reply is not None:
+            self._reply.close()
+            self._reply = None
+
+    def _call(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None and self._reply is not None
+        started = time.monotonic()
+        try:
+            self.proc.stdin.write(json.dumps(request, default=_jsonable).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the child is gone: reading its reply below says how
+        line = self._read_line(started)
+        self._spent_s += time.monotonic() - started
+        if not line:
+            rc = self.proc.wait()
+            self.close()
+            raise WorkerError(exit_reason(rc))
+        reply = json.loads(line)
+        if "error" in reply:
+            status = reply.get("status", "failed")
+            raise (NotImplementedError if status == "unsupported" else WorkerError)(reply["error"])
+        return dict(reply)
+
+    def _read_line(self, started: float) -> bytes:
+        assert self._reply is not None and self.proc is not None
+        budget = None if self.timeout_s is None else self.timeout_s - self._spent_s
+        while True:
+            wait = None if budget is None else budget - (time.monotonic() - started)
+            if wait is not None and wait <= 0:
+                self.close(now=True)
+                raise WorkerError(f"cell process stopped after cell_timeout_s={self.timeout_s} "
+                                  "(SIGTERM, then SIGKILL after a grace period)")
+            ready, _, _ = select.select([self._reply], [], [], wait)
+            if ready:
+                return self._reply.readline()
+
+
+def exit_reason(rc: int | None) -> str:
+    """Words for how a cell process ended without answering."""
+    if rc is None:
+        return "cell process did not answer"
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
+        return f"cell process died from {name}{hint}"
+    return f"cell process exited with status {rc} without answering"
+
+
+# ------------------------------------------------------------------ child side
+
+
+def _answer(out: IO[str], reply: Mapping[str, Any]) -> None:
+    out.write(json.dumps(reply, default=_jsonable) + "\n")
+    out.flush()
+
+
+def _footprint(device: str) -> dict[str, float]:
+    """What the loaded cell occupies and what is left, for the parent's keep-loaded decision."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, total = torch.cuda.mem_get_info(torch.device(device))
+        return {"used_bytes": float(torch.cuda.memory_allocated(torch.device(device))),
+                "free_bytes": float(free), "total_bytes": float(total)}
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return {"used_bytes": float(psutil.Process().memory_info().rss),
+            "free_bytes": float(vm.available), "total_bytes": float(vm.total)}
+
+
+def _serve(prepared: PreparedCell | None, request: Mapping[str, Any]) -> tuple[PreparedCell | None, dict[str, Any]]:
+    from nrg.sweep.generation import prepare_cell
+
+    cmd = request.get("cmd")
+    if cmd == "prepare":
+        from nrg.sweep.cell import configure_dvfs
+
+        spec = request["spec"]
+        configure_dvfs(spec.get("dvfs"))
+        cell = Cell.from_dict(spec["cell"])
+        prepared = prepare_cell(cell, SweepContext.from_dict(spec["context"]))
+        return prepared, _footprint(cell.settings.device)
+    if prepared is None:
+        raise RuntimeError(f"{cmd!r} before 'prepare'")
+    if cmd == "repeat":
+        rows, sample = prepared.measure(int(request["block"]), int(request["run_order"]))
+        return prepared, {"rows": rows, "sample": sample if sample is None or math.isfinite(sample) else None}
+    if cmd == "finish":
+        common, extra = prepared.finish()
+        return prepared, {"common": common, "extra_rows": extra}
+    raise RuntimeError(f"unknown command {cmd!r}")
+
+
+def child_main(argv: list[str] | None = None) -> int:
+    """The child's loop: answer requests until stdin ends; settings are restored on every exit."""
+    import traceback
+
+    args = sys.argv[1:] if argv is None else argv
+    out = os.fdopen(int(args[0]), "w")
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    prepared: PreparedCell | None = None
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            try:
+                prepared, reply = _serve(prepared, request)
+            except Exception as exc:  # a failure of the cell is data: the parent records it
+                status = "unsupported" if isinstance(exc, NotImplementedError) else "failed"
+                tail = traceback.format_exc(limit=-3)
+                reply = {"error": f"{type(exc).__name__}: {exc}\n{tail}", "status": status}
+            _answer(out, reply)
+    finally:
+        if prepared is not None:
+            prepared.close()
+    return 0
+
+
+def _raise_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -210,14 +210,14 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> A
 
 
 def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
-    """Mean energy per phase and mean quality for each quant x prune, side by side."""
+    """Mean energy per phase and mean quality for each quant x prune, one heatmap per row."""
     from matplotlib.figure import Figure
 
     from nrg.plots import quant_prune_heatmap
 
     rows = task_rows(df, task)
-    fig = Figure(figsize=(15, 4.2), layout="constrained")
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(7, 13), layout="constrained")   # one heatmap per row: legible at page width
+    axes = fig.subplots(3, 1)
     for ax, phase in zip(axes, PHASES):
         part = rows[rows["phase"] == phase]
         if ok(part).empty:

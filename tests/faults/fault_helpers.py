@@ -22,6 +22,8 @@ def config(**changes: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "name": "faults", "models": [TINY], "input_tokens": [8], "output_tokens": [4],
         "repeats": 2, "warmup": 0, "idle_s": 0, "roofline": False, "meters": ["estimate"],
+        # row counts must not depend on the machine's load: no redone (interference-flagged) repeats
+        "interference": {"max_retries": 0},
     }
     if "allow_hardware_settings" in KEYS:   # consent key of another change; harmless when absent
         cfg["allow_hardware_settings"] = True

@@ -77,7 +77,7 @@ def test_record_repeat_counts_finite_samples_only():
 def test_a_real_sweep_interleaves_cells_and_rows_carry_block_and_run_order(tmp_path):
     cfg = {"name": "blocks", "models": [TINY], "input_tokens": [4, 6], "output_tokens": [2], "repeats": 3,
            "warmup": 0, "idle_s": 0, "isolate": False, "roofline": False, "quality": {"items": 0},
-           "interference": {"max_retries": 0}, "seed": 3}
+           "interference": {"max_retries": 0}, "seed": 3, "order": "blocked"}
     df = run_sweep(cfg, tmp_path, progress=False)
     gen = df[df["phase"] == "generate"].sort_values("run_order")
     assert list(gen["run_order"]) == list(range(6))
@@ -90,7 +90,7 @@ def test_a_real_sweep_interleaves_cells_and_rows_carry_block_and_run_order(tmp_p
 def test_isolated_workers_keep_their_model_between_blocks(tmp_path):
     cfg = {"name": "blocks-isolated", "models": [TINY], "input_tokens": [4, 6], "output_tokens": [2],
            "repeats": 2, "warmup": 0, "idle_s": 0, "isolate": True, "roofline": False,
-           "quality": {"items": 0}, "interference": {"max_retries": 0}}
+           "quality": {"items": 0}, "interference": {"max_retries": 0}, "order": "blocked"}
     df = run_sweep(cfg, tmp_path, progress=False)
     gen = df[df["phase"] == "generate"]
     assert set(df["status"]) == {"ok"} and len(gen) == 4

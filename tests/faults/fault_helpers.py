@@ -60,7 +60,8 @@ def cell_pids(parent_pid: int) -> list[int]:
     try:
         for child in psutil.Process(parent_pid).children(recursive=True):
             try:
-                if "nrg.sweep.cell" in " ".join(child.cmdline()) and child.status() != "zombie":
+                command = " ".join(child.cmdline())   # a one-shot cell process, or a cell's worker
+                if ("nrg.sweep.cell" in command or "nrg.sweep.worker" in command) and child.status() != "zombie":
                     found.append(child.pid)
             except psutil.Error:
                 continue

@@ -74,11 +74,11 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``cell_timeout_s``) or None to leave the cell for a later run.
     ``on_repeat(cell_id)`` is called after each measured repeat of an interleaved sweep.
 
-    Cells of the generation workload on the local executor are interleaved
-    (:mod:`nrg.sweep.interleave`: one repeat of every cell per block, in a
-    seeded random order, ``order: blocked``); other cells (the finetune
-    workload, the Ray executor, a sweep with a ``gate``) run one whole cell
-    after another, in the grid's order.
+    With ``order: blocked``, cells of the generation workload on the local
+    executor are interleaved (:mod:`nrg.sweep.interleave`: one repeat of every
+    cell per block, in a seeded random order); otherwise (the default
+    ``sequential``, the finetune workload, the Ray executor, a sweep with a
+    ``gate``) each cell runs whole, one after another, in the grid's order.
     Raises :class:`ParameterError` before any work, and
     :class:`~nrg.sweep.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
     """
@@ -129,10 +129,11 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
 
 
 def _interleaved(cfg: SweepConfig, gate: Callable[[Cell], float | None] | None) -> bool:
-    """Whether cells are measured in blocks: generation cells on this machine, without a time gate."""
+    """Whether cells are measured in blocks: ``order: blocked``, generation cells here, no time gate."""
     from nrg.sweep.workloads import GENERATION
 
-    return cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
+    return (cfg.order == "blocked" and cfg.settings.workload == GENERATION and cfg.executor == "local"
+            and gate is None)
 
 
 def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]) -> Callable[[Cell, ExitStack], bool]:

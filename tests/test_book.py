@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import warnings
 import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 

@@ -36,6 +36,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -255,27 +256,27 @@ def run_cell_process(cell: Cell, context: SweepContext, store: RunStore, timeout
     The same process and guarantees as :func:`nrg.sweep.run.run_isolated`,
     with ``node_context`` in the spec so that the cell measures this node.
     """
-    from nrg.sweep import signals
-    from nrg.sweep.cell import STDERR_TAIL_CHARS, cell_spec, command, exit_reason
+    import signal
+
+    from nrg.sweep.cell import STDERR_TAIL_CHARS, cell_spec, exit_reason
 
     spec_path = store.logs_dir / f"{cell.cell_id}.json"
     spec_path.write_text(json.dumps({**cell_spec(cell, context, store.run_dir), "node_context": True},
                                     default=str))
     log_path = store.logs_dir / f"{cell.cell_id}.log"
-    cmd = command(spec_path, os.getpid())   # clean import path, as a local isolated cell
+    cmd = [sys.executable, "-m", "nrg.sweep.cell", str(spec_path), "--parent-pid", str(os.getpid())]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=None if env is None else dict(env))
         try:
             rc: int | None = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            signals.stop_process(proc)   # SIGTERM (the cell restores its settings), then SIGKILL
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             rc = None
         except BaseException:  # the task was cancelled: do not leave the cell running
-            signals.stop_process(proc)
+            os.killpg(proc.pid, signal.SIGKILL)
             raise
-    if rc != 0:
-        signals.recover_settings()  # a crash or the OOM killer leaves no chance to restore
     if store.cell_path(cell.cell_id).exists():
         return
     tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]

@@ -267,8 +267,7 @@ class PreparedCell:
     Why a long-lived object: a blocked run order (:mod:`nrg.sweep.blocks`)
     asks for one repeat at a time, between which other cells run; loading and
     warm-up happen once, here, never inside a window. The axes' environments
-    (a locked clock, a power limit) are entered around each repeat and left
-    after it, so a setting never outlives the repeat that asked for it.
+    (a locked clock, a power limit) are entered once and left at :meth:`close`.
     """
 
     cell: Cell
@@ -280,6 +279,7 @@ class PreparedCell:
     columns: dict[str, Any]
     stack: ExitStack
     monitor: Monitor
+    observers: list[Callable[[], dict[str, Any]]]
     repeats_done: int = 0
     retries: int = 0
 
@@ -289,18 +289,17 @@ class PreparedCell:
         cell, policy = self.cell, self.cell.settings.interference
         tokens = cell.batch_size * cell.output_tokens
         rows: list[dict[str, Any]] = []
-        with ExitStack() as env:
-            observers = enter_environments(env, cell)
-            while True:
-                one = measure_repeat(self.workload, self.monitor).with_idle(self.context.idle_power_w)
-                flagged = policy.flags(one.generate)
-                rows.extend(repeat_rows(one, self.repeats_done, cell, self.bounds, flagged))
-                self.repeats_done += 1
-                if flagged and self.retries < policy.max_retries:
-                    self.retries += 1          # kept and marked, left out of the samples, redone
-                    continue
-                break
-            observed = _observe(observers)
+        observers = self.observers
+        while True:
+            one = measure_repeat(self.workload, self.monitor).with_idle(self.context.idle_power_w)
+            flagged = policy.flags(one.generate)
+            rows.extend(repeat_rows(one, self.repeats_done, cell, self.bounds, flagged))
+            self.repeats_done += 1
+            if flagged and self.retries < policy.max_retries:
+                self.retries += 1          # kept and marked, left out of the samples, redone
+                continue
+            break
+        observed = _observe(observers)
         order = {"block": block, "run_order": run_order}
         return [{**row, **observed, **order} for row in rows], per_token_sample(one.generate, tokens)
 
@@ -310,10 +309,8 @@ class PreparedCell:
         extra: list[dict[str, Any]] = []
         quality_cols: dict[str, float] = {}
         if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
-            with ExitStack() as env:
-                observers = enter_environments(env, cell)
-                m, quality_cols, produced = run_quality(self.workload, task, cell, self.monitor)
-                observed = _observe(observers)
+            m, quality_cols, produced = run_quality(self.workload, task, cell, self.monitor)
+            observed = _observe(self.observers)
             extra.append({**phase_row(m.with_idle(self.context.idle_power_w), "inference", 0, produced, math.nan),
                           "interference": cell.settings.interference.flags(m), **observed})
         common = {
@@ -343,15 +340,14 @@ def prepare_cell(cell: Cell, context: SweepContext,
     stack = ExitStack()
     try:
         monitor = stack.enter_context(open_monitor(cell, monitor_options))
-        with ExitStack() as env:
-            enter_environments(env, cell)
-            for _ in range(cell.settings.warmup):
-                workload.generate()
+        observers = enter_environments(stack, cell)   # held for the cell's life, left at close()
+        for _ in range(cell.settings.warmup):
+            workload.generate()
     except BaseException:
         stack.close()
         raise
     return PreparedCell(cell, context, loaded, task, workload, bounds, {**roof_cols, **transform_cols},
-                        stack, monitor)
+                        stack, monitor, observers)
 
 
 def measure_cell(cell: Cell, context: SweepContext,

@@ -9,6 +9,7 @@ same values.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -179,3 +180,16 @@ def check_choices(name: str, values: Sequence[Any], valid: Sequence[Any]) -> Non
     bad = [v for v in values if v not in valid]
     if bad:
         raise ParameterError(f"{name} has invalid value(s) {bad}; valid: {list(valid)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """Markdown computed from the data, shown as such in the page."""
+
+    text: str
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text

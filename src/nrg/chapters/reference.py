@@ -13,29 +13,18 @@ produce it. Nothing here measures or models a number.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import common
+from nrg.chapters.common import Text
 from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-@dataclasses.dataclass(frozen=True)
-class Text:
-    """Markdown computed from the data, shown as such in the page."""
-
-    text: str
-
-    def _repr_markdown_(self) -> str:
-        return self.text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def _distinct(rows: pd.DataFrame, column: str) -> str:

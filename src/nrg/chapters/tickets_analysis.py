@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from nrg.chapters.common import Text
 from nrg.errors import ParameterError
 
 KEYS = ("quant", "prune")
@@ -23,17 +24,6 @@ PHASES = ("finetune", "inference")
 WHOLE_CELL = "(whole cell)"   # the phase shown for a cell that failed before any phase ran
 
 
-@dataclasses.dataclass(frozen=True)
-class Text:
-    """Markdown computed from the data, shown as such in the page."""
-
-    text: str
-
-    def _repr_markdown_(self) -> str:
-        return self.text
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def task_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:

@@ -35,6 +35,9 @@ from nrg.errors import ParameterError  # noqa: E402
 
 
 def _spin(stop_at: float) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)   # forked inside the sweep: not its handler
     x = 0
     while time.monotonic() < stop_at:
         x += 1
@@ -76,6 +79,8 @@ def _config(seed: int, repeats: int, order: str) -> dict[str, object]:
         "name": f"bench-order-{order}-{seed}", "models": [{"name": "gpt2", "weights": "random", "tiny": True}],
         "input_tokens": [32], "output_tokens": [16], "repeats": repeats, "warmup": 1, "idle_s": 0,
         "isolate": False, "seed": seed, "roofline": False, "order": order, "axes": {"label": ["A", "B"]},
+        # flag busy windows but do not redo them: the comparison is of the run order alone
+        "interference": {"max_retries": 0}, "quality": {"items": 0},
     }
 
 
@@ -98,16 +103,18 @@ def one_run(seed: int, repeats: int, order: str, load: Load, out: Path) -> objec
         load.stop()
 
 
-def significant(rows: object, measure: str, blocked: bool, alpha: float = 0.05) -> bool:
-    """Is the label significant? Blocked designs take the block as an additive factor."""
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
+def significant(rows: object, measure: str, alpha: float = 0.05) -> bool:
+    """Is the label significant in the book's own ANOVA (:func:`nrg.stats.anova`)?
 
-    data = rows[(rows["phase"] == "generate") & (rows["status"] == "ok")].copy()  # type: ignore[index]
+    ``block="auto"``: rows of the blocked run (they carry ``run_order``) get the
+    block as an additive factor; the sequential run's rows do not.
+    """
+    from nrg import stats
+
+    data = rows[rows["phase"] == "generate"].copy()  # type: ignore[index]
     data["y"] = data[measure] / data["tokens"]
-    formula = "y ~ C(label) + C(block)" if blocked else "y ~ C(label)"
-    table = anova_lm(smf.ols(formula, data=data).fit(), typ=2)
-    return bool(table.loc["C(label)", "PR(>F)"] < alpha)
+    result = stats.anova(data, "y", ["label"], robust="never", tukey=False, alpha=alpha)
+    return "label" in result.significant()
 
 
 def main() -> int:
@@ -125,7 +132,7 @@ def main() -> int:
         for order in ("sequential", "blocked"):
             rows = one_run(seed, ns.repeats, order, load, ns.out)
             for measure in ("time_s", "energy_j"):
-                hits[(order, measure)] += significant(rows, measure, blocked=order == "blocked")
+                hits[(order, measure)] += significant(rows, measure)
         print(f"seed {seed}: " + ", ".join(f"{o}/{m}={n}" for (o, m), n in hits.items()), flush=True)
     print(f"\n{ns.seeds} seeds x 2 designs, {ns.repeats} repeats per cell, background load of "
           f"{ns.load_procs} spinning processes from the sweep's midpoint; {time.monotonic() - started:.0f} s")

@@ -96,3 +96,51 @@ def test_isolated_workers_keep_their_model_between_blocks(tmp_path):
     assert set(df["status"]) == {"ok"} and len(gen) == 4
     assert gen.groupby("cell_id")["load_time_s"].nunique().max() == 1   # loaded once per cell
     assert sorted(gen["block"].unique()) == [0, 1]
+
+
+def test_blocked_is_the_default_order_and_sequential_rows_carry_no_run_order(tmp_path):
+    assert parse_config({"models": [TINY], "input_tokens": [4], "output_tokens": [2]}).order == "blocked"
+    cfg = {"name": "seq", "models": [TINY], "input_tokens": [4, 6], "output_tokens": [2], "repeats": 2,
+           "warmup": 0, "idle_s": 0, "isolate": False, "roofline": False, "quality": {"items": 0},
+           "interference": {"max_retries": 0}, "order": "sequential"}
+    seen: list[str] = []
+    df = run_sweep(cfg, tmp_path, progress=False, on_repeat=seen.append)
+    gen = df[df["phase"] == "generate"]
+    assert seen == sorted(seen, key=seen.index) and seen[0] == seen[1] and seen[2] == seen[3]  # whole cells
+    assert gen["run_order"].isna().all()          # the analysis must not take repeats for blocks
+
+
+def test_cells_that_set_the_device_differently_are_never_live_together(tmp_path, monkeypatch):
+    """A worker holds its cell's settings for its life: another setting closes it first."""
+    from contextlib import contextmanager
+
+    from nrg import axes
+    from nrg.errors import ParameterError
+
+    live: list[object] = []
+    overlaps: list[list[object]] = []
+
+    @contextmanager
+    def setting(value):
+        live.append(value)
+        if len(live) > 1:
+            overlaps.append(list(live))
+        try:
+            yield lambda: {}
+        finally:
+            live.remove(value)
+
+    def validate(values):
+        if any(v not in (None, 1, 2) for v in values):
+            raise ParameterError("knob: choose 1 or 2")
+
+    axes.registered()  # providers first, so the test axis is removed again after the test
+    monkeypatch.setitem(axes._REGISTRY, "knob_test",
+                        axes.Axis("knob_test", None, validate, environment=setting, doc="test device setting"))
+    cfg = {"name": "knob", "models": [TINY], "input_tokens": [4], "output_tokens": [2], "repeats": 3,
+           "warmup": 0, "idle_s": 0, "isolate": False, "roofline": False, "quality": {"items": 0},
+           "interference": {"max_retries": 0}, "axes": {"knob_test": [1, 2, None]}}
+    df = run_sweep(cfg, tmp_path, progress=False)
+    gen = df[df["phase"] == "generate"]
+    assert len(gen) == 9 and gen.groupby("block")["cell_id"].nunique().eq(3).all()   # still interleaved
+    assert overlaps == []

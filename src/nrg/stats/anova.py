@@ -25,6 +25,7 @@ from nrg.errors import ParameterError, check_choice
 from nrg.stats._data import as_list, check_alpha, ok_rows, quote, require_columns
 from nrg.stats.anova_result import RESIDUAL, TABLE_COLUMNS, AnovaResult, SimpleEffects, TukeyTables
 from nrg.stats.assumptions import check_homogeneity, check_normality
+from nrg.stats.blocking import BLOCK, BLOCK_SOURCE, block_ids, check_block
 from nrg.stats.design import Design, prepare_design
 from nrg.stats.posthoc import simple_effect_table, tukey_kramer
 from nrg.stats.robust import ROBUST_DRAWS, sum_coded_matrix, wald_design, wild_bootstrap_wald
@@ -45,6 +46,7 @@ def anova(
     tukey: bool = True,
     robust_draws: int = ROBUST_DRAWS,
     seed: int = 0,
+    block: str | None = "auto",
 ) -> AnovaResult:
     """ANOVA of ``response`` on ``factors`` (all treated as categorical).
 
@@ -55,8 +57,11 @@ def anova(
     same) and the log-response table when an assumption check fails, "always"
     adds them regardless, "never" skips them. ``tukey`` runs Tukey HSD for each
     main effect with p < ``alpha`` and, for each significant interaction, the
-    simple effects. Rows whose status is not "ok" and rows without a response
-    are left out (and counted in the notes).
+    simple effects. ``block`` adds the run's blocks as an additive factor
+    (:mod:`nrg.stats.blocking`): "auto" uses them when the rows come from a
+    blocked run and the blocks are not nested in a factor, a column name uses
+    that column, None never. Rows whose status is not "ok" and rows without a
+    response are left out (and counted in the notes).
     """
     factor_list = as_list(factors)
     _check_parameters(df, response, factor_list, typ, alpha, robust)
@@ -64,7 +69,9 @@ def anova(
         raise ParameterError(f"robust_draws={robust_draws!r} is not valid; it must be a whole number >= 99")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"seed={seed!r} is not valid; it must be a whole number >= 0")
-    design = prepare_design(ok_rows(df), response, factor_list, interaction)
+    check_block(block)
+    rows = ok_rows(df)
+    design = prepare_design(rows, response, factor_list, interaction, block_ids(rows, block))
     typ_n = TYPES[typ]
     if not design.factors:
         return AnovaResult(response, (), f"{response} ~ 1", typ_n, _empty_table(), design.n_obs, alpha,
@@ -86,7 +93,7 @@ def anova(
         robust_table = _robust_table(design, robust_draws, seed, notes)
         log_table = _log_table(design, typ_n, formula, notes)
     tukey_tables = _tukey(design, table, fit, alpha) if tukey else TukeyTables()
-    shown = quote(response) + formula[2:]
+    shown = quote(response) + formula[2:].replace(_term(BLOCK, typ_n), BLOCK_SOURCE)
     return AnovaResult(response, design.factors, shown, typ_n, table, design.n_obs, alpha,
                        checks, robust_table, log_table, tukey_tables, tuple(notes), fit)
 
@@ -117,13 +124,15 @@ def _term_names(design: Design, typ: int) -> dict[str, str]:
     for k in range(1, order + 1):
         for combo in itertools.combinations(design.factors, k):
             names[":".join(_term(f, typ) for f in combo)] = ":".join(combo)
+    names[_term(BLOCK, typ)] = BLOCK_SOURCE
     names["Residual"] = RESIDUAL
     return names
 
 
 def _formula(design: Design, typ: int) -> str:
     joiner = " * " if design.interaction else " + "
-    return "_y ~ " + joiner.join(_term(f, typ) for f in design.factors)
+    block = f" + {_term(BLOCK, typ)}" if design.blocked else ""
+    return "_y ~ " + joiner.join(_term(f, typ) for f in design.factors) + block
 
 
 def _raw_anova(fit, typ: int, design: Design) -> pd.DataFrame:
@@ -131,6 +140,8 @@ def _raw_anova(fit, typ: int, design: Design) -> pd.DataFrame:
     raw = raw.drop(index="Intercept", errors="ignore")
     names = _term_names(design, typ)
     raw.index = [names.get(i, i) for i in raw.index]
+    last = [s for s in (BLOCK_SOURCE, RESIDUAL) if s in raw.index]   # factors first, then block, residual
+    raw = raw.loc[[s for s in raw.index if s not in last] + last]
     return raw.rename(columns={"PR(>F)": "p"}).rename_axis("source").reset_index()
 
 
@@ -166,7 +177,8 @@ def _anova_table(fit, design: Design, typ: int, notes: list[str]) -> pd.DataFram
 
 def _robust_table(design: Design, draws: int, seed: int, notes: list[str]) -> pd.DataFrame:
     """Type III HC3 Wald tests with restricted wild-bootstrap p-values (:mod:`nrg.stats.robust`)."""
-    x, terms = sum_coded_matrix(design.data, design.factors, design.interaction)
+    x, terms = sum_coded_matrix(design.data, design.factors, design.interaction,
+                                additive=(BLOCK,) if design.blocked else ())
     wald = wald_design(x, terms)
     tests = wild_bootstrap_wald(wald, design.data["_y"].to_numpy(dtype=float), draws, seed)
     notes.append(f"The robust table tests each term's type III (sum-to-zero) effects with an HC3 Wald statistic "
@@ -177,7 +189,7 @@ def _robust_table(design: Design, draws: int, seed: int, notes: list[str]) -> pd
         notes.append("HC3 is undefined here (a cell with a single observation has leverage 1); "
                      "the robust table uses HC1 instead.")
     rows = [(name, float(cols.stop - cols.start), float(tests[name][0][0]), float(tests[name][1][0]))
-            for name, cols in terms.items()]
+            for name, cols in sorted(terms.items(), key=lambda item: item[0] == BLOCK_SOURCE)]
     return pd.DataFrame(rows, columns=["source", "df", "F", "p"])
 
 

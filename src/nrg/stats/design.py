@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from nrg.errors import ParameterError
+from nrg.stats._data import quote
+from nrg.stats.blocking import BLOCK, block_estimable
 
 NONE_LEVEL = "none"
 
@@ -26,6 +28,7 @@ class Design:
     n_obs: int
     notes: tuple[str, ...]
     balanced: bool = True
+    blocked: bool = False   # the frame's ``_block`` column enters the model (nrg.stats.blocking)
 
 
 def _as_factor(series: pd.Series) -> tuple[pd.Series, int]:
@@ -56,10 +59,16 @@ def _level_text(value: object) -> str:
     return str(value)
 
 
-def prepare_design(data: pd.DataFrame, response: str, factors: Sequence[str], interaction: bool) -> Design:
-    """Select and clean the rows; drop one-level factors; decide on the interaction."""
-    if "_y" in factors:
-        raise ParameterError("factors: '_y' is reserved; rename that column")
+def prepare_design(data: pd.DataFrame, response: str, factors: Sequence[str], interaction: bool,
+                   block: pd.Series | None = None) -> Design:
+    """Select and clean the rows; drop one-level factors; decide on the interaction and the block.
+
+    ``block`` (aligned with ``data``; see :func:`nrg.stats.blocking.block_ids`)
+    enters as an additive factor when it has two or more levels and is not
+    nested in a factor.
+    """
+    if "_y" in factors or BLOCK in factors:
+        raise ParameterError(f"factors: '_y' and '{BLOCK}' are reserved; rename that column")
     notes: list[str] = []
     y = pd.to_numeric(data[response], errors="coerce")
     keep = y.notna() & np.isfinite(y.astype(float))
@@ -78,9 +87,15 @@ def prepare_design(data: pd.DataFrame, response: str, factors: Sequence[str], in
             notes.append(f"{factor} has a single level ({level}) and was dropped from the model.")
         else:
             kept.append(factor)
+    if block is not None:
+        frame[BLOCK] = block.astype(str).to_numpy()[keep.to_numpy()]  # positions: the index may repeat
     frame = frame.reset_index(drop=True)
     use_interaction, balanced = _interaction_possible(frame, kept, interaction, notes)
-    return Design(frame, tuple(kept), use_interaction, len(frame), tuple(notes), balanced)
+    blocked = False
+    if block is not None and kept:
+        joiner = " * " if use_interaction else " + "
+        blocked = block_estimable(frame, joiner.join(f"C({quote(f)})" for f in kept), notes)
+    return Design(frame, tuple(kept), use_interaction, len(frame), tuple(notes), balanced, blocked)
 
 
 def _interaction_possible(frame: pd.DataFrame, factors: list[str], wanted: bool,

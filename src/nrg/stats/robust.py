@@ -86,23 +86,28 @@ class WaldDesign:
         return "hc1" if "hc1" in kinds else "hc3"
 
 
-def sum_coded_matrix(data: pd.DataFrame, factors: Sequence[str],
-                     interaction: bool = True) -> tuple[np.ndarray, dict[str, slice]]:
+def sum_coded_matrix(data: pd.DataFrame, factors: Sequence[str], interaction: bool = True,
+                     additive: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, slice]]:
     """Design matrix with sum-to-zero contrasts, and each term's columns ("a", "a:b").
 
     Sum coding makes each term's coefficients test the type III hypothesis
     (the term's effect averaged over the other factors' levels), whatever the
-    cell sizes.
+    cell sizes. ``additive`` columns (the run's block) enter as main effects
+    only, named by :data:`nrg.stats.blocking.BLOCK_SOURCE` when it is the block.
     """
     import patsy
+
+    from nrg.stats.blocking import BLOCK, BLOCK_SOURCE
 
     if not factors:
         raise ParameterError("factors=[] is not valid; name at least one factor column")
     coded = {f"C({quote(f)}, Sum)": f for f in factors}
     joiner = " * " if interaction else " + "
-    matrix = patsy.dmatrix(joiner.join(coded), data, return_type="matrix")
+    extra = {f"C({quote(a)}, Sum)": (BLOCK_SOURCE if a == BLOCK else a) for a in additive}
+    formula = joiner.join(coded) + "".join(f" + {t}" for t in extra)
+    matrix = patsy.dmatrix(formula, data, return_type="matrix")
     info = matrix.design_info
-    names = {}
+    names = dict(extra)
     for k in range(1, (len(factors) if interaction else 1) + 1):
         for combo in itertools.combinations(coded, k):
             names[":".join(combo)] = ":".join(coded[c] for c in combo)

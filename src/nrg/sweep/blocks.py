@@ -37,11 +37,17 @@ if TYPE_CHECKING:
 class Worker(Protocol):
     """Measures one cell on request; loading and warm-up never fall inside a window."""
 
+    cell: Cell
+
     def prepare(self) -> None:
         """Load the model, apply the cell's transforms and warm up."""
 
-    def repeat(self, block: int, run_order: int) -> tuple[list[dict[str, Any]], float | None]:
-        """Measure one repeat; its rows and the sample the adaptive rule watches (None: not counted)."""
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
+        """Measure one repeat; its rows and the sample the adaptive rule watches (None: not counted).
+
+        ``run_order`` is None in ``sequential`` order: rows without it are not
+        taken as blocks by the analysis (:mod:`nrg.stats.blocking`).
+        """
 
     def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Columns common to the cell's rows, and extra rows (quality) measured once at the end."""
@@ -136,7 +142,7 @@ def run_blocks(runs: Mapping[str, CellRun], workers: Callable[[str], Worker], or
         run = runs[cell_id]
         try:
             worker = workers(cell_id)
-            rows, sample = worker.repeat(block, run_order)
+            rows, sample = worker.repeat(block, run_order if order == "blocked" else None)
             run_order += 1
             record_repeat(run, rows, sample)
             if on_repeat is not None:

@@ -24,11 +24,13 @@ Keys (all but ``models`` optional)::
     idle_s: 2                    # idle baseline, measured once per sweep; 0 skips it
     meters: null                 # energy sources in order (EnergyMonitor.auto); null = default chain
     isolate: true                # each cell in its own process; false = in this process
-    order: sequential            # sequential: each cell whole, one after another (one process per
-                                 # cell); blocked: one repeat of every unfinished cell per block, in
-                                 # a seeded random order per block, workers keeping models loaded
-                                 # (rows carry block, run_order; generation workload, local
-                                 # executor; not part of the cell id)
+    order: blocked               # blocked (default): one repeat of every unfinished cell per block,
+                                 # in a seeded random order per block, workers keeping models loaded
+                                 # (rows carry block, run_order; the ANOVA takes the block as a
+                                 # factor; generation workload, local executor; cells that set a
+                                 # device differently never run side by side); sequential: each
+                                 # cell whole, one after another (one process per cell); not part
+                                 # of the cell id
     quality: {items: 8}          # score real-weight models on N task items; 0 = off
     seed: 0                      # synthetic inputs and task item sampling
     roofline: true               # measure bandwidth / peak compute, add roofline columns
@@ -238,7 +240,7 @@ class SweepConfig:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     settings: Settings = field(default_factory=Settings)
     isolate: bool = True
-    order: str = "sequential"
+    order: str = "blocked"
     cell_timeout_s: float | None = None
     allow_hardware_settings: bool = False   # consent to change clocks etc.; not in the cell id
     allow_download: bool = False   # weights: real may fetch from the hub
@@ -461,7 +463,7 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     for d in dtypes:
         check_choice("dtypes", d, DTYPES)
     isolate = check_bool("isolate", raw.get("isolate", True))
-    order = raw.get("order", "sequential")
+    order = raw.get("order", "blocked")
     check_choice("order", order, ORDERS)
     timeout = raw.get("cell_timeout_s")
     if timeout is not None:

@@ -50,6 +50,7 @@ class WorkerPool:
         if worker is not None:
             self.live.move_to_end(cell.cell_id)
             return worker
+        self._release_other_settings(cell)
         self._make_room()
         worker = self._new(cell)
         self.live[cell.cell_id] = worker
@@ -91,6 +92,18 @@ class WorkerPool:
             used = float(loaded.n_params * loaded.spec.dtype_bytes)
         self.footprint_bytes = max(self.footprint_bytes, used)
 
+    def _release_other_settings(self, cell: Cell) -> None:
+        """Close workers holding other device settings (clock, power limit, CPU cap) than ``cell``'s.
+
+        A worker holds its cell's settings for its whole life, and they act on
+        the whole device: a cell must never run while another live worker has
+        set the device differently. Sweeps over such an axis therefore reload a
+        model when the block moves to another setting (outside any window).
+        """
+        wanted = settings_key(cell)
+        for cell_id in [cid for cid, w in self.live.items() if settings_key(w.cell) != wanted]:
+            self.release(cell_id)
+
     def _make_room(self) -> None:
         while self.live and not self._fits():
             self.release(next(iter(self.live)))
@@ -99,6 +112,13 @@ class WorkerPool:
         """Room for one more model of the largest footprint seen (device memory on CUDA)."""
         free, total = _free_memory(self.cfg.settings.device, self.live)
         return free - HEADROOM * self.footprint_bytes >= RESERVE_FRACTION * total
+
+
+def settings_key(cell: Cell) -> tuple[tuple[str, Any], ...]:
+    """The cell's values of the axes whose settings are held for its life (None = the default)."""
+    from nrg import axes
+
+    return tuple((name, value) for name, value in cell.axes if axes.get(name).environment is not None)
 
 
 def _free_memory(device: str, live: Mapping[str, Worker]) -> tuple[float, float]:

@@ -72,13 +72,14 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``gate(cell)``, called before each unfinished cell, returns the seconds the
     cell may take (an isolated cell is stopped after that, as with
     ``cell_timeout_s``) or None to leave the cell for a later run.
-    ``on_repeat(cell_id)`` is called after each measured repeat of an interleaved sweep.
+    ``on_repeat(cell_id)`` is called after each measured repeat of a sweep run by the block
+    scheduler (see :func:`_interleaved`).
 
-    With ``order: blocked``, cells of the generation workload on the local
-    executor are interleaved (:mod:`nrg.sweep.interleave`: one repeat of every
-    cell per block, in a seeded random order); otherwise (the default
-    ``sequential``, the finetune workload, the Ray executor, a sweep with a
-    ``gate``) each cell runs whole, one after another, in the grid's order.
+    With ``order: blocked`` (the default), cells of the generation workload on
+    the local executor are interleaved (:mod:`nrg.sweep.interleave`: one repeat
+    of every cell per block, in a seeded random order); otherwise
+    (``order: sequential``, the finetune workload, the Ray executor, a sweep
+    with a ``gate``) each cell runs whole, one after another, in the grid's order.
     Raises :class:`ParameterError` before any work, and
     :class:`~nrg.sweep.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
     """
@@ -129,11 +130,13 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
 
 
 def _interleaved(cfg: SweepConfig, gate: Callable[[Cell], float | None] | None) -> bool:
-    """Whether cells are measured in blocks: ``order: blocked``, generation cells here, no time gate."""
+    """Whether the block scheduler runs the sweep: generation cells here, no time gate, and
+    ``order: blocked`` or an in-process sweep (whose ``sequential`` order it also runs, with
+    ``on_repeat``); an isolated ``sequential`` sweep runs one one-shot process per cell."""
     from nrg.sweep.workloads import GENERATION
 
-    return (cfg.order == "blocked" and cfg.settings.workload == GENERATION and cfg.executor == "local"
-            and gate is None)
+    return (cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
+            and (cfg.order == "blocked" or not cfg.isolate))
 
 
 def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]) -> Callable[[Cell, ExitStack], bool]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from nrg.sweep.cell import STDERR_TAIL_CHARS, exit_reason
 from nrg.sweep.config import Cell
 from nrg.sweep.context import SweepContext
 
@@ -54,7 +55,7 @@ class LocalWorker:
 
         self.prepared = prepare_cell(self.cell, self.context, self.monitor_options)
 
-    def repeat(self, block: int, run_order: int) -> tuple[list[dict[str, Any]], float | None]:
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
         """One measured repeat."""
         assert self.prepared is not None, "prepare() first"
         return self.prepared.measure(block, run_order)
@@ -125,7 +126,7 @@ class ProcessWorker:
                 "dvfs": None if self.dvfs is None else dict(self.dvfs)}
         self.footprint = self._call({"cmd": "prepare", "spec": spec})
 
-    def repeat(self, block: int, run_order: int) -> tuple[list[dict[str, Any]], float | None]:
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
         """One measured repeat in the child."""
         reply = self._call({"cmd": "repeat", "block": block, "run_order": run_order})
         return reply["rows"], reply["sample"]
@@ -171,12 +172,19 @@ class ProcessWorker:
         if not line:
             rc = self.proc.wait()
             self.close()
-            raise WorkerError(exit_reason(rc))
+            raise WorkerError(f"{exit_reason(rc, self.timeout_s)}\n{self._log_tail()}")
         reply = json.loads(line)
         if "error" in reply:
             status = reply.get("status", "failed")
             raise (NotImplementedError if status == "unsupported" else WorkerError)(reply["error"])
         return dict(reply)
+
+    def _log_tail(self) -> str:
+        """The end of the child's output: the traceback of a crash, as the one-shot cell's failure rows."""
+        try:
+            return self.log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]
+        except OSError:
+            return ""
 
     def _read_line(self, started: float) -> bytes:
         assert self._reply is not None and self.proc is not None
@@ -185,22 +193,10 @@ class ProcessWorker:
             wait = None if budget is None else budget - (time.monotonic() - started)
             if wait is not None and wait <= 0:
                 self.close(now=True)
-                raise WorkerError(f"cell process stopped after cell_timeout_s={self.timeout_s} "
-                                  "(SIGTERM, then SIGKILL after a grace period)")
+                raise WorkerError(f"{exit_reason(None, self.timeout_s)}\n{self._log_tail()}")
             ready, _, _ = select.select([self._reply], [], [], wait)
             if ready:
                 return self._reply.readline()
-
-
-def exit_reason(rc: int | None) -> str:
-    """Words for how a cell process ended without answering."""
-    if rc is None:
-        return "cell process did not answer"
-    if rc < 0:
-        name = signal.Signals(-rc).name
-        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
-        return f"cell process died from {name}{hint}"
-    return f"cell process exited with status {rc} without answering"
 
 
 # ------------------------------------------------------------------ child side
@@ -241,7 +237,8 @@ def _serve(prepared: PreparedCell | None, request: Mapping[str, Any]) -> tuple[P
     if prepared is None:
         raise RuntimeError(f"{cmd!r} before 'prepare'")
     if cmd == "repeat":
-        rows, sample = prepared.measure(int(request["block"]), int(request["run_order"]))
+        order = request.get("run_order")
+        rows, sample = prepared.measure(int(request["block"]), None if order is None else int(order))
         return prepared, {"rows": rows, "sample": sample if sample is None or math.isfinite(sample) else None}
     if cmd == "finish":
         common, extra = prepared.finish()
@@ -250,29 +247,55 @@ def _serve(prepared: PreparedCell | None, request: Mapping[str, Any]) -> tuple[P
 
 
 def child_main(argv: list[str] | None = None) -> int:
-    """The child's loop: answer requests until stdin ends; settings are restored on every exit."""
-    import traceback
+    """The child's loop: answer requests until stdin ends; settings are restored on every exit.
 
+    SIGTERM and SIGHUP unwind the loop (closing the cell restores what it set)
+    and then end the process by the same signal, so the parent reads the same
+    exit as from a one-shot cell process (:func:`nrg.sweep.cell.exit_reason`).
+    """
     args = sys.argv[1:] if argv is None else argv
     out = os.fdopen(int(args[0]), "w")
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.signal(signal.SIGHUP, _raise_exit)
-    prepared: PreparedCell | None = None
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGHUP, _raise_stopped)
+    held: list[PreparedCell | None] = [None]
     try:
-        for line in sys.stdin:
-            request = json.loads(line)
-            try:
-                prepared, reply = _serve(prepared, request)
-            except Exception as exc:  # a failure of the cell is data: the parent records it
-                status = "unsupported" if isinstance(exc, NotImplementedError) else "failed"
-                tail = traceback.format_exc(limit=-3)
-                reply = {"error": f"{type(exc).__name__}: {exc}\n{tail}", "status": status}
-            _answer(out, reply)
+        _answer_requests(out, held)
+    except _Stopped as stop:
+        _close(held)
+        signal.signal(stop.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), stop.signum)
     finally:
-        if prepared is not None:
-            prepared.close()
+        _close(held)
     return 0
 
 
-def _raise_exit(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+def _answer_requests(out: IO[str], held: list[PreparedCell | None]) -> None:
+    import traceback
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            held[0], reply = _serve(held[0], request)
+        except Exception as exc:  # a failure of the cell is data: the parent records it
+            status = "unsupported" if isinstance(exc, NotImplementedError) else "failed"
+            tail = traceback.format_exc(limit=-3)
+            reply = {"error": f"{type(exc).__name__}: {exc}\n{tail}", "status": status}
+        _answer(out, reply)
+
+
+def _close(held: list[PreparedCell | None]) -> None:
+    prepared, held[0] = held[0], None
+    if prepared is not None:
+        prepared.close()
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (restoring settings), then die by that signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise _Stopped(signum)

@@ -84,3 +84,13 @@ def test_show_labels_each_run_and_says_when_there_is_none(monkeypatch) -> None:
     shown.clear()
     quality.show(None)
     assert len(shown) == 1 and "No measured rows" in shown[0].data
+
+
+def test_the_page_says_in_which_order_the_repeats_ran() -> None:
+    rows = sweep_rows()
+    ok = rows["status"] == "ok"
+    blocked = rows.assign(run_id="r1", block=rows["repeat"], run_order=rows["repeat"].where(ok))
+    assert "Repeats ran in 5 blocks" in quality.summary(blocked)
+    sequential = blocked.assign(run_order=None)
+    assert "one after another" in quality.summary(sequential)
+    assert "do not record their run order" in quality.summary(rows)

@@ -74,8 +74,31 @@ def interference_count(rows: Any) -> int:
     return int(len(flagged.drop_duplicates(keys))) if keys else int(len(flagged))
 
 
+def run_order(rows: Any) -> str:
+    """One sentence on the order the repeats ran in: blocked (how many blocks) or sequential."""
+    ok = _ok(rows)
+    if "run_order" not in ok.columns or "block" not in ok.columns or ok.empty:
+        return "The rows do not record their run order."
+    blocked = ok[ok["run_order"].notna()]
+    if len(blocked) == len(ok):
+        sessions = blocked.drop_duplicates(["run_id", "block"]) if "run_id" in ok.columns else blocked
+        return (f"Repeats ran in {len(sessions)} blocks (each a pass over the unfinished cells of a sweep, in a "
+                "seeded random order; columns `block`, `run_order`), so drift in background load is spread over "
+                "the cells; the ANOVAs take the block as a factor wherever a block holds every level they compare.")
+    if blocked.empty:
+        return ("Cells ran one after another, each with all its repeats (`order: sequential`): drift in "
+                "background load can line up with the factors.")
+    return (f"{len(blocked)} of {len(ok)} rows ran in blocked random order, the others one cell after another "
+            "(`order: sequential`).")
+
+
 def summary(rows: Any, target: float | None = None) -> str:
-    """Two sentences for the page: cells that missed the CI target, and flagged repeats."""
+    """Three sentences for the page: cells that missed the CI target, flagged repeats, run order."""
+    first = _precision_and_interference(rows, target)
+    return first if first.startswith("No successful cells") else f"{first} {run_order(rows)}"
+
+
+def _precision_and_interference(rows: Any, target: float | None) -> str:
     ok = _ok(rows)
     n_cells = int(ok["cell_id"].nunique()) if "cell_id" in ok.columns else 0
     if n_cells == 0:

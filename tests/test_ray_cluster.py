@@ -166,6 +166,20 @@ def test_a_cell_past_its_timeout_is_the_failed_row_of_the_local_executor(cluster
     assert frame.loc[0, "error"].splitlines()[0] == reason, "the two executors word a timeout alike"
 
 
+def test_a_cell_another_live_sweep_holds_is_not_sent_to_ray(cluster, tmp_path):
+    config = _config(name="shared", input_tokens=[8, 16])
+    held, free = (c.cell_id for c in parse_config(config).cells())
+    run = store.RunStore.at(tmp_path / "run")
+    run.create()
+    with run.claim(held) as claim:   # as another sweep on this folder measuring the cell now
+        assert claim.ours
+        frame = run_sweep(config, run.run_dir, progress=False, executor="ray")
+    assert list(frame["cell_id"].unique()) == [free]
+    assert list(frame.attrs["busy_cells"]) == [held]
+    assert not run.cell_path(held).exists() and run.cell_path(free).exists()
+    assert not list(run.claims_dir.iterdir()), "the sweep released its claims"
+
+
 def test_a_gpu_cell_is_refused_by_a_cpu_cluster_before_any_write(cluster, tmp_path):
     with pytest.raises(ParameterError, match="needs 1 CPU and 1 GPU on one node.*nodes: 2 CPU, 0 GPU"):
         run_sweep(_config(device="cuda"), tmp_path / "run", executor="ray")

@@ -37,7 +37,8 @@ import dataclasses
 import io
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -175,14 +176,44 @@ def with_executor(cfg: SweepConfig, executor: str | None, ray_address: str | Non
 
 def run_cells_ray(cells: Sequence[Cell], context: SweepContext, run_store: RunStore,
                   timeout_s: float | None, address: str | None, progress: bool = True,
-                  name: str = "sweep", skipped: int = 0, offline: bool = True) -> None:
+                  name: str = "sweep", skipped: int = 0, offline: bool = True,
+                  claim: Callable[[Cell, ExitStack], bool] | None = None) -> None:
     """Measure ``cells`` as Ray tasks; write each result into ``run_store`` as it arrives.
 
     ``offline``: cells may not reach the Hugging Face hub, as with the local executor.
+    ``claim(cell, stack)`` (the local executor's, :func:`nrg.sweep.run._claimer`)
+    claims a cell on the driver for the whole sweep, as two sweeps may share a
+    folder; a cell it refuses (another live sweep holds it, or finished it) is not sent.
     """
     from tqdm.std import tqdm  # text, not a widget: the book renders offline
 
     ray = connect(address)
+    with ExitStack() as claims:
+        if claim is not None:
+            cells = [c for c in cells if claim(c, claims)]
+        refs = _submit(ray, cells, context, timeout_s, offline)
+        desc = f"{name} ({skipped} done before)" if skipped else name
+        pending = list(refs)
+        try:
+            with tqdm(total=len(cells), desc=f"{desc} [ray]", unit="cell", disable=not progress) as bar:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    for ref in done:
+                        cell = refs[ref]
+                        frame, log = _result(ray, ref, cell, context)
+                        run_store.write_cell(cell.cell_id, frame)
+                        if log:
+                            (run_store.logs_dir / f"{cell.cell_id}.log").write_bytes(log)
+                        bar.update(1)
+        except BaseException:  # KeyboardInterrupt: stop the cells still queued or running
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def _submit(ray: Any, cells: Sequence[Cell], context: SweepContext, timeout_s: float | None,
+            offline: bool) -> dict[Any, Cell]:
+    """One Ray task per cell, with the cell's resources; the task's reference -> its cell."""
     needs = plan_resources(cells, alive_nodes(ray))
     task = ray.remote(cell_task)
     refs: dict[Any, Cell] = {}
@@ -191,23 +222,7 @@ def run_cells_ray(cells: Sequence[Cell], context: SweepContext, run_store: RunSt
         options = task.options(num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_retries=MAX_RETRIES,
                                name=f"nrg-cell-{cell.cell_id}")
         refs[options.remote(cell.to_dict(), context.to_dict(), timeout_s, r.num_gpus, offline)] = cell
-    desc = f"{name} ({skipped} done before)" if skipped else name
-    pending = list(refs)
-    try:
-        with tqdm(total=len(cells), desc=f"{desc} [ray]", unit="cell", disable=not progress) as bar:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    cell = refs[ref]
-                    frame, log = _result(ray, ref, cell, context)
-                    run_store.write_cell(cell.cell_id, frame)
-                    if log:
-                        (run_store.logs_dir / f"{cell.cell_id}.log").write_bytes(log)
-                    bar.update(1)
-    except BaseException:  # KeyboardInterrupt: stop the cells still queued or running
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+    return refs
 
 
 def _result(ray: Any, ref: Any, cell: Cell, context: SweepContext) -> tuple[pd.DataFrame, bytes]:

@@ -112,7 +112,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
             context = _sweep_context(cfg, run, todo if cfg.executor == "local" else [], monitor_options)
             if cfg.executor == "ray":  # each cell measures idle power and bandwidth on its own node
                 executors.run_cells_ray(todo, context, run, cfg.cell_timeout_s, cfg.ray_address, progress,
-                                        cfg.name, skipped=len(cells) - len(todo), offline=not cfg.allow_download)
+                                        cfg.name, skipped=len(cells) - len(todo), offline=not cfg.allow_download,
+                                        claim=_claimer(run, done, busy))
                 return _current_rows(run, cells, busy, damaged)
             if _interleaved(cfg, gate):
                 measure_interleaved(todo, cfg, context, run, _claimer(run, done, busy), monitor_options, dvfs,

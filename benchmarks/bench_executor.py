@@ -1,9 +1,11 @@
 """Per-cell overhead of the Ray executor against the local one, on tiny cells.
 
-Both executors run every cell in its own process (``python -m nrg.sweep.cell``),
+Both executors run every cell the same way, in its own isolated process
+(:func:`nrg.sweep.run.run_isolated`: ``python -I``, :mod:`nrg.sweep.cell`),
 so the difference per cell is what Ray adds: scheduling a task, a worker,
 sending the rows back as Parquet bytes, the cell measuring its node's
-provenance. The local Ray instance gets one CPU, so its cells run one after
+provenance. No repeat is redone for interference (``max_retries: 0``): every
+cell does the same work whatever the machine's load. The local Ray instance gets one CPU, so its cells run one after
 another like the local executor's and the comparison is per cell, not a
 speed-up from running two at once. Ray runs a one-CPU task with
 ``OMP_NUM_THREADS=1``; the local cells get the same here, else the thread
@@ -35,7 +37,8 @@ def config(cells: int, trial: int) -> dict:
     """``cells`` tiny cells; the seed differs per trial so nothing is reused between runs."""
     return {"name": f"bench-{trial}", "models": [{"name": "gpt2", "weights": "random", "tiny": True}],
             "input_tokens": [8 + 4 * i for i in range(cells)], "output_tokens": [2], "repeats": 1,
-            "warmup": 0, "idle_s": 0, "roofline": False, "quality": 0, "seed": trial}
+            "warmup": 0, "idle_s": 0, "roofline": False, "quality": 0, "seed": trial,
+            "interference": {"max_retries": 0}}
 
 
 def timed_sweep(cfg: dict, out: Path, executor: str) -> float:

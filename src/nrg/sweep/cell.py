@@ -186,10 +186,14 @@ def _watch_parent(parent_pid: int, grace_s: float | None = None) -> None:
 
 
 def cell_spec(cell: Cell, context: SweepContext, run_dir: str | Path,
-              dvfs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON a cell process receives: everything needed to measure and store one cell."""
+              dvfs: Mapping[str, Any] | None = None, node_context: bool = False) -> dict[str, Any]:
+    """The JSON a cell process receives: everything needed to measure and store one cell.
+
+    ``node_context`` (a Ray task): the cell measures provenance, idle power and
+    bandwidth on the node it runs on instead of taking the driver's.
+    """
     return {"cell": cell.to_dict(), "context": context.to_dict(), "run_dir": str(Path(run_dir).resolve()),
-            "dvfs": None if dvfs is None else dict(dvfs)}
+            "dvfs": None if dvfs is None else dict(dvfs), "node_context": node_context}
 
 
 def exit_reason(rc: int | None, timeout_s: float | None) -> str:

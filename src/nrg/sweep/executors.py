@@ -7,15 +7,17 @@ and on a cluster (``executor: ray``; ``pip install nrg[ray]``).
 
 What stays exactly as with the local executor:
 
-* Each cell runs in its own process (``python -m nrg.sweep.cell SPEC``)
-  inside its Ray task, so a crash, a hang past ``cell_timeout_s`` or an OOM
-  kill becomes the cell's failed row, and clocks / power limits are restored
-  by the cell process as always.
+* Each cell runs exactly as a local isolated cell does: the Ray task calls
+  :func:`nrg.sweep.run.run_isolated` (an isolated one-shot ``python -I``
+  process, :mod:`nrg.sweep.cell`), so a crash, a hang past ``cell_timeout_s``
+  (SIGTERM, grace, SIGKILL) or an OOM kill becomes the same failed row with
+  the same words, and clocks / power limits are restored as always.
 * The cell process writes into a scratch store on the worker; the task sends
-  the Parquet file's bytes (and the log) back, and the driver writes them
-  with :meth:`RunStore.write_cell` -- atomically, into the one run folder. No
-  shared filesystem is needed, and resume works as before: a ``kill -9`` of
-  the driver loses at most the cells in flight, never duplicates one.
+  the Parquet file's bytes (and the log) back, and the driver writes the
+  columns the cell wrote with :meth:`RunStore.write_cell` -- atomically, into
+  the one run folder. No shared filesystem is needed, and resume works as
+  before: a ``kill -9`` of the driver loses at most the cells in flight, never
+  duplicates one.
 
 What Ray adds: a task whose worker or node died is retried
 (:data:`MAX_RETRIES`); after that, the cell is a failed row, never an
@@ -33,12 +35,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
-import subprocess
-import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -176,11 +176,44 @@ def with_executor(cfg: SweepConfig, executor: str | None, ray_address: str | Non
 
 def run_cells_ray(cells: Sequence[Cell], context: SweepContext, run_store: RunStore,
                   timeout_s: float | None, address: str | None, progress: bool = True,
-                  name: str = "sweep", skipped: int = 0) -> None:
-    """Measure ``cells`` as Ray tasks; write each result into ``run_store`` as it arrives."""
+                  name: str = "sweep", skipped: int = 0, offline: bool = True,
+                  claim: Callable[[Cell, ExitStack], bool] | None = None) -> None:
+    """Measure ``cells`` as Ray tasks; write each result into ``run_store`` as it arrives.
+
+    ``offline``: cells may not reach the Hugging Face hub, as with the local executor.
+    ``claim(cell, stack)`` (the local executor's, :func:`nrg.sweep.run._claimer`)
+    claims a cell on the driver for the whole sweep, as two sweeps may share a
+    folder; a cell it refuses (another live sweep holds it, or finished it) is not sent.
+    """
     from tqdm.std import tqdm  # text, not a widget: the book renders offline
 
     ray = connect(address)
+    with ExitStack() as claims:
+        if claim is not None:
+            cells = [c for c in cells if claim(c, claims)]
+        refs = _submit(ray, cells, context, timeout_s, offline)
+        desc = f"{name} ({skipped} done before)" if skipped else name
+        pending = list(refs)
+        try:
+            with tqdm(total=len(cells), desc=f"{desc} [ray]", unit="cell", disable=not progress) as bar:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    for ref in done:
+                        cell = refs[ref]
+                        frame, log = _result(ray, ref, cell, context)
+                        run_store.write_cell(cell.cell_id, frame)
+                        if log:
+                            (run_store.logs_dir / f"{cell.cell_id}.log").write_bytes(log)
+                        bar.update(1)
+        except BaseException:  # KeyboardInterrupt: stop the cells still queued or running
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def _submit(ray: Any, cells: Sequence[Cell], context: SweepContext, timeout_s: float | None,
+            offline: bool) -> dict[Any, Cell]:
+    """One Ray task per cell, with the cell's resources; the task's reference -> its cell."""
     needs = plan_resources(cells, alive_nodes(ray))
     task = ray.remote(cell_task)
     refs: dict[Any, Cell] = {}
@@ -188,50 +221,49 @@ def run_cells_ray(cells: Sequence[Cell], context: SweepContext, run_store: RunSt
         r = needs[cell.cell_id]
         options = task.options(num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_retries=MAX_RETRIES,
                                name=f"nrg-cell-{cell.cell_id}")
-        refs[options.remote(cell.to_dict(), context.to_dict(), timeout_s, r.num_gpus)] = cell
-    desc = f"{name} ({skipped} done before)" if skipped else name
-    pending = list(refs)
-    try:
-        with tqdm(total=len(cells), desc=f"{desc} [ray]", unit="cell", disable=not progress) as bar:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    cell = refs[ref]
-                    frame, log = _result(ray, ref, cell, context)
-                    run_store.write_cell(cell.cell_id, frame)
-                    if log:
-                        (run_store.logs_dir / f"{cell.cell_id}.log").write_bytes(log)
-                    bar.update(1)
-    except BaseException:  # KeyboardInterrupt: stop the cells still queued or running
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+        refs[options.remote(cell.to_dict(), context.to_dict(), timeout_s, r.num_gpus, offline)] = cell
+    return refs
 
 
 def _result(ray: Any, ref: Any, cell: Cell, context: SweepContext) -> tuple[pd.DataFrame, bytes]:
-    """The cell's rows and log; a task that Ray gave up on becomes the cell's failed row."""
+    """The cell's rows and log; a task that Ray gave up on becomes the cell's failed row.
+
+    Only the columns the cell process wrote come back (the file holds every
+    schema column, conformed), so the store reads the row as it would a local cell's.
+    """
     import pyarrow.parquet as pq
+
+    from nrg.sweep.schema import written_columns
 
     try:
         data, log = ray.get(ref)
     except ray.exceptions.RayError as exc:
         error = f"Ray task failed (retried up to {MAX_RETRIES} times): {type(exc).__name__}: {exc}"
         return failed_frame(cell, context, error[:ERROR_CHARS]), b""
-    return pq.read_table(io.BytesIO(data)).to_pandas(), log
+    table = pq.read_table(io.BytesIO(data))
+    return table.select(written_columns(table)).to_pandas(), log
 
 
 # ------------------------------------------------------------------ worker
 
 
 def cell_task(cell_dict: Mapping[str, Any], context_dict: Mapping[str, Any],
-              timeout_s: float | None, num_gpus: int = 0) -> tuple[bytes, bytes]:
-    """Body of a cell's Ray task: its process in a scratch store; the Parquet bytes and log back."""
+              timeout_s: float | None, num_gpus: int = 0, offline: bool = True) -> tuple[bytes, bytes]:
+    """Body of a cell's Ray task: the local isolated cell, in a scratch store; the Parquet bytes and log back.
+
+    The cell measures this node (``node_context``) and sees only the GPUs Ray
+    gave the task (:func:`child_env`); everything else -- the process, its
+    timeout and exit reasons, the failed row -- is :func:`nrg.sweep.run.run_isolated`'s.
+    """
+    from nrg.sweep.run import run_isolated  # run imports this module
+
     cell = Cell.from_dict(cell_dict)
     context = SweepContext.from_dict(context_dict)
     with tempfile.TemporaryDirectory(prefix="nrg-cell-") as tmp:
         store = RunStore.at(tmp)
         store.create()
-        run_cell_process(cell, context, store, timeout_s, child_env(num_gpus, os.environ))
+        run_isolated(cell, context, store, timeout_s, offline=offline, node_context=True,
+                     env=child_env(num_gpus, os.environ))
         log_path = store.logs_dir / f"{cell.cell_id}.log"
         return store.cell_path(cell.cell_id).read_bytes(), log_path.read_bytes() if log_path.exists() else b""
 
@@ -247,37 +279,3 @@ def child_env(num_gpus: int, environ: Mapping[str, str]) -> dict[str, str]:
     if num_gpus == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env
-
-
-def run_cell_process(cell: Cell, context: SweepContext, store: RunStore, timeout_s: float | None,
-                     env: Mapping[str, str] | None = None) -> None:
-    """``python -m nrg.sweep.cell`` for one cell, measuring on this node; a crash or timeout is its failed row.
-
-    The same process and guarantees as :func:`nrg.sweep.run.run_isolated`,
-    with ``node_context`` in the spec so that the cell measures this node.
-    """
-    import signal
-
-    from nrg.sweep.cell import STDERR_TAIL_CHARS, cell_spec, exit_reason
-
-    spec_path = store.logs_dir / f"{cell.cell_id}.json"
-    spec_path.write_text(json.dumps({**cell_spec(cell, context, store.run_dir), "node_context": True},
-                                    default=str))
-    log_path = store.logs_dir / f"{cell.cell_id}.log"
-    cmd = [sys.executable, "-m", "nrg.sweep.cell", str(spec_path), "--parent-pid", str(os.getpid())]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=None if env is None else dict(env))
-        try:
-            rc: int | None = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = None
-        except BaseException:  # the task was cancelled: do not leave the cell running
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-    if store.cell_path(cell.cell_id).exists():
-        return
-    tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]
-    store.write_cell(cell.cell_id, failed_frame(cell, context, f"{exit_reason(rc, timeout_s)}\n{tail}"))

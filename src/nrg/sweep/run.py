@@ -113,7 +113,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
             context = _sweep_context(cfg, run, todo if cfg.executor == "local" else [], monitor_options)
             if cfg.executor == "ray":  # each cell measures idle power and bandwidth on its own node
                 executors.run_cells_ray(todo, context, run, cfg.cell_timeout_s, cfg.ray_address, progress,
-                                        cfg.name, skipped=len(cells) - len(todo))
+                                        cfg.name, skipped=len(cells) - len(todo), offline=not cfg.allow_download,
+                                        claim=_claimer(run, done, busy))
                 return _current_rows(run, cells, busy, damaged)
             if _interleaved(cfg, gate):
                 measure_interleaved(todo, cfg, context, run, _claimer(run, done, busy), monitor_options, dvfs,
@@ -243,22 +244,26 @@ def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
 
 
 def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None,
-                 dvfs: Mapping[str, Any] | None = None, offline: bool = True) -> None:
+                 dvfs: Mapping[str, Any] | None = None, offline: bool = True,
+                 node_context: bool = False, env: Mapping[str, str] | None = None) -> None:
     """Measure ``cell`` in a child process; record a crash, kill or timeout as a failed cell.
 
     ``offline``: the cell may not reach the Hugging Face hub (``HF_HUB_OFFLINE=1``);
     the check already made sure its weights are on this machine.
+    ``node_context`` and ``env`` (default: this process' environment) are how a
+    Ray task runs its cell (:func:`nrg.sweep.executors.cell_task`): measuring
+    its own node, seeing only the GPUs Ray gave it.
     """
     spec_path = run.logs_dir / f"{cell.cell_id}.json"
-    spec_path.write_text(json.dumps(cell_spec(cell, context, run.run_dir, dvfs), default=str))
+    spec_path.write_text(json.dumps(cell_spec(cell, context, run.run_dir, dvfs, node_context), default=str))
     log_path = run.logs_dir / f"{cell.cell_id}.log"
     cell_path = run.cell_path(cell.cell_id)
     before_ns = cell_path.stat().st_mtime_ns if cell_path.exists() else None
-    env = {**os.environ, **({"HF_HUB_OFFLINE": "1"} if offline else {})}
+    child_env = {**(os.environ if env is None else env), **({"HF_HUB_OFFLINE": "1"} if offline else {})}
     timed_out = False
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command(spec_path, os.getpid()), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=env)
+                                start_new_session=True, env=child_env)
         try:
             rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import traceback
 from collections.abc import Mapping
@@ -38,6 +39,8 @@ STDERR_TAIL_CHARS = 2000
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from nrg.sweep.store import RunStore
 
 #: Seconds a cell whose sweep died gets to unwind after SIGTERM before it restores from
 #: the watcher thread and exits (a main thread inside one long C call cannot run handlers).
@@ -206,6 +209,45 @@ def exit_reason(rc: int | None, timeout_s: float | None) -> str:
         hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
         return f"cell process died from {name}{hint}"
     return f"cell process exited with status {rc} without writing its results"
+
+
+def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None,
+                 dvfs: Mapping[str, Any] | None = None, offline: bool = True,
+                 node_context: bool = False, env: Mapping[str, str] | None = None) -> None:
+    """Measure ``cell`` in a child process; record a crash, kill or timeout as a failed cell.
+
+    ``offline``: the cell may not reach the Hugging Face hub (``HF_HUB_OFFLINE=1``);
+    the check already made sure its weights are on this machine.
+    ``node_context`` and ``env`` (default: this process' environment) are how a
+    Ray task runs its cell (:func:`nrg.sweep.executors.cell_task`): measuring
+    its own node, seeing only the GPUs Ray gave it.
+    """
+    spec_path = run.logs_dir / f"{cell.cell_id}.json"
+    spec_path.write_text(json.dumps(cell_spec(cell, context, run.run_dir, dvfs, node_context), default=str))
+    log_path = run.logs_dir / f"{cell.cell_id}.log"
+    cell_path = run.cell_path(cell.cell_id)
+    before_ns = cell_path.stat().st_mtime_ns if cell_path.exists() else None
+    child_env = {**(os.environ if env is None else env), **({"HF_HUB_OFFLINE": "1"} if offline else {})}
+    timed_out = False
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command(spec_path, os.getpid()), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=child_env)
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            rc, _ = signals.stop_process(proc)
+            timed_out = True
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP of the sweep: stop the cell gently
+            signals.stop_process(proc)
+            raise
+    if rc != 0:
+        signals.recover_settings()  # a crash or the OOM killer leaves no chance to restore
+    if cell_path.exists() and cell_path.stat().st_mtime_ns != before_ns:
+        spec_path.unlink(missing_ok=True)  # the child wrote its rows (ok or failed)
+        return
+    tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]
+    reason = exit_reason(None if timed_out else rc, timeout_s)
+    run.write_cell(cell.cell_id, failed_frame(cell, context, f"{reason}\n{tail}"))
 
 
 if __name__ == "__main__":

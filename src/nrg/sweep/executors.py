@@ -8,7 +8,7 @@ and on a cluster (``executor: ray``; ``pip install nrg[ray]``).
 What stays exactly as with the local executor:
 
 * Each cell runs exactly as a local isolated cell does: the Ray task calls
-  :func:`nrg.sweep.run.run_isolated` (an isolated one-shot ``python -I``
+  :func:`nrg.sweep.cell.run_isolated` (an isolated one-shot ``python -I``
   process, :mod:`nrg.sweep.cell`), so a crash, a hang past ``cell_timeout_s``
   (SIGTERM, grace, SIGKILL) or an OOM kill becomes the same failed row with
   the same words, and clocks / power limits are restored as always.
@@ -253,9 +253,9 @@ def cell_task(cell_dict: Mapping[str, Any], context_dict: Mapping[str, Any],
 
     The cell measures this node (``node_context``) and sees only the GPUs Ray
     gave the task (:func:`child_env`); everything else -- the process, its
-    timeout and exit reasons, the failed row -- is :func:`nrg.sweep.run.run_isolated`'s.
+    timeout and exit reasons, the failed row -- is :func:`nrg.sweep.cell.run_isolated`'s.
     """
-    from nrg.sweep.run import run_isolated  # run imports this module
+    from nrg.sweep.cell import run_isolated
 
     cell = Cell.from_dict(cell_dict)
     context = SweepContext.from_dict(context_dict)

@@ -29,10 +29,7 @@ duplicates rows (see :mod:`nrg.sweep.store`).
 """
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -40,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_writable_dir
 from nrg.sweep import executors, signals
-from nrg.sweep.cell import STDERR_TAIL_CHARS, cell_spec, command, dvfs_spec, exit_reason, run_cell
+from nrg.sweep.cell import dvfs_spec, run_cell, run_isolated
 from nrg.sweep.config import Cell, SweepConfig, parse_config
-from nrg.sweep.context import SweepContext, failed_frame
+from nrg.sweep.context import SweepContext
 from nrg.sweep.interleave import measure_interleaved
 from nrg.sweep.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
 from nrg.sweep.signals import SweepInterrupted
@@ -131,9 +128,13 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
 
 
 def _interleaved(cfg: SweepConfig, gate: Callable[[Cell], float | None] | None) -> bool:
-    """Whether the block scheduler runs the sweep: generation cells here, no time gate, and
-    ``order: blocked`` or an in-process sweep (whose ``sequential`` order it also runs, with
-    ``on_repeat``); an isolated ``sequential`` sweep runs one one-shot process per cell."""
+    """Whether the block scheduler runs the sweep.
+
+    It does for generation cells on this machine without a time gate, with
+    ``order: blocked`` or in process (whose ``sequential`` order it also runs,
+    calling ``on_repeat``); an isolated ``sequential`` sweep runs one one-shot
+    process per cell.
+    """
     from nrg.sweep.workloads import GENERATION
 
     return (cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
@@ -241,42 +242,3 @@ def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
     from nrg.progress import bar  # text, not a widget; one summary line stays in a page
 
     return bar(cells, desc=name, unit="cell", enabled=enabled, done_before=skipped)
-
-
-def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: float | None,
-                 dvfs: Mapping[str, Any] | None = None, offline: bool = True,
-                 node_context: bool = False, env: Mapping[str, str] | None = None) -> None:
-    """Measure ``cell`` in a child process; record a crash, kill or timeout as a failed cell.
-
-    ``offline``: the cell may not reach the Hugging Face hub (``HF_HUB_OFFLINE=1``);
-    the check already made sure its weights are on this machine.
-    ``node_context`` and ``env`` (default: this process' environment) are how a
-    Ray task runs its cell (:func:`nrg.sweep.executors.cell_task`): measuring
-    its own node, seeing only the GPUs Ray gave it.
-    """
-    spec_path = run.logs_dir / f"{cell.cell_id}.json"
-    spec_path.write_text(json.dumps(cell_spec(cell, context, run.run_dir, dvfs, node_context), default=str))
-    log_path = run.logs_dir / f"{cell.cell_id}.log"
-    cell_path = run.cell_path(cell.cell_id)
-    before_ns = cell_path.stat().st_mtime_ns if cell_path.exists() else None
-    child_env = {**(os.environ if env is None else env), **({"HF_HUB_OFFLINE": "1"} if offline else {})}
-    timed_out = False
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command(spec_path, os.getpid()), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=child_env)
-        try:
-            rc = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            rc, _ = signals.stop_process(proc)
-            timed_out = True
-        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP of the sweep: stop the cell gently
-            signals.stop_process(proc)
-            raise
-    if rc != 0:
-        signals.recover_settings()  # a crash or the OOM killer leaves no chance to restore
-    if cell_path.exists() and cell_path.stat().st_mtime_ns != before_ns:
-        spec_path.unlink(missing_ok=True)  # the child wrote its rows (ok or failed)
-        return
-    tail = log_path.read_text(errors="replace")[-STDERR_TAIL_CHARS:]
-    reason = exit_reason(None if timed_out else rc, timeout_s)
-    run.write_cell(cell.cell_id, failed_frame(cell, context, f"{reason}\n{tail}"))

@@ -184,3 +184,15 @@ def test_outside_a_kernel_there_is_no_board() -> None:
 
     assert progress._kernel_board(None) is None                        # pytest is no kernel
     assert progress._kernel_board(io.StringIO()) is None
+
+
+@pytest.mark.slow
+def test_each_cell_keeps_its_own_summary() -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import nrg.chapters\nfrom nrg.progress import bar\n"
+                                          f"for _ in bar(range({n}), 'cell-{n}'):\n    pass")
+                for n in (2, 3)]
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    first, second = (_page_text(cell.outputs) for cell in nb.cells)
+    assert re.fullmatch(r"cell-2: 2 its in \d\d:\d\d", first), first
+    assert re.fullmatch(r"cell-3: 3 its in \d\d:\d\d", second), second

@@ -49,8 +49,8 @@ class _Board:
     """One display output per notebook cell: finished bars' summaries, then the running bars.
 
     Args:
-        cell: the kernel's execution count when the board was made; a new cell
-            gets a new board (and a new output).
+        cell: the kernel request (cell execution) the board was made in; a new
+            cell gets a new board (and a new output).
         show: called with the board's text on every change (a display handle
             in a kernel; a recorder in tests).
     """
@@ -97,10 +97,18 @@ def _kernel_board(file: Any) -> _Board | None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "kernel"):
         return None
-    cell = shell.execution_count
+    cell = _cell(shell)
     if _BOARD is None or _BOARD.cell != cell:
         _BOARD = _Board(cell, _DisplayHandle().show)
     return _BOARD
+
+
+def _cell(shell: Any) -> object:
+    """The request the kernel is executing (its message id; else the execution count)."""
+    try:
+        return shell.kernel.get_parent()["header"]["msg_id"]
+    except (AttributeError, KeyError, TypeError):
+        return shell.execution_count
 
 
 class _DisplayHandle:

@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +228,7 @@ def _check_content(chapter: str, found: dict[str, Any], statuses: dict[str, int]
     assert "What this chapter found" in found["text"], f"{chapter}: no findings box"
     assert "\\(" not in found["text"] and "\\[" not in found["text"], f"{chapter}: raw TeX in the page"
     residue = re.findall(r".{0,40}(?:\d+%\||\?(?:cell|it)/s\]|it/s\]).{0,20}", found["text"])
-    if residue:   # known open defect (issue J): transformers' and the sweep's bars can leave text here
-        warnings.warn(f"{chapter}: progress-bar residue in the page: {residue[:3]}", stacklevel=2)
+    assert not residue, f"{chapter}: progress-bar residue in the page: {residue[:3]}"
     long = [t for t in found["tables"] if re.fullmatch(r"[-−]?\d+\.\d+", t) and _significant_digits(t) > 4]
     assert not long, f"{chapter}: table cells with more than four significant figures: {long[:5]}"
     assert folded >= 2, f"{chapter}: the setup cells are not folded (hide-input)"

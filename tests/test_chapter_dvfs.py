@@ -300,6 +300,8 @@ def test_notebook_cpu_path_measures_the_default_and_changes_nothing(tmp_path, mo
     assert "Only the default setting was measured" in text              # the analysis of those rows
     assert "not tried: allow_hardware_settings is off" in text or "GPU 0: not available" in text
     assert "No reference data has been committed" in text and "nrg sweep dvfs.yaml" in text
+    assert "The GPU power limit was not swept:" in text           # the two sections say why not
+    assert "The CPU frequency cap was not swept:" in text and "allow_hardware_settings" in text
     rows = store.load(tmp_path / "runs" / chapter.CHAPTER)
     assert set(rows["status"]) == {"ok"} and rows["gpu_clock_mhz"].isna().all()
 

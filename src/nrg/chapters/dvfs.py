@@ -32,8 +32,9 @@ CHAPTER = "03_dvfs"
 DTYPES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
 
 
-def _clock_list(name: str, value: Any, allow_auto: bool) -> list[int] | str | None:
-    if value is None and not allow_auto:
+def _clock_list(name: str, value: Any, allow_auto: bool, allow_none: bool = False,
+                example: str = "[1980, 1410, 990]") -> list[int] | str | None:
+    if value is None and (allow_none or not allow_auto):
         return None
     if allow_auto and isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
@@ -44,8 +45,9 @@ def _clock_list(name: str, value: Any, allow_auto: bool) -> list[int] | str | No
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             hint = "'auto' or " if allow_auto else ""
-            raise ParameterError(f"{name} has invalid value {v!r}; give {hint}a list of positive whole "
-                                 "numbers (e.g. [1980, 1410, 990])")
+            none = "None, " if allow_none else ""
+            raise ParameterError(f"{name} has invalid value {v!r}; give {none}{hint}a list of positive whole "
+                                 f"numbers (e.g. {example})")
         out.append(v)
     if len(set(out)) != len(out):
         raise ParameterError(f"{name}={out!r} names a value twice; give each setting once")
@@ -66,7 +68,7 @@ def _device_and_dtype(device: str, dtype: str) -> tuple[str, str]:
 
 def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layers: int | None = None,
           gpu_clocks_mhz: Any = "auto", n_clocks: int = 6, include_default_clock: bool = True,
-          power_limits_w: Any = None, input_tokens: int = 128, output_tokens: int = 64,
+          power_limits_w: Any = None, cpu_max_freqs_khz: Any = "auto", input_tokens: int = 128, output_tokens: int = 64,
           batch_size: int = 1, dtype: str = "auto", device: str = "auto", repeats: Any = None,
           warmup: int = 1, idle_s: float = 2.0, meters: Any = None, isolate: bool = True,
           executor: str = "local", ray_address: str | None = None,
@@ -86,7 +88,10 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
         "gpu_clocks_mhz": _clock_list("gpu_clocks_mhz", gpu_clocks_mhz, allow_auto=True),
         "n_clocks": common.as_int("n_clocks", n_clocks, minimum=2),
         "include_default_clock": include_default_clock,
-        "power_limits_w": _clock_list("power_limits_w", power_limits_w, allow_auto=False),
+        "power_limits_w": _clock_list("power_limits_w", power_limits_w, allow_auto=True, allow_none=True,
+                                      example="[250, 200, 150]"),
+        "cpu_max_freqs_khz": _clock_list("cpu_max_freqs_khz", cpu_max_freqs_khz, allow_auto=True,
+                                         allow_none=True, example="[3000000, 2000000, 1200000]"),
         "input_tokens": common.as_int("input_tokens", input_tokens),
         "output_tokens": common.as_int("output_tokens", output_tokens, minimum=2),
         "batch_size": common.as_int("batch_size", batch_size), "dtype": dtype, "device": device,
@@ -205,13 +210,35 @@ def plan(params: Mapping[str, Any], probe: Any) -> Plan:
         return Plan(True, "gpu_clock_mhz", default + tuple(clocks),
                     f"The GPU graphics clock of {probe.gpu.name} can be locked: the chapter sweeps "
                     f"{', '.join(map(str, clocks))} MHz" + (" and the default (unlocked) clock." if default else "."))
-    if params["power_limits_w"]:
-        limits = tuple(params["power_limits_w"])
+    limits = tuple(power_limits(params, probe.gpu)[0]) if params["power_limits_w"] else ()
+    if limits:
         return Plan(True, "power_limit_w", default + limits,
                     f"Clocks cannot be locked here ({probe.gpu.permission_reason}), but the power limit "
                     f"can be set: the chapter sweeps {', '.join(map(str, limits))} W instead.")
     return _default_only(probe, "**No GPU clock can be locked on this machine** "
                          f"({probe.gpu.permission_reason}); a power limit could be set: pass `power_limits_w`.")
+
+
+def power_limits(params: Mapping[str, Any], gpu: Any) -> tuple[list[int], list[str]]:
+    """The power limits to sweep (``auto``: ``n_clocks`` over the GPU's range) and why there are none.
+
+    A limit outside the GPU's range is a ParameterError naming the range.
+    """
+    wanted = params["power_limits_w"]
+    if gpu.power_limit_range_w is None:
+        return [], [f"{gpu.name} reports no power-limit range (power management not supported)"]
+    lo, hi = gpu.power_limit_range_w
+    if wanted is None:
+        return [], [f"no power limits were given (`power_limits_w=None`); {gpu.name} accepts "
+                    f"{lo:g}–{hi:g} W: give a list, or `auto` for {params['n_clocks']} limits over that range"]
+    if wanted == "auto":
+        n = params["n_clocks"]
+        return sorted({round(lo + i * (hi - lo) / (n - 1)) for i in range(n)}, reverse=True), []
+    bad = [w for w in wanted if not lo <= w <= hi]
+    if bad:
+        raise ParameterError(f"power_limits_w has limit(s) {bad} outside the range of {gpu.name}; "
+                             f"valid: whole watts from {lo:g} to {hi:g}, or 'auto'")
+    return list(wanted), []
 
 
 def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) -> pd.DataFrame:

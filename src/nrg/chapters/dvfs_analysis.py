@@ -24,8 +24,10 @@ PHASES: tuple[str, ...] = ("prefill", "decode", "generate")
 MEASURES: tuple[str, ...] = ("energy_j", "time_s", "avg_power_w", "edp_j_s", "ed2p_j_s2")
 OBJECTIVES: tuple[str, ...] = ("energy", "edp", "ed2p")
 OBJECTIVE_COLUMNS: tuple[str, ...] = ("energy_j", "edp_j_s", "ed2p_j_s2")
-SETTING_UNITS = {"gpu_clock_mhz": "MHz", "power_limit_w": "W"}
-OBSERVED = {"gpu_clock_mhz": "gpu_clock_mhz_observed", "power_limit_w": "gpu_power_w_observed"}
+SETTING_UNITS = {"gpu_clock_mhz": "MHz", "power_limit_w": "W", "cpu_max_freq_khz": "kHz"}
+SETTING_NAMES = {"gpu_clock_mhz": "clock", "power_limit_w": "power limit", "cpu_max_freq_khz": "CPU frequency cap"}
+OBSERVED = {"gpu_clock_mhz": "gpu_clock_mhz_observed", "power_limit_w": "gpu_power_w_observed",
+            "cpu_max_freq_khz": "cpu_freq_khz_observed"}
 TOOK_TOLERANCE = 0.02   # an observed clock within 2% of the lock counts as applied
 
 
@@ -158,8 +160,10 @@ def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.Da
 def _label(value: float, axis: str) -> str:
     import math
 
-    return "default" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:g} {SETTING_UNITS[axis]}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "default"
+    number = f"{value:.0f}" if float(value).is_integer() else f"{value:g}"   # 2000000 kHz, not 2e+06 kHz
+    return f"{number} {SETTING_UNITS[axis]}"
 
 
 def summary_table(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -244,7 +248,8 @@ def _optimal_findings(optimal_long: Any, axis: str) -> list[str]:
             continue
         sentences = list(findings.clock_findings(rows))
         if axis != "gpu_clock_mhz":  # the same numbers, in the setting's unit
-            sentences = [s.replace(" MHz", " W").replace("clock", "power limit") for s in sentences]
+            sentences = [s.replace(" MHz", f" {SETTING_UNITS[axis]}").replace("clock", SETTING_NAMES[axis])
+                         for s in sentences]
         out += sentences
     return out
 
@@ -266,7 +271,7 @@ def failures(df: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def detect_axis(df: pd.DataFrame) -> str:
-    """The setting a run swept: locked clocks, else power limits."""
+    """The setting a run swept: locked clocks, else power limits, else CPU frequency caps."""
     from nrg.stats import clock_key
 
     present = [a for a in SETTING_UNITS if a in df.columns]
@@ -275,7 +280,7 @@ def detect_axis(df: pd.DataFrame) -> str:
             return axis
     if present:
         return present[0]
-    raise ParameterError("the data has neither gpu_clock_mhz nor power_limit_w: it is not a DVFS sweep")
+    raise ParameterError(f"the data has none of {', '.join(SETTING_UNITS)}: it is not a DVFS sweep")
 
 
 def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> dict[str, Any]:

@@ -162,7 +162,8 @@ def test_busy_repeats_are_kept_marked_and_redone_up_to_the_cap(tmp_path) -> None
         df = sweep(tmp_path, proc, interference={"max_retries": 2})
     gen = df[df.phase == "generate"]
     assert len(gen) == 4 and gen["repeat"].tolist() == [0, 1, 2, 3]
-    assert df["interference"].all() and (df["other_cpu_frac"] > 0.25).all()
+    # the policy judges the whole generation window; a phase of a few ms may see no tick of the fake
+    assert df["interference"].all() and (gen["other_cpu_frac"] > 0.25).all()
     assert (df["interference_retries"] == 2).all() and (df["repeats_n"] == 2).all()
 
 

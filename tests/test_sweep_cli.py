@@ -56,9 +56,10 @@ def _files(cells: Path) -> dict[str, int]:
 @pytest.mark.parametrize("inline", [True, pytest.param(False, marks=pytest.mark.slow)],
                          ids=["inline", "isolated"])
 def test_sweep_killed_with_sigkill_resumes_without_lost_or_duplicate_rows(tmp_path, inline):
+    """Sequential order: killed between cells, finished cells stay and are skipped on resume."""
     n_cells = 6 if inline else 3
     cfg = write_config(tmp_path / "c.yaml", input_tokens=list(range(8, 8 + n_cells)), output_tokens=[8],
-                       repeats=3)
+                       repeats=3, order="sequential")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "nrg", "sweep", str(cfg), "--out", str(out), "--no-progress"]
     proc = subprocess.Popen(cmd + (["--inline"] if inline else []), stdout=subprocess.DEVNULL,
@@ -91,6 +92,39 @@ def test_sweep_killed_with_sigkill_resumes_without_lost_or_duplicate_rows(tmp_pa
     assert len(df) == n_cells * 3 * 3                      # cells x repeats x phases
     assert df["run_id"].nunique() == 1
     assert not [p for p in (out / "cells").iterdir() if store.TMP_MARK in p.name]
+
+
+@pytest.mark.slow
+def test_blocked_sweep_killed_with_sigkill_leaves_no_worker_and_resumes_whole(tmp_path):
+    """Blocked order: kill -9 while workers hold models; they die with it, the rerun measures every cell once."""
+    import psutil
+
+    n_cells = 3
+    cfg = write_config(tmp_path / "c.yaml", input_tokens=list(range(8, 8 + n_cells)), output_tokens=[8],
+                       repeats=3)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nrg", "sweep", str(cfg), "--out", str(out), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, workers = time.monotonic() + 120, []
+    while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
+        try:
+            workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)
+                       if any("nrg.sweep.worker" in a for a in c.cmdline())]
+        except psutil.Error:
+            workers = []
+        time.sleep(0.05)
+    assert len(workers) >= 2, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no workers"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _wait_gone(workers, timeout_s=15)                      # no orphan keeps a model (or a setting)
+    before = _files(out / "cells")
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    df = store.load(out)
+    assert df["cell_id"].nunique() == n_cells and (df["status"] == "ok").all()
+    assert not df.duplicated(["cell_id", "repeat", "phase"]).any()
+    assert len(df) == n_cells * 3 * 3
+    assert all(_files(out / "cells")[name] == t for name, t in before.items())
+    assert df["run_order"].notna().all()
 
 
 def _running_cells(pid: int, done: dict[str, int]) -> list[int]:

@@ -65,11 +65,12 @@ class CellRun:
     samples: list[float] = field(default_factory=list)
     attempts: int = 0
     failed: pd.DataFrame | None = None
+    skipped: bool = False   # another sweep holds (or finished) the cell: nothing to measure here
 
     @property
     def stopped(self) -> bool:
-        """True once the repeat policy is met, or a failure ended the cell."""
-        if self.failed is not None:
+        """True once the repeat policy is met, a failure ended the cell, or it was left to another sweep."""
+        if self.failed is not None or self.skipped:
             return True
         policy = self.cell.settings.repeats
         # a repeat whose every try was flagged gives no sample: cap attempts so a cell cannot loop
@@ -130,16 +131,22 @@ def cell_frame(run: CellRun, common: Mapping[str, Any], extra_rows: Sequence[Map
 def run_blocks(runs: Mapping[str, CellRun], workers: Callable[[str], Worker], order: str, seed: int,
                on_repeat: Callable[[str], None] | None = None,
                on_done: Callable[[str, pd.DataFrame], None] | None = None,
-               on_failure: Callable[[str, BaseException], pd.DataFrame] | None = None) -> None:
+               on_failure: Callable[[str, BaseException], pd.DataFrame] | None = None,
+               claim: Callable[[str], bool] | None = None) -> None:
     """Measure every run's repeats in ``order``; a stopped cell is finished and handed to ``on_done``.
 
     ``workers(cell_id)`` returns a prepared worker (the caller decides whether
     it keeps models loaded); ``on_failure`` turns a worker's exception into the
-    cell's failed frame (without it the exception propagates).
+    cell's failed frame (without it the exception propagates). ``claim(cell_id)``,
+    asked before a cell's first repeat, says whether this sweep may measure it:
+    claiming lazily lets two sweeps on one folder share the cells between them.
     """
     run_order = sum(r.attempts for r in runs.values())
     for block, cell_id in schedule(runs, order, seed):
         run = runs[cell_id]
+        if run.attempts == 0 and claim is not None and not claim(cell_id):
+            run.skipped = True
+            continue
         try:
             worker = workers(cell_id)
             rows, sample = worker.repeat(block, run_order if order == "blocked" else None)

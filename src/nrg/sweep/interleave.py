@@ -143,7 +143,7 @@ def measure_interleaved(cells: list[Cell], cfg: SweepConfig, context: SweepConte
     from nrg.progress import bar
 
     with ExitStack() as claims:
-        runs = {c.cell_id: CellRun(c) for c in cells if claimable(c, claims)}
+        runs = {c.cell_id: CellRun(c) for c in cells}
         pool = WorkerPool(cfg, context, run, monitor_options, dvfs)
         by_id = {c.cell_id: c for c in cells}
         progress_bar = bar(range(len(runs)), desc=cfg.name, unit="cell", enabled=progress,
@@ -160,10 +160,16 @@ def measure_interleaved(cells: list[Cell], cfg: SweepConfig, context: SweepConte
             tail = "" if type(exc).__module__ == "nrg.sweep.worker" else traceback.format_exc(limit=-3)
             return failed_frame(by_id[cell_id], context, f"{type(exc).__name__}: {exc}\n{tail}", status)
 
+        def claim(cell_id: str) -> bool:   # held until the sweep ends; another sweep's cell is left
+            ours = claimable(by_id[cell_id], claims)
+            if not ours:
+                progress_bar.update(1)
+            return ours
+
         interrupted = True
         try:
             run_blocks(runs, lambda cell_id: pool.get(by_id[cell_id]), cfg.order, cfg.settings.seed,
-                       on_repeat=on_repeat, on_done=done, on_failure=failed)
+                       on_repeat=on_repeat, on_done=done, on_failure=failed, claim=claim)
             interrupted = False
         finally:
             pool.close_all(now=interrupted)

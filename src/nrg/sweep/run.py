@@ -201,6 +201,8 @@ def _current_rows(run: RunStore, cells: list[Cell], busy: Mapping[str, str],
 
     ids = {c.cell_id for c in cells}
     frame = store.load(run.run_dir, cell_ids=ids)
+    if frame.empty:   # every cell busy elsewhere: still the result's columns, for code that reads them
+        frame = store.load(run.run_dir, cell_ids=ids, all_columns=True)
     frame.attrs.update({"other_cells": len(set(run.finished()) - ids), "busy_cells": dict(busy),
                         "damaged_files": list(damaged)})
     return frame

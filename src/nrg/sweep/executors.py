@@ -185,17 +185,17 @@ def run_cells_ray(cells: Sequence[Cell], context: SweepContext, run_store: RunSt
     claims a cell on the driver for the whole sweep, as two sweeps may share a
     folder; a cell it refuses (another live sweep holds it, or finished it) is not sent.
     """
-    from tqdm.std import tqdm  # text, not a widget: the book renders offline
+    from nrg.progress import bar as progress_bar  # one summary line stays in a page
 
     ray = connect(address)
     with ExitStack() as claims:
         if claim is not None:
             cells = [c for c in cells if claim(c, claims)]
         refs = _submit(ray, cells, context, timeout_s, offline)
-        desc = f"{name} ({skipped} done before)" if skipped else name
         pending = list(refs)
         try:
-            with tqdm(total=len(cells), desc=f"{desc} [ray]", unit="cell", disable=not progress) as bar:
+            with progress_bar(range(len(cells)), desc=f"{name} [ray]", unit="cell", enabled=progress,
+                              done_before=skipped) as bar:
                 while pending:
                     done, pending = ray.wait(pending, num_returns=1)
                     for ref in done:

@@ -110,8 +110,8 @@ def test_blocked_is_the_default_order_and_sequential_rows_carry_no_run_order(tmp
     assert gen["run_order"].isna().all()          # the analysis must not take repeats for blocks
 
 
-def test_cells_that_set_the_device_differently_are_never_live_together(tmp_path, monkeypatch):
-    """A worker holds its cell's settings for its life: another setting closes it first."""
+def test_a_sweep_that_changes_device_settings_runs_whole_cells_never_side_by_side(tmp_path, monkeypatch):
+    """A setting is held for a cell's life and acts on the whole device: such cells are not interleaved."""
     from contextlib import contextmanager
 
     from nrg import axes
@@ -123,7 +123,7 @@ def test_cells_that_set_the_device_differently_are_never_live_together(tmp_path,
     @contextmanager
     def setting(value):
         live.append(value)
-        if len(live) > 1:
+        if len(live) > 1 and any(v is not None for v in live):   # a set device shared with another cell
             overlaps.append(list(live))
         try:
             yield lambda: {}
@@ -142,5 +142,8 @@ def test_cells_that_set_the_device_differently_are_never_live_together(tmp_path,
            "interference": {"max_retries": 0}, "axes": {"knob_test": [1, 2, None]}}
     df = run_sweep(cfg, tmp_path, progress=False)
     gen = df[df["phase"] == "generate"]
-    assert len(gen) == 9 and gen.groupby("block")["cell_id"].nunique().eq(3).all()   # still interleaved
+    assert len(gen) == 9 and gen["run_order"].isna().all()     # run as whole cells, one after another
     assert overlaps == []
+    quiet = {**cfg, "name": "knob-default", "axes": {"knob_test": [None]}, "input_tokens": [4, 6]}
+    gen = run_sweep(quiet, tmp_path / "b", progress=False).query("phase == 'generate'")
+    assert gen["run_order"].notna().all() and overlaps == []   # nothing set: interleaved

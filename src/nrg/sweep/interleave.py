@@ -50,7 +50,6 @@ class WorkerPool:
         if worker is not None:
             self.live.move_to_end(cell.cell_id)
             return worker
-        self._release_other_settings(cell)
         self._make_room()
         worker = self._new(cell)
         self.live[cell.cell_id] = worker
@@ -92,18 +91,6 @@ class WorkerPool:
             used = float(loaded.n_params * loaded.spec.dtype_bytes)
         self.footprint_bytes = max(self.footprint_bytes, used)
 
-    def _release_other_settings(self, cell: Cell) -> None:
-        """Close workers holding other device settings (clock, power limit, CPU cap) than ``cell``'s.
-
-        A worker holds its cell's settings for its whole life, and they act on
-        the whole device: a cell must never run while another live worker has
-        set the device differently. Sweeps over such an axis therefore reload a
-        model when the block moves to another setting (outside any window).
-        """
-        wanted = settings_key(cell)
-        for cell_id in [cid for cid, w in self.live.items() if settings_key(w.cell) != wanted]:
-            self.release(cell_id)
-
     def _make_room(self) -> None:
         while self.live and not self._fits():
             self.release(next(iter(self.live)))
@@ -114,11 +101,14 @@ class WorkerPool:
         return free - HEADROOM * self.footprint_bytes >= RESERVE_FRACTION * total
 
 
-def settings_key(cell: Cell) -> tuple[tuple[str, Any], ...]:
-    """The cell's values of the axes whose settings are held for its life (None = the default)."""
+def changes_device(cell: Cell) -> bool:
+    """Whether the cell sets an axis whose setting is held for its life (None = leave as is).
+
+    Such cells are never interleaved (:func:`nrg.sweep.run._interleaved`).
+    """
     from nrg import axes
 
-    return tuple((name, value) for name, value in cell.axes if axes.get(name).environment is not None)
+    return any(value is not None and axes.get(name).environment is not None for name, value in cell.axes)
 
 
 def _free_memory(device: str, live: Mapping[str, Worker]) -> tuple[float, float]:

@@ -40,7 +40,7 @@ from nrg.sweep import executors, signals
 from nrg.sweep.cell import dvfs_spec, run_cell, run_isolated
 from nrg.sweep.config import Cell, SweepConfig, parse_config
 from nrg.sweep.context import SweepContext
-from nrg.sweep.interleave import measure_interleaved
+from nrg.sweep.interleave import changes_device, measure_interleaved
 from nrg.sweep.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
 from nrg.sweep.signals import SweepInterrupted
 from nrg.sweep.store import RunStore
@@ -113,7 +113,7 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
                                         cfg.name, skipped=len(cells) - len(todo), offline=not cfg.allow_download,
                                         claim=_claimer(run, done, busy))
                 return _current_rows(run, cells, busy, damaged)
-            if _interleaved(cfg, gate):
+            if _interleaved(cfg, todo, gate):
                 measure_interleaved(todo, cfg, context, run, _claimer(run, done, busy), monitor_options, dvfs,
                                     progress, skipped=len(cells) - len(todo), on_repeat=on_repeat)
             else:
@@ -127,18 +127,21 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     return _current_rows(run, cells, busy, damaged)
 
 
-def _interleaved(cfg: SweepConfig, gate: Callable[[Cell], float | None] | None) -> bool:
+def _interleaved(cfg: SweepConfig, cells: list[Cell], gate: Callable[[Cell], float | None] | None) -> bool:
     """Whether the block scheduler runs the sweep.
 
     It does for generation cells on this machine without a time gate, with
     ``order: blocked`` or in process (whose ``sequential`` order it also runs,
     calling ``on_repeat``); an isolated ``sequential`` sweep runs one one-shot
-    process per cell.
+    process per cell. A sweep whose cells change a device setting (clock,
+    power limit, CPU cap) runs whole cells, one after another: a setting is
+    held for a cell's life and acts on the whole device, so two cells holding
+    settings must never be measured side by side.
     """
     from nrg.sweep.workloads import GENERATION
 
     return (cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
-            and (cfg.order == "blocked" or not cfg.isolate))
+            and (cfg.order == "blocked" or not cfg.isolate) and not any(changes_device(c) for c in cells))
 
 
 def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]) -> Callable[[Cell, ExitStack], bool]:

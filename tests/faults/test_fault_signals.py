@@ -15,6 +15,7 @@ of chapter 0.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,6 +97,9 @@ def _in_background(action) -> threading.Thread:
             action()
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
+            import _thread
+
+            _thread.interrupt_main()   # a failed check must end the sweep it watches, not hang the test
 
     thread = threading.Thread(target=run, daemon=True)
     thread.errors = errors  # type: ignore[attr-defined]
@@ -107,6 +111,17 @@ def _joined(thread: threading.Thread) -> None:
     thread.join(timeout=120)
     if thread.errors:  # type: ignore[attr-defined]
         raise thread.errors[0]  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _watched(thread: threading.Thread):
+    """Run the sweep under a watching thread; its failure (not the interrupt it caused) is the test's."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if thread.errors:  # type: ignore[attr-defined]
+            raise thread.errors[0] from None  # type: ignore[attr-defined]
+        raise
 
 
 def test_normal_end_restores(env, tmp_path):
@@ -138,8 +153,9 @@ def test_signals_to_a_cell_restore_before_it_dies(env, tmp_path, recwarn):
             env.fake.update(calls=[])
 
     thread = _in_background(hit_each_cell)
-    df = run_sweep(config(**GPU_AXES, input_tokens=[8, 9, 10], repeats=FOREVER), tmp_path / "run",
-                   progress=False)
+    with _watched(thread):
+        df = run_sweep(config(**GPU_AXES, input_tokens=[8, 9, 10], repeats=FOREVER), tmp_path / "run",
+                       progress=False)
     _joined(thread)
     assert len(df) == 3 and (df["status"] == "failed").all()
     errors = " ".join(df["error"])

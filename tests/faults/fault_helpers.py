@@ -79,10 +79,22 @@ def gone(pid: int) -> bool:
         return True
 
 
+def _read_khz(path: Path) -> int:
+    """A fake sysfs value; read again while a cell is rewriting it (the file is empty for a moment).
+
+    Real sysfs writes are atomic; the fake tree is plain files, truncated then written.
+    """
+    for _ in range(200):
+        text = path.read_text().strip()
+        if text:
+            return int(text)
+        time.sleep(0.005)
+    raise AssertionError(f"{path} stayed empty")
+
+
 def hardware(env: Any) -> dict[str, Any]:
     """What a measurement would run at: GPU locks and limit (fake NVML), CPU caps (fake sysfs)."""
     state = env.fake.state
-    caps = [int((d / "cpufreq" / "scaling_max_freq").read_text())
-            for d in sorted(env.cpufreq.glob("cpu[0-9]*"))]
+    caps = [_read_khz(d / "cpufreq" / "scaling_max_freq") for d in sorted(env.cpufreq.glob("cpu[0-9]*"))]
     return {"gpu_locked": state["gpu_locked"], "mem_locked": state["mem_locked"],
             "power_limit_mw": state["power_limit_mw"], "cpu_max_khz": caps}

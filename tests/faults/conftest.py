@@ -20,3 +20,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _signals_not_ignored():
+    """Cells must not inherit an ignored SIGHUP or SIGINT from how the suite was started.
+
+    ``nohup`` ignores SIGHUP and a background job of a non-interactive shell
+    ignores SIGINT; children inherit that, and nrg rightly honours an ignored
+    signal (``nohup`` means "keep running"). The fault tests send these signals
+    to cells and expect them to act, so the suite restores the defaults first.
+    """
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGINT)}
+    if saved[signal.SIGHUP] == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if saved[signal.SIGINT] == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)

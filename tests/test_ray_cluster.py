@@ -79,7 +79,8 @@ def _assert_once_each(frame, cell_ids, rows_per_cell):
 
 
 def test_ray_sweep_gives_the_rows_of_the_local_executor(cluster, tmp_path):
-    config = _config(name="same", input_tokens=[8, 16], output_tokens=[2, 4])
+    # Ray runs each cell whole (no blocks): compare with the local executor's sequential order
+    config = _config(name="same", input_tokens=[8, 16], output_tokens=[2, 4], order="sequential")
     got = run_sweep(config, tmp_path / "ray", progress=False, executor="ray")
     want = run_sweep(config, tmp_path / "local", progress=False, isolate=False)
     assert set(got.columns) == set(want.columns)

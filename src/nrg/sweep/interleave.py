@@ -147,7 +147,9 @@ def measure_interleaved(cells: list[Cell], cfg: SweepConfig, context: SweepConte
         def failed(cell_id: str, exc: BaseException) -> pd.DataFrame:
             pool.release(cell_id, now=True)
             status = "unsupported" if isinstance(exc, NotImplementedError) else "failed"
-            tail = "" if type(exc).__module__ == "nrg.sweep.worker" else traceback.format_exc(limit=-3)
+            if type(exc).__module__ == "nrg.sweep.worker":   # the child's words: its error, or how it ended
+                return failed_frame(by_id[cell_id], context, str(exc), status)
+            tail = traceback.format_exc(limit=-3)
             return failed_frame(by_id[cell_id], context, f"{type(exc).__name__}: {exc}\n{tail}", status)
 
         def claim(cell_id: str) -> bool:   # held until the sweep ends; another sweep's cell is left

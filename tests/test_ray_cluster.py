@@ -82,13 +82,17 @@ def test_ray_sweep_gives_the_rows_of_the_local_executor(cluster, tmp_path):
     # Ray runs each cell whole (no blocks): compare with the local executor's sequential order
     config = _config(name="same", input_tokens=[8, 16], output_tokens=[2, 4], order="sequential")
     got = run_sweep(config, tmp_path / "ray", progress=False, executor="ray")
-    want = run_sweep(config, tmp_path / "local", progress=False, isolate=False)
+    # the local executor as it runs by default: each cell in a fresh process, as in a Ray task (an
+    # in-process run would carry this test process' state, e.g. torch's thread count, into provenance)
+    want = run_sweep(config, tmp_path / "local", progress=False, isolate=True)
     assert set(got.columns) == set(want.columns)
     assert (got["status"] == "ok").all() and len(got) == 12
     keys = ["cell_id", "repeat", "phase"]
     got, want = (f.sort_values(keys).reset_index(drop=True) for f in (got, want))
     same = sorted(set(want.columns) - TIMING)
-    assert got[same].equals(want[same]), "apart from timing, the rows are the local executor's"
+    differ = [c for c in same if not got[c].equals(want[c])]
+    assert not differ, "apart from timing, the rows are the local executor's; differ: " + "; ".join(
+        f"{c}: {got[c].tolist()[:3]} vs {want[c].tolist()[:3]}" for c in differ)
     assert (got["hostname"] == want["hostname"]).all(), "provenance measured on the worker's node"
 
 

@@ -27,8 +27,8 @@ Keys (all but ``models`` optional)::
     order: blocked               # blocked (default): one repeat of every unfinished cell per block,
                                  # in a seeded random order per block, workers keeping models loaded
                                  # (rows carry block, run_order; the ANOVA takes the block as a
-                                 # factor; generation workload, local executor; cells that set a
-                                 # device differently never run side by side); sequential: each
+                                 # factor; generation workload, local executor; a sweep whose cells
+                                 # set a clock / power limit runs whole cells); sequential: each
                                  # cell whole, one after another (one process per cell); not part
                                  # of the cell id
     quality: {items: 8}          # score real-weight models on N task items; 0 = off

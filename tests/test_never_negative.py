@@ -9,7 +9,6 @@ the inter-token latency percentiles.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,20 +43,8 @@ def hardware(source: str, root) -> Iterator[tuple[list[str], dict[str, Any]]]:
     else:
         sysfs = FakePowercap(root)
         package, dram = sysfs.add_package(0), sysfs.add_dram(0)
-        stop = threading.Event()
-
-        def tick() -> None:   # 20 W package, 5 W DRAM, updated every 1 ms like RAPL
-            while not stop.wait(0.001):
-                sysfs.advance(package, 20_000)
-                sysfs.advance(dram, 5_000)
-
-        thread = threading.Thread(target=tick, daemon=True)
-        thread.start()
-        try:
+        with sysfs.running({package: 20.0, dram: 5.0}):   # updated every 1 ms like RAPL
             yield ["rapl"], {"sysfs_root": root}
-        finally:
-            stop.set()
-            thread.join()
 
 
 def assert_never_negative(df: Any, source: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 
 import pandas as pd
 import pytest
@@ -108,21 +107,9 @@ def test_rapl_source_through_the_runner(tmp_path):
     sysfs = FakePowercap(tmp_path / "root")
     package = sysfs.add_package(0)
     dram = sysfs.add_dram(0)
-    stop = threading.Event()
-
-    def tick():  # a 20 W package and a 5 W DRAM, updated every 1 ms like real RAPL counters
-        while not stop.wait(0.001):
-            sysfs.advance(package, 20_000)
-            sysfs.advance(dram, 5_000)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
+    with sysfs.running({package: 20.0, dram: 5.0}):   # updated every 1 ms like real RAPL counters
         df = run_sweep(config(meters=["rapl"], output_tokens=[64], repeats=2), tmp_path / "run",
                        progress=False, monitor_options={"sysfs_root": tmp_path / "root"})
-    finally:
-        stop.set()
-        thread.join()
     gen = df[df.phase == "generate"]
     assert (gen["energy_method"] == "counter").all()
     assert (gen["cpu_energy_j"] > 0).all() and (gen["dram_energy_j"] > 0).all()

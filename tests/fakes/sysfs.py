@@ -8,6 +8,9 @@ with ``energy_uj`` and ``max_energy_range_uj``. Tests move the counters with
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 #: A typical max_energy_range_uj (about 262 kJ).
@@ -55,6 +58,24 @@ class FakePowercap:
         """Add ``delta_uj``, wrapping at max_energy_range_uj as the hardware counter does."""
         limit = int((zone / "max_energy_range_uj").read_text())
         self.set_energy(zone, (self.energy_uj(zone) + delta_uj) % limit)
+
+    @contextmanager
+    def running(self, watts: Mapping[Path, float], period_s: float = 0.001) -> Iterator[None]:
+        """Advance each zone at its power (W) every ``period_s`` in a thread, as RAPL counters move."""
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(period_s):
+                for zone, power_w in watts.items():
+                    self.advance(zone, round(power_w * period_s * 1e6))
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     @staticmethod
     def make_unreadable(zone: Path) -> None:

@@ -25,7 +25,7 @@ from nrg.errors import ParameterError, check_choice
 from nrg.stats._data import as_list, check_alpha, ok_rows, quote, require_columns
 from nrg.stats.anova_result import RESIDUAL, TABLE_COLUMNS, AnovaResult, SimpleEffects, TukeyTables
 from nrg.stats.assumptions import check_homogeneity, check_normality
-from nrg.stats.blocking import BLOCK, BLOCK_SOURCE, block_ids, check_block
+from nrg.stats.blocking import BLOCK, BLOCK_SOURCE, block_ids
 from nrg.stats.design import Design, prepare_design
 from nrg.stats.posthoc import simple_effect_table, tukey_kramer
 from nrg.stats.robust import ROBUST_DRAWS, sum_coded_matrix, wald_design, wild_bootstrap_wald
@@ -69,7 +69,6 @@ def anova(
         raise ParameterError(f"robust_draws={robust_draws!r} is not valid; it must be a whole number >= 99")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ParameterError(f"seed={seed!r} is not valid; it must be a whole number >= 0")
-    check_block(block)
     rows = ok_rows(df)
     design = prepare_design(rows, response, factor_list, interaction, block_ids(rows, block))
     typ_n = TYPES[typ]

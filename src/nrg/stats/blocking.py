@@ -25,8 +25,6 @@ from nrg.errors import ParameterError
 BLOCK = "_block"
 #: The block's row in an ANOVA table.
 BLOCK_SOURCE = "block"
-#: What ``anova(block=...)`` accepts besides a column name.
-BLOCK_CHOICES = ("auto", None)
 
 
 def block_ids(df: pd.DataFrame, block: str | None) -> pd.Series | None:
@@ -76,9 +74,3 @@ def block_estimable(frame: pd.DataFrame, rhs: str, notes: list[str]) -> bool:
                  "factor (separate sweeps measured them, e.g. one sweep per task), so the block cannot be "
                  "separated from that factor.")
     return False
-
-
-def check_block(block: object) -> None:
-    """``block`` is 'auto', None or a column name."""
-    if block is not None and not isinstance(block, str):
-        raise ParameterError(f"block={block!r} is not valid; give 'auto', None or a column name")

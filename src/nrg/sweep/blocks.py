@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 class Worker(Protocol):
     """Measures one cell on request; loading and warm-up never fall inside a window."""
 
-    cell: Cell
-
     def prepare(self) -> None:
         """Load the model, apply the cell's transforms and warm up."""
 

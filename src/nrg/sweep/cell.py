@@ -48,9 +48,8 @@ PARENT_GRACE_S = 10.0
 
 # ``-I`` skips PYTHONPATH, so a ``sitecustomize`` there (site-wide setup such as the
 # tests' "bare GPU image" without optional packages) is run here, as Python would.
-_BOOTSTRAP = ("import sys, json, importlib.util; sys.path[:0] = json.loads(sys.argv.pop(1)); "
-              "importlib.util.find_spec('sitecustomize') and __import__('sitecustomize'); "
-              "from nrg.sweep.cell import main; sys.exit(main(sys.argv[1:]))")
+_PRELUDE = ("import sys, json, importlib.util; sys.path[:0] = json.loads(sys.argv.pop(1)); "
+            "importlib.util.find_spec('sitecustomize') and __import__('sitecustomize'); ")
 
 
 def _status_of(exc: BaseException) -> str:
@@ -86,8 +85,16 @@ def import_paths() -> list[str]:
 
 def command(spec_path: str | Path, parent_pid: int | None = None) -> list[str]:
     """The argv of a cell process: isolated Python, only :func:`import_paths` importable."""
-    cmd = [sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(import_paths()), str(spec_path)]
+    cmd = isolated_python("from nrg.sweep.cell import main; sys.exit(main(sys.argv[1:]))") + [str(spec_path)]
     return cmd + (["--parent-pid", str(parent_pid)] if parent_pid else [])
+
+
+def isolated_python(entry: str) -> list[str]:
+    """Argv running ``entry`` in isolated Python with only :func:`import_paths` importable.
+
+    The one-shot cell process and a cell's worker (:mod:`nrg.sweep.worker`) both start this way.
+    """
+    return [sys.executable, "-I", "-c", _PRELUDE + entry, json.dumps(import_paths())]
 
 
 def dvfs_spec() -> dict[str, Any]:

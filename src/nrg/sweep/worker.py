@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from nrg.sweep.cell import STDERR_TAIL_CHARS, exit_reason
+from nrg.sweep.cell import STDERR_TAIL_CHARS, exit_reason, isolated_python
 from nrg.sweep.config import Cell
 from nrg.sweep.context import SweepContext
 
@@ -89,12 +89,7 @@ def child_command() -> list[str]:
     parent's PYTHONPATH entries come back made absolute
     (:func:`nrg.sweep.cell.import_paths`).
     """
-    from nrg.sweep.cell import import_paths
-
-    prelude = ("import sys, json, importlib.util; sys.path[:0] = json.loads(sys.argv.pop(1)); "
-               "importlib.util.find_spec('sitecustomize') and __import__('sitecustomize'); "
-               "from nrg.sweep.worker import child_main; sys.exit(child_main())")
-    return [sys.executable, "-I", "-c", prelude, json.dumps(import_paths())]
+    return isolated_python("from nrg.sweep.worker import child_main; sys.exit(child_main())")
 
 
 @dataclass

@@ -23,7 +23,15 @@ CPU_POWER = "data/hardware/cpu_power.csv"
 
 
 class CodecarbonDataMissing(RuntimeError):
-    """The codecarbon package (a dependency of nrg) is not installed, so its data files cannot be read."""
+    """codecarbon (a dependency of an installed nrg, absent on the lent GPU image) is not here: no data files.
+
+    Meters catch it and fall back to the constants nrg carries; carbon figures cannot.
+    """
+
+
+def short_reason(exc: CodecarbonDataMissing) -> str:
+    """The first sentence of the error, for a source string (the hint is for error messages)."""
+    return str(exc).split(". ", 1)[0]
 
 
 @lru_cache(maxsize=1)
@@ -32,8 +40,10 @@ def package_dir() -> Path:
     spec = importlib.util.find_spec("codecarbon")
     if spec is None or not spec.submodule_search_locations:
         raise CodecarbonDataMissing(
-            "codecarbon is not installed; nrg reads its grid-intensity and CPU-power data: "
-            "pip install -c constraints.txt codecarbon")
+            "codecarbon is not installed (the lent GPU image lacks it), so its data files cannot be read. "
+            "Energy needs none of them (the CPU and DRAM estimates fall back to constants nrg carries); "
+            "grid-intensity figures do: compute them on a machine where the project is installed "
+            "(make install, or pip install -c constraints.txt codecarbon)")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -79,23 +79,25 @@ def check_meters(meters: Sequence[str] | str | None) -> tuple[str, ...]:
 def _probe_all(meters: tuple[str, ...], gpus: Sequence[int] | None, sysfs_root: str | Path,
                nvml_module: Any, sample_period_s: float,
                estimate_options: dict[str, Any]) -> list[Probe]:
-    from nrg.meters.estimate import probe_estimate
+    from nrg.meters.estimate import check_estimate_options, probe_estimate
     from nrg.meters.nvml import check_gpu_indices, probe_nvml
     from nrg.meters.rapl import probe_rapl
 
     check_gpu_indices(gpus)
     check_positive("sample_period_s", sample_period_s)
-    probes: list[Probe] = []
-    if "estimate" in meters:  # first: it validates its options before NVML is touched
-        probes.append(probe_estimate(**estimate_options))
+    if "estimate" in meters:
+        check_estimate_options(estimate_options)
     elif estimate_options:
         raise ParameterError(f"estimate options {sorted(estimate_options)} were given but "
                              f"meters={','.join(meters)} leaves out 'estimate'; add it or drop them")
-    try:
-        if "rapl" in meters:
-            probes.append(probe_rapl(sysfs_root))
+    probes: list[Probe] = []
+    try:  # NVML first: on a GPU nothing optional (codecarbon's files, psutil's scan) may stand before it
         if "nvml" in meters:
             probes.append(probe_nvml(gpus, nvml_module, sample_period_s))
+        if "rapl" in meters:
+            probes.append(probe_rapl(sysfs_root))
+        if "estimate" in meters:
+            probes.append(probe_estimate(**estimate_options))
     except BaseException:
         for probe in probes:
             if probe.release:

@@ -25,6 +25,8 @@ ESTIMATE_DRAM = "estimate-dram"
 DIMM_POWER_X86_W = 5.0
 DIMM_POWER_ARM_W = 1.5
 BYTES_PER_GB = 1024**3
+#: The codecarbon release whose rule the constants above copy (tests/test_meters_dram.py checks the rule).
+RULE_VERSION = "3.3.2"
 
 
 def dimm_count(memory_gb: float) -> int:
@@ -87,8 +89,18 @@ def resolve_dram_power(dram_power_w: float | None = None, memory_gb: float | Non
     arm = is_arm() if arm is None else arm
     watts = ram_power_w(gb, arm)
     return watts, (f"{ESTIMATE_DRAM}: {gb:.1f} GB as {dimm_count(gb)} DIMMs -> {watts:g} W, codecarbon "
-                   f"{codecarbon_data.version()}'s RAM rule ({'ARM' if arm else 'x86'}: "
-                   f"{DIMM_POWER_ARM_W if arm else DIMM_POWER_X86_W:g} W per DIMM, tapered beyond 4)")
+                   f"{RULE_VERSION}'s RAM rule carried by nrg ({'ARM' if arm else 'x86'}: "
+                   f"{DIMM_POWER_ARM_W if arm else DIMM_POWER_X86_W:g} W per DIMM, tapered beyond 4; "
+                   f"codecarbon {_installed()})")
+
+
+def _installed() -> str:
+    """Whether codecarbon is installed here (the rule needs none of its files, so it works without)."""
+    try:
+        codecarbon_data.package_dir()
+    except codecarbon_data.CodecarbonDataMissing:
+        return "not installed here"
+    return f"{codecarbon_data.version()} installed"
 
 
 class DramEstimateSource:

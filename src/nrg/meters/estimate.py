@@ -31,7 +31,7 @@ from pathlib import Path
 
 from nrg import codecarbon_data
 from nrg.errors import ParameterError
-from nrg.meters.dram import ESTIMATE_DRAM, DramEstimateSource
+from nrg.meters.dram import ESTIMATE_DRAM, DramEstimateSource, resolve_dram_power
 from nrg.meters.measurement import Method
 from nrg.meters.source import EnergySource, Probe
 
@@ -187,9 +187,15 @@ def resolve_power(cpu_model: str | None = None, power_per_core_w: float | None =
                 f"power_per_core_w={power_per_core_w!r} is not valid; it must be a number of watts > 0")
         return float(power_per_core_w), f"{ESTIMATE}: user value {power_per_core_w:g} W/core"
     model = cpu_model if cpu_model is not None else cpu_model_name(cpuinfo)
-    entry = lookup_cpu(model, cpuinfo if cpu_model is None else None)
     default = (f"default {DEFAULT_POWER_PER_CORE_W:g} W/core: {DEFAULT_POWER_SOURCE} "
                "(pass power_per_core_w, or get RAPL for a counter)")
+    try:
+        entry = lookup_cpu(model, cpuinfo if cpu_model is None else None)
+    except codecarbon_data.CodecarbonDataMissing as exc:
+        # The lent GPU image has no codecarbon: the constant nrg carries stands in for the table.
+        return DEFAULT_POWER_PER_CORE_W, (
+            f"{ESTIMATE}: CPU {model!r} not looked up: {codecarbon_data.short_reason(exc)}; "
+            f"{default}, a constant nrg carries")
     if entry is None:
         return DEFAULT_POWER_PER_CORE_W, (
             f"{ESTIMATE}: CPU {model!r} not in codecarbon's CPU power table "
@@ -300,12 +306,21 @@ class EstimateSource:
 ESTIMATE_OPTIONS: tuple[str, ...] = ("cpu_model", "power_per_core_w", "include_children", "dram_power_w")
 
 
-def probe_estimate(**options: object) -> Probe:
-    """The estimate is always available; options are checked here, before any work."""
+def check_estimate_options(options: dict[str, object]) -> None:
+    """Refuse an unknown or bad estimate option before any meter is probed (no file is read)."""
     unknown = sorted(set(options) - set(ESTIMATE_OPTIONS))
     if unknown:
         raise ParameterError(f"{unknown[0]}={options[unknown[0]]!r} is not a valid estimate option; "
                              f"choose from: {', '.join(ESTIMATE_OPTIONS)}")
+    if options.get("power_per_core_w") is not None:
+        resolve_power(power_per_core_w=options["power_per_core_w"])  # type: ignore[arg-type]
+    if options.get("dram_power_w") is not None:
+        resolve_dram_power(options["dram_power_w"])  # type: ignore[arg-type]
+
+
+def probe_estimate(**options: object) -> Probe:
+    """The estimate is always available (without codecarbon too: carried constants); options checked first."""
+    check_estimate_options(options)
     dram = DramEstimateSource(options.pop("dram_power_w", None))  # type: ignore[arg-type]
     cpu = EstimateSource(**options)  # type: ignore[arg-type]
     sources: dict[str, EnergySource] = {ESTIMATE: cpu, ESTIMATE_DRAM: dram}

@@ -40,13 +40,15 @@ book: $(STAMP)
 	$(BIN)/nrg book build --profile $(PROFILE) $(BOOK_ARGS)
 
 # The book's GPU measurements in one call that changes no GPU setting, within a time budget
-# (README, "On a GPU machine"); rerun to resume. Then commit $(REF_OUT) as
+# (README, "On a GPU machine"); rerun to resume. It installs nothing: the system's (or the
+# active) Python runs nrg from src/, as on the lent GPU's bare image. Then commit $(REF_OUT) as
 # results/reference/<gpu-name>/.  REF_DEVICE=cpu runs the same path with small models.
-REF_BUDGET ?= 480
-REF_DEVICE ?= cuda
-REF_OUT    ?= runs/reference
-reference: $(STAMP)
-	$(BIN)/nrg reference --budget-s $(REF_BUDGET) --device $(REF_DEVICE) --out $(REF_OUT)
+REF_BUDGET  ?= 480
+REF_DEVICE  ?= cuda
+REF_OUT     ?= runs/reference
+REF_ARCHIVE ?= $(REF_OUT).tar.gz
+reference:
+	PYTHONPATH=src $(PYTHON) -m nrg reference --budget-s $(REF_BUDGET) --device $(REF_DEVICE) --out $(REF_OUT) --archive $(REF_ARCHIVE)
 
 # The tests include building the book on the tiny profile and opening it in
 # headless Chromium.

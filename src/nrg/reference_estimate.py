@@ -19,7 +19,7 @@ as :mod:`nrg.sweep.generation` runs it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nrg.sweep.config import Cell
@@ -43,6 +43,24 @@ PRIORS: dict[str, Prior] = {
     "cpu": Prior(overhead_s=10.0, load_s=1.0, load_bytes_per_s=2e8, flops=1e10,
                  bandwidth_bytes_per_s=4e9, layer_s=5e-4),
 }
+#: The share of a GPU's peak memory bandwidth the cuda prior assumes decode achieves (1.5 of 3.35 TB/s).
+BANDWIDTH_SHARE = 0.45
+#: Peak memory bandwidth by GPU name (bytes/s; the vendors' data sheets), first match wins.
+GPU_PEAK_BANDWIDTH: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("H200",), 4.8e12), (("H100", "PCIe"), 2.0e12), (("H100",), 3.35e12), (("B200",), 8.0e12),
+    (("A100", "80GB"), 2.039e12), (("A100",), 1.555e12), (("L40S",), 0.864e12), (("L4",), 0.3e12),
+    (("A10",), 0.6e12), (("V100",), 0.9e12), (("T4",), 0.32e12),
+)
+
+
+def peak_bandwidth(gpu_name: str) -> float | None:
+    """The data sheet's memory bandwidth of ``gpu_name`` (bytes/s), None for a GPU not in the table."""
+    for words, bytes_per_s in GPU_PEAK_BANDWIDTH:
+        if all(w.lower() in gpu_name.lower() for w in words):
+            return bytes_per_s
+    return None
+
+
 QUANT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8-bnb": 1.0, "int8-dynamic": 1.0, "nf4": 0.5, "fp4": 0.5}
 DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 
@@ -110,12 +128,16 @@ class Estimator:
     device: str
     ratios: dict[str, list[float]] = field(default_factory=lambda: {"load": [], "prefill": [], "tpot": []})
     overheads_s: list[float] = field(default_factory=list)
+    peak_bandwidth_bytes_per_s: float | None = None   # the GPU's data sheet, when known
     _shapes: dict[str, Shape] = field(default_factory=dict)
 
     @property
     def prior(self) -> Prior:
-        """The device's assumed rates (CUDA or CPU)."""
-        return PRIORS["cuda" if self.device.startswith("cuda") else "cpu"]
+        """The device's assumed rates (CUDA or CPU; decode bandwidth from the GPU's data sheet when known)."""
+        prior = PRIORS["cuda" if self.device.startswith("cuda") else "cpu"]
+        if self.peak_bandwidth_bytes_per_s and self.device.startswith("cuda"):
+            return replace(prior, bandwidth_bytes_per_s=BANDWIDTH_SHARE * self.peak_bandwidth_bytes_per_s)
+        return prior
 
     def shape(self, cell: Cell) -> Shape:
         """The cell's model shape, computed once per model, dtype and quantization."""
@@ -166,4 +188,19 @@ class Estimator:
         """The corrections in force, for the run's summary."""
         return {"device": self.device, "cells_observed": len(self.overheads_s),
                 "overhead_s": (sum(self.overheads_s) / len(self.overheads_s)) if self.overheads_s else None,
-                "factors": {part: self.factor(part) for part in self.ratios}}
+                "factors": {part: self.factor(part) for part in self.ratios},
+                "peak_bandwidth_bytes_per_s": self.peak_bandwidth_bytes_per_s}
+
+    def corrections(self) -> dict[str, Any]:
+        """What a rerun needs to start where this one ended: every measured ratio and overhead."""
+        return {"ratios": {part: list(values) for part, values in self.ratios.items()},
+                "overheads_s": list(self.overheads_s)}
+
+    def restore(self, corrections: dict[str, Any]) -> None:
+        """Take the corrections of an earlier run (:meth:`corrections`); bad entries are ignored."""
+        for part, values in (corrections.get("ratios") or {}).items():
+            if part in self.ratios and isinstance(values, list):
+                self.ratios[part] = [float(v) for v in values if isinstance(v, (int, float))]
+        overheads = corrections.get("overheads_s")
+        if isinstance(overheads, list):
+            self.overheads_s = [float(v) for v in overheads if isinstance(v, (int, float))]

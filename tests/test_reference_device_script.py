@@ -1,0 +1,71 @@
+"""``scripts/device-reference.sh``: the one command for a lent GPU, dry-run on the fake H200 under the bare image.
+
+The fake H200 (tests/fakes/h200.py) stands behind pynvml in every process, the
+bare image's missing packages are blocked, a fake ``nvidia-smi`` logs each call;
+the device is the CPU (there is no CUDA here) and ``--one-per-part`` keeps the
+run to the meters and one cell per chapter.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BARE = ROOT / "tests" / "fakes" / "bare_image"
+SCRIPT = ROOT / "scripts" / "device-reference.sh"
+LIMIT_S = int(os.environ.get("NRG_TEST_DEVICE_LIMIT_S", "400"))
+
+
+def test_the_script_only_queries_the_gpu_and_installs_nothing():
+    text = SCRIPT.read_text()
+    commands = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    smi = [line for line in commands if re.search(r"\bnvidia-smi\b", line) and "command -v" not in line
+           and "echo" not in line]
+    assert smi and all("--query-gpu=" in line for line in smi)
+    assert not re.search(r"\b(pip|apt-get|make)\b", "\n".join(commands))
+    assert "PYTHONPATH=\"src" in text and "-m nrg reference" in text and "--archive" in text
+
+
+def test_make_reference_is_the_bare_command_with_an_archive_and_installs_nothing():
+    done = subprocess.run(["make", "-n", "reference", "PYTHON=python3", "REF_OUT=o"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "PYTHONPATH=src python3 -m nrg reference --budget-s 480 --device cuda --out o --archive o.tar.gz"]
+
+
+@pytest.mark.slow
+def test_a_dry_run_on_the_fake_h200_writes_one_archive_and_sets_nothing(tmp_path):
+    state, calls, out = tmp_path / "h200.json", tmp_path / "smi.log", tmp_path / "out"
+    env = {**os.environ, "PATH": f"{BARE / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(BARE), "PYTHON": sys.executable, "OUT": str(out),
+           "NRG_TEST_FAKE_H200": str(state), "NRG_TEST_NVIDIA_SMI_LOG": str(calls),
+           "NRG_REF_DEVICE": "cpu", "NRG_DEVICE_LIMIT_S": str(LIMIT_S), "NRG_REF_RUN": str(tmp_path / "run"),
+           "NRG_REF_ARGS": "--one-per-part", "NRG_CACHE_DIR": str(tmp_path / "cache"),
+           "NRG_STATE_DIR": str(tmp_path / "state")}
+    started = time.perf_counter()
+    done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=LIMIT_S + 60)
+    wall_s = time.perf_counter() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert wall_s <= LIMIT_S
+    assert "NVIDIA H200" in done.stdout and re.search(r"torch \d+\.\d+", done.stdout)
+    assert re.search(r"transformers \d+\.\d+", done.stdout) and "codecarbon: no" in done.stdout
+    assert all(line.startswith("--query-gpu=") for line in calls.read_text().splitlines())
+    assert json.loads(state.read_text())["calls"] == []              # no GPU setting changed, by any process
+    archives = list(out.iterdir())
+    assert len(archives) == 1 and archives[0].name.endswith(".tar.gz")
+    with tarfile.open(archives[0]) as tar:
+        names = tar.getnames()
+    assert "run/summary.json" in names and "run/00_how_energy_is_measured/meters.json" in names
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {c["part"] for c in summary["cells"] if c["result"] == "ok"} == {
+        "meters", "sequence_length", "model_comparison", "tickets", "dvfs"}

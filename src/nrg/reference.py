@@ -136,7 +136,7 @@ class _Gate:
         self.current: tuple[Any, CellRecord, float, float] | None = None
 
     def finish(self) -> None:
-        """Read the cell that just ran, record its result (stopped: it used all its time) and learn."""
+        """Read the cell that just ran, record its result (stopped: the sweep says it stopped it) and learn."""
         if self.current is None:
             return
         cell, record, started, allowed_s = self.current
@@ -171,8 +171,9 @@ class _Gate:
         run, key = self.run, _key(self.part, cell)
         if cell.cell_id not in self.allowed or key in run.handled:
             return None
-        if self.quiet and self.part.name in run.with_data and key not in run.state.stopped:
-            return None                            # the first round wants one ok cell per part
+        if self.quiet and key not in run.state.stopped and (
+                self.part.name in run.with_data or run.tries.get(self.part.name, 0) >= FIRST_ROUND_TRIES):
+            return None                            # the first round wants one ok cell per part, in two tries
         estimate = run.estimator.estimate(cell).total_s
         remaining = run.budget.remaining_s()
         record = CellRecord(self.part.name, _cell_label(cell), "ran", estimate_s=estimate, remaining_s=remaining)

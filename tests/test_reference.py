@@ -336,4 +336,5 @@ def test_a_cell_stopped_at_the_budget_is_recorded_so_and_retried_first(tmp_path,
     ran = sorted((c for c in second["cells"] if c["decision"] == "ran"), key=lambda c: c["started_s"])
     assert ran[0]["name"] == "gpt2 in=8 out=64" and "retried first" in ran[0]["reason"], second["cells"]
     assert ran[0]["result"] == reference.STOPPED                                   # stopped again, and so said
+    assert [c["decision"] for c in second["cells"] if c["name"] == "gpt2 in=8 out=3"] == ["not run"]
     assert "cells of earlier runs on this machine" in second["estimator"]["from"]

@@ -156,8 +156,9 @@ class _Gate:
         record.reason = errors[0].splitlines()[0] if errors else ""
         stopped, key = self.run.state.stopped, _key(self.part, cell)
         if record.result != "ok" and errors and _stopped_at(errors[0], allowed_s):
+            again = " again (retried first)" if key in stopped else ""
             record.result = STOPPED
-            record.reason = f"stopped at the budget after {allowed_s:.0f} s; the next run retries it first"
+            record.reason = f"stopped at the budget{again} after {allowed_s:.0f} s; the next run retries it first"
             stopped[key] = {"part": self.part.name, "name": record.name, "allowed_s": allowed_s}
         else:
             stopped.pop(key, None)

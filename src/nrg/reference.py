@@ -38,6 +38,7 @@ from nrg.errors import ParameterError
 from nrg.reference_estimate import Estimator, peak_bandwidth
 from nrg.reference_parts import Part, parts
 from nrg.reference_report import ARCHIVE_LIMIT_BYTES, STOPPED, archive, summary_text, write_summary
+from nrg.sweep.signals import TERM_GRACE_S
 
 __all__ = ["ARCHIVE_LIMIT_BYTES", "STOPPED", "Budget", "CellRecord", "archive", "check", "run", "summary_text",
            "write_summary"]
@@ -153,7 +154,7 @@ class _Gate:
         rows = pd.read_parquet(path)
         errors = [str(e) for e in rows.get("error", pd.Series(dtype=object)).dropna()]
         record.result = str(rows["status"].iloc[0])
-        record.reason = errors[0].splitlines()[0] if errors else ""
+        record.reason = errors[0].splitlines()[0] if errors else record.reason
         stopped, key = self.run.state.stopped, _key(self.part, cell)
         if record.result != "ok" and errors and _stopped_at(errors[0], allowed_s):
             again = " again (retried first)" if key in stopped else ""
@@ -192,7 +193,7 @@ class _Gate:
             record.reason = "stopped at the budget in an earlier run: retried first"
         record.started_s = run.budget.elapsed_s()
         run.tries[self.part.name] = run.tries.get(self.part.name, 0) + 1
-        allowed_s = max(remaining - run.budget.margin_s / 2, 1.0)
+        allowed_s = max(remaining - max(run.budget.margin_s / 2, TERM_GRACE_S), 1.0)   # its stop ends in time
         self.current = (cell, record, time.perf_counter(), allowed_s)
         return allowed_s
 

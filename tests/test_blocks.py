@@ -1,7 +1,7 @@
 """Run order as an experimental design: blocks interleave the repeats of different cells."""
 from __future__ import annotations
 
-from nrg.sweep.blocks import CellRun, block_order, record_repeat, run_blocks, schedule
+from nrg.sweep.blocks import CellRun, Hooks, block_order, record_repeat, run_blocks, schedule
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
 
@@ -60,7 +60,8 @@ def test_a_cell_leaves_the_blocks_once_its_policy_is_met():
     runs = _runs(2, repeats=2)
     workers = {cid: _Counting() for cid in runs}
     done: list[str] = []
-    run_blocks(runs, workers.__getitem__, "blocked", seed=1, on_done=lambda cid, frame: done.append(cid))
+    run_blocks(runs, workers.__getitem__, "blocked", seed=1,
+               hooks=Hooks(on_done=lambda cid, frame: done.append(cid)))
     assert sorted(done) == sorted(runs)
     run_orders = sorted(o for w in workers.values() for _, o in w.calls)
     assert run_orders == list(range(4))                        # one global run order

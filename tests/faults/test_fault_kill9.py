@@ -12,7 +12,13 @@ the machine's load. Then the sweep is resumed and the run folder is audited:
 * duplicated: a (cell_id, repeat, phase) row twice;
 * corrupt: a cell file that does not read back;
 * orphans: a cell process still running after its sweep was killed;
-* manifest: one run_id, the same in the manifest and in every row.
+* manifest: one run_id, the same in the manifest and in every row;
+* temporary_left: temporary files, kept repeats or claims left after the resume.
+
+In blocked order cells finish only in the last block, so the random test
+rarely kills between cells: the blocked tests below kill (and the SIGINT tests
+in ``test_fault_signals.py`` interrupt) a sweep half-way through its repeats
+and check that every finished repeat is kept and none is measured twice.
 """
 from __future__ import annotations
 
@@ -103,6 +109,8 @@ def _audit(cfg_path: Path, out: Path, before: dict[str, tuple[int, int]]) -> dic
     consistent = (df["run_id"].nunique() == 1 and df["run_id"].iloc[0] == manifest["run_id"]
                   and (df["status"] == "ok").all() and len(df) == len(ids) * REPEATS * PHASES)
     leftovers = [p.name for p in (out / "cells").iterdir() if store.TMP_MARK in p.name]
+    leftovers += [p.name for p in (out / "repeats").glob("*")]     # kept repeats of a finished run
+    leftovers += [p.name for p in (out / "claims").glob("*")]      # claims of the killed sweep
     return {"lost": lost, "duplicated": int(df.duplicated(["cell_id", "repeat", "phase"]).sum()),
             "corrupt": len(_corrupt(out / "cells")), "manifest_inconsistent": int(not consistent),
             "temporary_left": len(leftovers)}

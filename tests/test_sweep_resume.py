@@ -121,3 +121,31 @@ def test_kept_repeats_are_never_loaded_as_results(tmp_path: Path):
         run_sweep(_config(input_tokens=[4, 5]), tmp_path, progress=False, on_repeat=_stop_after(3))
     assert store.load(tmp_path).empty and store.load(tmp_path, all_columns=True).empty
     assert store.RunStore.at(tmp_path).finished() == {}
+
+
+def test_the_interference_cap_holds_across_a_stop(tmp_path):
+    """Redone (flagged) tries count against ``max_retries`` whether or not the sweep was stopped."""
+    from fakes.procfs import FakeProcStat
+
+    proc = FakeProcStat(tmp_path / "proc")
+    cfg = _config(input_tokens=[8], output_tokens=[4], interference={"max_retries": 2})
+    options = {"proc_root": proc.root}
+    with proc.run_busy(ticks_per_ms=1):                   # every try is flagged
+        with pytest.raises(SweepInterrupted):
+            run_sweep(cfg, tmp_path / "run", progress=False, monitor_options=options,
+                      on_repeat=_stop_after(1))
+        df = run_sweep(cfg, tmp_path / "run", progress=False, monitor_options=options)
+    gen = df[df["phase"] == "generate"]
+    assert gen["repeat"].tolist() == [0, 1, 2, 3, 4]       # 1st repeat redone twice, then no more redos
+    assert (df["interference_retries"] == 2).all() and (df["repeats_n"] == 3).all()
+    _no_duplicates(df)
+
+
+def test_an_isolated_worker_continues_the_kept_repeats(tmp_path):
+    """The worker process gets the next repeat index: kept rows and new rows never share one."""
+    cfg = _config(input_tokens=[4], repeats=2, isolate=True)
+    with pytest.raises(SweepInterrupted):
+        run_sweep(cfg, tmp_path, progress=False, on_repeat=_stop_after(1))
+    df = run_sweep(cfg, tmp_path, progress=False)
+    assert df[df["phase"] == "generate"]["repeat"].tolist() == [0, 1] and (df["status"] == "ok").all()
+    _no_duplicates(df)

@@ -167,7 +167,7 @@ class RepeatProgress:
 
     def _show(self) -> None:
         done = self.cells_before + self.cells_done
-        self.bar.set_postfix_str(f"{done}/{self.cells_total} cells", refresh=False)
+        self.bar.set_postfix_str(f"{done}/{self.cells_total} cells")
         before = [f"{self.cells_before} before" if self.cells_before else "",
                   f"{self.kept_before} repeats kept from an earlier run" if self.kept_before else ""]
         extra = "; ".join(x for x in before if x)

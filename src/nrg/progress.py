@@ -180,15 +180,18 @@ class SummaryBar(tqdm.std.tqdm):
             self.fp.flush()
 
 
-def bar(iterable: Iterable[Any], desc: str, unit: str = "it", enabled: bool = True,
-        done_before: int = 0) -> SummaryBar:
+def bar(iterable: Iterable[Any] | None, desc: str, unit: str = "it", enabled: bool = True,
+        done_before: int = 0, total: float | None = None, initial: float = 0) -> SummaryBar:
     """A :class:`SummaryBar` over ``iterable`` (nothing at all when not ``enabled``).
 
     ``done_before`` counts items skipped because an earlier run finished them;
     it appears in the summary, not in the description, so the bar stays short.
+    ``iterable=None`` with ``total`` (and ``initial`` already done) is a bar the
+    caller moves with ``update``.
     """
     note = f"({done_before} done before)" if done_before else ""
-    return SummaryBar(iterable, desc=desc, unit=unit, disable=not enabled, note=note)
+    return SummaryBar(iterable, desc=desc, unit=unit, disable=not enabled, note=note, total=total,
+                      initial=initial)
 
 
 def use_text_bars() -> None:

@@ -98,3 +98,88 @@ def hardware(env: Any) -> dict[str, Any]:
     caps = [_read_khz(d / "cpufreq" / "scaling_max_freq") for d in sorted(env.cpufreq.glob("cpu[0-9]*"))]
     return {"gpu_locked": state["gpu_locked"], "mem_locked": state["mem_locked"],
             "power_limit_mw": state["power_limit_mw"], "cpu_max_khz": caps}
+
+
+def kept_repeats(out: Path) -> int:
+    """Repeats a blocked sweep has kept so far: checkpoints of unfinished cells (see nrg.sweep.checkpoints)."""
+    import json
+
+    total = 0
+    for path in sorted((out / "repeats").glob("*.json")) if (out / "repeats").is_dir() else []:
+        try:
+            total += int(json.loads(path.read_text())["attempts"])
+        except (OSError, ValueError, KeyError):
+            continue   # replaced meanwhile
+    return total
+
+
+def kept_rows(out: Path) -> dict[tuple[str, int, str], float]:
+    """``(cell_id, repeat, phase) -> energy_j`` of every kept repeat and every finished cell's rows."""
+    import json
+
+    from nrg.sweep import store
+
+    rows: dict[tuple[str, int, str], float] = {}
+    for path in sorted((out / "repeats").glob("*.json")) if (out / "repeats").is_dir() else []:
+        state = json.loads(path.read_text())
+        for row in state["rows"]:
+            rows[(state["cell_id"], int(row["repeat"]), row["phase"])] = float(row["energy_j"])
+    if (out / "cells").is_dir():
+        df = store.load(out)
+        for r in df.itertuples():
+            rows[(r.cell_id, int(r.repeat), r.phase)] = float(r.energy_j)
+    return rows
+
+
+BLOCKED_CELLS = 4
+BLOCKED_REPEATS = 3
+PHASES = 3   # rows per repeat: prefill, decode, generate
+
+
+def stop_blocked_sweep(tmp_path: Path, n_kept: int, signum: int, isolated: bool = False,
+                       n_cells: int = BLOCKED_CELLS) -> dict[str, Any]:
+    """Start a blocked ``nrg sweep``, send ``signum`` once ``n_kept`` repeats are kept; what it left."""
+    import subprocess
+    import sys
+
+    cfg = write_config(tmp_path / "c.yaml", name="blocked", output_tokens=[8], repeats=BLOCKED_REPEATS,
+                       input_tokens=list(range(8, 8 + n_cells)), isolate=isolated, order="blocked")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "nrg", "sweep", str(cfg), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd + ([] if isolated else ["--inline"]), env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: kept_repeats(out) >= n_kept or proc.poll() is not None, 600, f"{n_kept} kept repeats")
+    children = cell_pids(proc.pid)
+    finished_first = proc.poll() is not None
+    proc.send_signal(signum)
+    rc = proc.wait()
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    assert not finished_first, f"the sweep ended before it was stopped: nothing was tested\n{stderr[-1500:]}"
+    for pid in children:
+        wait_for(lambda pid=pid: gone(pid), 30, "the sweep's workers to exit")
+    n_cells_done = len([p for p in (out / "cells").glob("*.parquet") if ".tmp-" not in p.name])
+    return {"cfg": cfg, "out": out, "rc": rc, "stderr": stderr, "rows": kept_rows(out),
+            "kept": kept_repeats(out) + n_cells_done * BLOCKED_REPEATS, "cells_done": n_cells_done}
+
+
+def resume_and_audit(stopped: dict[str, Any], n_cells: int = BLOCKED_CELLS) -> dict[str, Any]:
+    """Rerun in process; every kept repeat stays as it was, only the others are measured, none twice."""
+    from nrg.sweep.config import parse_config
+    from nrg.sweep.run import run_sweep
+
+    measured: list[str] = []
+    df = run_sweep(parse_config(stopped["cfg"]), stopped["out"], progress=False, isolate=False,
+                   on_repeat=measured.append)
+    out = stopped["out"]
+    total = n_cells * BLOCKED_REPEATS
+    assert len(measured) == total - stopped["kept"], (len(measured), stopped["kept"])
+    assert not df.duplicated(["cell_id", "repeat", "phase"]).any()
+    assert len(df) == total * PHASES and (df["status"] == "ok").all()
+    final = {(r.cell_id, int(r.repeat), r.phase): float(r.energy_j) for r in df.itertuples()}
+    changed = [key for key, energy in stopped["rows"].items() if final.get(key) != energy]
+    assert changed == [], "kept repeats were measured again or lost"
+    gen = df[df["phase"] == "generate"]
+    assert sorted(gen["run_order"]) == list(range(total))
+    assert not list((out / "claims").glob("*")), "claim files left after a completed rerun"
+    assert not list((out / "repeats").glob("*")), "checkpoints left after a completed rerun"
+    return {"kept": stopped["kept"], "measured_on_resume": len(measured), "of": total}

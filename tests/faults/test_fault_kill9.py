@@ -12,7 +12,13 @@ the machine's load. Then the sweep is resumed and the run folder is audited:
 * duplicated: a (cell_id, repeat, phase) row twice;
 * corrupt: a cell file that does not read back;
 * orphans: a cell process still running after its sweep was killed;
-* manifest: one run_id, the same in the manifest and in every row.
+* manifest: one run_id, the same in the manifest and in every row;
+* temporary_left: temporary files, kept repeats or claims left after the resume.
+
+In blocked order cells finish only in the last block, so the random test
+rarely kills between cells: the blocked tests below kill (and the SIGINT tests
+in ``test_fault_signals.py`` interrupt) a sweep half-way through its repeats
+and check that every finished repeat is kept and none is measured twice.
 """
 from __future__ import annotations
 
@@ -24,7 +30,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fault_helpers import cell_pids, child_env, gone, wait_for, write_config
+from fault_helpers import (
+    BLOCKED_CELLS,
+    BLOCKED_REPEATS,
+    cell_pids,
+    child_env,
+    gone,
+    resume_and_audit,
+    stop_blocked_sweep,
+    wait_for,
+    write_config,
+)
 
 from nrg.sweep import store
 from nrg.sweep.config import parse_config
@@ -93,6 +109,8 @@ def _audit(cfg_path: Path, out: Path, before: dict[str, tuple[int, int]]) -> dic
     consistent = (df["run_id"].nunique() == 1 and df["run_id"].iloc[0] == manifest["run_id"]
                   and (df["status"] == "ok").all() and len(df) == len(ids) * REPEATS * PHASES)
     leftovers = [p.name for p in (out / "cells").iterdir() if store.TMP_MARK in p.name]
+    leftovers += [p.name for p in (out / "repeats").glob("*")]     # kept repeats of a finished run
+    leftovers += [p.name for p in (out / "claims").glob("*")]      # claims of the killed sweep
     return {"lost": lost, "duplicated": int(df.duplicated(["cell_id", "repeat", "phase"]).sum()),
             "corrupt": len(_corrupt(out / "cells")), "manifest_inconsistent": int(not consistent),
             "temporary_left": len(leftovers)}
@@ -129,3 +147,44 @@ def test_kill9_at_random_moments(tmp_path: Path) -> None:
     print("kill -9 tally:", json.dumps(tally))
     assert tally["kills"] == len(SEEDS)
     assert tally["mid_run"] >= 1, "no kill landed while cells were being written: nothing was tested"
+
+
+def test_kill9_in_blocked_order_keeps_every_finished_repeat(tmp_path: Path) -> None:
+    """Killed in the middle of a blocked sweep (all cells finish in the last block): the repeats stay."""
+    import signal
+
+    stopped = stop_blocked_sweep(tmp_path, 5, signal.SIGKILL)
+    assert stopped["rc"] == -signal.SIGKILL and 5 <= stopped["kept"] < BLOCKED_CELLS * BLOCKED_REPEATS
+    print("\nkill -9 in blocked order:", json.dumps(resume_and_audit(stopped)))
+
+
+WORKER_KILLED_IN_A_REQUEST = {"warmup": 1_000_000}   # prepare never ends by itself
+
+
+def test_a_worker_dies_promptly_when_its_sweep_is_killed_in_the_middle_of_a_request(tmp_path: Path) -> None:
+    """The worker is busy (warming up) when the sweep gets kill -9: it must not finish the request first."""
+    import psutil
+
+    cfg = write_config(tmp_path / "c.yaml", name="orphan", isolate=True, order="blocked",
+                       **WORKER_KILLED_IN_A_REQUEST)
+    proc = subprocess.Popen([sys.executable, "-m", "nrg", "sweep", str(cfg), "--out", str(tmp_path / "run"),
+                             "--no-progress"], env=child_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        pid = wait_for(lambda: cell_pids(proc.pid) or proc.poll() is not None, 300, "the worker")
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        worker = psutil.Process(pid[0])
+        wait_for(lambda: worker.cpu_times().user > 2.0, 300, "the worker to be busy")   # importing, loading
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = time.monotonic()
+    cpu_at_kill = sum(worker.cpu_times()[:2])
+    try:
+        wait_for(lambda: gone(worker.pid), 30, "the orphaned worker to exit")
+    finally:
+        if not gone(worker.pid):
+            worker.kill()   # never leave it spinning after a failed test
+    lived_s = time.monotonic() - killed
+    print(f"\nworker lived {lived_s:.1f} s after kill -9 of its sweep")
+    assert lived_s < 8.0, f"the worker lived {lived_s:.1f} s after its sweep (cpu at kill {cpu_at_kill:.1f} s)"

@@ -293,3 +293,18 @@ def test_interrupted_message_counts_done_cells() -> None:
     assert isinstance(exc, KeyboardInterrupt)
 
 
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["inline", "isolated-workers"])
+def test_ctrl_c_in_the_middle_of_a_blocked_sweep_keeps_its_repeats(tmp_path, isolated):
+    """SIGINT half-way through a blocked sweep (no cell finished yet): exit 130, the repeats stay."""
+    from fault_helpers import BLOCKED_REPEATS, resume_and_audit, stop_blocked_sweep
+
+    n_cells = 2 if isolated else 4
+    stopped = stop_blocked_sweep(tmp_path, n_cells + 1, signal.SIGINT, isolated=isolated, n_cells=n_cells)
+    assert stopped["rc"] == 130, stopped["stderr"][-2000:]
+    assert n_cells + 1 <= stopped["kept"] < n_cells * BLOCKED_REPEATS
+    unfinished = stopped["kept"] - stopped["cells_done"] * BLOCKED_REPEATS
+    assert (f"interrupted; {stopped['cells_done']} cells done and {unfinished} repeats of unfinished "
+            "cells kept, rerun to resume") in stopped["stderr"]
+    print("\nSIGINT in blocked order:", json.dumps(resume_and_audit(stopped, n_cells=n_cells)))

@@ -19,6 +19,14 @@ order (all repeats of a cell, then the next cell) for comparisons such as
 The scheduler only decides *when* each repeat runs; a :class:`Worker` does the
 measuring (in this process, or in a child process that keeps the cell's model
 loaded between blocks: see :mod:`nrg.sweep.worker`).
+
+Nothing finished is lost: after every repeat the caller may keep the cell's
+state (``checkpoint``: :mod:`nrg.sweep.store` writes it atomically), and a
+later sweep starts from it. Each block's order is a *filter* of one seeded
+permutation of the cell ids (:func:`block_order`), and a cell joins block
+``b`` only while it has at most ``b`` repeats, so a resumed sweep continues the
+interrupted block with the cells that had not had their turn, in the same
+order, and stops each cell by the same rule applied to the kept samples.
 """
 from __future__ import annotations
 
@@ -37,8 +45,13 @@ if TYPE_CHECKING:
 class Worker(Protocol):
     """Measures one cell on request; loading and warm-up never fall inside a window."""
 
-    def prepare(self) -> None:
-        """Load the model, apply the cell's transforms and warm up."""
+    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
+        """Load the model, apply the cell's transforms and warm up.
+
+        ``next_repeat`` and ``retries`` continue a cell that already has repeats
+        (kept by an earlier sweep, or measured before the worker was closed to
+        make room): row ``repeat`` indices never repeat, the interference cap holds.
+        """
 
     def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
         """Measure one repeat; its rows and the sample the adaptive rule watches (None: not counted).
@@ -56,7 +69,7 @@ class Worker(Protocol):
 
 @dataclass
 class CellRun:
-    """What a sweep has measured of one cell so far."""
+    """What a sweep has measured of one cell so far (``attempts``: repeats asked of a worker)."""
 
     cell: Cell
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -64,6 +77,7 @@ class CellRun:
     attempts: int = 0
     failed: pd.DataFrame | None = None
     skipped: bool = False   # another sweep holds (or finished) the cell: nothing to measure here
+    claimed: bool = False   # this sweep may measure the cell (asked before its first repeat here)
 
     @property
     def stopped(self) -> bool:
@@ -74,38 +88,70 @@ class CellRun:
         # a repeat whose every try was flagged gives no sample: cap attempts so a cell cannot loop
         return should_stop(self.samples, policy) or self.attempts >= policy.max_n
 
+    @property
+    def next_repeat(self) -> int:
+        """The ``repeat`` index of the cell's next row (redone tries took indices too)."""
+        indices = [int(row["repeat"]) for row in self.rows if row.get("repeat") is not None]
+        return max(indices) + 1 if indices else 0
+
+    @property
+    def retries(self) -> int:
+        """Tries redone because they were flagged for interference (they count against the cap)."""
+        indices = {int(row["repeat"]) for row in self.rows if row.get("repeat") is not None}
+        return max(0, len(indices) - self.attempts)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps: enough to rebuild the run with :meth:`restore`."""
+        return {"cell_id": self.cell.cell_id, "attempts": self.attempts, "samples": list(self.samples),
+                "rows": list(self.rows)}
+
+    def restore(self, state: Mapping[str, Any] | None) -> None:
+        """Take the repeats of a checkpoint (None: none kept); the stop rule then reads its samples."""
+        if state is None:
+            return
+        self.rows = [dict(row) for row in state["rows"]]
+        self.samples = [float(x) for x in state["samples"]]
+        self.attempts = int(state["attempts"])
+
 
 def block_order(cell_ids: Sequence[str], seed: int, block: int) -> list[str]:
-    """The cells of one block in a seeded random order (the same on every machine)."""
-    order = list(cell_ids)
-    random.Random(f"nrg-block:{seed}:{block}").shuffle(order)
-    return order
+    """The cells of one block in a seeded random order (the same on every machine).
+
+    Each cell gets a seeded random key per block and the cells are sorted by
+    it: the order of any subset is the full order with the others left out, so
+    a resumed sweep that lacks the cells already done still visits the rest
+    in the order the uninterrupted sweep would have.
+    """
+    def key(cell_id: str) -> tuple[float, str]:
+        return random.Random(f"nrg-block:{seed}:{block}:{cell_id}").random(), cell_id
+
+    return sorted(cell_ids, key=key)
 
 
-def schedule(runs: Mapping[str, CellRun], order: str, seed: int, first_block: int = 0
-             ) -> Iterable[tuple[int, str]]:
+def schedule(runs: Mapping[str, CellRun], order: str, seed: int) -> Iterable[tuple[int, str]]:
     """``(block, cell_id)`` pairs in run order; reads each run's state lazily, after every repeat.
 
     ``blocked``: block after block over the cells not yet stopped, shuffled per
-    block. ``sequential``: every repeat of a cell, then the next cell (the
-    block is then the repeat index).
+    block; a cell takes part in block ``b`` while it has at most ``b`` repeats,
+    so kept repeats put a resumed cell back in the block it was interrupted in.
+    ``sequential``: every repeat of a cell, then the next cell (the block is
+    then the repeat index).
     """
     if order == "sequential":
         for cell_id, run in runs.items():
-            block = first_block
             while not run.stopped:
-                yield block, cell_id
-                block += 1
+                yield run.attempts, cell_id
         return
-    block = first_block
-    while True:
-        active = [cid for cid, run in runs.items() if not run.stopped]
-        if not active:
-            return
-        for cell_id in block_order(active, seed, block):
-            if not runs[cell_id].stopped:
+    active = [cid for cid, run in runs.items() if not run.stopped]
+    block = min((runs[cid].attempts for cid in active), default=0)
+    while active:
+        due = [cid for cid in active if runs[cid].attempts <= block]
+        for cell_id in block_order(due, seed, block):
+            run = runs[cell_id]
+            if not run.stopped and run.attempts <= block:
                 yield block, cell_id
         block += 1
+        active = [cid for cid, run in runs.items() if not run.stopped]
 
 
 def record_repeat(run: CellRun, rows: list[dict[str, Any]], sample: float | None) -> None:
@@ -126,40 +172,83 @@ def cell_frame(run: CellRun, common: Mapping[str, Any], extra_rows: Sequence[Map
     return pd.DataFrame(rows)
 
 
+@dataclass
+class Hooks:
+    """What the caller does around the scheduler's work (every hook optional).
+
+    ``claim(cell_id)``, asked before a cell's first repeat in this sweep, says
+    whether this sweep may measure it (claiming lazily lets two sweeps on one
+    folder share the cells) and may restore the cell's kept repeats into its
+    run. ``checkpoint(cell_id, run)`` keeps the run after every repeat;
+    ``on_repeat(cell_id)`` follows it. ``on_done(cell_id, frame)`` receives a
+    finished cell; ``on_failure`` turns a worker's exception into the cell's
+    failed frame (without it the exception propagates).
+    """
+
+    claim: Callable[[str], bool] | None = None
+    checkpoint: Callable[[str, CellRun], None] | None = None
+    on_repeat: Callable[[str], None] | None = None
+    on_done: Callable[[str, pd.DataFrame], None] | None = None
+    on_failure: Callable[[str, BaseException], pd.DataFrame] | None = None
+
+
 def run_blocks(runs: Mapping[str, CellRun], workers: Callable[[str], Worker], order: str, seed: int,
-               on_repeat: Callable[[str], None] | None = None,
-               on_done: Callable[[str, pd.DataFrame], None] | None = None,
-               on_failure: Callable[[str, BaseException], pd.DataFrame] | None = None,
-               claim: Callable[[str], bool] | None = None) -> None:
+               hooks: Hooks | None = None, run_order: int | None = None) -> None:
     """Measure every run's repeats in ``order``; a stopped cell is finished and handed to ``on_done``.
 
     ``workers(cell_id)`` returns a prepared worker (the caller decides whether
-    it keeps models loaded); ``on_failure`` turns a worker's exception into the
-    cell's failed frame (without it the exception propagates). ``claim(cell_id)``,
-    asked before a cell's first repeat, says whether this sweep may measure it:
-    claiming lazily lets two sweeps on one folder share the cells between them.
+    it keeps models loaded). ``run_order`` numbers the first repeat measured
+    here (default: the repeats the runs already hold), so a resumed sweep
+    continues the numbering. A run whose kept repeats already meet its policy
+    (the sweep stopped before writing it) is only finished.
     """
-    run_order = sum(r.attempts for r in runs.values())
+    hooks = hooks or Hooks()
+    next_order = sum(r.attempts for r in runs.values()) if run_order is None else run_order
+    for cell_id, run in runs.items():
+        if run.stopped and run.attempts and _claimed(run, cell_id, hooks) and run.stopped:
+            _visit(run, cell_id, workers, hooks, None, None)
     for block, cell_id in schedule(runs, order, seed):
         run = runs[cell_id]
-        if run.attempts == 0 and claim is not None and not claim(cell_id):
+        if not _claimed(run, cell_id, hooks):
+            continue   # left to another sweep
+        if run.stopped:   # its kept repeats, read again on claiming, meet the policy
+            _visit(run, cell_id, workers, hooks, None, None)
+        elif run.attempts <= block:   # else its kept repeats put it in a later block
+            before = run.attempts
+            _visit(run, cell_id, workers, hooks, block, next_order if order == "blocked" else None)
+            next_order += run.attempts - before
+
+
+def _claimed(run: CellRun, cell_id: str, hooks: Hooks) -> bool:
+    """Claim the cell once per sweep; a cell another sweep holds is marked skipped."""
+    if not run.claimed:
+        if hooks.claim is not None and not hooks.claim(cell_id):
             run.skipped = True
-            continue
-        try:
-            worker = workers(cell_id)
-            rows, sample = worker.repeat(block, run_order if order == "blocked" else None)
-            run_order += 1
+            return False
+        run.claimed = True
+    return not run.skipped
+
+
+def _visit(run: CellRun, cell_id: str, workers: Callable[[str], Worker], hooks: Hooks,
+           block: int | None, run_order: int | None) -> None:
+    """One repeat of the cell (``block`` None: none, only finish); finish it once it is stopped."""
+    try:
+        worker = workers(cell_id)
+        if block is not None:
+            rows, sample = worker.repeat(block, run_order)
             record_repeat(run, rows, sample)
-            if on_repeat is not None:
-                on_repeat(cell_id)
+            if hooks.checkpoint is not None:
+                hooks.checkpoint(cell_id, run)
+            if hooks.on_repeat is not None:
+                hooks.on_repeat(cell_id)
             if not run.stopped:
-                continue
-            common, extra = worker.finish()
-            frame = cell_frame(run, common, extra)
-        except Exception as exc:
-            if on_failure is None:
-                raise
-            run.failed = on_failure(cell_id, exc)
-            frame = run.failed
-        if on_done is not None:
-            on_done(cell_id, frame)
+                return
+        common, extra = worker.finish()
+        frame = cell_frame(run, common, extra)
+    except Exception as exc:
+        if hooks.on_failure is None:
+            raise
+        run.failed = hooks.on_failure(cell_id, exc)
+        frame = run.failed
+    if hooks.on_done is not None:
+        hooks.on_done(cell_id, frame)

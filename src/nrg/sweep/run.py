@@ -23,9 +23,10 @@ Ctrl-C, SIGTERM or SIGHUP, receives SIGTERM and ``TERM_GRACE_S`` seconds to
 restore its settings, then SIGKILL, then the marker is replayed here
 (:mod:`nrg.sweep.signals`); an interrupted sweep raises
 :class:`~nrg.sweep.signals.SweepInterrupted` saying how many cells are done.
-A rerun skips finished cells (``retry_failed=True`` reruns failed ones);
-``kill -9`` at any moment loses at most the cell in progress and never
-duplicates rows (see :mod:`nrg.sweep.store`).
+A rerun skips finished cells (``retry_failed=True`` reruns failed ones) and
+continues unfinished ones from their kept repeats (:mod:`nrg.sweep.checkpoints`):
+``kill -9`` at any moment loses at most the repeat in progress (the cell in
+progress, for cells run whole) and never duplicates rows (see :mod:`nrg.sweep.store`).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_writable_dir
-from nrg.sweep import executors, signals
+from nrg.sweep import checkpoints, executors, signals
 from nrg.sweep.cell import dvfs_spec, run_cell, run_isolated
 from nrg.sweep.config import Cell, SweepConfig, parse_config
 from nrg.sweep.context import SweepContext
@@ -47,6 +48,8 @@ from nrg.sweep.store import RunStore
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from nrg.sweep.claims import Claim
 
 
 
@@ -102,6 +105,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     run.clean_temporary()
     damaged = _set_aside_damaged(run)
     done = run.finished()
+    run.drop_finished_repeats(done)   # kept beside a cell written just before a kill
+    run.drop_stale_claims()           # of sweeps killed before they released them
     todo = [c for c in cells
             if c.cell_id not in done or (retry_failed and done[c.cell_id] != "ok")]
     busy: dict[str, str] = {}
@@ -111,19 +116,22 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
             if cfg.executor == "ray":  # each cell measures idle power and bandwidth on its own node
                 executors.run_cells_ray(todo, context, run, cfg.cell_timeout_s, cfg.ray_address, progress,
                                         cfg.name, skipped=len(cells) - len(todo), offline=not cfg.allow_download,
-                                        claim=_claimer(run, done, busy))
+                                        claim=_claims_whole_sweep(_claimer(run, done, busy)))
                 return _current_rows(run, cells, busy, damaged)
             if _interleaved(cfg, todo, gate):
+                last = run.last_run_order(c.cell_id for c in cells)
                 measure_interleaved(todo, cfg, context, run, _claimer(run, done, busy), monitor_options, dvfs,
-                                    progress, skipped=len(cells) - len(todo), on_repeat=on_repeat)
+                                    progress, skipped=len(cells) - len(todo), on_repeat=on_repeat,
+                                    run_order=0 if last is None else last + 1)
             else:
                 for c in _progress(todo, progress, cfg.name, skipped=len(cells) - len(todo)):
                     _claim_and_run(c, cfg, context, run, done, busy, monitor_options, gate, dvfs)
         except KeyboardInterrupt as exc:
             finished = set(run.finished())
             signum = exc.signum if isinstance(exc, SweepInterrupted) else signal.SIGINT
+            kept = checkpoints.kept_count(run.run_dir, (c.cell_id for c in cells if c.cell_id not in finished))
             raise SweepInterrupted(signum, sum(c.cell_id in finished for c in cells),
-                                   len(cells)) from exc
+                                   len(cells), repeats_kept=kept) from exc
     return _current_rows(run, cells, busy, damaged)
 
 
@@ -144,18 +152,33 @@ def _interleaved(cfg: SweepConfig, cells: list[Cell], gate: Callable[[Cell], flo
             and (cfg.order == "blocked" or not cfg.isolate) and not any(changes_device(c) for c in cells))
 
 
-def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]) -> Callable[[Cell, ExitStack], bool]:
-    """Claim a cell for the whole interleaved sweep, unless another sweep holds it or finished it."""
+def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]
+             ) -> Callable[[Cell, ExitStack], Claim | None]:
+    """Claim a cell for an interleaved sweep, unless another sweep holds it or finished it.
 
-    def claim(c: Cell, claims: ExitStack) -> bool:
+    The claim is entered on the sweep's stack (released at its end at the
+    latest) and returned, so the sweep can release it as soon as the cell is
+    written; None when the cell is not this sweep's to measure.
+    """
+
+    def claim(c: Cell, claims: ExitStack) -> Claim | None:
         held = claims.enter_context(run.claim(c.cell_id))
         if not held.ours:  # another sweep on this folder is measuring it now
             busy[c.cell_id] = held.describe()
-            return False
+            return None
         now = run.cell_status(c.cell_id)
-        return not (now == "ok" or (now is not None and c.cell_id not in done))
+        if now == "ok" or (now is not None and c.cell_id not in done):
+            held.release()   # another sweep measured it since this one looked
+            return None
+        return held
 
     return claim
+
+
+def _claims_whole_sweep(claimer: Callable[[Cell, ExitStack], Claim | None]
+                        ) -> Callable[[Cell, ExitStack], bool]:
+    """The claimer for the Ray executor, which keeps its claims until the sweep ends."""
+    return lambda c, stack: claimer(c, stack) is not None
 
 
 def _claim_and_run(c: Cell, cfg: SweepConfig, context: SweepContext, run: RunStore, done: Mapping[str, str],

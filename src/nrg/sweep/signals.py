@@ -35,16 +35,23 @@ class SweepInterrupted(KeyboardInterrupt):
     """
 
     def __init__(self, signum: int = signal.SIGINT, cells_done: int | None = None,
-                 cells_total: int | None = None) -> None:
+                 cells_total: int | None = None, repeats_kept: int = 0) -> None:
         self.signum = int(signum)
         self.cells_done = cells_done
         self.cells_total = cells_total
+        self.repeats_kept = repeats_kept
         super().__init__(self.message)
 
     @property
     def message(self) -> str:
-        """``interrupted; N cells done, rerun to resume`` -- what the CLI prints."""
+        """``interrupted; N cells done, rerun to resume`` -- what the CLI prints.
+
+        Repeats kept of unfinished cells are named too: a blocked sweep finishes
+        its cells only in the last block, yet a rerun keeps those repeats.
+        """
         done = "" if self.cells_done is None else f"; {self.cells_done} cells done"
+        if self.repeats_kept:
+            done += f" and {self.repeats_kept} repeats of unfinished cells kept"
         how = "" if self.signum == signal.SIGINT else f" ({signal.Signals(self.signum).name})"
         return f"interrupted{done}, rerun to resume{how}"
 

@@ -26,6 +26,8 @@ Layout of a run directory::
     cells/<cell_id>.parquet
     cells/corrupt/         damaged cell files moved aside, each with a .why note
     claims/<cell_id>       the sweep measuring the cell now (pid, host, start time)
+    repeats/<cell_id>.json the repeats of an unfinished cell, kept after each one
+                           (:mod:`nrg.sweep.checkpoints`; never read by :func:`load`)
     logs/<cell_id>.log     stderr of isolated cells (kept for diagnosis)
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep import claims, manifest
+from nrg.sweep import checkpoints, claims, manifest
 from nrg.sweep.files import (
     CELLS,
     CLAIMS,
@@ -226,6 +228,68 @@ class RunStore:
         pq.write_table(to_arrow(frame), sink)
         atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
+
+    def keep_repeats(self, state: Mapping[str, Any]) -> Path:
+        """Keep an unfinished cell's repeats (see :mod:`nrg.sweep.checkpoints`)."""
+        return checkpoints.keep(self.run_dir, state)
+
+    def kept_repeats(self, cell_id: str) -> dict[str, Any] | None:
+        """The kept repeats of ``cell_id`` (None: none, or unusable and warned about)."""
+        return checkpoints.read(self.run_dir, cell_id)
+
+    def drop_repeats(self, cell_id: str) -> None:
+        """Forget the kept repeats of ``cell_id`` (its cell file is written, or it starts again)."""
+        checkpoints.drop(self.run_dir, cell_id)
+
+    def drop_finished_repeats(self, finished: Mapping[str, str]) -> int:
+        """Remove kept repeats of cells whose file says ``ok`` (left when a sweep died in between)."""
+        stale = [cid for cid in checkpoints.cell_ids(self.run_dir) if finished.get(cid) == "ok"]
+        for cell_id in stale:
+            checkpoints.drop(self.run_dir, cell_id)
+        return len(stale)
+
+    def last_run_order(self, cell_ids: Iterable[str]) -> int | None:
+        """The highest ``run_order`` among the rows of ``cell_ids``, finished or kept; None if none.
+
+        A resumed blocked sweep numbers its repeats after it, as the sweep it
+        continues would have.
+        """
+        ids = set(cell_ids)
+        orders: list[int] = []
+        for path in self.cell_files():
+            if path.name[: -len(SUFFIX)] in ids:
+                try:
+                    column = read_cell(path, columns=("run_order",)).to_pydict().get("run_order", [])
+                except (DamagedCellError, FileNotFoundError):
+                    continue
+                orders.extend(int(v) for v in column if v is not None and v == v)
+        for cell_id in ids & set(checkpoints.cell_ids(self.run_dir)):
+            state = self.kept_repeats(cell_id) or {"rows": []}
+            orders.extend(int(r["run_order"]) for r in state["rows"] if r.get("run_order") is not None)
+        return max(orders, default=None)
+
+    def drop_stale_claims(self) -> int:
+        """Remove claim files whose sweep is gone (after ``kill -9``); returns how many.
+
+        A stale claim would be taken over anyway; removing it keeps a folder
+        whose cells are all finished free of leftovers.
+        """
+        import json
+
+        removed = 0
+        with self.locked():
+            folder = self.claims_dir
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                try:
+                    holder = json.loads(path.read_text())
+                except FileNotFoundError:
+                    continue
+                except (OSError, ValueError):
+                    holder = {}   # written half-way under this lock by a process that died
+                if not isinstance(holder, dict) or not holder or claims.is_stale(holder):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest, or None when it is missing or unreadable (a sweep rebuilds it)."""

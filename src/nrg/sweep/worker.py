@@ -12,7 +12,10 @@ Protocol (one JSON object per line): the parent writes ``{"cmd": ...}`` to the
 child's stdin; the child answers on a private pipe (its stdout goes to the
 cell's log, so library prints cannot corrupt the protocol). End of stdin means
 the parent is gone: the child leaves through its normal exit path, so every
-setting it changed is restored.
+setting it changed is restored. The parent can also die while the child is
+busy with a request (a model loading, a long repeat): a watcher thread sees
+its parent change (as a one-shot cell does, :mod:`nrg.sweep.cell`) and ends the child the
+same way, by SIGTERM, within a second rather than when the request is done.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from nrg.sweep.cell import STDERR_TAIL_CHARS, exit_reason, isolated_python
+from nrg.sweep.cell import STDERR_TAIL_CHARS, _watch_parent, exit_reason, isolated_python
 from nrg.sweep.config import Cell
 from nrg.sweep.context import SweepContext
 
@@ -49,11 +52,12 @@ class LocalWorker:
     monitor_options: Mapping[str, Any] | None = None
     prepared: PreparedCell | None = None
 
-    def prepare(self) -> None:
+    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
         """Load, transform and warm up (see :func:`nrg.sweep.generation.prepare_cell`)."""
         from nrg.sweep.generation import prepare_cell
 
-        self.prepared = prepare_cell(self.cell, self.context, self.monitor_options)
+        self.prepared = _continued(prepare_cell(self.cell, self.context, self.monitor_options),
+                                   next_repeat, retries)
 
     def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
         """One measured repeat."""
@@ -70,6 +74,13 @@ class LocalWorker:
         if self.prepared is not None:
             self.prepared.close()
             self.prepared = None
+
+
+def _continued(prepared: PreparedCell, next_repeat: int, retries: int) -> PreparedCell:
+    """A prepared cell that numbers its rows after the cell's earlier repeats and keeps its retry cap."""
+    prepared.repeats_done = int(next_repeat)
+    prepared.retries = int(retries)
+    return prepared
 
 
 def _jsonable(value: Any) -> Any:
@@ -107,18 +118,22 @@ class ProcessWorker:
     _spent_s: float = 0.0
     footprint: dict[str, float] = field(default_factory=dict)
 
-    def prepare(self) -> None:
-        """Start the child and have it load, transform and warm up."""
+    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
+        """Start the child and have it load, transform and warm up.
+
+        The child gets this process' pid: it ends itself when this process dies.
+        """
         read_fd, write_fd = os.pipe()
         env = {**os.environ, **({"HF_HUB_OFFLINE": "1"} if self.offline else {})}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*child_command(), str(write_fd)], stdin=subprocess.PIPE, stdout=log,
+                [*child_command(), str(write_fd), str(os.getpid())], stdin=subprocess.PIPE, stdout=log,
                 stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True, env=env)
         os.close(write_fd)
         self._reply = os.fdopen(read_fd, "rb")
         spec = {"cell": self.cell.to_dict(), "context": self.context.to_dict(),
-                "dvfs": None if self.dvfs is None else dict(self.dvfs)}
+                "dvfs": None if self.dvfs is None else dict(self.dvfs),
+                "next_repeat": next_repeat, "retries": retries}
         self.footprint = self._call({"cmd": "prepare", "spec": spec})
 
     def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
@@ -227,7 +242,8 @@ def _serve(prepared: PreparedCell | None, request: Mapping[str, Any]) -> tuple[P
         spec = request["spec"]
         configure_dvfs(spec.get("dvfs"))
         cell = Cell.from_dict(spec["cell"])
-        prepared = prepare_cell(cell, SweepContext.from_dict(spec["context"]))
+        prepared = _continued(prepare_cell(cell, SweepContext.from_dict(spec["context"])),
+                              spec.get("next_repeat", 0), spec.get("retries", 0))
         return prepared, _footprint(cell.settings.device)
     if prepared is None:
         raise RuntimeError(f"{cmd!r} before 'prepare'")
@@ -247,6 +263,8 @@ def child_main(argv: list[str] | None = None) -> int:
     SIGTERM and SIGHUP unwind the loop (closing the cell restores what it set)
     and then end the process by the same signal, so the parent reads the same
     exit as from a one-shot cell process (:func:`nrg.sweep.cell.exit_reason`).
+    ``argv``: the reply pipe's fd, then the parent's pid (watched: its death is
+    a SIGTERM here, even in the middle of a request).
     """
     args = sys.argv[1:] if argv is None else argv
     out = os.fdopen(int(args[0]), "w")
@@ -254,6 +272,8 @@ def child_main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _raise_stopped)
     held: list[PreparedCell | None] = [None]
     try:
+        if len(args) > 1:
+            _watch_parent(int(args[1]))
         _answer_requests(out, held)
     except _Stopped as stop:
         _close(held)

@@ -7,16 +7,13 @@ from typing import Any
 
 
 def _parse_value(name: str, text: str) -> Any:
-    """A ``-p name value`` value: YAML (``false``, ``[1, 2]``, ``{a: 1}``); a YAML error names it."""
-    import yaml
+    """A ``-p name value`` value: YAML (``false``, ``[1, 2]``, ``{a: 1}``), read strictly.
 
-    from nrg.errors import ParameterError
+    A YAML error, a key given twice (``{min: 2, min: 3}``) or an oversized value names the parameter.
+    """
+    from nrg import yaml_input
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = " ".join(str(exc).split())
-        raise ParameterError(f"-p {name} {text!r} is not valid YAML: {where}") from None
+    return yaml_input.load(text, f"-p {name} {text[:200]!r}")
 
 
 def _build(ns: argparse.Namespace) -> int:

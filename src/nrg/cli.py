@@ -36,9 +36,18 @@ MAX_MESSAGE_CHARS = 2000   # an error line, however large the value it quotes (a
 _ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
+class ParagraphFormatter(argparse.HelpFormatter):
+    """Wraps each paragraph of a description or epilog on its own (a blank line separates them)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(ParagraphFormatter, self)._fill_text(part, width, indent)
+                             for part in text.split("\n\n"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every sub-command whose module exists."""
-    parser = argparse.ArgumentParser(prog="nrg", description=DESCRIPTION, epilog=EXIT_CODES)
+    parser = argparse.ArgumentParser(prog="nrg", description=DESCRIPTION, epilog=EXIT_CODES,
+                                     formatter_class=ParagraphFormatter)
     parser.add_argument("--version", action="version", version=f"nrg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -52,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_command(sub)
     _add_debug(parser, top=True)
     for child in _subparsers(parser):
-        child.epilog = child.epilog or EXIT_CODES   # every command's help says what its exit status means
+        child.formatter_class = ParagraphFormatter
+        if EXIT_CODES not in (child.epilog or ""):   # every command's help says what its exit status means
+            child.epilog = f"{child.epilog}\n\n{EXIT_CODES}" if child.epilog else EXIT_CODES
     return parser
 
 

@@ -5,7 +5,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,8 @@ from nrg import hardware
 from nrg.cli import EXIT_CODES, _subparsers, build_parser, environment_problem, main
 from nrg.errors import ParameterError
 from nrg.sweep import executors
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _help(parser) -> str:
@@ -124,3 +128,12 @@ def test_an_explicit_ray_address_with_the_token_here_gets_token_mode(tmp_path, m
 def test_ray_hints_name_the_repository_install():
     assert "pip install -c constraints.txt -e '.[ray]'" in executors.INSTALL_HINT
     assert "nrg[ray]" not in executors.INSTALL_HINT
+
+
+def test_probing_bitsandbytes_prints_nothing():
+    """On an AVX512-BF16 CPU bitsandbytes logged 'Failed to load CPU gemm_4bit_forward ...' at every start."""
+    pytest.importorskip("bitsandbytes")
+    code = "from nrg.compress.quantization import support; print(repr(support('nf4', 'cpu')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert done.returncode == 0 and "Failed to load" not in done.stderr, done.stderr[-500:]

@@ -124,8 +124,8 @@ def recover_leftovers(marker_path: str | Path | None = None) -> RecoveryReport:
         return RecoveryReport(path)
     report = recover(path)
     if report.restored:
-        warnings.warn("nrg.dvfs: restored settings a killed nrg process left changed (no consent needed: "
-                      "this only puts back the values recorded before nrg changed them):\n"
+        warnings.warn("nrg.dvfs: restored settings left by a killed process (nrg's own changes: no consent "
+                      "needed, this only puts back the values recorded before nrg changed them):\n"
                       + "\n".join(report.restored), stacklevel=2)
     if report.failed:
         warnings.warn("nrg.dvfs: could not restore settings left by a killed process (run "

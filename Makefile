@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-embedded.txt
 
 install: $(STAMP)
 
-# Ray (the nrg[ray] extra) for the executor's tests; the book does not need it.
+# Ray (the ray extra, pip install -c constraints.txt -e '.[ray]') for the executor's tests; the book does not need it.
 $(VENV)/.nrg-ray-installed: $(STAMP)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,ray]'
 	touch $@

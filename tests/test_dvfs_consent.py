@@ -147,17 +147,15 @@ def test_nrg_dvfs_without_the_flag_writes_nothing(env, capsys):
     assert env.fake.state["calls"][-2:] == ["SetGpuLockedClocks 1410 1410", "ResetGpuLockedClocks"]
 
 
-def test_nrg_dvfs_recover_needs_the_flag_to_restore(env, capsys):
+def test_nrg_dvfs_recover_restores_what_nrg_left_without_the_flag(env, capsys):
+    """One rule with a sweep's start: undoing nrg's own leftover change needs no consent, and says so."""
     assert main(["dvfs", "--recover", "--sysfs-root", str(env.root)]) == 0     # nothing to restore
     assert "nothing to recover" in capsys.readouterr().out
     entry = marker.new_entry("gpu_locked_clocks", {"gpu_index": 0}, None, [600, 600])
     entry["pid"] = 2 ** 22 + 7                                                   # no such process
     env.fake.update(gpu_locked=[600, 600])
     marker.add_entry(env.marker, entry)
-    assert main(["dvfs", "--recover", "--sysfs-root", str(env.root)]) == 2
-    err = capsys.readouterr().err
-    assert "restore the 1 setting(s)" in err and "gpu_locked_clocks" in err
-    assert "nrg dvfs --recover --allow-hardware-settings" in err
-    assert env.fake.state["calls"] == [] and len(marker.read_entries(env.marker)) == 1
-    assert main(["dvfs", "--recover", "--allow-hardware-settings", "--sysfs-root", str(env.root)]) == 0
+    assert main(["dvfs", "--recover", "--sysfs-root", str(env.root)]) == 0
+    out = capsys.readouterr().out
+    assert "nrg itself left changed" in out and "needs no --allow-hardware-settings" in out
     assert env.fake.state["calls"] == ["ResetGpuLockedClocks"] and not env.marker.exists()

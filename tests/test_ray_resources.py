@@ -65,10 +65,10 @@ def test_executor_keys_are_checked():
 
 def test_missing_ray_is_a_parameter_error_naming_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    with pytest.raises(ParameterError, match=r"pip install nrg\[ray\]"):
+    with pytest.raises(ParameterError, match=r"pip install -c constraints.txt -e '\.\[ray\]'"):
         executors.import_ray()
     out = tmp_path / "run"
-    with pytest.raises(ParameterError, match=r"pip install nrg\[ray\]"):
+    with pytest.raises(ParameterError, match=r"pip install -c constraints.txt -e '\.\[ray\]'"):
         run_sweep({"models": [TINY], "input_tokens": 8, "output_tokens": 2}, out, executor="ray")
     assert not out.exists(), "nothing written before the executor was checked"
 

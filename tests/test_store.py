@@ -1,6 +1,11 @@
 """nrg.sweep.store: atomic cell files, resume bookkeeping, manifest, load()."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -39,13 +44,18 @@ def test_rewriting_a_cell_replaces_it_without_duplicates(tmp_path):
 def test_load_ignores_and_clean_removes_temporary_files(tmp_path):
     run = RunStore.at(tmp_path)
     run.write_cell("aaa", _rows("aaa", 1))
-    # what a writer killed mid-write leaves: a (possibly truncated) temporary file
-    partial = run.cells_dir / f"bbb.parquet{store.TMP_MARK}x1y2"
+    # what a writer killed mid-write leaves: a (possibly truncated) temporary file naming its host and pid
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    partial = run.cells_dir / f"bbb.parquet{store.TMP_MARK}{host}-{dead.pid}-x1y2"
     partial.write_bytes(b"PAR1 truncated")
+    live = run.cells_dir / f"ccc.parquet{store.TMP_MARK}{host}-{os.getpid()}-x1y2"   # a writer at work
+    live.write_bytes(b"PAR1 half")
     assert store.load(tmp_path)["cell_id"].tolist() == ["aaa"]
     assert "bbb" not in run.finished()
     assert run.clean_temporary() == 1
-    assert not partial.exists()
+    assert not partial.exists() and live.exists()
 
 
 def test_missing_run_dir_is_an_error(tmp_path):

@@ -67,7 +67,7 @@ def profiles(root: Path) -> list[str]:
 
 def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
     """Per-chapter parameters of a profile: a name under ``notebooks/params`` or a path."""
-    import yaml
+    from nrg import yaml_input
 
     path = Path(profile)
     if not path.suffix:
@@ -76,7 +76,10 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
         path = root / "notebooks" / "params" / f"{profile}.yaml"
     if not path.is_file():
         raise ParameterError(f"profile={profile!r}: no such file {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    yaml_input.check_size(f"profile={profile!r}", path.stat().st_size)
+    data = yaml_input.load(path.read_text(), f"profile={profile!r}") or {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"profile={profile!r} is not valid; expected chapter: {{parameters}}")
     unknown = sorted(set(data) - set(chapters(root)))
     if unknown:
         raise ParameterError(

@@ -127,7 +127,9 @@ def device_index(device: str) -> int | None:
 def check_writable_dir(parameter: str, value: str | Path) -> Path:
     """An output folder that exists or can be created, and is writable -- before anything is written.
 
-    Refused: a file, a path under a file, a folder this user may not write to.
+    Refused: a file, a path under a file, a folder this user may not write to
+    (tried by creating and removing an empty folder, so root on a read-only
+    mount is refused too).
     """
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
@@ -141,4 +143,20 @@ def check_writable_dir(parameter: str, value: str | Path) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ParameterError(f"{parameter}={str(value)!r} is not valid; {str(existing)!r} is not "
                              "writable by this user")
+    _probe_writable(parameter, str(value), existing)
     return path
+
+
+def _probe_writable(parameter: str, value: str, existing: Path) -> None:
+    """Create and remove an empty folder in ``existing``, to be sure something can be written there.
+
+    ``os.access`` says yes to root on a read-only mount or in ``/proc``, where
+    the first real write would then fail mid-run.
+    """
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nrg-write-probe-", dir=existing))
+    except OSError as exc:
+        raise ParameterError(f"{parameter}={value!r} is not valid; nothing can be created in "
+                             f"{str(existing)!r} ({exc.strerror or exc})") from None

@@ -59,17 +59,24 @@ def _version(dist: str) -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=1)
-def git_sha() -> str | None:
-    """The commit of this checkout (``+dirty`` when files differ), None outside git."""
+@functools.lru_cache(maxsize=4)
+def git_sha(root: str | Path | None = None) -> str | None:
+    """The commit of this checkout (``+dirty`` when tracked files differ), None outside git.
+
+    Reads only: ``git status`` refreshes ``.git/index`` (a write outside
+    ``--out``, and a lock another git command may trip over), so it runs with
+    ``--no-optional-locks`` and ``GIT_OPTIONAL_LOCKS=0``.
+    """
+    folder = str(root if root is not None else _REPO_ROOT)
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
         sha = subprocess.run(
-            ["git", "-C", str(_REPO_ROOT), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            ["git", "-C", folder, "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True, env=env,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(_REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            ["git", "--no-optional-locks", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True, env=env,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

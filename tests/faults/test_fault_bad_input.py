@@ -113,6 +113,14 @@ SWEEP: list[tuple[str, Any, str]] = [
     ("name-space", {"name": "a b"}, "name"),
     ("name-slash", {"name": "a/b"}, "name"),
     ("unknown-key", {"colour": "blue"}, "colour"),
+    ("input-duplicate", {"input_tokens": [8, 8]}, "input_tokens"),
+    ("batch-duplicate", {"batch_sizes": [1, 2, 1]}, "batch_sizes"),
+    ("dtypes-duplicate", {"dtypes": ["float32", "float32"]}, "dtypes"),
+    ("models-duplicate", {"models": [G, dict(G)]}, "models"),
+    ("models-duplicate-spelled-differently", {"models": ["gpt2", {"name": "gpt2"}]}, "models"),
+    ("axis-duplicate", {"axes": {"quant": ["none", "none"]}}, "quant"),
+    ("timeout-inline", {"cell_timeout_s": 5}, "cell_timeout_s"),     # config(isolate=False)
+    ("hub-id-not-cached", {"models": ["nrg-test-org/no-such-model"]}, "nrg-test-org/no-such-model"),
 ]
 
 
@@ -144,8 +152,96 @@ FILES: list[tuple[str, Callable[[Path, Path], list[str]], str]] = [
     ("out-under-a-file", lambda t, w: [str(_write(t, _valid_yaml())), "--out",
                                        str(_write(t, "x", "f") / "run")], "--out"),
 ]
+DUPLICATE_KEY = _valid_yaml() + "repeats: 3\n"     # repeats is already in the config: the last would win
+FILES += [
+    ("yaml-duplicate-key", lambda t, w: [str(_write(t, DUPLICATE_KEY)), "--out", str(w / "run")], "repeats"),
+    ("yaml-too-large", lambda t, w: [str(_write(t, _valid_yaml() + "# " + "x" * 1_100_000 + "\n")), "--out",
+                                     str(w / "run")], "1,000,000"),
+    ("yaml-alias-bomb", lambda t, w: [str(_write(t, ALIAS_BOMB)), "--out", str(w / "run")], "alias"),
+    ("out-foreign-manifest", lambda t, w: [str(_write(t, _valid_yaml())), "--out", str(_foreign(t, True))],
+     "manifest.json"),
+    ("out-not-a-run", lambda t, w: [str(_write(t, _valid_yaml())), "--out", str(_foreign(t, False))],
+     "not an nrg run"),
+    ("task-file-malformed", lambda t, w: [str(_write(t, yaml.safe_dump(config(isolate=False, tasks=[
+        {"name": "qa", "dataset": str(_write(t, '{"question": "x"\n{"oops"\n', "bad.jsonl"))}])))),
+        "--out", str(w / "run")], "tasks[qa].dataset"),
+    ("out-in-proc", lambda t, w: [str(_write(t, _valid_yaml())), "--out", "/proc/nrg-run"], "--out"),
+]
 if os.geteuid() != 0:  # root may write anywhere
     FILES.append(("out-unwritable", lambda t, w: _unwritable(t), "--out"))
+
+
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases: 9**9 values once expanded, a few hundred bytes of YAML."""
+    levels = ["&a [" + ", ".join(["lol"] * 9) + "]"]
+    for i in range(1, 9):
+        levels.append(f"&{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 9) + "]")
+    return "models: [gpt2]\nname: [" + ", ".join(levels) + "]\n"
+
+
+ALIAS_BOMB = _alias_bomb()
+
+
+def _foreign(tmp: Path, with_manifest: bool) -> Path:
+    """Someone else's folder: their files, and maybe their own manifest.json."""
+    folder = tmp / "theirs"
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.txt").write_text("mine\n")
+    if with_manifest:
+        (folder / "manifest.json").write_text('{"project": "theirs", "files": []}')
+    return folder
+
+
+def test_a_foreign_out_folder_is_left_exactly_as_it_was(tmp_path, work, capsys) -> None:
+    """Today's bug: nrg renamed their manifest.json and wrote its cells beside their files."""
+    for with_manifest in (True, False):
+        (tmp_path / str(with_manifest)).mkdir()
+        folder = _foreign(tmp_path / str(with_manifest), with_manifest)
+        before = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+        assert main(["sweep", str(_write(tmp_path, _valid_yaml())), "--out", str(folder)]) == 2
+        assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == before
+    capsys.readouterr()
+
+
+def test_an_nrg_run_folder_is_still_accepted_with_a_lost_or_damaged_manifest(tmp_path) -> None:
+    from nrg.sweep.files import check_run_dir
+
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    assert check_run_dir("--out", run) == run                     # manifest lost: rebuilt from the cells
+    (run / "manifest.json").write_text("{cut short")
+    assert check_run_dir("--out", run) == run                     # nrg's own, damaged: kept aside, rebuilt
+    (run / "manifest.json").write_text('{"run_id": "r1", "sessions": []}')
+    assert check_run_dir("--out", tmp_path / "new") == tmp_path / "new"
+    assert check_run_dir("--out", run) == run
+
+
+def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path, work, capsys) -> None:
+    """Today it hung past 150 s building an ~80 MB message."""
+    assert main(["sweep", str(_write(tmp_path, ALIAS_BOMB)), "--out", str(work / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 2500 and len(err.strip().splitlines()) == 1, err[:300]
+
+
+def test_cli_messages_are_capped(capsys) -> None:
+    from nrg.cli import MAX_MESSAGE_CHARS, _fail
+
+    _fail("sweep", "x" * 10_000_000, debug=False, status=2)
+    err = capsys.readouterr().err
+    assert len(err) < MAX_MESSAGE_CHARS + 200 and "characters left out" in err
+
+
+def test_a_profile_with_a_key_given_twice_is_refused(tmp_path) -> None:
+    profile = _write(tmp_path, f"{C1}:\n  idle_s: 1\n  idle_s: 2\n", "p.yaml")
+    with pytest.raises(ParameterError, match="idle_s.*given twice"):
+        book.load_profile(ROOT, str(profile))
+
+
+def test_chapter_5_reads_isolate_false_from_papermill_as_false(work) -> None:
+    """``papermill -p isolate false`` injects the string "false"; chapter 5 took bool("false") = True."""
+    c5 = sorted(DRIVERS)[5]
+    params = driver(c5).check(**{**_declared(c5), "isolate": _papermill_value("false")})
+    assert {c["isolate"] for c in params["configs"]} == {False}
 
 
 def _unwritable(tmp: Path) -> list[str]:
@@ -255,6 +351,10 @@ BOOK: list[tuple[str, str, dict[str, str], str]] = [
     ("c4-classifier-epochs", C4, {"classifier": "{epochs: 0}"}, "classifier"),
     ("c4-classifier-key", C4, {"classifier": "{colour: 1}"}, "classifier"),
     ("c4-metrics", C4, {"metrics": "{root_cause: bleu}"}, "metrics"),
+    ("c1-duplicate-key-in-value", C1, {"repeats": "{min: 2, min: 3}"}, "given twice"),
+    ("c3-clocks-without-consent", C3, {"gpu_clocks_mhz": "[1410, 600]"}, "allow_hardware_settings"),
+    ("c3-clocks-without-gpu", C3, {"gpu_clocks_mhz": "[1410]", "allow_hardware_settings": "true",
+                                   "device": "cpu"}, "gpu_clocks_mhz"),
 ]
 
 
@@ -314,6 +414,8 @@ PAPERMILL: list[tuple[str, str, dict[str, str], str]] = [
     ("pm-tickets-missing", C4, {"tickets_path": MISSING}, "tickets_path"),
     ("pm-tickets-number", C4, {"tickets_path": "5"}, "tickets_path"),
     ("pm-warmup-float", C1, {"warmup": "0.5"}, "warmup"),
+    ("pm-c3-clocks-without-consent", C3, {"gpu_clocks_mhz": "[1410, 600]"}, "allow_hardware_settings"),
+    ("pm-duplicate-key-in-value", C2, {"input_tokens": "[8, 16, 8]"}, "input_tokens"),
 ]
 
 

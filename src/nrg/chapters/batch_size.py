@@ -58,7 +58,7 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
         "input_tokens": [common.as_int("input_tokens", input_tokens)], "output_tokens": [n_out],
         "dtypes": [dtype], "device": device, "warmup": warmup, "idle_s": idle_s,
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "isolate": bool(isolate), "quality": {"items": 0},
+        "isolate": common.as_bool("isolate", isolate), "quality": {"items": 0},
     }
     sweeps.check_configs([config])
     return {"configs": [config], "run_dir": common.run_dir(CHAPTER, run_dir),

@@ -105,8 +105,30 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
         "allow_hardware_settings": as_consent(allow_hardware_settings),
         **impact,
     }
+    _check_explicit_clocks(params)
     sweeps.check_configs([sweep_config(params, None, ())])  # models, device, lengths, meters
     return params
+
+
+def _check_explicit_clocks(params: Mapping[str, Any]) -> None:
+    """Clocks listed by hand are a request to lock them: refused where they cannot be, not ignored.
+
+    ``'auto'`` may quietly fall back to the default clock (the chapter says
+    why); a list of clocks without consent or without a GPU used to run and
+    ignore them, so a reader would take default-clock data for a clock sweep.
+    """
+    clocks = params["gpu_clocks_mhz"]
+    if not isinstance(clocks, list):
+        return
+    if not params["allow_hardware_settings"]:
+        raise ParameterError(
+            f"gpu_clocks_mhz={clocks!r} asks to lock the GPU's clocks, which needs "
+            "allow_hardware_settings=True (off by default: nrg changes no hardware setting without "
+            "consent); set it, or use gpu_clocks_mhz='auto' to measure the default clock only")
+    if not str(params["device"]).startswith("cuda"):
+        raise ParameterError(
+            f"gpu_clocks_mhz={clocks!r} needs a GPU, but device={params['device']!r}; use device='cuda' "
+            "on a machine with an NVIDIA GPU, or gpu_clocks_mhz='auto'")
 
 
 def sweep_config(params: Mapping[str, Any], axis: str | None, values: Sequence[Any]) -> dict[str, Any]:

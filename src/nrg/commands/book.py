@@ -7,16 +7,13 @@ from typing import Any
 
 
 def _parse_value(name: str, text: str) -> Any:
-    """A ``-p name value`` value: YAML (``false``, ``[1, 2]``, ``{a: 1}``); a YAML error names it."""
-    import yaml
+    """A ``-p name value`` value: YAML (``false``, ``[1, 2]``, ``{a: 1}``), read strictly.
 
-    from nrg.errors import ParameterError
+    A YAML error, a key given twice (``{min: 2, min: 3}``) or an oversized value names the parameter.
+    """
+    from nrg import yaml_input
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = " ".join(str(exc).split())
-        raise ParameterError(f"-p {name} {text!r} is not valid YAML: {where}") from None
+    return yaml_input.load(text, f"-p {name} {text[:200]!r}")
 
 
 def _build(ns: argparse.Namespace) -> int:
@@ -35,11 +32,39 @@ def _build(ns: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _chapter(root: Path, chapter: str | None) -> str:
+    """The chapter asked for; none given lists the chapters (as a wrong name does)."""
+    from nrg import book
+    from nrg.errors import ParameterError
+
+    if chapter is None:
+        raise ParameterError("give a chapter; chapters are: " + ", ".join(book.chapters(root)))
+    book.notebook_path(root, chapter)   # an unknown name lists the chapters
+    return chapter
+
+
+def _chapters_epilog() -> str | None:
+    """``chapters: ...`` for the help of the verbs that take one (None outside a book)."""
+    from nrg.errors import ParameterError
+
+    try:
+        from nrg.book import chapters
+        from nrg.paths import find_root
+
+        return "chapters: " + ", ".join(chapters(find_root()))
+    except (ParameterError, OSError):
+        return None
+
+
 def _run(ns: argparse.Namespace) -> int:
     from nrg import book
+    from nrg.errors import ParameterError
     from nrg.paths import find_root
 
     root = find_root()
+    ns.chapter = _chapter(root, ns.chapter)
+    if ns.output is None:
+        raise ParameterError("give the executed notebook to write: nrg book run CHAPTER OUTPUT.ipynb")
     params: dict[str, Any] = {}
     if ns.profile:
         params.update(book.load_profile(root, ns.profile).get(ns.chapter, {}))
@@ -54,7 +79,7 @@ def _params(ns: argparse.Namespace) -> int:
     from nrg.paths import find_root
 
     root = find_root()
-    for name, default in book.declared_parameters(book.notebook_path(root, ns.chapter)).items():
+    for name, default in book.declared_parameters(book.notebook_path(root, _chapter(root, ns.chapter))).items():
         print(f"{name} = {default}")
     return 0
 
@@ -71,14 +96,15 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
     b.set_defaults(func=_build)
 
-    r = verbs.add_parser("run", help="execute one chapter through papermill, parameters checked")
-    r.add_argument("chapter")
-    r.add_argument("output", help="the executed notebook to write")
+    listed = _chapters_epilog()
+    r = verbs.add_parser("run", help="execute one chapter through papermill, parameters checked", epilog=listed)
+    r.add_argument("chapter", nargs="?", help="the chapter (listed below)")
+    r.add_argument("output", nargs="?", help="the executed notebook to write")
     r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="a parameter, its value in YAML (as papermill -p)")
     r.add_argument("--profile", help="start from this profile's parameters for the chapter")
     r.set_defaults(func=_run)
 
-    p = verbs.add_parser("params", help="list a chapter's parameters and defaults")
-    p.add_argument("chapter")
+    p = verbs.add_parser("params", help="list a chapter's parameters and defaults", epilog=listed)
+    p.add_argument("chapter", nargs="?", help="the chapter (listed below)")
     p.set_defaults(func=_params)

@@ -2,9 +2,11 @@
 
 ``nrg dvfs`` prints the capability probe and exits 0 even on a machine with no
 GPU and no cpufreq -- saying so is the answer. It only reads: trying whether
-the GPU accepts changes (writing its power limit back, ``--test-lock``) and
-``--recover`` (putting back what a killed run left changed) write to the
-hardware, so they need ``--allow-hardware-settings``.
+the GPU accepts changes (writing its power limit back) and ``--test-lock``
+write to the hardware, so they need ``--allow-hardware-settings``.
+``--recover`` puts back the values a killed nrg run left changed, from the
+marker: restoring a setting nrg itself changed needs no consent (every sweep
+and chapter does it at its start too).
 """
 from __future__ import annotations
 
@@ -14,15 +16,21 @@ from typing import Any
 
 
 def _recover(ns: argparse.Namespace) -> int:
+    """Put back what a killed nrg run left changed: no consent needed, the same rule as every sweep's start.
+
+    Restoring only writes back the value the hardware had before nrg changed
+    it (recorded in the marker), so it undoes nrg's own change rather than
+    making a new one; a sweep or chapter does the same at its start.
+    """
     from nrg import dvfs
-    from nrg.dvfs import marker, recovery
-    from nrg.dvfs.common import consent_error, marker_path
+    from nrg.dvfs import marker
+    from nrg.dvfs.common import marker_path
 
     entries = marker.read_entries(marker_path())
-    if entries and not ns.allow_hardware_settings:
-        listed = "; ".join(recovery.describe(e) for e in entries)
-        raise consent_error(f"restore the {len(entries)} setting(s) recorded in {marker_path()} "
-                            f"({listed}); rerun as `nrg dvfs --recover --allow-hardware-settings`")
+    if entries:
+        print(f"restoring {len(entries)} setting(s) that nrg itself left changed ({marker_path()}); this "
+              "needs no --allow-hardware-settings: it only puts back the values recorded before nrg "
+              "changed them")
     report = dvfs.recover(force=ns.force)
     print(report.summary())
     return 0 if report.ok else 1
@@ -56,10 +64,10 @@ def add_command(subparsers: Any) -> None:
                         help="marker file (default $NRG_STATE_DIR or ~/.cache/nrg/dvfs-applied.json)")
     parser.add_argument("--allow-hardware-settings", action="store_true",
                         help="consent to write to the hardware: try permission by writing the power "
-                             "limit back, and allow --test-lock and --recover (off by default)")
+                             "limit back, and allow --test-lock (off by default)")
     parser.add_argument("--recover", action="store_true",
-                        help="restore settings recorded in the marker by a killed run "
-                             "(needs --allow-hardware-settings)")
+                        help="restore settings a killed nrg run left changed (recorded in the marker); "
+                             "needs no consent: it only undoes nrg's own change")
     parser.add_argument("--force", action="store_true",
                         help="with --recover: also restore entries whose process looks alive")
     parser.add_argument("--test-lock", action="store_true",

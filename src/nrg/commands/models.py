@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -30,7 +31,13 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(ns: argparse.Namespace) -> int:
-    """Print the known models as a table (or JSON with ``--json``); exit status 0."""
+    """Print the known models as a table (or JSON with ``--json``); exit status 0.
+
+    A line on stderr first: importing transformers and reading every config
+    takes about 10 s, which looked like a hang (stdout stays clean for ``--json``).
+    """
+    print("nrg models: loading transformers and reading each model's config (about 10 s) ...",
+          file=sys.stderr, flush=True)
     rows = model_rows()
     print(json.dumps(rows, indent=2) if ns.json else _format_table(rows))
     return 0

@@ -29,7 +29,7 @@ def add_command(subparsers: Any) -> None:
                              "machine (restored after each cell); same as allow_hardware_settings: true")
     parser.add_argument("--executor", choices=("local", "ray"), default=None,
                         help="local: cells one after another here (default); ray: one Ray task per cell "
-                             "(pip install nrg[ray])")
+                             "(from the repository: pip install -c constraints.txt -e '.[ray]')")
     parser.add_argument("--address", default=None,
                         help="with --executor ray: the cluster (auto, HOST:PORT); default: a Ray instance "
                              "on this machine")
@@ -37,14 +37,14 @@ def add_command(subparsers: Any) -> None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from nrg.errors import check_writable_dir
     from nrg.sweep.config import parse_config
+    from nrg.sweep.files import check_run_dir
     from nrg.sweep.run import run_sweep
 
     config = parse_config(Path(ns.config))    # a path, never YAML text: `conf.txt` is a file
     if ns.allow_hardware_settings:
         config = replace(config, allow_hardware_settings=True)
-    check_writable_dir("--out", ns.out)
+    check_run_dir("--out", ns.out)
     frame = run_sweep(config, ns.out, progress=not ns.no_progress,
                       isolate=False if ns.inline else None, retry_failed=ns.retry_failed,
                       executor=ns.executor, ray_address=ns.address)

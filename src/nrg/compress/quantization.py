@@ -45,7 +45,7 @@ def support(method: str, device_type: str) -> str:
     """Empty string when ``method`` runs on ``device_type`` here, else the reason it does not."""
     if method in BNB_METHODS:
         try:
-            import bitsandbytes  # noqa: F401
+            import_bitsandbytes()
         except Exception as exc:  # import may fail for many reasons (no library, no backend)
             return f"bitsandbytes unavailable: {type(exc).__name__}: {exc}"
         return ""
@@ -68,9 +68,26 @@ def _cast(model: Any, method: str) -> QuantResult:
     return QuantResult(method, layers=len(linear_layers(model)))
 
 
+def import_bitsandbytes() -> Any:
+    """``bitsandbytes``, imported without its start-up warning about an optional CPU kernel.
+
+    On a CPU with AVX512-BF16 it tries to fetch ``kernels-community``'s 4-bit
+    kernel (network, the ``kernels`` package) and logs "Failed to load CPU
+    gemm_4bit_forward ..." when it cannot; it then uses its own kernel, so the
+    line is noise on every nrg start-up that probes quantization.
+    """
+    import logging
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    import bitsandbytes
+
+    return bitsandbytes
+
+
 def _bnb_layer(linear: Any, method: str, device: Any) -> Any:
-    import bitsandbytes as bnb
     import torch
+
+    bnb = import_bitsandbytes()
 
     bias = linear.bias is not None
     new: torch.nn.Module

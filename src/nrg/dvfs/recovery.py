@@ -114,13 +114,18 @@ def recover_leftovers(marker_path: str | Path | None = None) -> RecoveryReport:
     locked) and by a sweep after it had to SIGKILL a cell. Costs one ``stat``
     when there is no marker. Failures are warnings, not errors: the marker
     stays for ``nrg dvfs --recover``, and the rows record the clocks observed.
+
+    One rule with ``nrg dvfs --recover``: restoring a setting nrg itself left
+    changed needs no ``allow_hardware_settings`` -- it writes back the value
+    the hardware had before nrg, it does not make a new change.
     """
     path = _marker_path(marker_path)
     if not path.exists():
         return RecoveryReport(path)
     report = recover(path)
     if report.restored:
-        warnings.warn("nrg.dvfs: restored settings left by a killed process:\n"
+        warnings.warn("nrg.dvfs: restored settings left by a killed process (nrg's own changes: no consent "
+                      "needed, this only puts back the values recorded before nrg changed them):\n"
                       + "\n".join(report.restored), stacklevel=2)
     if report.failed:
         warnings.warn("nrg.dvfs: could not restore settings left by a killed process (run "

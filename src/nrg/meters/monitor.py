@@ -115,6 +115,7 @@ class EnergyMonitor:
                 release()
             lines = "\n".join(d.describe() for d in chain.decisions)
             raise NoEnergySourceError(f"no energy source is available:\n{lines}")
+        _check_gpus_found(gpus, chain)
         return cls(chain.sources, chain.decisions, sync, chain.releases, proc_root)
 
     # -- state ---------------------------------------------------------------------------
@@ -312,3 +313,22 @@ class EnergyMonitor:
     def describe(self) -> str:
         """How each domain is measured and which sources were skipped and why, for a notebook or log."""
         return "\n".join(d.describe() for d in self.decisions)
+
+
+def _check_gpus_found(gpus: Sequence[int] | None, chain: Any) -> None:
+    """GPUs asked for by index must be measured: else CPU and DRAM alone were taken for the GPU's energy.
+
+    Raises :class:`ParameterError` naming the missing indices and the GPUs
+    found (after releasing what the chain opened).
+    """
+    if not gpus:
+        return
+    found = sorted(int(d.split(":", 1)[1]) for s in chain.sources for d in s.domains if d.startswith("gpu:"))
+    missing = [i for i in gpus if i not in found]
+    if not missing:
+        return
+    for release in chain.releases:
+        release()
+    why = "; ".join(d.describe() for d in chain.decisions if d.domain.startswith("gpu"))
+    raise ParameterError(f"gpus={list(gpus)!r} is not valid: no energy source measures GPU(s) {missing} here "
+                         f"(GPUs measured: {found or 'none'}){'; ' + why if why else ''}")

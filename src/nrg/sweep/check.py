@@ -59,10 +59,15 @@ def _check_model(entry: ModelEntry, dtype: str, cfg: SweepConfig) -> Plan:
                      devices=cfg.settings.devices)
     if here:
         check_device_support(spec)
+    _check_hub_config(entry.name, cfg.allow_download)
     try:
         p = plan(spec)
     except ParameterError as exc:
         raise ParameterError(f"models[{entry.name}]: {exc}") from None
+    except OSError as exc:  # a hub id whose config could not be fetched (no network, no such repo)
+        raise ParameterError(f"models[{entry.name}]: its config could not be fetched from the Hugging "
+                             f"Face hub ({' '.join(str(exc).split())[:300]}); check the id and the "
+                             "network, or use a known model (nrg models) or a local folder") from None
     if p.head not in ("causal-lm", "seq2seq-lm"):
         raise ParameterError(f"models: {entry.name!r} is an encoder-only model ({p.head}) and cannot "
                              "generate; choose a causal or seq2seq model")
@@ -72,6 +77,25 @@ def _check_model(entry: ModelEntry, dtype: str, cfg: SweepConfig) -> Plan:
         tokens = max(cfg.input_tokens) + max(cfg.output_tokens)
         build.check_workload_fits(spec, p.config, p.n_params, max(cfg.batch_sizes), tokens, free)
     return p
+
+
+def _check_hub_config(name: str, allow_download: bool) -> None:
+    """A hub id must have its config in the local cache unless downloads are allowed.
+
+    Without this, an unknown or offline hub id costs half a minute of network
+    retries inside transformers and ends in a raw ``OSError``.
+    """
+    from nrg.models.registry import resolve
+
+    resolved = resolve(name)
+    if resolved.kind != "hub" or allow_download or resolved.hub_id is None:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(resolved.hub_id, "config.json"), str):
+        raise ParameterError(
+            f"models: {name!r} is not a known model (nrg models), a local folder, or a hub id in this "
+            "machine's Hugging Face cache; with allow_download: true it is fetched from the hub")
 
 
 def _check_weights_local(entry: ModelEntry, planned: Plan, allow_download: bool) -> None:
@@ -155,7 +179,13 @@ def _check_tasks(cfg: SweepConfig) -> None:
             raise ParameterError(f"tasks={entry.name!r} is not valid; choose one of: "
                                  + ", ".join(repr(t) for t in (*TASKS, NO_TASK)))
         task = get_task(entry.name, entry.dataset)
-        task.items(None, seed=cfg.settings.seed)  # reads (and checks) the dataset file
+        try:
+            task.items(None, seed=cfg.settings.seed)  # reads (and checks) the dataset file
+        except ParameterError:
+            raise
+        except (ValueError, OSError, KeyError, TypeError) as exc:  # malformed JSON/CSV, missing field
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise ParameterError(f"tasks[{entry.name}].dataset={entry.dataset!r} is not valid: {detail}") from None
 
 
 def _check_axes(cfg: SweepConfig) -> None:

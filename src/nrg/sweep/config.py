@@ -50,7 +50,7 @@ Keys (all but ``models`` optional)::
     allow_download: false        # weights: real may fetch from the hub; false = only weights
                                  # already on this machine (checked before any work)
     executor: local              # local (cells one after another here) | ray (one Ray task per
-                                 # cell, on a Ray cluster; pip install nrg[ray])
+                                 # cell, on a Ray cluster; the ray extra: pip install -c constraints.txt -e '.[ray]')
     ray_address: null            # executor ray: the cluster (auto, HOST:PORT); null = a Ray
                                  # instance started on this machine for the sweep
     devices: null                # device auto: the CUDA indices a sharded model spreads over
@@ -291,11 +291,31 @@ def _as_list(key: str, value: Any) -> list[Any]:
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if not items:
         raise ParameterError(f"{key}=[] is not valid; give at least one value")
+    return _unique(key, items)
+
+
+def _unique(key: str, items: list[Any]) -> list[Any]:
+    """Refuse a value listed twice: ``input_tokens: [8, 8]`` would measure one cell twice as two."""
+    seen: set[str] = set()
+    for item in items:
+        text = json.dumps(item, sort_keys=True, default=repr)
+        if text in seen:
+            raise ParameterError(f"{key} lists {_short(repr(item))} twice; give each value once "
+                                 "(use repeats for more measurements)")
+        seen.add(text)
     return items
 
 
 def _ints(key: str, value: Any, minimum: int = 1) -> tuple[int, ...]:
     return tuple(check_int(key, v, minimum) for v in _as_list(key, value))
+
+
+def _distinct(key: str, entries: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Entries written differently but equal once parsed (``gpt2`` and ``{name: gpt2}``) are one."""
+    for i, entry in enumerate(entries):
+        if entry in entries[:i]:
+            raise ParameterError(f"{key} lists {_short(repr(entry))} twice; give each entry once")
+    return entries
 
 
 def _model(value: Any) -> ModelEntry:
@@ -431,25 +451,42 @@ def _exists(text: str) -> bool:
 
 
 def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """The raw mapping from a dict, a YAML file path, or YAML text."""
+    """The raw mapping from a dict, a YAML file path, or YAML text (read by :func:`nrg.yaml_input.load`).
+
+    A file over :data:`nrg.yaml_input.MAX_BYTES` is refused before it is read.
+    """
     if isinstance(config, Mapping):
         return dict(config)
-    import yaml
+    from nrg import yaml_input
 
     path = _config_file(config)
-    name = f"config={str(config)!r}" if path is not None else "config"
+    name = f"config={_short(str(config))!r}" if path is not None else "config"
     try:
+        if path is not None:
+            yaml_input.check_size(name, path.stat().st_size)
         text = path.read_text(encoding="utf-8") if path is not None else str(config)
     except (OSError, UnicodeDecodeError) as exc:
         raise ParameterError(f"{name} is not valid; cannot read it as UTF-8 text ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = " ".join(str(exc).split())
-        raise ParameterError(f"{name} is not valid YAML: {where}") from None
+    data = yaml_input.load(text, name)
     if not isinstance(data, Mapping):
         raise ParameterError(f"{name} is not valid; expected a mapping of keys, got {type(data).__name__}")
     return dict(data)
+
+
+def check_timeout_isolated(timeout_s: float | None, isolate: bool, how: str) -> None:
+    """``cell_timeout_s`` needs isolated cells: one running in this process cannot be stopped.
+
+    Ignoring it silently let an ``--inline`` sweep run past the promised budget.
+    """
+    if timeout_s is not None and not isolate:
+        raise ParameterError(f"cell_timeout_s={timeout_s:g} is not valid with {how}: a cell that runs in "
+                             "this process cannot be stopped at its timeout; drop cell_timeout_s or run "
+                             "cells isolated (the default)")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters for a message (YAML text may be long)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepConfig:
@@ -475,13 +512,14 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     address = raw.get("ray_address")
     if address is not None and (not isinstance(address, str) or not address.strip()):
         raise ParameterError(f"ray_address={address!r} is not valid; give 'auto', HOST:PORT or null")
+    check_timeout_isolated(timeout, isolate, "isolate=False")
     name = str(raw.get("name", "sweep"))
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
     return SweepConfig(
-        models=tuple(_model(m) for m in _as_list("models", raw["models"])),
+        models=_distinct("models", tuple(_model(m) for m in _as_list("models", raw["models"]))),
         name=name, chapter=str(raw.get("chapter", "")),
-        tasks=tuple(_task(t) for t in _as_list("tasks", raw.get("tasks", [NO_TASK]))),
+        tasks=_distinct("tasks", tuple(_task(t) for t in _as_list("tasks", raw.get("tasks", [NO_TASK])))),
         batch_sizes=_ints("batch_sizes", raw.get("batch_sizes", [1])),
         input_tokens=_ints("input_tokens", raw.get("input_tokens", [128])),
         output_tokens=_ints("output_tokens", raw.get("output_tokens", [32])),

@@ -3,7 +3,8 @@
 Why Ray and not a scheduler of our own: a grid of models x tasks x lengths x
 clocks with repeats is days of GPU time on one device, and Ray already
 schedules GPUs, retries tasks whose worker died and runs the same on a laptop
-and on a cluster (``executor: ray``; ``pip install nrg[ray]``).
+and on a cluster (``executor: ray``; install the extra from the repository with
+``pip install -c constraints.txt -e '.[ray]'``: there is no ``nrg`` package on PyPI).
 
 What stays exactly as with the local executor:
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -51,7 +53,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_RETRIES = 3
-INSTALL_HINT = "pip install nrg[ray]"
+INSTALL_HINT = ("from the nrg repository, pip install -c constraints.txt -e '.[ray]' (the ray extra; "
+                "there is no nrg package on PyPI)")
+RAY_CONNECT_TIMEOUT_S = 3.0   # a HOST:PORT that does not answer a TCP connect in this time is refused
 ERROR_CHARS = 2000
 
 
@@ -137,6 +141,8 @@ def connect(address: str | None) -> Any:
         options: dict[str, Any] = {"log_to_driver": False}
         if address is None:
             options["include_dashboard"] = False
+        elif address != "auto":
+            check_explicit_address(address)
         try:
             ray.init(address=address, **options)
         except ConnectionError as exc:
@@ -145,6 +151,44 @@ def connect(address: str | None) -> Any:
                 "with `ray start --head`, or, if it runs with token authentication, copy its "
                 "~/.ray/auth_token here and set RAY_AUTH_MODE=token") from exc
     return ray
+
+
+def check_explicit_address(address: str, environ: Mapping[str, str] | None = None) -> None:
+    """Fail fast on ``HOST:PORT``, before Ray's 30 s of connection retries.
+
+    Ray >= 2.60 clusters use token authentication. With ``address='auto'`` Ray
+    finds the token by itself; with an explicit ``HOST:PORT`` the driver must
+    have ``RAY_AUTH_MODE=token`` or Ray retries for about 30 s and then fails
+    with a message that does not say why. So: nothing listening there is
+    refused at once; with the head's token on this machine (``~/.ray/auth_token``,
+    ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``) and ``RAY_AUTH_MODE`` unset,
+    nrg sets ``RAY_AUTH_MODE=token`` for this process; without a token and
+    without ``RAY_AUTH_MODE`` (a cluster without authentication works so) it
+    says, before Ray starts retrying, what to copy or set if Ray then fails.
+    """
+    import socket
+    from pathlib import Path
+
+    env = os.environ if environ is None else environ
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ParameterError(f"ray_address={address!r} is not valid; give 'auto' or HOST:PORT (e.g. head:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ParameterError(f"ray_address={address!r} is not valid: nothing answers there ({exc}); start the "
+                             "head with `ray start --head --port PORT`, or use --address auto on a node "
+                             "of the cluster") from None
+    if env.get("RAY_AUTH_MODE"):
+        return
+    token_file = Path(env.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if env.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"   # what Ray does by itself for 'auto' only
+        return
+    print(f"nrg: connecting to Ray at {address} without a token and without RAY_AUTH_MODE: a Ray >= 2.60 "
+          "cluster uses token authentication, and then Ray retries for about 30 s and fails; if so, copy "
+          f"the head's ~/.ray/auth_token to {token_file} (nrg then sets RAY_AUTH_MODE=token), or set "
+          "RAY_AUTH_MODE=disabled to say the cluster runs without authentication", file=sys.stderr)
 
 
 def alive_nodes(ray: Any) -> list[dict[str, float]]:

@@ -72,7 +72,7 @@ def _run_id_of_rows(run_dir: Path) -> str | None:
     for path in cell_files(run_dir / CELLS):
         try:
             table = read_cell(path, columns=["run_id"])
-        except (DamagedCellError, FileNotFoundError):
+        except (DamagedCellError, FileNotFoundError, PermissionError):
             continue
         if "run_id" in table.column_names:
             counts.update(str(v) for v in table.column("run_id").to_pylist() if v)

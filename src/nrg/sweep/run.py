@@ -36,11 +36,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.errors import ParameterError, check_writable_dir
+from nrg.errors import ParameterError
 from nrg.sweep import checkpoints, executors, signals
 from nrg.sweep.cell import dvfs_spec, run_cell, run_isolated
-from nrg.sweep.config import Cell, SweepConfig, parse_config
+from nrg.sweep.config import Cell, SweepConfig, check_timeout_isolated, parse_config
 from nrg.sweep.context import SweepContext
+from nrg.sweep.files import check_run_dir
 from nrg.sweep.interleave import changes_device, measure_interleaved
 from nrg.sweep.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
 from nrg.sweep.signals import SweepInterrupted
@@ -89,11 +90,12 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     if isolate is not None and isolate != cfg.isolate:
         from dataclasses import replace
 
+        check_timeout_isolated(cfg.cell_timeout_s, isolate, "isolate=False (--inline)")
         cfg = replace(cfg, isolate=isolate)
     if monitor_options and cfg.isolate:
         raise ParameterError("monitor_options is only valid with isolate=False "
                              "(objects such as nvml_module cannot be sent to a cell process)")
-    check_writable_dir("out_dir", out_dir)
+    check_run_dir("out_dir", out_dir)
     cfg = executors.with_executor(cfg, executor, ray_address)
     cells = sweep_check.check(cfg)
     if cfg.executor == "ray":  # connect; every cell must fit a node -- before any file is written

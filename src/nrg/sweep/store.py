@@ -58,6 +58,7 @@ from nrg.sweep.files import (
     check_cell_id,
     locked,
     read_cell,
+    remove_stale_temporary,
 )
 
 if TYPE_CHECKING:
@@ -136,15 +137,8 @@ class RunStore:
         return locked(self.run_dir)
 
     def clean_temporary(self) -> int:
-        """Remove temporary files left by a killed writer; returns how many."""
-        removed = 0
-        for folder in (self.run_dir, self.cells_dir):
-            if folder.is_dir():
-                for path in folder.iterdir():
-                    if TMP_MARK in path.name:
-                        path.unlink(missing_ok=True)
-                        removed += 1
-        return removed
+        """Remove temporary files left by a killed writer (never a live one's); returns how many."""
+        return remove_stale_temporary(self.run_dir, (self.run_dir, self.cells_dir))
 
     def cell_files(self) -> list[Path]:
         """Complete cell files (temporary files and ``cells/corrupt/`` excluded), sorted by name."""

@@ -10,7 +10,8 @@ The fast loop (``make test-fast``) runs the tests marked none of
 :data:`NOT_FAST`. A test that starts a process (a Python child, an isolated
 sweep cell, a fork, papermill, ``nrg`` on the command line) is marked
 ``process``: explicitly in its file, or here, by the fixture it uses
-(:data:`PROCESS_FIXTURES`). ``--forbid-processes`` (which ``make test-fast``
+(:data:`PROCESS_FIXTURES`); a test of the built book by its fixture
+(:data:`BOOK_FIXTURES`). ``--forbid-processes`` (which ``make test-fast``
 passes) fails a test that starts a process without such a mark, so the loop
 stays free of them; without it the run only lists them at the end. Every test
 has a timeout (``timeout`` in pyproject.toml); a fast one a tighter
@@ -22,6 +23,7 @@ import multiprocessing.process
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +46,10 @@ FAST_TIMEOUT_S = 60
 
 # Fixtures that start a process: a test using one is marked `process`.
 PROCESS_FIXTURES: frozenset[str] = frozenset()
+# Fixtures that build the book (tests/test_book.py's `built`, once per session): `book` and `slow`.
+BOOK_FIXTURES = frozenset({"built"})
+
+_FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 
 # Processes started by tests not marked for it, for the end-of-run list.
 _UNMARKED: list[tuple[str, list[str]]] = []
@@ -55,13 +61,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           f"{', '.join(NOT_FAST)} (make test-fast passes it)")
 
 
-@pytest.hookimpl(trylast=True)   # after tests/faults/conftest.py marks its tests `faults`
+@pytest.hookimpl(tryfirst=True)   # before `-m` deselects by mark
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark by fixture, then give each fast test its tighter timeout."""
+    """Mark by folder and fixture, then give each fast test its tighter timeout."""
     timeouts = config.pluginmanager.hasplugin("timeout")
     for item in items:
-        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if _FAULTS_DIR in item.path.parents:      # as tests/faults/conftest.py does, which runs later
+            item.add_marker(pytest.mark.faults)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if PROCESS_FIXTURES & fixtures:
             item.add_marker(pytest.mark.process)
+        if BOOK_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.book)
+            item.add_marker(pytest.mark.slow)
         if timeouts and _is_fast(item) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S))
 

@@ -39,15 +39,22 @@ os.environ[schema.STRICT_ENV] = "1"
 # Marks that keep a test out of `make test-fast` (pyproject.toml describes each).
 NOT_FAST = ("slow", "book", "faults", "ray", "process")
 
-# Seconds a fast test may take before it fails (setup included); the rest get
-# pyproject's `timeout`. A fast test takes well under a second on a quiet
-# machine: this only catches a hang, even on a loaded one.
-FAST_TIMEOUT_S = 60
+# Seconds a fast test may take before it fails (setup included, so a module
+# fixture counts for its first test); the rest get pyproject's `timeout`. A fast
+# test takes seconds at most on a quiet machine and the whole fast loop is meant
+# to take 3 minutes: past that one is hung or belongs to another mark. (60 s was
+# seen to fail module fixtures on a 2-core machine shared by eight test runs.)
+FAST_TIMEOUT_S = 180
+# The session's book build (tiny profile, every chapter) counts for the first test that uses it.
+BOOK_TIMEOUT_S = 1800
 
 # Fixtures that start a process: a test using one is marked `process`.
 PROCESS_FIXTURES: frozenset[str] = frozenset()
 # Fixtures that build the book (tests/test_book.py's `built`, once per session): `book` and `slow`.
 BOOK_FIXTURES = frozenset({"built"})
+# Commands a library starts on its own, once per process, whichever test imports it
+# first (codecarbon looks for nvidia-smi and rocm-smi): not a test's doing.
+LIBRARY_PROBES = frozenset({"nvidia-smi --help", "rocm-smi --help"})
 
 _FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 
@@ -74,7 +81,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if BOOK_FIXTURES & fixtures:
             item.add_marker(pytest.mark.book)
             item.add_marker(pytest.mark.slow)
-        if timeouts and _is_fast(item) and item.get_closest_marker("timeout") is None:
+        if not timeouts or item.get_closest_marker("timeout") is not None:
+            continue
+        if BOOK_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.timeout(BOOK_TIMEOUT_S))
+        elif _is_fast(item):
             item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S))
 
 
@@ -124,7 +135,8 @@ class _ProcessWatch:
         execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 
         def watched_execute_child(popen: subprocess.Popen[Any], args: Any, *rest: Any, **kw: Any) -> Any:
-            self.record(_describe(args))
+            if _describe(args) not in LIBRARY_PROBES:
+                self.record(_describe(args))
             return execute_child(popen, args, *rest, **kw)
 
         self._patch(subprocess.Popen, "_execute_child", watched_execute_child)

@@ -79,6 +79,7 @@ def test_source_notebooks_carry_no_outputs() -> None:
 
 @pytest.mark.slow
 @pytest.mark.process
+@pytest.mark.timeout(1200)   # papermill gets 900 s below
 def test_readme_papermill_command_works(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     line = next(ln for ln in readme.splitlines() if ln.strip().startswith("papermill notebooks/"))

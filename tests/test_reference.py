@@ -223,6 +223,7 @@ def test_a_budgeted_run_on_the_bare_image_writes_the_layout_and_sets_nothing(tmp
     assert json.loads(state.read_text())["calls"] == []
 
 
+@pytest.mark.process
 def test_the_fake_h200_records_a_write_from_any_process(tmp_path):
     """The check above can fail: a consented write in a subprocess lands in the shared state file."""
     state = tmp_path / "h200.json"

@@ -192,7 +192,7 @@ class Record:
     """What the chapter measured, on which machine, with which parameters: kept for the next build."""
 
     key: str
-    measured_at: str                                       # UTC, ISO 8601
+    measured_at: str                                       # "YYYY-MM-DD HH:MM UTC"
     machine: dict[str, Any]
     params: dict[str, Any]
     results: dict[str, tuple[Any, Any]] = field(default_factory=dict)   # entry -> (arguments, value)

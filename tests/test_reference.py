@@ -189,6 +189,7 @@ def _check_decisions(summary: dict) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_budgeted_run_on_the_bare_image_writes_the_layout_and_sets_nothing(tmp_path):
     out, state = tmp_path / "ref", tmp_path / "h200.json"
     done, wall_s = _reference(out, state, 60, tmp_path)

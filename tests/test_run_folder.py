@@ -231,6 +231,7 @@ SWEEP_WHEN_GO = textwrap.dedent("""
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_two_sweeps_on_one_folder_measure_each_cell_once(tmp_path):
     cfg = config(input_tokens=[8, 9, 10], output_tokens=[4, 6], repeats=2)
     n_cells = 6

@@ -96,6 +96,7 @@ def test_sweep_killed_with_sigkill_resumes_without_lost_or_duplicate_rows(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_blocked_sweep_killed_with_sigkill_leaves_no_worker_and_resumes_whole(tmp_path):
     """Blocked order: kill -9 while workers hold models; they die with it, the rerun measures every cell once."""
     import psutil

@@ -49,7 +49,7 @@ FAST_TIMEOUT_S = 180
 BOOK_TIMEOUT_S = 1800
 
 # Fixtures that start a process: a test using one is marked `process`.
-PROCESS_FIXTURES: frozenset[str] = frozenset()
+PROCESS_FIXTURES = frozenset({"lab"})    # tests/test_lab.py: a JupyterLab server
 # Fixtures that build the book (tests/test_book.py's `built`, once per session): `book` and `slow`.
 BOOK_FIXTURES = frozenset({"built"})
 # Commands a library starts on its own, once per process, whichever test imports it

@@ -11,7 +11,7 @@ A build keeps each executed chapter (with the data written beside it) under
 ``_build/executed/`` with a digest of everything its execution read
 (:func:`execution_key`): the notebook, its parameters, nrg's code and data,
 the installed versions, the machine, ``NRG_*`` variables, the chapter's run
-folder and the reference results. The next build reuses a chapter whose
+folder, the reference results and ``notebooks/params``. The next build reuses a chapter whose
 digest is unchanged instead of executing it again (``rerun=True``, ``nrg book
 build --rerun`` or deleting that folder executes every chapter). Kept pages
 keep their file times, so Sphinx reads only the pages that changed.
@@ -262,7 +262,7 @@ def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
         if path.is_file() and "__pycache__" not in path.parts:
             add(str(path.relative_to(package)), path.read_bytes())
     add("environment", _environment().encode())
-    for folder in (runs_root() / chapter, root / "results"):
+    for folder in (runs_root() / chapter, root / "results", root / "notebooks" / "params"):
         add(str(folder), _listing(folder).encode())
     return digest.hexdigest()
 

@@ -245,8 +245,8 @@ class Measurements:
         if self.reused:
             return (f"Reused the measurements of {self.record.measured_at} (same machine and parameters); "
                     f"delete `{where}` or pass `-p remeasure true` to measure again.")
-        return (f"Measured now ({self.record.measured_at}); a later build on the same machine with the same "
-                f"parameters reuses these measurements (kept in `{where}`).")
+        return (f"Measured for this page on {self.record.measured_at}; a later build on the same machine with "
+                f"the same parameters reuses these measurements (kept in `{where}`).")
 
 
 _OPEN: dict[tuple[Path, str], Measurements] = {}

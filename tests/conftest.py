@@ -1,25 +1,185 @@
-"""Fixtures every test gets: process-wide state of nrg is reset around each test.
+"""What every test gets: reset process-wide state, the fast loop's marks, its timeouts and its process guard.
 
 ``nrg.dvfs.configure`` sets a module-level target (NVML module, sysfs root,
 marker path) that every later DVFS call uses; a test that points it at a fake
 GPU must not leave the next test talking to that fake, nor start from one a
 module-scoped fixture left behind. Resetting here, before and after each test,
 replaces the copies each DVFS test file used to carry.
+
+The fast loop (``make test-fast``) runs the tests marked none of
+:data:`NOT_FAST`. A test that starts a process (a Python child, an isolated
+sweep cell, a fork, papermill, ``nrg`` on the command line) is marked
+``process``: explicitly in its file, or here, by the fixture it uses
+(:data:`PROCESS_FIXTURES`); a test of the built book by its fixture
+(:data:`BOOK_FIXTURES`). ``--forbid-processes`` (which ``make test-fast``
+passes) fails a test that starts a process without such a mark, so the loop
+stays free of them; without it the run only lists them at the end. Every test
+has a timeout (``timeout`` in pyproject.toml); a fast one a tighter
+:data:`FAST_TIMEOUT_S`.
 """
 from __future__ import annotations
 
+import multiprocessing.process
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from nrg import dvfs
+from nrg import dvfs, hardware
 from nrg.sweep import schema
 
 # Every column a test run writes must be declared in nrg.sweep.columns (cell
 # processes inherit the variable); outside tests an undeclared column is kept
 # with a warning so that a long measurement is never lost.
 os.environ[schema.STRICT_ENV] = "1"
+
+# Marks that keep a test out of `make test-fast` (pyproject.toml describes each).
+NOT_FAST = ("slow", "book", "faults", "ray", "process")
+
+# Seconds a fast test may take before it fails (setup included, so a module
+# fixture counts for its first test); the rest get pyproject's `timeout`. A fast
+# test takes seconds at most on a quiet machine and the whole fast loop is meant
+# to take 3 minutes: past that one is hung or belongs to another mark. (60 s was
+# seen to fail module fixtures on a 2-core machine shared by eight test runs.)
+FAST_TIMEOUT_S = 180
+# The session's book build (tiny profile, every chapter) counts for the first test that uses it.
+BOOK_TIMEOUT_S = 1800
+
+# Fixtures that start a process: a test using one is marked `process`.
+PROCESS_FIXTURES = frozenset({"lab"})    # tests/test_lab.py: a JupyterLab server
+# Fixtures that build the book (tests/test_book.py's `built`, once per session): `book` and `slow`.
+BOOK_FIXTURES = frozenset({"built"})
+# Commands a library starts on its own, once per process, whichever test imports it
+# first (codecarbon looks for nvidia-smi and rocm-smi): not a test's doing.
+LIBRARY_PROBES = frozenset({"nvidia-smi --help", "rocm-smi --help"})
+
+_FAULTS_DIR = Path(__file__).resolve().parent / "faults"
+
+# Processes started by tests not marked for it, for the end-of-run list.
+_UNMARKED: list[tuple[str, list[str]]] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--forbid-processes", action="store_true",
+                     help="fail a test that starts a process but carries none of the marks "
+                          f"{', '.join(NOT_FAST)} (make test-fast passes it)")
+
+
+@pytest.hookimpl(tryfirst=True)   # before `-m` deselects by mark
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark by folder and fixture, then give each fast test its tighter timeout."""
+    timeouts = config.pluginmanager.hasplugin("timeout")
+    for item in items:
+        if _FAULTS_DIR in item.path.parents:      # as tests/faults/conftest.py does, which runs later
+            item.add_marker(pytest.mark.faults)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if PROCESS_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.process)
+        if BOOK_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.book)
+            item.add_marker(pytest.mark.slow)
+        if not timeouts or item.get_closest_marker("timeout") is not None:
+            continue
+        if BOOK_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.timeout(BOOK_TIMEOUT_S))
+        elif _is_fast(item):
+            item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S))
+
+
+def _is_fast(item: pytest.Item) -> bool:
+    return not any(item.get_closest_marker(name) for name in NOT_FAST)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The git probe of every result's provenance is cached per process: run it
+    # now, or the first test to record provenance is seen starting `git`.
+    hardware.git_sha()
+    _WATCH.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _WATCH.uninstall()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _WATCH.current = item.nodeid      # module fixtures set up here count for this test
+
+
+@pytest.fixture(autouse=True)
+def _process_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail (``--forbid-processes``) or list a fast test that started a process."""
+    yield
+    started = _WATCH.starts.pop(request.node.nodeid, [])
+    if not started or not _is_fast(request.node):
+        return
+    _UNMARKED.append((request.node.nodeid, started))
+    if request.config.getoption("--forbid-processes"):
+        pytest.fail(f"started {len(started)} process(es) ({'; '.join(started[:3])}) but is not marked "
+                    "process: add @pytest.mark.process (or its fixture to PROCESS_FIXTURES in "
+                    "tests/conftest.py)", pytrace=False)
+
+
+class _ProcessWatch:
+    """Records each process start (subprocess, os.fork/posix_spawn/system, multiprocessing) per test."""
+
+    def __init__(self) -> None:
+        self.current = ""
+        self.starts: dict[str, list[str]] = {}
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+        def watched_execute_child(popen: subprocess.Popen[Any], args: Any, *rest: Any, **kw: Any) -> Any:
+            if _describe(args) not in LIBRARY_PROBES:
+                self.record(_describe(args))
+            return execute_child(popen, args, *rest, **kw)
+
+        self._patch(subprocess.Popen, "_execute_child", watched_execute_child)
+        for name in ("fork", "posix_spawn", "posix_spawnp", "system"):
+            if hasattr(os, name):
+                self._patch(os, name, self._recording(getattr(os, name), f"os.{name}"))
+        start = multiprocessing.process.BaseProcess.start
+        self._patch(multiprocessing.process.BaseProcess, "start",
+                    self._recording(start, "multiprocessing.Process.start"))
+
+    def uninstall(self) -> None:
+        while self._saved:
+            owner, name, value = self._saved.pop()
+            setattr(owner, name, value)
+
+    def record(self, what: str) -> None:
+        if self.current:
+            self.starts.setdefault(self.current, []).append(what)
+
+    def _patch(self, owner: Any, name: str, value: Any) -> None:
+        self._saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def _recording(self, fn: Any, label: str) -> Any:
+        def call(*args: Any, **kw: Any) -> Any:
+            self.record(label)
+            return fn(*args, **kw)
+        return call
+
+
+_WATCH = _ProcessWatch()
+
+
+def _describe(args: Any) -> str:
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    return " ".join(os.fsdecode(a) for a in argv)[:120]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _UNMARKED:
+        terminalreporter.section("tests that started a process without the `process` mark")
+        for nodeid, started in _UNMARKED:
+            terminalreporter.write_line(f"{nodeid}: {'; '.join(started[:3])}")
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,8 @@ import yaml
 
 from nrg.sweep import store
 
+pytestmark = pytest.mark.process   # every test runs nrg in a child process
+
 ROOT = Path(__file__).resolve().parents[1]
 BARE = ROOT / "tests" / "fakes" / "bare_image"
 TIMEOUT_S = 600

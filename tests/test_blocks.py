@@ -1,6 +1,8 @@
 """Run order as an experimental design: blocks interleave the repeats of different cells."""
 from __future__ import annotations
 
+import pytest
+
 from nrg.sweep.blocks import CellRun, Hooks, block_order, record_repeat, run_blocks, schedule
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
@@ -88,6 +90,7 @@ def test_a_real_sweep_interleaves_cells_and_rows_carry_block_and_run_order(tmp_p
     assert (gen["cell_id"].iloc[:3] != first_cell).any()             # not all repeats of one cell first
 
 
+@pytest.mark.process
 def test_isolated_workers_keep_their_model_between_blocks(tmp_path):
     cfg = {"name": "blocks-isolated", "models": [TINY], "input_tokens": [4, 6], "output_tokens": [2],
            "repeats": 2, "warmup": 0, "idle_s": 0, "isolate": True, "roofline": False,

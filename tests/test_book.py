@@ -22,7 +22,7 @@ from nrg import book
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS_WITH_ANOVA = ("01_model_comparison", "02_sequence_length", "05_batch_size")
-pytestmark = [pytest.mark.slow, pytest.mark.book]
+# A test of the built book (the `built` fixture) is marked book and slow by tests/conftest.py.
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +77,9 @@ def test_source_notebooks_carry_no_outputs() -> None:
         assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
 
 
+@pytest.mark.slow
+@pytest.mark.process
+@pytest.mark.timeout(1200)   # papermill gets 900 s below
 def test_readme_papermill_command_works(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     line = next(ln for ln in readme.splitlines() if ln.strip().startswith("papermill notebooks/"))
@@ -91,6 +94,7 @@ def test_readme_papermill_command_works(tmp_path: Path) -> None:
     assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+@pytest.mark.process
 def test_papermill_with_a_misspelt_parameter_fails_before_measuring(tmp_path: Path) -> None:
     env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}
     papermill = Path(sys.executable).with_name("papermill")

@@ -289,6 +289,7 @@ def _outputs(path: Path) -> str:
     return "\n".join(texts)
 
 
+@pytest.mark.process
 def test_notebook_cpu_path_measures_the_default_and_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
     (tmp_path / "noref").mkdir()

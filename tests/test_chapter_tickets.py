@@ -212,6 +212,7 @@ TINY = {"n_tickets": 24, "quant": '["none", "int8-dynamic"]', "prune": '["none",
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_notebook_runs_with_tiny_parameters(tmp_path: Path) -> None:
     out = tmp_path / "out.ipynb"
     args = [str(Path(sys.executable).with_name("papermill")), "04_network_tickets.ipynb", str(out),

@@ -120,6 +120,7 @@ CELLS = [
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_kernel_shows_tables_and_figures_with_their_data_links(tmp_path: Path) -> None:
     from nbclient import NotebookClient
 

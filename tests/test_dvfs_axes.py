@@ -37,6 +37,7 @@ def _stale_entry(kind, target, original, applied):
     return entry
 
 
+@pytest.mark.process
 def test_import_registers_axes_without_pynvml():
     code = ("import sys, nrg.dvfs, nrg.axes; "
             "assert 'pynvml' not in sys.modules; print(sorted(nrg.axes._REGISTRY))")
@@ -116,6 +117,7 @@ def test_mem_power_and_cpu_environments(env):
     assert int(cap.read_text()) == 3_000_000
 
 
+@pytest.mark.process
 def test_environment_recovers_a_killed_run_before_applying(env):
     env.fake.update(power_limit_mw=111_000, gpu_locked=[210, 210])
     marker.add_entry(env.marker, _stale_entry("gpu_power_limit", {"gpu_index": 0},
@@ -174,6 +176,7 @@ def test_cli_with_real_pynvml_exits_zero(tmp_path, capsys):
     assert "GPU 0:" in capsys.readouterr().out
 
 
+@pytest.mark.process
 def test_cli_json_and_recover(env, capsys):
     assert main(["dvfs", "--sysfs-root", str(env.root), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -185,6 +188,7 @@ def test_cli_json_and_recover(env, capsys):
     assert env.fake.state["gpu_locked"] is None and not env.marker.exists()
 
 
+@pytest.mark.process
 def test_cli_recover_failure_keeps_marker_and_exits_1(env, capsys):
     env.fake.update(admin=False)
     marker.add_entry(env.marker, _stale_entry("gpu_power_limit", {"gpu_index": 0},

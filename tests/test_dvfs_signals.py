@@ -75,6 +75,7 @@ def _assert_restored(env) -> None:
     assert not env.marker.exists()
 
 
+@pytest.mark.process
 def test_sigterm_mid_cell_restores_and_dies_by_sigterm(env):
     child = _start(env)
     _assert_applied(env)
@@ -85,6 +86,7 @@ def test_sigterm_mid_cell_restores_and_dies_by_sigterm(env):
     assert env.fake.state["calls"][-2:] == ["ResetGpuLockedClocks", "SetPowerManagementLimit 250000"]
 
 
+@pytest.mark.process
 def test_sigterm_chains_to_previous_handler_after_restoring(env):
     child = _start(env, mode="chain")
     child.send_signal(signal.SIGTERM)
@@ -93,6 +95,7 @@ def test_sigterm_chains_to_previous_handler_after_restoring(env):
     _assert_restored(env)
 
 
+@pytest.mark.process
 def test_sigkill_leaves_marker_and_recover_restores(env):
     child = _start(env)
     child.kill()
@@ -110,6 +113,7 @@ def test_sigterm_handler_removed_after_the_block(env):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.process
 def test_sighup_restores_and_dies_by_sighup(env):
     """A closed terminal or SSH session (SIGHUP) must not leave the GPU locked."""
     child = _start(env)

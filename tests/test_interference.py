@@ -68,6 +68,7 @@ subprocess.Popen([sys.executable, "-c", code.replace("sys.argv[1]", repr(sys.arg
 """
 
 
+@pytest.mark.process
 def test_a_process_outside_our_tree_counts_as_other(tmp_path) -> None:
     """A busy process that is not our descendant any more (its parent exited) is someone else."""
     done = tmp_path / "cpu_s"
@@ -156,6 +157,7 @@ def sweep(tmp_path, proc: FakeProcStat, **changes):
     return run_sweep(cfg, tmp_path / "run", progress=False, monitor_options={"proc_root": proc.root})
 
 
+@pytest.mark.process
 def test_busy_repeats_are_kept_marked_and_redone_up_to_the_cap(tmp_path) -> None:
     proc = FakeProcStat(tmp_path / "proc")
     with proc.run_busy(ticks_per_ms=1):                    # neighbours burn ~10 CPU-s per second

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHAPTER = "02_sequence_length.ipynb"   # its first cell cites with {cite:t}
 TOKEN = "nrg-test-token"
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.process,
               pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
                                  reason="Debian's chromium is not installed (make test installs it)")]
 

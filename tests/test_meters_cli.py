@@ -62,6 +62,7 @@ def test_bad_input(args: list[str], message: str, capsys: pytest.CaptureFixture[
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.process
 def test_python_dash_m(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "nrg", "meters", "--idle-s", "0.05",
                            "--sysfs-root", str(tmp_path)],

@@ -48,6 +48,7 @@ def test_joules_are_cpu_seconds_times_watts_per_core() -> None:
     assert "user value 7 W/core" in w.measurement.domains[0].source
 
 
+@pytest.mark.process
 def test_children_cpu_time_is_counted() -> None:
     code = "t=0\nfor i in range(3_000_000): t += i % 3"
     results = {}
@@ -150,6 +151,7 @@ def test_bad_estimate_options() -> None:
         EnergyMonitor.auto(meters=["rapl"], power_per_core_w=5.0)
 
 
+@pytest.mark.process
 def test_live_children_are_counted_before_they_exit() -> None:
     import psutil
 

@@ -120,6 +120,7 @@ NOBODY = 65534
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to drop privileges")
+@pytest.mark.process
 def test_permission_denied_says_how_to_grant_access() -> None:
     # chmod 000 is what kernels do since CVE-2020-8694, but tests often run as root, who
     # reads anyway: the probe runs in a forked child that drops to uid 'nobody' first.

@@ -66,6 +66,7 @@ def test_in_process_cells_of_every_source_are_never_negative(tmp_path, source) -
     assert_never_negative(df, source)
 
 
+@pytest.mark.process
 def test_isolated_cells_are_never_negative(tmp_path) -> None:
     """A cell process gets no fake hardware (objects cannot cross processes): the CPU estimate."""
     df = run_sweep(config(isolate=True, batch_sizes=[2]), tmp_path / "run", progress=False)

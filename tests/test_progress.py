@@ -58,12 +58,14 @@ def _mime_types(outputs: list[dict]) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_transformers_bars_are_widgets_without_nrg() -> None:
     """The premise: in a kernel with ipywidgets, transformers' bars become widgets."""
     assert "application/vnd.jupyter.widget-view+json" in _mime_types(_run(CODE_BEFORE_NRG))
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_importing_the_chapters_makes_third_party_bars_text() -> None:
     shown: list[str] = []
     outputs = _run(CODE_AFTER_NRG, shown)
@@ -114,6 +116,7 @@ def test_a_disabled_bar_writes_nothing() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_third_party_bars_leave_a_summary_in_the_page() -> None:
     page = _page_text(_run(CODE_AFTER_NRG))
     assert "%|" not in page
@@ -138,6 +141,7 @@ print("after the sweep")
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_sweep_in_a_kernel_leaves_only_its_summary_in_the_page() -> None:
     shown: list[str] = []
     outputs = _run(CODE_SWEEP_IN_A_KERNEL, shown)
@@ -187,6 +191,7 @@ def test_outside_a_kernel_there_is_no_board() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_each_cell_keeps_its_own_summary() -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(f"import nrg.chapters\nfrom nrg.progress import bar\n"

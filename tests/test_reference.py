@@ -243,6 +243,7 @@ WHOLE_RUN_BUDGET_S = int(os.environ.get("NRG_TEST_REFERENCE_BUDGET_S", "400"))
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing(tmp_path):
     """No codecarbon, bitsandbytes, GSM8K package...: every part still measures; what needs them says so."""
     out, state = tmp_path / "ref", tmp_path / "h200.json"
@@ -279,6 +280,7 @@ def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing
     assert "cells of earlier runs on this machine" in second["estimator"]["from"]
 
 
+@pytest.mark.process
 def test_the_fake_h200_records_a_write_from_any_process(tmp_path):
     """The check above can fail: a consented write in a subprocess lands in the shared state file."""
     state = tmp_path / "h200.json"

@@ -45,6 +45,7 @@ def _open_sessions(run_dir: str, worker: int, n: int) -> None:
         run.open_session("race", "", {"name": "race"}, {"hostname": f"w{worker}-{i}"})
 
 
+@pytest.mark.process
 def test_concurrent_sessions_lose_no_record(tmp_path):
     """8 processes x 25 sessions at once: all 200 records kept, one run_id."""
     ctx = multiprocessing.get_context("fork")
@@ -179,6 +180,7 @@ CLAIM_AND_SLEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.process
 def test_a_claim_of_a_process_killed_with_sigkill_is_taken_over(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen([sys.executable, "-c", CLAIM_AND_SLEEP, str(tmp_path)], env=env,
@@ -229,6 +231,7 @@ SWEEP_WHEN_GO = textwrap.dedent("""
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_two_sweeps_on_one_folder_measure_each_cell_once(tmp_path):
     cfg = config(input_tokens=[8, 9, 10], output_tokens=[4, 6], repeats=2)
     n_cells = 6

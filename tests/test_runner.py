@@ -207,6 +207,7 @@ def test_failed_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert {c.split()[1] for c in calls} == {"none", "fine"}
 
 
+@pytest.mark.process
 def test_isolated_cells_record_crashes_and_model_errors(tmp_path):
     # a sliding window of 0 tokens passes every check but fails inside attention: a model error
     broken = {"name": "mistral-7b-v0.1", "weights": "random", "layers": 1, "tiny": True,
@@ -218,6 +219,7 @@ def test_isolated_cells_record_crashes_and_model_errors(tmp_path):
     assert (tmp_path / "logs").is_dir()
 
 
+@pytest.mark.process
 def test_isolated_cell_past_its_timeout_is_killed_and_recorded(tmp_path):
     df = run_sweep(config(isolate=True, cell_timeout_s=0.5), tmp_path, progress=False)
     assert df["status"].tolist() == ["failed"]

@@ -55,6 +55,7 @@ def _files(cells: Path) -> dict[str, int]:
 
 @pytest.mark.parametrize("inline", [True, pytest.param(False, marks=pytest.mark.slow)],
                          ids=["inline", "isolated"])
+@pytest.mark.process
 def test_sweep_killed_with_sigkill_resumes_without_lost_or_duplicate_rows(tmp_path, inline):
     """Sequential order: killed between cells, finished cells stay and are skipped on resume."""
     n_cells = 6 if inline else 3
@@ -95,6 +96,7 @@ def test_sweep_killed_with_sigkill_resumes_without_lost_or_duplicate_rows(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_blocked_sweep_killed_with_sigkill_leaves_no_worker_and_resumes_whole(tmp_path):
     """Blocked order: kill -9 while workers hold models; they die with it, the rerun measures every cell once."""
     import psutil
@@ -161,6 +163,7 @@ def test_help_documents_the_exit_codes(capsys):
         assert phrase in text
 
 
+@pytest.mark.process
 def test_a_failed_cell_exits_1_and_a_config_of_any_name_is_read_as_a_file(tmp_path, capsys):
     cfg = write_config(tmp_path / "conf.txt", cell_timeout_s=0.2)   # not parsed as YAML text
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 1

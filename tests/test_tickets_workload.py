@@ -218,6 +218,8 @@ def _nrg_sweep(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.process
+@pytest.mark.timeout(1800)   # several `nrg sweep` runs of up to 900 s each
 def test_nrg_sweep_runs_chapter_4_with_isolated_cells_timeouts_and_resume(tmp_path: Path) -> None:
     """The shipped configs, shrunk: a cell per process; a timeout is a failed row; --retry-failed reruns it."""
     from nrg.chapters import tickets_analysis as analysis

@@ -6,9 +6,22 @@ against the notebook's ``parameters`` cell and the chapter's own validator
 before anything runs or is written.  Executed copies go to a staging tree under
 ``_build/`` -- never back into ``notebooks/``, whose sources stay output-free --
 and Jupyter Book renders that tree with ``execute_notebooks: "off"``.
+
+A build keeps each executed chapter (with the data written beside it) under
+``_build/executed/`` with a digest of everything its execution read
+(:func:`execution_key`): the notebook, its parameters, nrg's code and data,
+the installed versions, the machine, ``NRG_*`` variables, the chapter's run
+folder, the reference results and ``notebooks/params``. The next build reuses a chapter whose
+digest is unchanged instead of executing it again (``rerun=True``, ``nrg book
+build --rerun`` or deleting that folder executes every chapter). Kept pages
+keep their file times, so Sphinx reads only the pages that changed.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +34,10 @@ from typing import Any
 from nrg.errors import ParameterError, check_writable_dir, choice_error
 
 BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
+EXECUTED_DIR = "executed"      # under <out>/_build: each chapter's last executed page, its data, its key
+KEY_FILE = "inputs.sha256"
+# Provenance that changes between two identical builds (a clock under load, the time): not a key.
+VOLATILE = ("started_at", "gpu_clock_mhz_current", "mem_clock_mhz_current", "git_sha", "hostname")
 
 
 def chapters(root: Path) -> list[str]:
@@ -151,6 +168,7 @@ class BuildReport:
     html_dir: Path
     seconds: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)   # chapters whose kept execution was current
     sphinx_ok: bool = True
 
     @property
@@ -189,12 +207,13 @@ def _stage_mathjax(target: Path) -> None:
 
 
 def build(root: Path, profile: str = "cpu", only: Sequence[str] | None = None,
-          out: Path | None = None, strict: bool = True) -> BuildReport:
-    """Execute every chapter with ``profile`` and render the book to HTML.
+          out: Path | None = None, strict: bool = True, rerun: bool = False) -> BuildReport:
+    """Execute every chapter with ``profile`` (or reuse a current execution) and render the book to HTML.
 
     All parameters of all chapters are checked before the first chapter runs.
     A chapter that fails keeps its executed notebook (with the traceback) in
     the staging tree; the others still build, and the report lists the failure.
+    ``rerun`` executes every chapter even where a kept execution is current.
     """
     plan = load_profile(root, profile)
     selected = list(only) if only else chapters(root)
@@ -207,15 +226,104 @@ def build(root: Path, profile: str = "cpu", only: Sequence[str] | None = None,
     for chapter in selected:
         start = time.perf_counter()
         output = stage / "notebooks" / f"{chapter}.ipynb"
+        kept = out / "_build" / EXECUTED_DIR / chapter
+        params = plan.get(chapter, {})
         try:
-            execute_chapter(root, chapter, output, plan.get(chapter, {}))
+            if not rerun and _reuse_executed(kept, execution_key(root, chapter, params), output):
+                report.reused.append(chapter)
+            else:
+                shutil.rmtree(kept, ignore_errors=True)    # a failed run leaves nothing to reuse
+                execute_chapter(root, chapter, output, params)
+                _keep_executed(kept, execution_key(root, chapter, params), output)
         except Exception as exc:  # keep building the rest; report at the end
             report.failed[chapter] = f"{type(exc).__name__}: {str(exc)[-2000:]}"
         report.seconds[chapter] = time.perf_counter() - start
-        print(f"[nrg book] {chapter}: {report.seconds[chapter]:.1f} s"
-              + (" FAILED" if chapter in report.failed else ""), flush=True)
+        how = " FAILED" if chapter in report.failed else " (reused: its inputs are unchanged)" \
+            if chapter in report.reused else ""
+        print(f"[nrg book] {chapter}: {report.seconds[chapter]:.1f} s{how}", flush=True)
     report.sphinx_ok = _jupyter_book(stage, out, strict)
     return report
+
+
+def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
+    """A digest of what executing ``chapter`` with ``params`` reads: equal digests, equal pages.
+
+    Deliberately broad (any change to nrg's code executes every chapter again):
+    a page left stale is worse than a build that takes longer.
+    """
+    from nrg.chapters.common import runs_root
+
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(label.encode() + b"\0" + data + b"\0")
+
+    add("notebook", notebook_path(root, chapter).read_bytes())
+    add("params", json.dumps(dict(params), sort_keys=True, default=str).encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            add(str(path.relative_to(package)), path.read_bytes())
+    add("environment", _environment().encode())
+    for folder in (runs_root() / chapter, root / "results", root / "notebooks" / "params"):
+        add(str(folder), _listing(folder).encode())
+    return digest.hexdigest()
+
+
+def _environment() -> str:
+    """Installed versions, the machine and the ``NRG_*`` variables, as text."""
+    variables = {k: v for k, v in os.environ.items() if k.startswith("NRG_") and k != "NRG_PAGE"}
+    return _installed_and_machine() + json.dumps(variables, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_and_machine() -> str:
+    import importlib.metadata
+
+    from nrg import hardware
+
+    versions = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
+    machine = {k: v for k, v in hardware.provenance().items() if k not in VOLATILE}
+    return json.dumps([versions, machine], sort_keys=True, default=str)
+
+
+def _listing(folder: Path) -> str:
+    """Every file under ``folder``: path, size and modification time (a sweep that adds a cell changes it)."""
+    if not folder.is_dir():
+        return ""
+    rows = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            info = path.stat()
+            rows.append(f"{path.relative_to(folder)}\t{info.st_size}\t{info.st_mtime_ns}")
+    return "\n".join(rows)
+
+
+def _page_data(notebook: Path) -> Path:
+    from nrg.chapters.publish import DATA_DIR
+
+    return notebook.parent / DATA_DIR / notebook.stem
+
+
+def _reuse_executed(kept: Path, key: str, output: Path) -> bool:
+    """Copy the kept execution to ``output`` if its key is ``key`` (file times kept: Sphinx skips it)."""
+    key_file = kept / KEY_FILE
+    if not key_file.is_file() or key_file.read_text().strip() != key or not (kept / output.name).is_file():
+        return False
+    shutil.copy2(kept / output.name, output)
+    if (kept / "data").is_dir():
+        shutil.copytree(kept / "data", _page_data(output), dirs_exist_ok=True)
+    return True
+
+
+def _keep_executed(kept: Path, key: str, output: Path) -> None:
+    """Keep ``output`` and its data with ``key``; the key is written last, so a half copy is never reused."""
+    shutil.rmtree(kept, ignore_errors=True)
+    kept.mkdir(parents=True)
+    shutil.copy2(output, kept / output.name)
+    if _page_data(output).is_dir():
+        shutil.copytree(_page_data(output), kept / "data")
+    (kept / KEY_FILE).write_text(key + "\n")
 
 
 def _jupyter_book(stage: Path, out: Path, strict: bool) -> bool:

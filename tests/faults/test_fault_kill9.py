@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fault_helpers import (
     BLOCKED_CELLS,
     BLOCKED_REPEATS,
@@ -116,6 +117,7 @@ def _audit(cfg_path: Path, out: Path, before: dict[str, tuple[int, int]]) -> dic
             "temporary_left": len(leftovers)}
 
 
+@pytest.mark.timeout(1200)   # 10 seeds, each a killed `nrg sweep` and its audit
 def test_kill9_at_random_moments(tmp_path: Path) -> None:
     tally = {"kills": 0, "mid_run": 0, "lost": 0, "duplicated": 0, "corrupt": 0, "orphans": 0,
              "manifest_inconsistent": 0, "temporary_left": 0}

@@ -9,11 +9,13 @@ codecarbon runs on the machine must not stop this one (codecarbon keeps a lock f
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from nrg import carbon
@@ -136,24 +138,38 @@ def side_by_side(work: Callable[[], int], params: Mapping[str, Any], min_duratio
 
     codecarbon runs with PUE 1 so both tools report the machine's own joules;
     the chapter's PUE is applied afterwards, to both alike (:func:`carbon_table`).
+    The chapter's own work (a :class:`GenerationWork`) is measured once per
+    machine and parameters (:class:`nrg.chapters.measurement.Measurements`): a
+    kept result is reused without loading its model.
     """
     from nrg.chapters.measurement import open_monitor
 
+    with open_monitor(dict(params), announce=False) as monitor:
+        if not isinstance(work, GenerationWork):
+            return _side_by_side(work, params, monitor, min_duration_s, sample_s)
+        args = (repr(work.spec), work.input_tokens, work.new_tokens, float(min_duration_s), float(sample_s))
+        return monitor.measurements.get(
+            "side_by_side", args, lambda: _side_by_side(work, params, monitor, min_duration_s, sample_s))
+
+
+def _side_by_side(work: Callable[[], int], params: Mapping[str, Any], monitor: Any, min_duration_s: float,
+                  sample_s: float) -> SideBySide:
+    if isinstance(work, GenerationWork):
+        work.prepare()      # load and warm up outside both windows
     tracker, reason = _tracker(params.get("region", carbon.DEFAULT_REGION), 1.0, sample_s)
     units = 0
-    with open_monitor(dict(params)) as monitor:
+    if tracker is not None:
+        tracker.start()
+    try:
+        monitor.begin_window("side-by-side")
+        start = time.perf_counter()
+        while time.perf_counter() - start < min_duration_s:
+            units += int(work())
+        measurement = monitor.end_window("side-by-side")
+    finally:
         if tracker is not None:
-            tracker.start()
-        try:
-            monitor.begin_window("side-by-side")
-            start = time.perf_counter()
-            while time.perf_counter() - start < min_duration_s:
-                units += int(work())
-            measurement = monitor.end_window("side-by-side")
-        finally:
-            if tracker is not None:
-                tracker.stop()
-    data = tracker.final_emissions_data if tracker is not None else None
+            tracker.stop()
+    data = _plain(tracker.final_emissions_data) if tracker is not None else None
     from nrg.meters.estimate import resolve_power
 
     w_per_core = resolve_power(power_per_core_w=params.get("power_per_core_w"))[0]
@@ -161,24 +177,65 @@ def side_by_side(work: Callable[[], int], params: Mapping[str, Any], min_duratio
                       w_per_core, reason)
 
 
+def _plain(data: Any) -> Any:
+    """Codecarbon's EmissionsData as plain attributes: kept and read back without importing codecarbon."""
+    if data is None or not dataclasses.is_dataclass(data) or isinstance(data, type):
+        return data
+    return SimpleNamespace(**dataclasses.asdict(data))
+
+
+@dataclass
+class GenerationWork:
+    """Generates exactly ``new_tokens`` with ``spec``'s model per call; loaded and warmed up on first need.
+
+    Loading is left to :meth:`prepare` (or the first call) so that a comparison
+    whose kept result is reused never loads the model.
+    """
+
+    spec: Any                      # nrg.models.ModelSpec
+    input_tokens: int = 32
+    new_tokens: int = 8
+    _run: Callable[[], None] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def prepare(self) -> None:
+        """Load the model and generate once (warm-up), unless done already."""
+        if self._run is not None:
+            return
+        import torch
+
+        from nrg.models import load
+
+        loaded = load(self.spec)
+        inputs = loaded.synthetic_inputs(1, self.input_tokens)
+        new_tokens = self.new_tokens
+
+        def run() -> None:
+            with torch.no_grad():
+                loaded.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                      do_sample=False)
+
+        run()   # warm-up outside the window
+        self._run = run
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model was loaded."""
+        return self._run is not None
+
+    def __call__(self) -> int:
+        """Generate once (loading first if needed); the tokens generated."""
+        self.prepare()
+        assert self._run is not None
+        self._run()
+        return self.new_tokens
+
+
 def generation_work(model: str = "smollm2-135m", input_tokens: int = 32,
-                    new_tokens: int = 8) -> Callable[[], int]:
-    """A callable generating exactly ``new_tokens`` with ``model`` (random weights: same cost as real)."""
-    import torch
+                    new_tokens: int = 8) -> GenerationWork:
+    """The comparison's work: generating exactly ``new_tokens`` with ``model`` (random weights: same cost as real)."""
+    from nrg.models import ModelSpec
 
-    from nrg.models import ModelSpec, load
-
-    loaded = load(ModelSpec(model, weights="random"))
-    inputs = loaded.synthetic_inputs(1, input_tokens)
-
-    def work() -> int:
-        with torch.no_grad():
-            loaded.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                  do_sample=False)
-        return new_tokens
-
-    work()   # warm-up outside the window
-    return work
+    return GenerationWork(ModelSpec(model, weights="random"), input_tokens, new_tokens)
 
 
 def carbon_table(result: SideBySide, region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,

@@ -22,7 +22,7 @@ def _build(ns: argparse.Namespace) -> int:
 
     root = find_root()
     report = book.build(root, profile=ns.profile, only=ns.only or None,
-                        out=Path(ns.out) if ns.out else None, strict=not ns.no_strict)
+                        out=Path(ns.out) if ns.out else None, strict=not ns.no_strict, rerun=ns.rerun)
     for chapter, error in report.failed.items():
         print(f"[nrg book] chapter {chapter} failed; its executed notebook is under "
               f"{report.html_dir.parent / 'src' / 'notebooks'}:\n  {error}")
@@ -94,6 +94,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--only", nargs="*", metavar="CHAPTER", help="execute only these chapters")
     b.add_argument("--out", help="folder that receives _build/ (default: the book root)")
     b.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    b.add_argument("--rerun", action="store_true",
+                   help="execute every chapter, even one whose inputs are unchanged since its last execution")
     b.set_defaults(func=_build)
 
     listed = _chapters_epilog()

@@ -17,10 +17,12 @@ from typing import Any
 import pandas as pd
 
 from nrg.chapters.common import Text
+from nrg.chapters.tickets_chance import chance_quality
 from nrg.errors import ParameterError
 
 KEYS = ("quant", "prune")
 PHASES = ("finetune", "inference")
+PHASE_NAMES = {"finetune": "fine-tuning", "inference": "inference"}
 WHOLE_CELL = "(whole cell)"   # the phase shown for a cell that failed before any phase ran
 
 
@@ -61,7 +63,9 @@ def combinations(df: pd.DataFrame, task: str, metrics: Sequence[str]) -> pd.Data
         if column in rows.columns:
             out[column] = rows.groupby([*KEYS, "phase"], sort=False)[column].first()
     out["n"] = out["n"].fillna(0).astype(int)
-    return out.reset_index()
+    from nrg.labels import mark_estimated
+
+    return mark_estimated(out.reset_index(), rows)
 
 
 def not_run(df: pd.DataFrame) -> pd.DataFrame:
@@ -91,10 +95,13 @@ def kernels(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["task", *KEYS, "kernel", "sparsity", "time_s", "time_vs_unpruned"])
     table = inference.groupby(["task", *KEYS], sort=False).agg(
         kernel=("kernel", "first"), prune_method=("prune_method", "first"), sparsity=("sparsity", "mean"),
-        time_s=("time_s", "mean"), energy_j=("energy_j", "mean"), note=("prune_note", "first")).reset_index()
-    base = table[table["prune"] == "none"][["task", "quant", "time_s", "energy_j"]].rename(
-        columns={"time_s": "time_s_unpruned", "energy_j": "energy_j_unpruned"})
+        time_s=("time_s", "mean"), time_sd_s=("time_s", "std"), energy_j=("energy_j", "mean"),
+        note=("prune_note", "first")).reset_index()
+    base = table[table["prune"] == "none"][["task", "quant", "time_s", "time_sd_s", "energy_j"]].rename(
+        columns={"time_s": "time_s_unpruned", "time_sd_s": "time_sd_s_unpruned", "energy_j": "energy_j_unpruned"})
     joined = table.merge(base, on=["task", "quant"], how="left")
+    table["time_s_unpruned"] = joined["time_s_unpruned"].to_numpy()
+    table["time_sd_s_unpruned"] = joined["time_sd_s_unpruned"].to_numpy()
     table["time_vs_unpruned"] = (joined["time_s"] / joined["time_s_unpruned"]).to_numpy()
     table["energy_vs_unpruned"] = (joined["energy_j"] / joined["energy_j_unpruned"]).to_numpy()
     table["saves_compute"] = table.apply(_saves_compute, axis=1)
@@ -162,11 +169,31 @@ def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
     return dataclasses.replace(result, notes=tuple(notes) + result.notes)
 
 
-def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> Any:
-    """ANOVA of ``energy_j`` on quant x prune x phase (complete levels only; notes say which not)."""
+def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05, phase: str = "inference") -> Any:
+    """ANOVA of ``energy_j`` on quant x prune within one ``phase`` (complete levels only; notes say which not).
+
+    Why per phase: a fine-tuning run costs tens of times an inference window,
+    so a pooled ANOVA's phase term swamps everything and the fine-tuning
+    cells' single runs borrow the inference windows' replication. A phase
+    whose combinations each ran once (one fine-tuning per combination) has no
+    replicate to test against: no p-value, and the reason instead.
+    """
+    if phase not in PHASES:
+        raise ParameterError(f"phase={phase!r} is not valid; choose one of {list(PHASES)}")
     rows = task_rows(df, task)
-    data, notes = complete_design(rows, [*KEYS, "phase"])
-    return _anova(data, "energy_j", [*KEYS, "phase"], alpha, notes)
+    rows = rows[rows["phase"] == phase]
+    response = f"energy_j ({phase})"
+    good = ok(rows)
+    if good.empty:
+        return NoAnova(response, f"no {phase} ran for {task}.")
+    runs = good.groupby(list(KEYS)).size()
+    if runs.max() < 2:
+        what = "fine-tuning" if phase == "finetune" else "inference window"
+        fix = "set train_repeats ≥ 2 to repeat each fine-tuning" if phase == "finetune" else "set repeats ≥ 2"
+        return NoAnova(response, f"one {what} per combination: no replicate to test a difference against, "
+                                 f"so no p-value is given ({fix}). The table above shows each run's energy.")
+    data, notes = complete_design(rows, list(KEYS))
+    return _anova(data, "energy_j", list(KEYS), alpha, notes)
 
 
 def quality_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -192,7 +219,9 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> A
     if phase not in PHASES:
         raise ParameterError(f"phase={phase!r} is not valid; choose one of {list(PHASES)}")
     rows = task_rows(df, task)
-    ranked = rank_configs(rows[rows["phase"] == phase], by=list(KEYS), energy="energy_j", quality=metric, w=w)
+    replicate = "train_repeat" if "train_repeat" in rows.columns else None   # one tuned model per replicate
+    ranked = rank_configs(rows[rows["phase"] == phase], by=list(KEYS), energy="energy_j", quality=metric, w=w,
+                          replicate=replicate)
     missing = not_run(rows[(rows["phase"] == phase) | rows["phase"].isna()])
     notes = [f"{r['quant']} / {r['prune']} is not ranked for {phase}: {r['status']} ({r['reason'][:160]})"
              for _, r in missing.iterrows()]
@@ -203,6 +232,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     """Mean energy per phase and mean quality for each quant x prune, one heatmap per row."""
     from matplotlib.figure import Figure
 
+    from nrg.labels import estimated
     from nrg.plots import quant_prune_heatmap
 
     rows = task_rows(df, task)
@@ -215,7 +245,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
             ax.set_title(f"{phase}: nothing ran")
             continue
         quant_prune_heatmap(part, value="energy_j", rows="quant", cols="prune", ax=ax)
-        ax.set_title(f"{task}: {phase} energy (J)")
+        ax.set_title(f"{task}: {phase} {'estimated ' if estimated(part) else ''}energy (J)")
     quant_prune_heatmap(quality_rows(df, task), value=metric, rows="quant", cols="prune", ax=axes[2])
     axes[2].set_title(f"{task}: {metric}")
     return fig
@@ -225,27 +255,54 @@ def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
     """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
     from nrg.plots import energy_quality_scatter
 
+    what = "estimated energy" if ranked.energy_estimated else "energy"
     fig = energy_quality_scatter(ranked.table, annotate=list(KEYS),
-                                 energy_label=f"{phase} energy (J)", quality_label=metric)
+                                 energy_label=f"{PHASE_NAMES.get(phase, phase)} {what} (J)", quality_label=metric)
     fig.axes[0].set_title(f"{task}, {phase}: energy vs quality (w = {ranked.w:g})")
     return fig
 
 
+def _within_spread(r: Any) -> bool:
+    """Whether a pruned model's mean time is within twice the combined sd of its and the unpruned one's."""
+    import math
+
+    from nrg.statement import within_spread
+
+    spread = 2 * math.sqrt(r.time_sd_s ** 2 + r.time_sd_s_unpruned ** 2)
+    return within_spread(r.time_s - r.time_s_unpruned, spread).passed
+
+
+def _time_text(r: Any) -> str:
+    return (f"{r.quant} / {r.prune}: {r.time_s:.3g} s (sd {r.time_sd_s:.2g}) vs {r.time_s_unpruned:.3g} s "
+            f"(sd {r.time_sd_s_unpruned:.2g}) unpruned")
+
+
 def kernel_sentence(table: pd.DataFrame, device: str) -> str:
-    """Where pruning saved no time because dense kernels ran, computed from the table."""
+    """Where pruning saved no compute because dense kernels ran, and whether the time differed anyway.
+
+    A difference is called measurement spread only when it lies within twice
+    the combined standard deviation of the two means' windows; a larger one is
+    named as such (it does not come from skipped zeros).
+    """
     if table.empty:
         return "No pruned model was evaluated."
     dense = table[table["saves_compute"].str.startswith("no")]
     parts = []
     if not dense.empty:
-        ratio = dense["time_vs_unpruned"].dropna()
         names = ", ".join(sorted({f"{r.quant} / {r.prune}" for r in dense.itertuples()}))
         parts.append(f"On `{device}`, {len(dense)} pruned combination(s) ran dense kernels, so their zeros were "
                      f"multiplied like any weight and pruning saved no compute: {names}.")
-        if len(ratio):
-            parts.append(f"Their measured inference time was {ratio.min():.2f}–{ratio.max():.2f}× the unpruned "
-                         "model's; a difference there does not come from skipped zeros (measurement spread, "
-                         "or a changed number of generated tokens).")
+        timed = [r for r in dense.itertuples() if pd.notna(r.time_vs_unpruned)]
+        spread = [r for r in timed if pd.notna(r.time_sd_s) and pd.notna(r.time_sd_s_unpruned) and _within_spread(r)]
+        beyond = [r for r in timed if r not in spread]
+        if spread:
+            parts.append("Within the measurement spread (difference under twice the combined sd of the windows): "
+                         + "; ".join(_time_text(r) for r in spread) + ".")
+        if beyond:
+            parts.append("Beyond the measurement spread, or without repeats to tell: "
+                         + "; ".join(f"{_time_text(r)} ({r.time_vs_unpruned:.2f}×)" for r in beyond)
+                         + ". With dense kernels this does not come from skipped zeros: look at the number of "
+                           "generated tokens, the pruned model's numerics, or load on the machine.")
     sparse = table[~table["saves_compute"].str.startswith("no")]
     for r in sparse.itertuples():
         ratio = f"{r.time_vs_unpruned:.2f}×" if pd.notna(r.time_vs_unpruned) else "n/a"
@@ -272,7 +329,7 @@ def combinations_section(df: pd.DataFrame, params: Mapping[str, Any], task: str)
 
 
 def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
-    """The energy ANOVA and the quality ANOVA, each followed by its findings."""
+    """The energy ANOVA of each phase (fine-tuning, inference) and the quality ANOVA, each with its findings."""
     from nrg import findings
     from nrg.stats import AnovaResult
 
@@ -280,7 +337,8 @@ def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> lis
         return _skipped(params, task)
     metric, alpha = params["metrics"][task], params["alpha"]
     shown: list[Any] = []
-    for result, label in ((energy_anova(df, task, alpha), "energy"), (quality_anova(df, task, metric, alpha), metric)):
+    results = [(energy_anova(df, task, alpha, phase), f"{PHASE_NAMES[phase]} energy") for phase in PHASES]
+    for result, label in [*results, (quality_anova(df, task, metric, alpha), metric)]:
         shown.append(result)
         if isinstance(result, AnovaResult):
             shown.append(Text(str(findings.anova_findings(result, label))))
@@ -307,7 +365,9 @@ def ranking_section(params: Mapping[str, Any], task: str, ranked: Mapping[str, A
         if phase not in ranked:
             shown.append(Text(f"**{phase}:** no combination ran."))
             continue
-        shown += [Text(f"**{task}, {phase}**"), ranked[phase], Text(str(findings.ranking_findings(ranked[phase])))]
+        chance = chance_quality(params, task, params["metrics"][task])
+        shown += [Text(f"**{task}, {phase}**"), ranked[phase],
+                  Text(str(findings.ranking_findings(ranked[phase], chance=chance)))]
     return shown
 
 

@@ -264,3 +264,19 @@ def test_a_model_that_is_not_the_published_one_says_so() -> None:
     assert with_model_labels(labelled)["model"].equals(labelled["model"])        # labelling twice: same
     assert model_label({"model": "mistral-7b-v0.1", "layers": 1, "weights": "random"}, with_params=False) \
         == "mistral-7b-v0.1 [1/32 layers, random]"
+
+
+def test_summary_tables_of_estimated_energy_say_so_in_their_headers() -> None:
+    from nrg.chapters import display
+    from nrg.labels import is_energy
+    from nrg.stats import summarize
+
+    rows = _estimated_rows().assign(model=["a", "b", "c"] * 10)
+    summary = summarize(rows, by=["model"], measures=["energy_j", "time_s"])
+    pivot = summary.pivot_table(index="model", columns="measure", values="mean")
+    headers = list(display.table(pivot).data.columns)
+    assert "Estimated energy (J)" in headers and "Time (s)" in headers
+    assert "Estimated energy (J)" in set(display.table(summary).data["Measure"])
+    measured = summarize(rows.assign(energy_method="counter"), by=["model"], measures=["energy_j"])
+    assert "Energy (J)" in set(display.table(measured).data["Measure"])
+    assert not is_energy("energy_method") and is_energy("energy_per_token_j")

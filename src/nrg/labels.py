@@ -126,6 +126,8 @@ ENERGY_SUFFIXES = ("_j", "_per_token_j", "_j_s", "_j_s2", "_per_j", "avg_power_w
 def is_energy(column: str) -> bool:
     """Whether ``column`` holds energy or a quantity computed from it (EDP, GFLOP/J, average power)."""
     base = str(column).split(" ")[0]
+    if base.endswith(("_method", "_source", "_warning")):   # how energy was obtained, not energy
+        return False
     return base.endswith(ENERGY_SUFFIXES) or base.startswith(("energy", "net_energy", "cpu_energy", "gpu_energy",
                                                                "dram_energy"))
 

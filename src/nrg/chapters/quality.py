@@ -162,8 +162,9 @@ def _precision_and_interference(rows: Any, target: float | None) -> str:
     n_cells = int(ok["cell_id"].nunique()) if "cell_id" in ok.columns else 0
     if n_cells == 0:
         return "No successful cells: there is no interval or interference to report."
-    if target is None and "ci_rel_target" not in ok.columns:
-        ci = "These rows record no CI target, so no cell can be said to have missed it."
+    if target is None and ("ci_rel_target" not in ok.columns or ok["ci_rel_target"].isna().all()):
+        ci = ("These rows record no CI target (a fixed number of repeats), so no cell can be said to have "
+              "missed one.")
     else:
         missed = missed_ci(ok, target)
         ci = f"{len(missed)} of {n_cells} cells missed their 95% CI target"

@@ -74,8 +74,9 @@ def energy_lead(rows: pd.DataFrame, energy: str = "energy_j", time: str = "time_
     power = (f"{found.power_min_w:.3g}–{found.power_max_w:.3g} W" if found.power_max_w > found.power_min_w
              else f"{found.power_mean_w:.3g} W")
     corr = f"{found.corr:.3f}" if math.isfinite(found.corr) else "not defined (no variation)"
-    text = (f"**Energy here is estimated, not measured** ({share} of the {found.n} windows): no energy counter "
-            f"was available, so joules are CPU time × a rated power plus a fixed memory term. Across the "
+    text = (f"**Energy here is estimated, not measured** ({share} of the {found.n} windows): without an energy "
+            "counter the joules are computed from time and a rated power (CPU time × power per core, plus a "
+            "fixed memory term). Across the "
             f"windows corr(energy, time) = {corr} and the implied power (energy ÷ time) is {power} "
             f"(spread {found.power_cv:.1%} of its mean).")
     if found.only_time:

@@ -280,3 +280,15 @@ def test_summary_tables_of_estimated_energy_say_so_in_their_headers() -> None:
     measured = summarize(rows.assign(energy_method="counter"), by=["model"], measures=["energy_j"])
     assert "Energy (J)" in set(display.table(measured).data["Measure"])
     assert not is_energy("energy_method") and is_energy("energy_per_token_j")
+
+
+def test_a_fall_in_energy_is_called_spread_only_within_the_spread() -> None:
+    calib = _calibration(spread=0.01)
+    calib.loc[calib["matrix_size"] == 1024, "energy_j"] = 0.001        # far below size 512, every window
+    said = " ".join(found.collect("00_how_energy_is_measured", calib, {}))
+    assert "by more than the windows' spread" in said and "512 → 1024" in said
+    rng = np.random.default_rng(0)
+    noisy = _calibration(spread=0.01)
+    noisy["energy_j"] = 1.0 + rng.normal(0, 0.2, len(noisy))          # no trend, all spread
+    said = " ".join(found.collect("00_how_energy_is_measured", noisy, {}))
+    assert "within the windows' spread" in said or "rises with the work" in said

@@ -287,7 +287,8 @@ def _rankings(rows: pd.DataFrame, params: Mapping[str, Any], prune: str | None =
             out[f"{task} {phase}"] = ranked.table
     if not out:
         if withheld:
-            raise ParameterError("no ranking can name a best configuration (" + " | ".join(withheld) + ")")
+            more = f"; and {len(withheld) - 1} more ranking(s) like it" if len(withheld) > 1 else ""
+            raise ParameterError(f"no ranking can name a best configuration ({withheld[0]}{more})")
         raise ParameterError("no quantization x pruning combination has both energy and task quality "
                              "(R = w·φ + (1−w)·ρ needs both)")
     return out

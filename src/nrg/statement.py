@@ -124,8 +124,9 @@ def say(findings: Iterable[Finding | str | None]) -> list[str]:
 
 def at_least(count: int, minimum: int, what: str) -> Check:
     """``count`` >= ``minimum`` (e.g. three configurations for a ranking)."""
+    said = what.replace("configurations", "configuration", 1) if count == 1 else what
     return Check(f"at least {minimum} {what}", count >= minimum,
-                 f"only {count} {what} (at least {minimum} are needed)")
+                 f"only {count} {said} (at least {minimum} are needed)")
 
 
 def separated(best: tuple[float, float], other: tuple[float, float], best_name: str, other_name: str) -> Check:

@@ -292,3 +292,16 @@ def test_a_fall_in_energy_is_called_spread_only_within_the_spread() -> None:
     noisy["energy_j"] = 1.0 + rng.normal(0, 0.2, len(noisy))          # no trend, all spread
     said = " ".join(found.collect("00_how_energy_is_measured", noisy, {}))
     assert "within the windows' spread" in said or "rises with the work" in said
+
+
+def test_per_token_fits_of_estimated_energy_say_estimated() -> None:
+    from nrg.stats import per_token_costs
+
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame([{"model": "m", "input_tokens": i, "output_tokens": o, "status": "ok",
+                          "energy_j": 1 + 0.01 * i + 0.1 * o + rng.normal(0, 0.01), "energy_method": "estimated"}
+                         for i in (8, 16, 32) for o in (2, 4, 8) for _ in range(2)])
+    costs = per_token_costs(rows, response="energy_j", by=["model"])
+    assert all(s.startswith("For m, estimated energy rises") for s in F.length_findings(costs, "energy_j"))
+    measured = per_token_costs(rows.assign(energy_method="counter"), response="energy_j", by=["model"])
+    assert all(s.startswith("For m, energy rises") for s in F.length_findings(measured, "energy_j"))

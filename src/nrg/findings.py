@@ -258,11 +258,12 @@ def length_findings(costs: pd.DataFrame, response: str = "energy_j", per: int = 
         raise ParameterError(f"per={per!r} is not valid; it must be a positive whole number of tokens")
     by = list(costs.columns[: list(costs.columns).index("term")])
     u = unit(response) or per_token_unit(response)
+    what = ("estimated " if costs.attrs.get("energy_estimated") else "") + label(response)
     sentences = []
     for row in costs.itertuples(index=False):
         d = row._asdict()
         who = ", ".join(str(d[c]) for c in by)
-        prefix = f"For {who}, {label(response)}" if who else _cap(label(response))
+        prefix = f"For {who}, {what}" if who else _cap(what)
         kind = "input" if "input" in d["term"] else "output" if "output" in d["term"] else d["term"]
         slope, lo, hi = (per * d[k] for k in ("estimate", "ci_low", "ci_high"))
         ci = f"95% CI {num(lo)} to {num(hi)}, {p_text(d['p'])}"

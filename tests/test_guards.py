@@ -305,3 +305,36 @@ def test_per_token_fits_of_estimated_energy_say_estimated() -> None:
     assert all(s.startswith("For m, estimated energy rises") for s in F.length_findings(costs, "energy_j"))
     measured = per_token_costs(rows.assign(energy_method="counter"), response="energy_j", by=["model"])
     assert all(s.startswith("For m, energy rises") for s in F.length_findings(measured, "energy_j"))
+
+
+def _generation_rows(seed: int = 0) -> pd.DataFrame:
+    """Generation rows as a sweep writes them (prefill, decode, generate per repeat), estimated energy."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, scale in (("gpt2 [tiny widths, random, 3.88 M params]", 1.0), ("smollm2-135m [135 M params]", 3.0)):
+        for task, (n_in, n_out) in (("qa", (32, 2)), ("summarization", (128, 4))):
+            for repeat in range(3):
+                time_s = scale * (0.01 * n_in + 0.1 * n_out) * (1 + rng.normal(0, 0.02))
+                for phase, share in (("prefill", 0.2), ("decode", 0.8), ("generate", 1.0)):
+                    t = time_s * share
+                    rows.append({"cell_id": f"{model}-{task}", "repeat": repeat, "phase": phase, "status": "ok",
+                                 "model": model, "task": task, "input_tokens": n_in, "output_tokens": n_out,
+                                 "time_s": t, "energy_j": 21 * t, "energy_per_token_j": 21 * t / n_out,
+                                 "tokens_per_s": n_out / t, "energy_method": "estimated", "interference": False,
+                                 "ci_rel_halfwidth": 0.03, "ci_rel_target": 0.05, "block": repeat,
+                                 "run_order": repeat, "run_id": "r"})
+    return pd.DataFrame(rows)
+
+
+def test_every_generated_box_sentence_is_whole() -> None:
+    """The boxes of chapters 1, 2 and 5 on constructed rows: no empty slot, estimated energy framed first."""
+    rows = _generation_rows()
+    boxes = {"01_model_comparison": found.collect("01_model_comparison", rows, {"alpha": 0.05})}
+    params2 = {"alpha": 0.05, "joint_input_tokens": [32, 128], "joint_output_tokens": [2, 4]}
+    boxes["02_sequence_length"] = found.collect("02_sequence_length", rows, params2)
+    batch = rows.assign(batch_size=rows["task"].map({"qa": 1, "summarization": 2}))
+    boxes["05_batch_size"] = found.collect("05_batch_size", batch, {"alpha": 0.05})
+    for chapter, sentences in boxes.items():
+        assert sentences[0].startswith("**Energy here is estimated"), chapter
+        assert not any(statement.empty_slots(s) for s in sentences), chapter
+        assert any("flagged for interference" in s for s in sentences), chapter

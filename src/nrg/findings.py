@@ -174,7 +174,7 @@ def _share_note(result: AnovaResult) -> list[str]:
     if shares.empty or not math.isfinite(total) or abs(total - 1) <= 0.005:
         return []
     return [f"The shares are η² (each term's sum of squares over the total); with type "
-            f"{'II' if result.typ == 2 else 'III'} sums of squares in an unbalanced design the terms overlap, "
+            f"{'II' if result.typ == 2 else 'III'} sums of squares in an unbalanced (or confounded) design the terms overlap, "
             f"so the shares and the residual add up to {pct(total)}, not 100 %. Partial η² (each term against "
             "the residual alone) is the comparable effect size."]
 
@@ -284,7 +284,8 @@ def phase_share_findings(shares: pd.DataFrame) -> Findings:
         s = part["decode_share"].dropna()
         if s.empty:
             continue
-        spread = pct(s.iloc[0]) if s.min() == s.max() else f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
+        spread = pct(s.min()) if pct(s.min()) == pct(s.max()) else \
+            f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
         sentences.append(f"Decode takes {spread} of {label(measure)} across {len(s)} cell(s); prefill the rest.")
     return Findings(tuple(sentences))
 

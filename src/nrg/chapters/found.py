@@ -31,6 +31,15 @@ def _trust(rows: Any) -> list[str]:
     return quality.disturbance(rows) + notes
 
 
+def _anova_lead(result: Any, what: str, n: int = 1) -> list[str]:
+    """The first ``n`` ANOVA sentences, plus why the shares do not add up and where the robust test decided."""
+    from nrg import findings
+
+    said = list(findings.anova_findings(result, response_label=what))
+    notes = [s for s in said[n:] if "not 100 %" in s or "the verdicts above follow the robust test" in s]
+    return said[:n] + notes
+
+
 def _interval(values: Any) -> tuple[float, float, float]:
     from nrg.claim_measures import t_interval
 
@@ -115,13 +124,13 @@ def _follows_work(calib: Any) -> str:
 
 def model_comparison(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 1: the spread of energy per token and what the ANOVA attributes it to."""
-    from nrg import findings, stats
+    from nrg import stats
     from nrg.chapters.model_comparison import generate_rows
 
     gen = generate_rows(df)
     out = _framing(gen) + _extremes(gen, ["model", "task"])
     result = stats.anova(gen, "energy_per_token_j", ["model", "task"], alpha=params["alpha"])
-    out += list(findings.anova_findings(result, response_label="energy per token"))[:2]
+    out += _anova_lead(result, "energy per token", 2)
     return out + _trust(df)
 
 
@@ -135,8 +144,7 @@ def sequence_length(df: Any, params: Mapping[str, Any]) -> list[str]:
     out += list(findings.length_findings(stats.per_token_costs(gen, response="energy_j", by=["model"])))
     joint = chapter.joint_grid(gen, dict(params))
     factors = ["input_tokens", "output_tokens"] + (["model"] if joint["model"].nunique() > 1 else [])
-    out += list(findings.anova_findings(stats.anova(joint, "energy_j", factors, alpha=params["alpha"]),
-                                        response_label="energy per generation"))[:1]
+    out += _anova_lead(stats.anova(joint, "energy_j", factors, alpha=params["alpha"]), "energy per generation")
     phases = df[df["phase"].isin(["prefill", "decode"]) & (df["status"] == "ok")]
     out += list(findings.phase_share_findings(stats.phase_share(phases, by=["model", "input_tokens", "output_tokens"])))
     return out + _trust(df)
@@ -175,12 +183,11 @@ def tickets(df: Any, params: Mapping[str, Any]) -> list[str]:
 
 def batch_size(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 5: energy per token and latency from the smallest to the largest batch, the fit, the ANOVA."""
-    from nrg import findings
     from nrg.chapters import batch_size as chapter
 
     gen = chapter.ok_phase(df, "generate")
     out = _framing(gen) + list(chapter.batch_findings(gen))
-    out += list(findings.anova_findings(chapter.anova(gen, params["alpha"]), response_label="energy per token"))[:1]
+    out += _anova_lead(chapter.anova(gen, params["alpha"]), "energy per token")
     return out + _trust(df)
 
 

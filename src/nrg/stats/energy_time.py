@@ -71,8 +71,8 @@ def energy_lead(rows: pd.DataFrame, energy: str = "energy_j", time: str = "time_
     if found is None or found.estimated_share == 0:
         return []
     share = "all" if found.estimated_share == 1 else f"{found.estimated_share:.0%}"
-    power = (f"{found.power_min_w:.3g}–{found.power_max_w:.3g} W" if found.power_max_w > found.power_min_w
-             else f"{found.power_mean_w:.3g} W")
+    low, high = f"{found.power_min_w:.3g}", f"{found.power_max_w:.3g}"
+    power = f"{low}–{high} W" if low != high else f"{low} W"
     corr = f"{found.corr:.3f}" if math.isfinite(found.corr) else "not defined (no variation)"
     text = (f"**Energy here is estimated, not measured** ({share} of the {found.n} windows): without an energy "
             "counter the joules are computed from time and a rated power (CPU time × power per core, plus a "

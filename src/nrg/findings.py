@@ -312,11 +312,13 @@ def clock_findings(optimal: pd.DataFrame, by: Sequence[str] = ("model",), alpha:
         saving, latency = row["energy_saving"], row["latency_change"]
         energy_text = f"{pct(abs(saving))} {'less' if saving >= 0 else 'more'} energy than {ref}"
         latency_text = f"{pct(abs(latency))} {'more' if latency >= 0 else 'less'} latency"
-        text = f"The {name}-optimal clock for {who} is {best}: {energy_text} for {latency_text}"
         p = row.get("p_energy", float("nan"))
-        if math.isfinite(p) and p >= alpha:
-            text += f" (the energy difference is not significant, {p_text(p)})"
-        sentences.append(text + ".")
+        if math.isfinite(p) and p >= alpha:   # not separated from the reference: no "optimal" is named
+            sentences.append(f"For {who}, no {name}-optimal clock can be named: the lowest mean {name}, at {best}, "
+                             f"means {energy_text} for {latency_text} (the energy difference is not significant, "
+                             f"{p_text(p)}): it is not distinguishable from {ref}.")
+            continue
+        sentences.append(f"The {name}-optimal clock for {who} is {best}: {energy_text} for {latency_text}.")
     default_best = (optimal["default_best"].astype(bool) if "default_best" in optimal.columns
                     else pd.Series(False, index=optimal.index))
     moved = optimal[optimal["energy_saving"].notna() & ~default_best]

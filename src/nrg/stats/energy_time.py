@@ -83,5 +83,6 @@ def energy_lead(rows: pd.DataFrame, energy: str = "energy_j", time: str = "time_
         return [text, "So on this machine **every energy comparison in this chapter is a latency comparison "
                       "times an assumed power**: rankings, ANOVAs and per-token fits of energy say nothing "
                       "that time does not; read them as time, and the joules as an estimate."]
-    return [text + " Energy therefore carries some information beyond time here, but through the "
-                   "estimate's assumptions, not through a measurement."]
+    return [text + " What energy adds to time here is that spread of the implied power: how busy the work kept "
+                   "the cores (CPU time ÷ wall time) times an assumed power per core -- an estimate's assumption, "
+                   "not a measurement."]

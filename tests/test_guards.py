@@ -338,3 +338,14 @@ def test_every_generated_box_sentence_is_whole() -> None:
         assert sentences[0].startswith("**Energy here is estimated"), chapter
         assert not any(statement.empty_slots(s) for s in sentences), chapter
         assert any("flagged for interference" in s for s in sentences), chapter
+
+
+def test_a_single_window_is_not_called_spread_and_prints_no_nan() -> None:
+    from nrg.chapters import tickets_analysis as analysis
+
+    table = pd.DataFrame([{"task": "root_cause", "quant": "none", "prune": "2:4", "kernel": "dense",
+                           "saves_compute": "no: dense kernels multiply the zeros", "time_s": 0.2,
+                           "time_sd_s": float("nan"), "time_s_unpruned": 0.15, "time_sd_s_unpruned": float("nan"),
+                           "time_vs_unpruned": 0.2 / 0.15}])
+    text = analysis.kernel_sentence(table, "cpu")
+    assert "Within the measurement spread" not in text and "nan" not in text and "(one window)" in text

@@ -66,8 +66,11 @@ def _within_spread(r: Any) -> bool:
 
 
 def _time_text(r: Any) -> str:
-    return (f"{r.quant} / {r.prune}: {r.time_s:.3g} s (sd {r.time_sd_s:.2g}) vs {r.time_s_unpruned:.3g} s "
-            f"(sd {r.time_sd_s_unpruned:.2g}) unpruned")
+    def sd(x: float) -> str:
+        return f" (sd {x:.2g})" if pd.notna(x) else " (one window)"
+
+    return (f"{r.quant} / {r.prune}: {r.time_s:.3g} s{sd(r.time_sd_s)} vs {r.time_s_unpruned:.3g} s"
+            f"{sd(r.time_sd_s_unpruned)} unpruned")
 
 
 def kernel_sentence(table: pd.DataFrame, device: str) -> str:

@@ -84,7 +84,24 @@ def test_changes_and_findings_follow_the_data() -> None:
 def test_a_negative_fitted_part_gives_no_share() -> None:
     noisy = _synthetic(fixed_j=10.0, per_sequence_j=-0.5)
     text = " ".join(chapter.batch_findings(noisy))
-    assert "shared part" not in text and "per sequence" in text
+    assert "the shared part is" not in text
+    assert "is not used to split the energy" in text and "per-sequence part is negative" in text
+
+
+def test_a_poor_fit_or_a_part_larger_than_the_whole_gives_no_share() -> None:
+    """Chapter 5's defect: "the shared part is 91 %" from a fit with R² 0.72 whose shared part exceeds batch 1."""
+    gen = _synthetic()
+    rng = np.random.default_rng(3)
+    noisy = gen.assign(energy_j=gen["energy_j"] + rng.normal(0, 6.0, len(gen)))
+    costs = chapter.batch_costs(noisy)
+    assert costs["r2"].iloc[0] < 0.9
+    text = " ".join(chapter.batch_findings(noisy, costs))
+    assert "the shared part is" not in text and "the fit is poor (R² = " in text
+    costs = chapter.batch_costs(gen)
+    inflated = costs.assign(estimate_j=costs["estimate_j"].where(costs["term"] != "Intercept", 31.1))
+    text = " ".join(chapter.batch_findings(gen, inflated))
+    assert "the shared part is" not in text
+    assert "the fitted shared part (31.1 J) exceeds the measured energy at batch 1" in text
 
 
 def test_anova_on_the_batch_size_finds_its_effect() -> None:

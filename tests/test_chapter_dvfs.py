@@ -155,7 +155,8 @@ def test_without_consent_the_chapter_measures_the_default_and_sets_nothing(param
     assert (df["gpu_clock_mhz_observed_mean"] == 1410).all()            # what the GPU chose itself
     assert fake_gpu.fake.state["calls"] == [] and not fake_gpu.marker.exists()
     result = analysis.analyse(df)
-    assert any("Only the default setting was measured" in s for s in result["findings"])
+    assert result["findings"].sentences[0].startswith("Only the default setting was measured")   # said first
+    assert not any("whether each lock took" in s for s in result["findings"])   # no lock was asked
     assert result["sensitivity"].empty and result["anova"] is None
     observed = result["observed"]
     assert list(observed["requested"]) == ["default"] and observed.loc[0, "observed_mean"] == 1410

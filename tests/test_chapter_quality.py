@@ -94,3 +94,22 @@ def test_the_page_says_in_which_order_the_repeats_ran() -> None:
     sequential = blocked.assign(run_order=None)
     assert "one after another" in quality.summary(sequential)
     assert "do not record their run order" in quality.summary(rows)
+
+
+def test_quality_scoring_rows_are_not_said_to_run_sequentially() -> None:
+    """Chapter 1's three quality-scoring rows were said to have run with `order: sequential`, which nobody set."""
+    rows = sweep_rows()
+    rows = rows[rows["status"] == "ok"].assign(run_id="r", block=0, run_order=range(len(rows) - 1))
+    scoring = pd.DataFrame([{"cell_id": c, "status": "ok", "phase": "inference", "repeat": 0, "run_id": "r",
+                             "block": None, "run_order": None} for c in ("a", "b", "c")])
+    text = quality.run_order(pd.concat([rows, scoring], ignore_index=True))
+    assert text.startswith("Repeats ran in 1 blocks") and "sequential" not in text
+    assert "Quality was scored once per cell after its repeats (3 row(s))" in text
+    whole = rows.assign(block=None, run_order=None)
+    assert "order: sequential" not in quality.run_order(whole).split("(as")[0]
+    assert "fine-tuning workload" in quality.run_order(whole)
+
+
+def test_fixed_repeat_counts_are_not_said_to_meet_a_target() -> None:
+    text = quality.summary(sweep_rows().assign(ci_rel_target=float("nan")))
+    assert text.startswith("These rows record no CI target (a fixed number of repeats)")

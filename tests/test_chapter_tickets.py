@@ -113,6 +113,8 @@ def test_the_chapter_measures_its_cells_with_the_sweep_runner(tiny_rows: pd.Data
     assert inference.groupby("cell_id").size().eq(3).all() and inference["repeats_n"].eq(3).all()
     assert set(tiny_rows["model"]) == {"minilm-l6"} and set(tiny_rows["layers"]) == {1}
     assert tiny_rows["run_id"].nunique() == 1 and tiny_rows["hostname"].notna().all()
+    tuned = tiny_rows[(tiny_rows["phase"] == "finetune") & (tiny_rows["status"] == "ok")]
+    assert len(tuned) and tuned["interference"].notna().all()     # fine-tuning windows are checked like the others
 
 
 # ------------------------------------------------------------------ the analysis
@@ -141,11 +143,15 @@ def test_a_whole_failed_cell_is_shown_and_named_in_every_ranking(tiny_rows: pd.D
         assert any(n.startswith("fp4 / none is not ranked") and "cell_timeout_s" in n for n in ranked.notes)
 
 
-def test_energy_anova_uses_complete_levels_and_says_so(tiny_rows: pd.DataFrame) -> None:
-    result = analysis.energy_anova(tiny_rows, "root_cause")
-    assert result.factors == ("quant", "prune", "phase")
-    assert any("int8-dynamic is left out" in note for note in result.notes)
-    assert "C(quant) * C(prune) * C(phase)" in result.formula  # the interaction was fitted
+def test_energy_anova_is_per_phase_and_gives_no_p_value_from_single_fine_tunings(tiny_rows: pd.DataFrame) -> None:
+    inference = analysis.energy_anova(tiny_rows, "root_cause")          # inference windows: replicated
+    assert inference.factors == ("quant", "prune") and "C(quant) * C(prune)" in inference.formula
+    finetune = analysis.energy_anova(tiny_rows, "root_cause", phase="finetune")
+    assert isinstance(finetune, analysis.NoAnova)                       # one fine-tuning per combination
+    assert "one fine-tuning per combination" in finetune.reason and "train_repeats" in finetune.reason
+    twice = pd.concat([tiny_rows, tiny_rows[tiny_rows["phase"] == "finetune"].assign(train_repeat=1)])
+    repeated = analysis.energy_anova(twice, "root_cause", phase="finetune")   # int8: LoRA cannot wrap it
+    assert repeated.factors == ("quant", "prune") and repeated.n_obs == 8     # 4 combinations x 2 tunings
     quality = analysis.quality_anova(tiny_rows, "root_cause", "macro_f1")
     assert any("tuned model(s) per combination" in n for n in getattr(quality, "notes", ())) \
         or "No ANOVA" in quality._repr_markdown_()
@@ -181,7 +187,8 @@ def test_sections_are_what_the_page_shows(tiny_rows: pd.DataFrame, tmp_path: Pat
     skipped = analysis.combinations_section(tiny_rows, params, "response")
     assert len(skipped) == 1 and "was not run" in skipped[0]._repr_markdown_()
     shown = analysis.anova_section(tiny_rows, params, "root_cause")
-    assert isinstance(shown[0], AnovaResult) and isinstance(shown[1], analysis.Text)
+    assert isinstance(shown[0], analysis.NoAnova)                     # fine-tuning: one run per combination
+    assert isinstance(shown[1], AnovaResult) and isinstance(shown[2], analysis.Text)   # inference
     ranked = analysis.rankings(tiny_rows, params, "root_cause")
     assert set(ranked) == {"finetune", "inference"}
     section = analysis.ranking_section(params, "root_cause", ranked)

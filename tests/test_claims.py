@@ -228,11 +228,22 @@ def test_tickets_claims_agree_when_16_bit_and_2_4_rank_first():
 
 def test_tickets_claims_differ_when_another_combination_ranks_first():
     rows = _tickets({("bf16", "2:4"): (2.0, 0.7), ("bf16", "none"): (2.5, 0.7), ("nf4", "none"): (1.0, 0.9),
-                     ("nf4", "2:4"): (0.9, 0.9)})
+                     ("nf4", "2:4"): (0.9, 0.9), ("none", "none"): (3.0, 0.8)})
     balance, v1 = _claim("04_network_tickets", "best_balance").evaluate(rows, PARAMS)
     bits, v2 = _claim("04_network_tickets", "sixteen_bit").evaluate(rows, PARAMS)
     assert v1 == DIFFERS and "best nf4 / 2:4" in balance.text
     assert v2 == DIFFERS and "best nf4 / none" in bits.text
+
+
+def test_tickets_claims_not_measured_from_degenerate_or_two_way_rankings():
+    """A classifier that learned nothing, or a ranking of two, names no best: the claim is not measured."""
+    flat = _tickets({("fp16", "2:4"): (1.0, 0.0), ("fp16", "none"): (1.5, 0.0), ("none", "none"): (3.0, 0.0)})
+    measured, verdict = _claim("04_network_tickets", "best_balance").evaluate(flat, PARAMS)
+    assert verdict == NOT_MEASURED and "no ranking can name a best configuration" in measured.text
+    assert "the same macro_f1" in measured.text
+    two = _tickets({("fp16", "none"): (1.5, 0.9), ("nf4", "none"): (1.0, 0.6)})
+    measured, verdict = _claim("04_network_tickets", "sixteen_bit").evaluate(two, PARAMS)
+    assert verdict == NOT_MEASURED and "only 2 configurations ranked" in measured.text
 
 
 def test_tickets_claims_not_measured_without_16_bit_or_without_quality():
@@ -277,3 +288,15 @@ def test_table_without_reference_or_live_rows_says_not_measured():
 def test_markdown_escapes_pipes():
     frame = pd.DataFrame([{"claim": "a | b", "paper": "x\ny"}])
     assert "a \\| b | x y" in claims.ClaimsTable(frame, ())._repr_markdown_()
+
+
+def test_a_share_interval_stays_inside_0_and_1_and_names_its_method():
+    """Two cells at 5 % and 60 %: a t interval would reach below 0 ("−5.4 %–65 %")."""
+    from nrg.claim_measures import SHARE_METHOD, share_interval, t_interval
+
+    _, t_low, _ = t_interval([0.05, 0.60])
+    assert t_low is not None and t_low < 0
+    mean, low, high = share_interval([0.05, 0.60])
+    assert low is not None and high is not None and 0 < low <= mean <= high < 1
+    measured, _ = _claim("02_sequence_length", "decode_share").evaluate(_generation({"a": [0.05], "b": [0.60]}))
+    assert measured.low is not None and measured.low > 0 and SHARE_METHOD in measured.text

@@ -108,7 +108,9 @@ def test_clock_findings_at_reference_and_not_significant():
     best = optimal_clocks(noisy)
     row = best.iloc[0]
     assert row["optimal_clock_mhz"] == 1410 and row["p_energy"] > 0.05
-    assert f"(the energy difference is not significant, {F.p_text(row['p_energy'])})" in F.clock_findings(best).sentences[0]
+    sentence = F.clock_findings(best).sentences[0]
+    assert f"(the energy difference is not significant, {F.p_text(row['p_energy'])})" in sentence
+    assert sentence.startswith("For gpt2, no energy-optimal clock can be named")     # not separated: not "optimal"
 
 
 def test_ranking_findings_name_best_and_front():

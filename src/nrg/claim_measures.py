@@ -74,6 +74,31 @@ def t_interval(values: Any, confidence: float = CONFIDENCE) -> tuple[float, floa
     return mean, mean - half, mean + half
 
 
+SHARE_METHOD = "t interval on the logit scale"
+
+
+def share_interval(values: Any, confidence: float = CONFIDENCE) -> tuple[float, float | None, float | None]:
+    """Mean of shares in (0, 1) and a 95 % interval that stays inside (0, 1).
+
+    Why: a Student-t interval of a few shares can reach below 0 or above 1
+    ("−5.4 %–65 %"). The interval is taken on the logit scale and mapped back
+    (:data:`SHARE_METHOD`); shares of exactly 0 or 1 are clipped a hair inside.
+    """
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, None, None
+    mean = float(v.mean())
+    logits = np.log(np.clip(v, 1e-6, 1 - 1e-6) / (1 - np.clip(v, 1e-6, 1 - 1e-6)))
+    _, low, high = t_interval(logits, confidence)
+    if low is None or high is None:
+        return mean, None, None
+    back = lambda x: float(1 / (1 + math.exp(-x)))  # noqa: E731
+    return mean, min(back(low), mean), max(back(high), mean)
+
+
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     from nrg.stats import ok_rows
 
@@ -106,10 +131,10 @@ def decode_time_share(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured
         raise ParameterError("no successful generation with a decode time")
     share = times["decode"] / times["generate"]
     cells = share.groupby(level="cell_id").mean()
-    mean, low, high = t_interval(cells if len(cells) >= 2 else share)
+    mean, low, high = share_interval(cells if len(cells) >= 2 else share)
     over = f"{len(cells)} cells, range {_pct(cells.min())}–{_pct(cells.max())}" if len(cells) >= 2 \
         else f"1 cell, {len(share)} repeats"
-    ci = f"95 % CI {_pct(low)}–{_pct(high)}; " if low is not None and high is not None else ""
+    ci = f"95 % CI {_pct(low)}–{_pct(high)}, {SHARE_METHOD}; " if low is not None and high is not None else ""
     return Measured(mean, low, high, f"{_pct(mean)} ({ci}{over})")
 
 
@@ -236,23 +261,34 @@ def _rankings(rows: pd.DataFrame, params: Mapping[str, Any], prune: str | None =
     """Chapter 4's R ranking of every task x phase with quality (only ``prune`` rows when given)."""
     from nrg.chapters import tickets_analysis
     from nrg.chapters.tickets import METRICS
+    from nrg.chapters.tickets_chance import chance_quality
+    from nrg.findings import ranking_checks
 
     metrics = dict(params.get("metrics") or {t: m[0] for t, m in METRICS.items()})
     w = float(params.get("w", 0.5))
     good = _ok(rows)
     if prune is not None and "prune" in good.columns:
         good = good[good["prune"].astype("string").fillna("none") == prune]
-    out = {}
+    out, withheld = {}, []
     for task in sorted(set(good.get("task", [])) & set(metrics)):
         for phase in tickets_analysis.PHASES:
             part = good[(good["task"] == task) & (good["phase"] == phase)]
             if part.empty or metrics[task] not in part.columns or part[metrics[task]].isna().all():
                 continue
             try:
-                out[f"{task} {phase}"] = tickets_analysis.ranking(part, task, phase, metrics[task], w).table
+                ranked = tickets_analysis.ranking(part, task, phase, metrics[task], w)
             except ParameterError:
                 continue
+            failed = [c.why for c in ranking_checks(ranked, chance_quality(params, task, metrics[task]))
+                      if not c.passed]
+            if failed:
+                withheld.append(f"{task} {phase}: {'; '.join(failed)}")
+                continue
+            out[f"{task} {phase}"] = ranked.table
     if not out:
+        if withheld:
+            more = f"; and {len(withheld) - 1} more ranking(s) like it" if len(withheld) > 1 else ""
+            raise ParameterError(f"no ranking can name a best configuration ({withheld[0]}{more})")
         raise ParameterError("no quantization x pruning combination has both energy and task quality "
                              "(R = w·φ + (1−w)·ρ needs both)")
     return out

@@ -8,12 +8,13 @@ are not significant are called so, and each function returns
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from nrg.errors import ParameterError
+from nrg.statement import Check, Finding, above, at_least, say
 from nrg.stats._data import label, unit
 from nrg.stats.anova_result import AnovaResult, SimpleEffects
 from nrg.stats.provenance import provenance_notes
@@ -102,8 +103,14 @@ def _two_decimals(x: float) -> str:
 
 
 def anova_findings(result: AnovaResult, response_label: str | None = None) -> Findings:
-    """Which factors explain how much variance, which do not, and whether checks held."""
+    """Which factors explain how much variance, which do not, and whether checks held.
+
+    Where the robust table was computed and its verdict on a term differs from
+    the classical F test's, the verdict follows the robust test and says so.
+    """
     what = response_label or label(result.response)
+    if getattr(result, "estimated", False) and "estimated" not in what:
+        what = f"estimated {what}"
     eff = result.effects
     if eff.empty:
         return Findings(tuple(result.notes))
@@ -111,26 +118,65 @@ def anova_findings(result: AnovaResult, response_label: str | None = None) -> Fi
         shares = "; ".join(f"{label(s)} accounts for {pct(e)}" for s, e in zip(eff["source"], eff["eta_sq"])
                            if math.isfinite(e))
         why = result.notes[-1] if result.notes else "F tests are undefined for this data."
-        return Findings((why, f"Of the variance in {what}: {shares}."))
-    sig = eff[eff["p"] < result.alpha].sort_values("eta_sq", ascending=False)
+        share = Finding("Of the variance in {what}: {shares}.", {"what": what, "shares": shares},
+                        (Check("shares", bool(shares), "no effect size could be computed"),))
+        return Findings(tuple(say([why, share])))
+    verdict_p = _verdict_p(result)
+    sig_sources = {s for s, p in verdict_p.items() if p < result.alpha}
+    robust_used = {s for s in verdict_p if s in _changed_by_robust(result)}
+    sig = eff[eff["source"].isin(sig_sources)].sort_values("eta_sq", ascending=False)
     sentences = []
     parts = [f"{_term_name(r.source)} explains {pct(r.eta_sq)}"
              f"{' of the variance in ' + what if i == 0 else ''} "
-             f"(partial η² {_two_decimals(r.partial_eta_sq)}, {p_text(r.p)})"
+             f"(partial η² {_two_decimals(r.partial_eta_sq)}, {_p_of(r.source, verdict_p, robust_used)})"
              for i, r in enumerate(sig.itertuples())]
     if parts:
         sentences.append(_cap("; ".join(parts)) + ".")
-    for r in eff[~(eff["p"] < result.alpha)].itertuples():
+    for r in eff[~eff["source"].isin(sig_sources)].itertuples():
+        p = _p_of(r.source, verdict_p, robust_used)
         if ":" in r.source:
-            sentences.append(f"The {_term_name(r.source)} interaction is not significant "
-                             f"({p_text(r.p)}, η² {_share(r.eta_sq)}).")
+            sentences.append(f"The {_term_name(r.source)} interaction is not significant ({p}, η² {_share(r.eta_sq)}).")
         else:
             sentences.append(f"{_cap(_term_name(r.source))} has no significant effect on {what} "
-                             f"({p_text(r.p)}, η² {_share(r.eta_sq)}).")
+                             f"({p}, η² {_share(r.eta_sq)}).")
+    sentences += _share_note(result)
     sentences += _robust_sentences(result)
-    sentences += [_tukey_sentence(f, t, result.alpha) for f, t in result.tukey.items()]
-    sentences += _interaction_sentences(result)
-    return Findings(tuple(sentences))
+    sentences += [_tukey_sentence(f, t, result.alpha) for f, t in result.tukey.items() if f in sig_sources]
+    sentences += _interaction_sentences(result, sig_sources)
+    return Findings(tuple(say(sentences)))
+
+
+def _changed_by_robust(result: AnovaResult) -> dict[str, float]:
+    """Terms whose robust (HC3, wild-bootstrap) verdict differs from the classical one: their robust p."""
+    if result.robust_table is None:
+        return {}
+    classical = dict(zip(result.effects["source"], result.effects["p"]))
+    return {s: float(p) for s, p in zip(result.robust_table["source"], result.robust_table["p"])
+            if s in classical and math.isfinite(p) and math.isfinite(classical[s])
+            and (p < result.alpha) != (classical[s] < result.alpha)}
+
+
+def _verdict_p(result: AnovaResult) -> dict[str, float]:
+    """The p-value each term's verdict follows: the robust one where it and the classical differ."""
+    verdict = {s: float(p) for s, p in zip(result.effects["source"], result.effects["p"])}
+    verdict.update(_changed_by_robust(result))
+    return verdict
+
+
+def _p_of(source: str, verdict_p: Mapping[str, float], robust_used: set[str]) -> str:
+    return f"robust {p_text(verdict_p[source])}" if source in robust_used else p_text(verdict_p[source])
+
+
+def _share_note(result: AnovaResult) -> list[str]:
+    """Why the η² shares do not add up to 100 % (type II sums of squares in an unbalanced design)."""
+    shares = result.table["eta_sq"].dropna()
+    total = float(shares.sum())
+    if shares.empty or not math.isfinite(total) or abs(total - 1) <= 0.005:
+        return []
+    return [f"The shares are η² (each term's sum of squares over the total); with type "
+            f"{'II' if result.typ == 2 else 'III'} sums of squares in an unbalanced (or confounded) design the terms overlap, "
+            f"so the shares and the residual add up to {pct(total)}, not 100 %. Partial η² (each term against "
+            "the residual alone) is the comparable effect size."]
 
 
 def _robust_sentences(result: AnovaResult) -> list[str]:
@@ -140,23 +186,27 @@ def _robust_sentences(result: AnovaResult) -> list[str]:
         return out
     classical = dict(zip(result.effects["source"], result.effects["p"]))
     changed = [f"{_term_name(s)} (robust {p_text(p)}, classical {p_text(classical[s])})"
-               for s, p in zip(result.robust_table["source"], result.robust_table["p"])
-               if s in classical and math.isfinite(p) and math.isfinite(classical[s])
-               and (p < result.alpha) != (classical[s] < result.alpha)]
+               for s, p in _changed_by_robust(result).items()]
     if changed:
         out.append("The robust (HC3) ANOVA (type III Wald tests, wild-bootstrap p-values) changes the verdict for "
-                   + ", ".join(changed) + ".")
+                   + ", ".join(changed) + "; the verdicts above follow the robust test.")
     else:
         out.append("The robust (HC3) ANOVA (type III Wald tests, wild-bootstrap p-values) agrees on which terms "
                    "are significant.")
     return out
 
 
-def _interaction_sentences(result: AnovaResult) -> list[str]:
-    """The caveat on main-effect Tukey tables under a significant interaction, and the simple effects."""
+def _interaction_sentences(result: AnovaResult, significant: set[str] | None = None) -> list[str]:
+    """The caveat on main-effect Tukey tables under a significant interaction, and the simple effects.
+
+    Only interactions in ``significant`` (default: every one the classical test
+    found) are followed up: a robust verdict that overturns one drops them.
+    """
     out = []
     caveats: dict[tuple[str, float], list[str]] = {}
     for factor, interaction, p in getattr(result.tukey, "caveats", ()):
+        if significant is not None and (interaction not in significant or factor not in significant):
+            continue
         caveats.setdefault((interaction, p), []).append(label(factor))
     for (interaction, p), factors in caveats.items():
         out.append(f"Caveat: the {_term_name(interaction)} interaction is significant ({p_text(p)}), so the Tukey "
@@ -164,7 +214,8 @@ def _interaction_sentences(result: AnovaResult) -> list[str]:
                    f"factor{'s' if interaction.count(':') > 1 else ''} and need not hold within each level; "
                    "the simple effects below say where they do.")
     for simple in result.simple_effects:
-        out.append(_simple_sentence(simple, result.alpha))
+        if significant is None or simple.interaction in significant:
+            out.append(_simple_sentence(simple, result.alpha))
     return out
 
 
@@ -207,11 +258,12 @@ def length_findings(costs: pd.DataFrame, response: str = "energy_j", per: int = 
         raise ParameterError(f"per={per!r} is not valid; it must be a positive whole number of tokens")
     by = list(costs.columns[: list(costs.columns).index("term")])
     u = unit(response) or per_token_unit(response)
+    what = ("estimated " if costs.attrs.get("energy_estimated") else "") + label(response)
     sentences = []
     for row in costs.itertuples(index=False):
         d = row._asdict()
         who = ", ".join(str(d[c]) for c in by)
-        prefix = f"For {who}, {label(response)}" if who else _cap(label(response))
+        prefix = f"For {who}, {what}" if who else _cap(what)
         kind = "input" if "input" in d["term"] else "output" if "output" in d["term"] else d["term"]
         slope, lo, hi = (per * d[k] for k in ("estimate", "ci_low", "ci_high"))
         ci = f"95% CI {num(lo)} to {num(hi)}, {p_text(d['p'])}"
@@ -232,7 +284,8 @@ def phase_share_findings(shares: pd.DataFrame) -> Findings:
         s = part["decode_share"].dropna()
         if s.empty:
             continue
-        spread = pct(s.iloc[0]) if s.min() == s.max() else f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
+        spread = pct(s.min()) if pct(s.min()) == pct(s.max()) else \
+            f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
         sentences.append(f"Decode takes {spread} of {label(measure)} across {len(s)} cell(s); prefill the rest.")
     return Findings(tuple(sentences))
 
@@ -259,11 +312,13 @@ def clock_findings(optimal: pd.DataFrame, by: Sequence[str] = ("model",), alpha:
         saving, latency = row["energy_saving"], row["latency_change"]
         energy_text = f"{pct(abs(saving))} {'less' if saving >= 0 else 'more'} energy than {ref}"
         latency_text = f"{pct(abs(latency))} {'more' if latency >= 0 else 'less'} latency"
-        text = f"The {name}-optimal clock for {who} is {best}: {energy_text} for {latency_text}"
         p = row.get("p_energy", float("nan"))
-        if math.isfinite(p) and p >= alpha:
-            text += f" (the energy difference is not significant, {p_text(p)})"
-        sentences.append(text + ".")
+        if math.isfinite(p) and p >= alpha:   # not separated from the reference: no "optimal" is named
+            sentences.append(f"For {who}, no {name}-optimal clock can be named: the lowest mean {name}, at {best}, "
+                             f"means {energy_text} for {latency_text} (the energy difference is not significant, "
+                             f"{p_text(p)}): it is not distinguishable from {ref}.")
+            continue
+        sentences.append(f"The {name}-optimal clock for {who} is {best}: {energy_text} for {latency_text}.")
     default_best = (optimal["default_best"].astype(bool) if "default_best" in optimal.columns
                     else pd.Series(False, index=optimal.index))
     moved = optimal[optimal["energy_saving"].notna() & ~default_best]
@@ -305,17 +360,51 @@ def _config(row: pd.Series, by: Iterable[str]) -> str:
     return ", ".join(f"{label(c)} {row[c]}" for c in by)
 
 
-def ranking_findings(ranked: RankResult) -> Findings:
-    """Best and worst configuration by R, and the energy–quality Pareto front."""
+def ranking_checks(ranked: RankResult, chance: float | None = None, min_configs: int = 3) -> tuple[Check, ...]:
+    """The preconditions of naming a best configuration by R.
+
+    At least ``min_configs`` configurations (with two, min–max scaling gives
+    R = 1 and 0 by construction); quality that differs between them; and,
+    when the ``chance`` level of the metric is known (a guessing classifier, a
+    reply that ignores the ticket), the top-ranked configuration's quality --
+    the lower end of its 95 % interval where replicates give one -- above it.
+    """
+    t = ranked.table
+    quality = t["quality_mean"].astype(float)
+    checks = [at_least(len(t), min_configs, "configurations ranked"),
+              Check("quality varies", bool(quality.max() > quality.min()),
+                    f"every configuration has the same {ranked.quality} ({num(float(quality.iloc[0]))})")]
+    if chance is not None and math.isfinite(chance):
+        top = t.iloc[0]
+        low = top.get("quality_ci_low", math.nan)
+        low = float(low) if low is not None and math.isfinite(float(low)) else float(top["quality_mean"])
+        checks.append(above(low, chance, f"the top-ranked configuration's {ranked.quality} "
+                                         f"({num(float(top['quality_mean']))})", f"chance ({num(chance)})"))
+    return tuple(checks)
+
+
+def ranking_findings(ranked: RankResult, chance: float | None = None) -> Findings:
+    """Best and worst configuration by R, and the energy–quality Pareto front -- when the data carry them.
+
+    See :func:`ranking_checks`; when a check fails, the sentence says that no
+    best configuration is named and why.
+    """
     t = ranked.table
     best, worst = t.iloc[0], t.iloc[-1]
-    sentences = [f"With w = {ranked.w:g}, the best configuration is {_config(best, ranked.by)} "
-                 f"(R = {best['R']:.2f}: φ = {best['phi']:.2f}, ρ = {best['rho']:.2f}); "
-                 f"the lowest-ranked is {_config(worst, ranked.by)} (R = {worst['R']:.2f})."]
+    checks = ranking_checks(ranked, chance)
+    values = {"w": f"{ranked.w:g}", "best": _config(best, ranked.by), "R": f"{best['R']:.2f}",
+              "phi": f"{best['phi']:.2f}", "rho": f"{best['rho']:.2f}", "worst": _config(worst, ranked.by),
+              "R_worst": f"{worst['R']:.2f}"}
+    top = Finding("With w = {w}, the best configuration is {best} (R = {R}: φ = {phi}, ρ = {rho}); "
+                  "the lowest-ranked is {worst} (R = {R_worst}).", values, checks,
+                  fallback="No best configuration is named (w = {w}): {why}, so a ranking by R would "
+                           "reflect energy and noise, not a trade-off with quality.")
     front = t[t["pareto"]].sort_values("energy_mean")
     names = "; ".join(_config(r, ranked.by) for _, r in front.iterrows())
-    sentences.append(f"{len(front)} of {len(t)} configurations are on the energy–quality Pareto front: {names}.")
-    return Findings(tuple(sentences) + ranked.notes)
+    pareto = Finding("{n_front} of {n} configurations are on the energy–quality Pareto front: {names}.",
+                     {"n_front": len(front), "n": len(t), "names": names},
+                     tuple(c for c in checks if c.name != "at least 3 configurations ranked"))
+    return Findings(tuple(say([top, pareto])) + ranked.notes)
 
 
 def provenance_findings(df: pd.DataFrame) -> Findings:

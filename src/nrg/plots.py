@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from nrg.errors import ParameterError
+from nrg.labels import energy_axis_label
 from nrg.stats._data import as_list, axis_label, label, ok_rows, require_columns
 from nrg.stats.anova_result import AnovaResult
 from nrg.stats.clocks import clock_key
@@ -73,6 +74,13 @@ def _figure(ax: Axes) -> Figure:
     return figure
 
 
+def _tick(value: object, width: int = 16) -> str:
+    """A tick label wrapped on its words (model labels such as "t5-3b [2/24 layers, random, 268 M params]")."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(value), width)) or str(value)
+
+
 def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str = "model",
                  hue: str | None = "task", confidence: float = 0.95, ax: Axes | None = None) -> Figure:
     """Mean of ``measure`` per ``x`` (bars grouped by ``hue``) with t-interval error bars."""
@@ -87,9 +95,9 @@ def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str =
         offsets = np.array(pos) - 0.4 + width * (i + 0.5)
         ax.bar(offsets, part["mean"], width, yerr=part["ci_halfwidth"].fillna(0), capsize=3,
                label=None if h is None else str(h))
-    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
     ax.set_xlabel(axis_label(x))
-    ax.set_ylabel(axis_label(measure))
+    ax.set_ylabel(energy_axis_label(measure, df))
     if hue:
         ax.legend(title=axis_label(hue))
     ax.set_title(f"Mean with {confidence:.0%} CI")
@@ -121,7 +129,7 @@ def lines_vs_length(df: pd.DataFrame, response: str = "energy_j", length: str = 
             grid[length] = np.linspace(part[length].min(), part[length].max(), 50)
             ax.plot(grid[length], model.predict(grid), "-", color=line[0].get_color(), alpha=0.8)
     ax.set_xlabel(axis_label(length))
-    ax.set_ylabel(axis_label(response))
+    ax.set_ylabel(energy_axis_label(response, data))
     if hue:
         ax.legend(title=axis_label(hue))
     return _keep(ax, pd.concat(drawn, ignore_index=True) if drawn else data[[]], f"{response}-vs-{length}")
@@ -174,7 +182,7 @@ def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gp
                 y = stats.loc[stats["_clock"] == best, "mean"]
                 ax.plot([best], y, marker="*", markersize=16, color=line[0].get_color(), markeredgecolor="black")
     ax.set_xlabel(axis_label(clock))
-    ax.set_ylabel(axis_label(metric))
+    ax.set_ylabel(energy_axis_label(metric, data))
     if hue:
         ax.legend(title=axis_label(hue))
     if optimal is not None:
@@ -240,7 +248,7 @@ def quant_prune_heatmap(df: pd.DataFrame, value: str = "energy_j", rows: str = "
     data = data.assign(**{c: data[c].astype("string").fillna("none") for c in (rows, cols)})
     table = data.pivot_table(index=rows, columns=cols, values=value, aggfunc="mean", observed=True)
     ax = _axes(ax, (6.5, 4.5))
-    sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": axis_label(value)})
+    sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": energy_axis_label(value, data)})
     ax.set_xlabel(axis_label(cols))
     ax.set_ylabel(axis_label(rows))
     return _keep(ax, table.stack().rename(value).reset_index(), f"{value}-by-{rows}-{cols}")

@@ -67,8 +67,14 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) the sweep; the rows of exactly its cells."""
-    return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
+    """Run (or reuse) the sweep; the rows of exactly its cells.
+
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`);
+    the published name stays in ``model_name``.
+    """
+    from nrg.labels import with_model_labels
+
+    return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
 
 
 def ok_phase(df: pd.DataFrame, phase: str = "generate") -> pd.DataFrame:
@@ -118,7 +124,16 @@ def anova(gen: pd.DataFrame, alpha: float = 0.05) -> Any:
 
 
 def change_table(gen: pd.DataFrame) -> pd.DataFrame:
-    """Per model and batch size: mean energy per token, latency and throughput, and their change (%) from the smallest batch."""
+    """Per model and batch size: mean energy per token, latency and throughput, and their change (%) from the smallest batch.
+
+    Energy headers say "(estimated)" when the rows' energy is estimated.
+    """
+    from nrg.labels import mark_estimated
+
+    return mark_estimated(_changes(gen), gen)
+
+
+def _changes(gen: pd.DataFrame) -> pd.DataFrame:
     from nrg import stats
 
     measures = ["energy_per_token_j", "time_s", "tokens_per_s"]
@@ -132,12 +147,19 @@ def change_table(gen: pd.DataFrame) -> pd.DataFrame:
 
 
 def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
-    """Sentences: how far energy per token falls and latency rises from the smallest to the largest batch."""
-    from nrg.findings import Findings, num, p_text, pct
+    """Sentences: how far energy per token falls and latency rises from the smallest to the largest batch.
 
-    table = change_table(gen)
+    The fixed + per-sequence split is quoted only when the fit is adequate
+    (R² at least :data:`nrg.statement.MIN_R2`) and its shared part is no larger
+    than the energy measured at the smallest batch; otherwise the sentence says
+    why the split is not given.
+    """
+    from nrg.findings import Findings, num, pct
+    from nrg.statement import say
+
+    table = _changes(gen)
     costs = batch_costs(gen) if costs is None else costs
-    sentences = []
+    sentences: list[Any] = []
     for model, part in table.groupby("model", observed=True, sort=True):
         lo, hi = part.iloc[0], part.iloc[-1]
         if len(part) < 2:
@@ -150,14 +172,30 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
             f"{'−' if latency < 0 else '+'}{pct(abs(latency))}.")
         fit = costs[costs["model"] == model].set_index("term")
         if {"Intercept", FACTOR} <= set(fit.index):
-            fixed, per = fit.loc["Intercept"], fit.loc[FACTOR]
-            share = _shared_share(fixed["estimate_j"], per["estimate_j"], int(lo[FACTOR]))
-            sentences.append(
-                f"For {model}, a generation costs {num(fixed['estimate_j'])} J shared by the batch plus "
-                f"{num(per['estimate_j'])} J per sequence (95% CI {num(per['ci_low_j'])} to {num(per['ci_high_j'])}, "
-                f"{p_text(per['p'])})" + (f"; at batch {int(lo[FACTOR])} the shared part is {pct(share)} "
-                                           "of the energy." if math.isfinite(share) else "."))
-    return Findings(tuple(sentences))
+            measured = gen[(gen["model"] == model) & (gen[FACTOR] == lo[FACTOR])]["energy_j"].mean()
+            sentences.append(_split_finding(str(model), fit.loc["Intercept"], fit.loc[FACTOR], int(lo[FACTOR]),
+                                            float(measured)))
+    return Findings(tuple(say(sentences)))
+
+
+def _split_finding(model: str, fixed: Any, per: Any, batch: int, measured_j: float) -> Any:
+    """The fixed + per-sequence split of one model's fit, guarded by its adequacy (a Finding)."""
+    from nrg.findings import num, p_text, pct
+    from nrg.statement import Finding, fit_adequate, part_within
+
+    fixed_j, per_j = float(fixed["estimate_j"]), float(per["estimate_j"])
+    checks = (fit_adequate(float(fixed["r2"])),
+              part_within(fixed_j, measured_j, "shared part", f"energy at batch {batch}", "J"),
+              part_within(per_j, measured_j, "per-sequence part", f"energy at batch {batch}", "J"))
+    share = _shared_share(fixed_j, per_j, batch)
+    values = {"model": model, "fixed": num(fixed_j), "per": num(per_j), "low": num(float(per["ci_low_j"])),
+              "high": num(float(per["ci_high_j"])), "p": p_text(float(per["p"])), "batch": batch,
+              "share": pct(share), "r2": f"{float(fixed['r2']):.2f}"}
+    return Finding("For {model}, a generation costs {fixed} J shared by the batch plus {per} J per sequence "
+                   "(95% CI {low} to {high}, {p}; R² = {r2}); at batch {batch} the shared part is {share} of "
+                   "the energy.", values, checks,
+                   fallback="For {model}, the fit of energy = shared + per-sequence × batch is not used to split "
+                            "the energy into a shared and a per-sequence part: {why}.")
 
 
 def _shared_share(fixed_j: float, per_sequence_j: float, batch: int) -> float:

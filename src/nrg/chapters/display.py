@@ -135,12 +135,20 @@ def table(df: pd.DataFrame) -> Styler:
     A meaningful index (a pivot table's rows) becomes ordinary columns; a
     ``measure`` column of measure names (long summaries) reads as their labels.
     """
+    from nrg.labels import estimated, is_energy
+
     flat = publish.tidy(df)
+    mark = bool(df.attrs.get("energy_estimated")) or estimated(df)   # estimated energy says so (nrg.labels)
     if "measure" in flat.columns:
-        flat["measure"] = [header(v) if isinstance(v, str) else v for v in flat["measure"]]
-    flat = flat.rename(columns=_headers(flat.columns))
+        flat["measure"] = [_estimated(header(v), mark and is_energy(v)) if isinstance(v, str) else v
+                           for v in flat["measure"]]
+    flat = flat.rename(columns={c: _estimated(h, mark and is_energy(c)) for c, h in _headers(flat.columns).items()})
     styler = flat.style.format(number).hide(axis="index")
     return styler.set_table_attributes('class="dataframe nrg-table"')
+
+
+def _estimated(text: str, mark: bool) -> str:
+    return f"Estimated {text[:1].lower()}{text[1:]}" if mark else text
 
 
 def findings_block(sentences: Iterable[str], title: str = "What this chapter found") -> Any:

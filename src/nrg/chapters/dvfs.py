@@ -268,7 +268,9 @@ def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) ->
     if not the_plan.live or the_plan.axis is None:
         raise ParameterError(f"nothing to measure on this machine: {the_plan.reason}")
     config = sweep_config(params, the_plan.axis, the_plan.values)
-    return sweeps.measure([config], Path(params["run_dir"]), progress=progress)
+    from nrg.labels import with_model_labels
+
+    return with_model_labels(sweeps.measure([config], Path(params["run_dir"]), progress=progress))
 
 
 def reference_sweep_config(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> dict[str, Any]:

@@ -225,6 +225,8 @@ def _observed_findings(observed: Any) -> list[str]:
     if "took" not in observed.columns:
         return []
     locked = observed[observed["took"].notna()]
+    if locked.empty:   # no lock was asked (the default setting only): nothing to check
+        return []
     if locked["observed_mean"].isna().all():
         return ["The observed clock was not recorded for these runs: whether each lock took cannot be checked."]
     missed = locked[locked["took"] == False]  # noqa: E712 - object column of True/False/None
@@ -295,9 +297,9 @@ def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> d
     shares = decode_shares(rows, axis)
     anova = _anova(rows, axis, alpha)
     sentences = _optimal_findings(optimal_long, axis) + _sensitivity_findings(sens, axis)
+    if optimal_long.empty:   # the first thing to say: nothing was compared
+        sentences.insert(0, "Only the default setting was measured: there is no other setting to compare with.")
     sentences += _share_findings(shares) + _observed_findings(observed)
-    if optimal_long.empty:
-        sentences.append("Only the default setting was measured: there is no other setting to compare with.")
     result_findings = findings.Findings(tuple(sentences))
     if anova is not None:
         anova_text = findings.anova_findings(anova, response_label="energy per token")

@@ -15,49 +15,123 @@ from typing import Any
 from nrg.errors import choice_error
 
 
-def _extremes(gen: Any, by: list[str], measure: str = "energy_per_token_j") -> list[str]:
-    """The cheapest and the dearest group of ``by`` by mean ``measure``."""
-    from nrg.findings import num
-    from nrg.stats import label, summarize, unit
+def _framing(rows: Any) -> list[str]:
+    """What opens every box: what energy means here (when estimated)."""
+    from nrg.stats.energy_time import energy_lead
 
-    means = summarize(gen, by=by, measures=measure).sort_values("mean")
-    if len(means) < 2:
+    return energy_lead(rows)
+
+
+def _trust(rows: Any) -> list[str]:
+    """What closes every box: missed CI targets and interference, always named, and failed rows."""
+    from nrg.chapters import quality
+    from nrg.stats import provenance_notes
+
+    notes = [n for n in provenance_notes(rows) if "estimated" not in n]   # the lead already says it
+    return quality.disturbance(rows) + notes
+
+
+def _anova_lead(result: Any, what: str, n: int = 1) -> list[str]:
+    """The first ``n`` ANOVA sentences, plus why the shares do not add up and where the robust test decided."""
+    from nrg import findings
+
+    said = list(findings.anova_findings(result, response_label=what))
+    notes = [s for s in said[n:] if "not 100 %" in s or "the verdicts above follow the robust test" in s]
+    return said[:n] + notes
+
+
+def _interval(values: Any) -> tuple[float, float, float]:
+    from nrg.claim_measures import t_interval
+
+    mean, low, high = t_interval(values)
+    return mean, (low if low is not None else float("nan")), (high if high is not None else float("nan"))
+
+
+def _extremes(gen: Any, by: list[str], measure: str = "energy_per_token_j") -> list[str]:
+    """The cheapest and the dearest group of ``by`` by mean ``measure``, when their intervals separate."""
+    from nrg.findings import num
+    from nrg.statement import Finding, say, separated
+    from nrg.stats import label, unit
+
+    groups = {k if isinstance(k, tuple) else (k,): _interval(part[measure])
+              for k, part in gen.groupby(by, observed=True, sort=True)}
+    if len(groups) < 2:
         return []
-    lo, hi = means.iloc[0], means.iloc[-1]
-    name = lambda row: ", ".join(str(row[c]) for c in by)  # noqa: E731
-    return [f"Mean {label(measure)} ranges from {num(lo['mean'])} {unit(measure)} ({name(lo)}) to "
-            f"{num(hi['mean'])} {unit(measure)} ({name(hi)}), a factor of {num(hi['mean'] / lo['mean'])}."]
+    order = sorted(groups, key=lambda k: groups[k][0])
+    lo, hi, runner = order[0], order[-1], order[1]
+    name = lambda key: ", ".join(map(str, key))  # noqa: E731
+    u = unit(measure)
+    values = {"what": label(measure), "lo": num(groups[lo][0]), "hi": num(groups[hi][0]), "u": u,
+              "lo_name": name(lo), "hi_name": name(hi), "factor": num(groups[hi][0] / groups[lo][0]),
+              "runner": name(runner), "runner_value": num(groups[runner][0])}
+    spread = Finding("Mean {what} ranges from {lo} {u} ({lo_name}) to {hi} {u} ({hi_name}), a factor of {factor}.",
+                     values)
+    cheapest = Finding("The cheapest, {lo_name}, is clearly below the next, {runner} ({runner_value} {u}).",
+                       values, (separated(groups[lo][1:], groups[runner][1:], name(lo), name(runner)),),
+                       fallback="No single cheapest: {why}.")
+    return say([spread, cheapest])
+
+
+_METHOD_WORDS = {"counter": "read from hardware energy counters", "integrated": "integrated from power readings",
+                 "estimated": "estimated from CPU time and a rated power (no energy counter here)"}
 
 
 def measurement(calib: Any, params: Mapping[str, Any]) -> list[str]:
-    """Chapter 0: how energy was obtained here, and whether it follows the work."""
+    """Chapter 0: what energy means here, whether it follows the work, and the most efficient size (if any)."""
     from nrg.findings import num
+    from nrg.statement import Finding, say, separated
 
-    methods = ", ".join(sorted(calib["energy_method"].unique()))
-    per_size = calib.groupby("matrix_size")["energy_j"].mean()
-    monotone = bool((per_size.diff().dropna() > 0).all())
-    best = calib.groupby("matrix_size")["gflop_per_j"].mean()
-    out = [f"Energy was obtained by **{methods}** ({'; '.join(sorted(calib['energy_source'].unique()))})."]
-    out.append("Energy per multiplication rises with the work at every matrix size." if monotone else
-               "Energy per multiplication does not rise with the work at every size: this machine's spread "
-               "is larger than the differences.")
-    out.append(f"The most efficient size is {best.idxmax()} ({num(best.max())} GFLOP/J).")
-    if "estimated" in methods:
-        out.append("CPU energy on this machine is **estimated** from CPU time and a rated power, "
-                   "not measured by a counter.")
+    methods = sorted(map(str, calib["energy_method"].dropna().unique()))
+    out = _framing(calib)
+    if not out:
+        out.append("Energy was " + " and ".join(_METHOD_WORDS.get(m, m) for m in methods)
+                   + " (the table of energy sources below says which source, for which part of the machine).")
+    out.append(_follows_work(calib))
+    sizes = {size: _interval(part["gflop_per_j"]) for size, part in calib.groupby("matrix_size")}
+    order = sorted(sizes, key=lambda k: -sizes[k][0])
+    if len(order) >= 2:
+        best, runner = order[0], order[1]
+        values = {"best": best, "value": num(sizes[best][0]), "runner": runner, "runner_value": num(sizes[runner][0])}
+        out += say([Finding("The most efficient size is {best} ({value} GFLOP/J), clearly above {runner} "
+                            "({runner_value} GFLOP/J).", values,
+                            (separated(sizes[best][1:], sizes[runner][1:], f"size {best}", f"size {runner}"),),
+                            fallback="Size {best} ({value} GFLOP/J) is the most efficient on average, but it "
+                                     "is not distinguishable from size {runner} ({runner_value} GFLOP/J): "
+                                     "their 95 % intervals overlap.")])
+    n = int(calib.groupby("matrix_size").size().min())
+    out.append(f"These calibration windows are not checked for interference and have no CI target: {n} "
+               "windows per size, whose spread shows in the intervals of the table.")
     return out
+
+
+def _follows_work(calib: Any) -> str:
+    """Whether energy per multiplication rises with the size; a fall is called spread only within the spread."""
+    from nrg.statement import separated
+
+    energy = {size: _interval(part["energy_j"]) for size, part in calib.groupby("matrix_size")}
+    sizes = sorted(energy)
+    falls = [(a, b) for a, b in zip(sizes, sizes[1:]) if energy[b][0] <= energy[a][0]]
+    if not falls:
+        return "Energy per multiplication rises with the work at every matrix size."
+    beyond = [f"{a} → {b}" for a, b in falls if separated(energy[a][1:], energy[b][1:], str(a), str(b)).passed]
+    if beyond:
+        return ("Energy per multiplication falls with more work, by more than the windows' spread (95 % intervals "
+                f"apart), from size {', '.join(beyond)}: the energy reported here does not follow the work.")
+    return ("Energy per multiplication does not rise with the work at every size, but where it falls ("
+            + ", ".join(f"{a} → {b}" for a, b in falls) + ") the difference is within the windows' spread "
+            "(95 % intervals overlap).")
 
 
 def model_comparison(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 1: the spread of energy per token and what the ANOVA attributes it to."""
-    from nrg import findings, stats
+    from nrg import stats
     from nrg.chapters.model_comparison import generate_rows
 
     gen = generate_rows(df)
-    out = _extremes(gen, ["model", "task"])
+    out = _framing(gen) + _extremes(gen, ["model", "task"])
     result = stats.anova(gen, "energy_per_token_j", ["model", "task"], alpha=params["alpha"])
-    out += list(findings.anova_findings(result, response_label="energy per token"))[:2]
-    return out + stats.provenance_notes(df)
+    out += _anova_lead(result, "energy per token", 2)
+    return out + _trust(df)
 
 
 def sequence_length(df: Any, params: Mapping[str, Any]) -> list[str]:
@@ -66,55 +140,55 @@ def sequence_length(df: Any, params: Mapping[str, Any]) -> list[str]:
     from nrg.chapters import sequence_length as chapter
 
     gen = chapter.ok_phase(df, "generate")
-    out = list(findings.length_findings(stats.per_token_costs(gen, response="energy_j", by=["model"])))
+    out = _framing(gen)
+    out += list(findings.length_findings(stats.per_token_costs(gen, response="energy_j", by=["model"])))
     joint = chapter.joint_grid(gen, dict(params))
     factors = ["input_tokens", "output_tokens"] + (["model"] if joint["model"].nunique() > 1 else [])
-    out += list(findings.anova_findings(stats.anova(joint, "energy_j", factors, alpha=params["alpha"]),
-                                        response_label="energy per generation"))[:1]
+    out += _anova_lead(stats.anova(joint, "energy_j", factors, alpha=params["alpha"]), "energy per generation")
     phases = df[df["phase"].isin(["prefill", "decode"]) & (df["status"] == "ok")]
     out += list(findings.phase_share_findings(stats.phase_share(phases, by=["model", "input_tokens", "output_tokens"])))
-    return out + stats.provenance_notes(df)
+    return out + _trust(df)
 
 
 def dvfs(analyses: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Chapter 3: the findings of every analysis (live and reference), under its label."""
     out = []
     for label, result in analyses.items():
-        sentences = list(result.get("findings", ())) + list(result.get("anova_findings", ()))[:1]
+        rows = result.get("rows")
+        frame = rows if rows is not None and len(rows) else None
+        sentences = _framing(frame) if frame is not None else []
+        sentences += list(result.get("findings", ())) + list(result.get("anova_findings", ()))[:1]
+        sentences += _trust(frame) if frame is not None else []
         out += [f"*{label}:* {s}" for s in sentences]
     return out or ["Nothing was measured here and no reference data is committed."]
 
 
 def tickets(df: Any, params: Mapping[str, Any]) -> list[str]:
-    """Chapter 4: the best-ranked combination of each task and phase, and the Pareto front."""
+    """Chapter 4: the best-ranked combination of each task and phase (when the data carry one)."""
     from nrg import findings
     from nrg.chapters import tickets_analysis as analysis
 
-    out = []
+    out = _framing(df[df["phase"] == "inference"]) if "phase" in df.columns else []
     for task in params["tasks"]:
         metric = params["metrics"][task]
+        chance = analysis.chance_quality(params, task, metric)
         for phase in analysis.PHASES:
             rows = df[(df["task"] == task) & (df["phase"] == phase) & (df["status"] == "ok")]
             if rows.empty:
                 continue
             ranked = analysis.ranking(df, task, phase, metric, params["w"])
-            out += [f"*{task}, {phase}:* {s}" for s in list(findings.ranking_findings(ranked))[:1]]
-    from nrg.stats import provenance_notes
-
-    return out + provenance_notes(df)
+            out += [f"*{task}, {phase}:* {s}" for s in list(findings.ranking_findings(ranked, chance=chance))[:1]]
+    return out + _trust(df)
 
 
 def batch_size(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 5: energy per token and latency from the smallest to the largest batch, the fit, the ANOVA."""
-    from nrg import findings
     from nrg.chapters import batch_size as chapter
 
     gen = chapter.ok_phase(df, "generate")
-    out = list(chapter.batch_findings(gen))
-    out += list(findings.anova_findings(chapter.anova(gen, params["alpha"]), response_label="energy per token"))[:1]
-    from nrg.stats import provenance_notes
-
-    return out + provenance_notes(df)
+    out = _framing(gen) + list(chapter.batch_findings(gen))
+    out += _anova_lead(chapter.anova(gen, params["alpha"]), "energy per token")
+    return out + _trust(df)
 
 
 COLLECTORS: dict[str, Callable[..., list[str]]] = {
@@ -131,7 +205,9 @@ def collect(chapter: str, *args: Any, **kwargs: Any) -> list[str]:
     """The key findings of ``chapter`` from its data (see each collector for what it takes)."""
     if chapter not in COLLECTORS:
         raise choice_error("chapter", chapter, sorted(COLLECTORS))
-    return COLLECTORS[chapter](*args, **kwargs)
+    from nrg.statement import say
+
+    return say(COLLECTORS[chapter](*args, **kwargs))   # no sentence with an empty slot reaches a page
 
 
 def block(chapter: str, *args: Any, **kwargs: Any) -> Any:

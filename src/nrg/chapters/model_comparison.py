@@ -78,8 +78,14 @@ def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2})
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) every cell of the chapter; the rows of exactly these cells."""
-    return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
+    """Run (or reuse) every cell of the chapter; the rows of exactly these cells.
+
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`);
+    the published name stays in ``model_name``.
+    """
+    from nrg.labels import with_model_labels
+
+    return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
 
 
 def generate_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -64,32 +64,91 @@ def missed_ci(rows: Any, target: float | None = None) -> Any:
     return pd.DataFrame(out).sort_values("ci_rel_halfwidth", ascending=False).reset_index(drop=True)
 
 
+#: The sweeps' default threshold (nrg.sweep.interference): used for rows that recorded the share but no flag.
+DEFAULT_MAX_OTHER_CPU_FRAC = 0.25
+#: Phases whose rows are measured once per cell after its repeats (quality scoring), outside the run order.
+ONCE_PER_CELL = ("inference",)
+
+
+def flagged(rows: Any) -> Any:
+    """Whether each row was disturbed: its ``interference`` flag, else ``other_cpu_frac`` over the default.
+
+    Why the fallback: rows written before fine-tuning windows were checked
+    (``interference`` null) still record how much CPU others used; such a row
+    is judged by the sweeps' default threshold rather than called clean.
+    """
+    import pandas as pd
+
+    flag = rows["interference"] if "interference" in rows.columns else pd.Series(pd.NA, index=rows.index)
+    flag = flag.astype("boolean")
+    if "other_cpu_frac" in rows.columns:
+        busy = pd.to_numeric(rows["other_cpu_frac"], errors="coerce") > DEFAULT_MAX_OTHER_CPU_FRAC
+        flag = flag.fillna(busy.where(pd.to_numeric(rows["other_cpu_frac"], errors="coerce").notna()))
+    return flag
+
+
+def _records_interference(rows: Any) -> bool:
+    return "interference" in rows.columns or "other_cpu_frac" in rows.columns
+
+
 def interference_count(rows: Any) -> int:
     """How many measured repeats were flagged for interference (0 when the rows do not record it)."""
     ok = _ok(rows)
-    if "interference" not in ok.columns:
+    if not _records_interference(ok):
         return 0
-    flagged = ok[ok["interference"].fillna(False).astype(bool)]
-    keys = [c for c in ("cell_id", "repeat") if c in flagged.columns]
-    return int(len(flagged.drop_duplicates(keys))) if keys else int(len(flagged))
+    hit = _windows(ok[flagged(ok).fillna(False).astype(bool)])
+    keys = [c for c in ("cell_id", "_window", "repeat") if c in hit.columns]
+    return int(len(hit.drop_duplicates(keys))) if keys else int(len(hit))
+
+
+def _windows(rows: Any) -> Any:
+    """``rows`` with ``_window``: one value per measured window (a generation's three phases share one)."""
+    if "phase" not in rows.columns:
+        return rows
+    phase = rows["phase"].astype("string")
+    return rows.assign(_window=phase.where(~phase.isin(["prefill", "decode", "generate"]), "generate"))
+
+
+def _scored_once(ok: Any) -> Any:
+    """Rows measured once per cell outside the repeats (quality scoring) in a frame whose repeats were blocked."""
+    if "phase" not in ok.columns:
+        return ok.iloc[:0]
+    return ok[ok["phase"].isin(ONCE_PER_CELL) & ok["run_order"].isna()] if ok["run_order"].notna().any() \
+        else ok.iloc[:0]
 
 
 def run_order(rows: Any) -> str:
-    """One sentence on the order the repeats ran in: blocked (how many blocks) or sequential."""
+    """One sentence on the order the repeats ran in: blocked (how many blocks) or one cell after another.
+
+    Quality-scoring rows (measured once per cell, after its repeats) are not
+    part of the blocked order and are said to be so, not called "sequential".
+    """
     ok = _ok(rows)
     if "run_order" not in ok.columns or "block" not in ok.columns or ok.empty:
         return "The rows do not record their run order."
-    blocked = ok[ok["run_order"].notna()]
-    if len(blocked) == len(ok):
+    once = _scored_once(ok)
+    repeats = ok.drop(index=once.index)
+    blocked = repeats[repeats["run_order"].notna()]
+    after = (f" Quality was scored once per cell after its repeats ({len(once)} row(s)), outside that order."
+             if len(once) else "")
+    if len(blocked) == len(repeats):
         sessions = blocked.drop_duplicates(["run_id", "block"]) if "run_id" in ok.columns else blocked
         return (f"Repeats ran in {len(sessions)} blocks (each a pass over the unfinished cells of a sweep, in a "
                 "seeded random order; columns `block`, `run_order`), so drift in background load is spread over "
-                "the cells; the ANOVAs take the block as a factor wherever a block holds every level they compare.")
+                "the cells; the ANOVAs take the block as a factor wherever a block holds every level they "
+                "compare." + after)
+    whole = ("Cells ran one after another, each with all its repeats (as the fine-tuning workload, a clock-"
+             "setting sweep, the Ray executor and `order: sequential` do)")
     if blocked.empty:
-        return ("Cells ran one after another, each with all its repeats (`order: sequential`): drift in "
-                "background load can line up with the factors.")
-    return (f"{len(blocked)} of {len(ok)} rows ran in blocked random order, the others one cell after another "
-            "(`order: sequential`).")
+        return whole + ": drift in background load can line up with the factors." + after
+    return (f"{len(blocked)} of {len(repeats)} measured rows ran in blocked random order; in the others " +
+            whole[0].lower() + whole[1:] + "." + after)
+
+
+def disturbance(rows: Any, target: float | None = None) -> list[str]:
+    """The box's sentences on precision and disturbance: missed CI targets and flagged repeats, always named."""
+    text = _precision_and_interference(rows, target)
+    return [text]
 
 
 def summary(rows: Any, target: float | None = None) -> str:
@@ -103,8 +162,9 @@ def _precision_and_interference(rows: Any, target: float | None) -> str:
     n_cells = int(ok["cell_id"].nunique()) if "cell_id" in ok.columns else 0
     if n_cells == 0:
         return "No successful cells: there is no interval or interference to report."
-    if target is None and "ci_rel_target" not in ok.columns:
-        ci = "These rows record no CI target, so no cell can be said to have missed it."
+    if target is None and ("ci_rel_target" not in ok.columns or ok["ci_rel_target"].isna().all()):
+        ci = ("These rows record no CI target (a fixed number of repeats), so no cell can be said to have "
+              "missed one.")
     else:
         missed = missed_ci(ok, target)
         ci = f"{len(missed)} of {n_cells} cells missed their 95% CI target"
@@ -114,14 +174,21 @@ def _precision_and_interference(rows: Any, target: float | None) -> str:
                    else " (some with fewer than two counted repeats, so no interval; listed below).")
         else:
             ci += "."
-    if "interference" not in ok.columns:
+    if not _records_interference(ok):
         return ci + " Interference was not recorded for these rows."
-    keys = [c for c in ("cell_id", "repeat") if c in ok.columns]
-    n_repeats = len(ok.drop_duplicates(keys))
-    flagged = interference_count(ok)
-    return (ci + f" {flagged} of {n_repeats} measured repeats were flagged for interference "
-            "(other processes used more than the sweep's share of the CPUs, or held the GPU); "
-            "their rows are kept and marked in the `interference` column.")
+    windows = _windows(ok)
+    keys = [c for c in ("cell_id", "_window", "repeat") if c in windows.columns]
+    n_repeats = len(windows.drop_duplicates(keys))
+    count = interference_count(ok)
+    inferred = ""
+    if "interference" not in ok.columns or ok["interference"].isna().any():
+        inferred = (f" (rows without a flag are judged by their `other_cpu_frac` against the default "
+                    f"{DEFAULT_MAX_OTHER_CPU_FRAC:.0%})")
+    text = (f" {count} of {n_repeats} measured repeats were flagged for interference{inferred}: other processes "
+            "used more than the sweep's share of the CPUs, or held the GPU.")
+    if count:
+        text += " Their rows are kept and marked in the `interference` column; treat their numbers with caution."
+    return ci + text
 
 
 def show(rows: Any, target: float | None = None) -> None:

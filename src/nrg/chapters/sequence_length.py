@@ -76,8 +76,14 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) the three sweeps; the rows of exactly their cells."""
-    return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
+    """Run (or reuse) the three sweeps; the rows of exactly their cells.
+
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`);
+    the published name stays in ``model_name``.
+    """
+    from nrg.labels import with_model_labels
+
+    return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
 
 
 def ok_phase(df: pd.DataFrame, phase: str) -> pd.DataFrame:

@@ -17,10 +17,15 @@ from typing import Any
 import pandas as pd
 
 from nrg.chapters.common import Text
+from nrg.chapters.tickets_chance import chance_quality
+from nrg.chapters.tickets_kernels import kernel_sentence, kernels
+
+__all__ = ["chance_quality", "kernel_sentence", "kernels"]   # re-exported: the notebook calls them from here
 from nrg.errors import ParameterError
 
 KEYS = ("quant", "prune")
 PHASES = ("finetune", "inference")
+PHASE_NAMES = {"finetune": "fine-tuning", "inference": "inference"}
 WHOLE_CELL = "(whole cell)"   # the phase shown for a cell that failed before any phase ran
 
 
@@ -61,7 +66,9 @@ def combinations(df: pd.DataFrame, task: str, metrics: Sequence[str]) -> pd.Data
         if column in rows.columns:
             out[column] = rows.groupby([*KEYS, "phase"], sort=False)[column].first()
     out["n"] = out["n"].fillna(0).astype(int)
-    return out.reset_index()
+    from nrg.labels import mark_estimated
+
+    return mark_estimated(out.reset_index(), rows)
 
 
 def not_run(df: pd.DataFrame) -> pd.DataFrame:
@@ -77,36 +84,6 @@ def not_run(df: pd.DataFrame) -> pd.DataFrame:
     bad = bad.assign(phase=bad["phase"].astype(object).where(bad["phase"].notna(), WHOLE_CELL))
     table = bad[columns].drop_duplicates(subset=["task", *KEYS, "phase", "status"])
     return table.rename(columns={"error": "reason"}).reset_index(drop=True)
-
-
-def kernels(df: pd.DataFrame) -> pd.DataFrame:
-    """What ran each pruned model, and its inference time relative to the unpruned one.
-
-    A pruned model saves time only when the kernel skips the zeros
-    (``sparse-2:4``) or the matrices shrink (structured pruning); a
-    ``dense`` kernel multiplies the zeros like any other weight.
-    """
-    inference = ok(df[df["phase"] == "inference"])
-    if inference.empty:
-        return pd.DataFrame(columns=["task", *KEYS, "kernel", "sparsity", "time_s", "time_vs_unpruned"])
-    table = inference.groupby(["task", *KEYS], sort=False).agg(
-        kernel=("kernel", "first"), prune_method=("prune_method", "first"), sparsity=("sparsity", "mean"),
-        time_s=("time_s", "mean"), energy_j=("energy_j", "mean"), note=("prune_note", "first")).reset_index()
-    base = table[table["prune"] == "none"][["task", "quant", "time_s", "energy_j"]].rename(
-        columns={"time_s": "time_s_unpruned", "energy_j": "energy_j_unpruned"})
-    joined = table.merge(base, on=["task", "quant"], how="left")
-    table["time_vs_unpruned"] = (joined["time_s"] / joined["time_s_unpruned"]).to_numpy()
-    table["energy_vs_unpruned"] = (joined["energy_j"] / joined["energy_j_unpruned"]).to_numpy()
-    table["saves_compute"] = table.apply(_saves_compute, axis=1)
-    return table[table["prune"] != "none"].reset_index(drop=True)
-
-
-def _saves_compute(row: pd.Series) -> str:
-    if row["kernel"] == "sparse-2:4":
-        return "yes: sparse 2:4 kernels skip the zeros"
-    if row["prune_method"] == "structured":
-        return "yes: smaller matrices (neurons removed)"
-    return "no: dense kernels multiply the zeros"
 
 
 def complete_design(rows: pd.DataFrame, factors: Sequence[str], over: str = "quant") -> tuple[pd.DataFrame, list[str]]:
@@ -162,11 +139,31 @@ def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
     return dataclasses.replace(result, notes=tuple(notes) + result.notes)
 
 
-def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05) -> Any:
-    """ANOVA of ``energy_j`` on quant x prune x phase (complete levels only; notes say which not)."""
+def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05, phase: str = "inference") -> Any:
+    """ANOVA of ``energy_j`` on quant x prune within one ``phase`` (complete levels only; notes say which not).
+
+    Why per phase: a fine-tuning run costs tens of times an inference window,
+    so a pooled ANOVA's phase term swamps everything and the fine-tuning
+    cells' single runs borrow the inference windows' replication. A phase
+    whose combinations each ran once (one fine-tuning per combination) has no
+    replicate to test against: no p-value, and the reason instead.
+    """
+    if phase not in PHASES:
+        raise ParameterError(f"phase={phase!r} is not valid; choose one of {list(PHASES)}")
     rows = task_rows(df, task)
-    data, notes = complete_design(rows, [*KEYS, "phase"])
-    return _anova(data, "energy_j", [*KEYS, "phase"], alpha, notes)
+    rows = rows[rows["phase"] == phase]
+    response = f"energy_j ({phase})"
+    good = ok(rows)
+    if good.empty:
+        return NoAnova(response, f"no {phase} ran for {task}.")
+    runs = good.groupby(list(KEYS)).size()
+    if runs.max() < 2:
+        what = "fine-tuning" if phase == "finetune" else "inference window"
+        fix = "set train_repeats ≥ 2 to repeat each fine-tuning" if phase == "finetune" else "set repeats ≥ 2"
+        return NoAnova(response, f"one {what} per combination: no replicate to test a difference against, "
+                                 f"so no p-value is given ({fix}). The table above shows each run's energy.")
+    data, notes = complete_design(rows, list(KEYS))
+    return _anova(data, "energy_j", list(KEYS), alpha, notes)
 
 
 def quality_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -180,6 +177,9 @@ def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05)
     """ANOVA of the task's quality metric on quant x prune, one observation per tuned model."""
     data = quality_rows(df, task)
     models = data.groupby(list(KEYS)).size()
+    if len(models) and models.max() < 2:
+        return NoAnova(metric, "one tuned model per combination (train_repeats = 1): quality has no replicate "
+                               "to test a difference against, so no p-value is given (set train_repeats ≥ 2).")
     note = (f"Quality has {int(models.min())}–{int(models.max())} tuned model(s) per combination "
             "(train_repeats); repeated inference windows are not replicates of quality.")
     return _anova(data, metric, list(KEYS), alpha, [note])
@@ -192,7 +192,9 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> A
     if phase not in PHASES:
         raise ParameterError(f"phase={phase!r} is not valid; choose one of {list(PHASES)}")
     rows = task_rows(df, task)
-    ranked = rank_configs(rows[rows["phase"] == phase], by=list(KEYS), energy="energy_j", quality=metric, w=w)
+    replicate = "train_repeat" if "train_repeat" in rows.columns else None   # one tuned model per replicate
+    ranked = rank_configs(rows[rows["phase"] == phase], by=list(KEYS), energy="energy_j", quality=metric, w=w,
+                          replicate=replicate)
     missing = not_run(rows[(rows["phase"] == phase) | rows["phase"].isna()])
     notes = [f"{r['quant']} / {r['prune']} is not ranked for {phase}: {r['status']} ({r['reason'][:160]})"
              for _, r in missing.iterrows()]
@@ -203,6 +205,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     """Mean energy per phase and mean quality for each quant x prune, one heatmap per row."""
     from matplotlib.figure import Figure
 
+    from nrg.labels import estimated
     from nrg.plots import quant_prune_heatmap
 
     rows = task_rows(df, task)
@@ -215,7 +218,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
             ax.set_title(f"{phase}: nothing ran")
             continue
         quant_prune_heatmap(part, value="energy_j", rows="quant", cols="prune", ax=ax)
-        ax.set_title(f"{task}: {phase} energy (J)")
+        ax.set_title(f"{task}: {phase} {'estimated ' if estimated(part) else ''}energy (J)")
     quant_prune_heatmap(quality_rows(df, task), value=metric, rows="quant", cols="prune", ax=axes[2])
     axes[2].set_title(f"{task}: {metric}")
     return fig
@@ -225,32 +228,11 @@ def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
     """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
     from nrg.plots import energy_quality_scatter
 
+    what = "estimated energy" if ranked.energy_estimated else "energy"
     fig = energy_quality_scatter(ranked.table, annotate=list(KEYS),
-                                 energy_label=f"{phase} energy (J)", quality_label=metric)
+                                 energy_label=f"{PHASE_NAMES.get(phase, phase)} {what} (J)", quality_label=metric)
     fig.axes[0].set_title(f"{task}, {phase}: energy vs quality (w = {ranked.w:g})")
     return fig
-
-
-def kernel_sentence(table: pd.DataFrame, device: str) -> str:
-    """Where pruning saved no time because dense kernels ran, computed from the table."""
-    if table.empty:
-        return "No pruned model was evaluated."
-    dense = table[table["saves_compute"].str.startswith("no")]
-    parts = []
-    if not dense.empty:
-        ratio = dense["time_vs_unpruned"].dropna()
-        names = ", ".join(sorted({f"{r.quant} / {r.prune}" for r in dense.itertuples()}))
-        parts.append(f"On `{device}`, {len(dense)} pruned combination(s) ran dense kernels, so their zeros were "
-                     f"multiplied like any weight and pruning saved no compute: {names}.")
-        if len(ratio):
-            parts.append(f"Their measured inference time was {ratio.min():.2f}–{ratio.max():.2f}× the unpruned "
-                         "model's; a difference there does not come from skipped zeros (measurement spread, "
-                         "or a changed number of generated tokens).")
-    sparse = table[~table["saves_compute"].str.startswith("no")]
-    for r in sparse.itertuples():
-        ratio = f"{r.time_vs_unpruned:.2f}×" if pd.notna(r.time_vs_unpruned) else "n/a"
-        parts.append(f"{r.quant} / {r.prune} ({r.saves_compute.split(': ')[1]}) took {ratio} the unpruned time.")
-    return " ".join(parts)
 
 
 # ------------------------------------------------------------------ what the page shows
@@ -272,7 +254,7 @@ def combinations_section(df: pd.DataFrame, params: Mapping[str, Any], task: str)
 
 
 def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
-    """The energy ANOVA and the quality ANOVA, each followed by its findings."""
+    """The energy ANOVA of each phase (fine-tuning, inference) and the quality ANOVA, each with its findings."""
     from nrg import findings
     from nrg.stats import AnovaResult
 
@@ -280,7 +262,8 @@ def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> lis
         return _skipped(params, task)
     metric, alpha = params["metrics"][task], params["alpha"]
     shown: list[Any] = []
-    for result, label in ((energy_anova(df, task, alpha), "energy"), (quality_anova(df, task, metric, alpha), metric)):
+    results = [(energy_anova(df, task, alpha, phase), f"{PHASE_NAMES[phase]} energy") for phase in PHASES]
+    for result, label in [*results, (quality_anova(df, task, metric, alpha), metric)]:
         shown.append(result)
         if isinstance(result, AnovaResult):
             shown.append(Text(str(findings.anova_findings(result, label))))
@@ -307,7 +290,9 @@ def ranking_section(params: Mapping[str, Any], task: str, ranked: Mapping[str, A
         if phase not in ranked:
             shown.append(Text(f"**{phase}:** no combination ran."))
             continue
-        shown += [Text(f"**{task}, {phase}**"), ranked[phase], Text(str(findings.ranking_findings(ranked[phase])))]
+        chance = chance_quality(params, task, params["metrics"][task])
+        shown += [Text(f"**{task}, {phase}**"), ranked[phase],
+                  Text(str(findings.ranking_findings(ranked[phase], chance=chance)))]
     return shown
 
 

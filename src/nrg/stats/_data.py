@@ -44,6 +44,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "phase": ("phase", ""),
     "quant": ("quantization", ""),
     "prune_method": ("pruning method", ""),
+    "prune": ("pruning", ""),
     "prune_ratio": ("pruning ratio", ""),
     "dtype": ("data type", ""),
     "batch_size": ("batch size", ""),

@@ -119,6 +119,11 @@ class AnovaResult:
     tukey: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     fit: Any = field(default=None, repr=False)
+    estimated: bool = False   # the response is estimated energy (CPU time × a rated power), not measured
+
+    @property
+    def _estimated(self) -> str:
+        return " (estimated energy: a latency comparison times an assumed power)" if self.estimated else ""
 
     def to_frame(self) -> pd.DataFrame:
         """The ANOVA table (a copy) with the columns of ``TABLE_COLUMNS``."""
@@ -172,7 +177,8 @@ class AnovaResult:
         return [c.message for c in self.checks] + list(self.notes)
 
     def __str__(self) -> str:
-        head = f"ANOVA (type {'II' if self.typ == 2 else 'III'}) of {self.response}: {self.formula}, n = {self.n_obs}"
+        head = (f"ANOVA (type {'II' if self.typ == 2 else 'III'}) of {self.response}{self._estimated}: "
+                f"{self.formula}, n = {self.n_obs}")
         parts = [head, _format(self.table).to_string(index=False)]
         parts += self.lines()
         if self.robust_table is not None:
@@ -185,7 +191,7 @@ class AnovaResult:
     def _repr_html_(self) -> str:
         typ = "II" if self.typ == 2 else "III"
         esc = html.escape
-        parts = [f"<p><b>ANOVA (type {typ}) of {esc(self.response)}</b>: "
+        parts = [f"<p><b>ANOVA (type {typ}) of {esc(self.response)}{esc(self._estimated)}</b>: "
                  f"<code>{esc(self.formula)}</code>, n = {self.n_obs}</p>",
                  _format(self.table).to_html(index=False, na_rep="")]
         if self.lines():

@@ -57,8 +57,8 @@ def provenance_notes(df: pd.DataFrame) -> list[str]:
             where = "this machine" if len(hosts) <= 1 else ", ".join(hosts)
             share = len(estimated) / len(df)
             notes.append(f"{what} on {where} is estimated, not measured ({share:.0%} of rows): no energy "
-                         "counter was available, so compare configurations with each other rather than "
-                         "reading the joules as a measurement.")
+                         "counter was available, so each joule is time × a rated power, and a difference "
+                         "in energy between configurations is a difference in time, not a measured one.")
     if "status" in df.columns:
         failed = df[df["status"].astype("string").fillna("ok") != "ok"]
         if not failed.empty:

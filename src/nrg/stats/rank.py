@@ -68,6 +68,7 @@ class RankResult:
     energy: str
     quality: str
     notes: tuple[str, ...] = ()
+    energy_estimated: bool = False   # the energy is an estimate (CPU time × a rated power), not a measurement
 
     def to_frame(self) -> pd.DataFrame:
         """A copy of the ranking table, safe to modify."""
@@ -80,7 +81,9 @@ class RankResult:
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        head = f"<p>Ranking R = w·φ + (1−w)·ρ with w = {self.w:g}</p>"
+        what = " (φ from <b>estimated</b> energy: a latency ranking times an assumed power)" \
+            if self.energy_estimated else ""
+        head = f"<p>Ranking R = w·φ + (1−w)·ρ with w = {self.w:g}{what}</p>"
         return head + self.table.to_html(index=False) + (f"<ul>{notes}</ul>" if notes else "")
 
 
@@ -91,12 +94,17 @@ def rank_configs(
     quality: str = "score",
     w: float = 0.5,
     metric: str | None = None,
+    replicate: str | None = None,
 ) -> RankResult:
     """Rank configurations by R (highest first) from their mean energy and quality.
 
     ``metric`` picks one metric when quality is in long form (``metric`` /
     ``score`` columns). Energy and quality are averaged separately, so they may
     come from different rows (energy per phase, quality once per cell).
+    ``replicate`` names the column of independent quality replicates (e.g.
+    ``train_repeat``: one fine-tuned model each, evaluated in several energy
+    windows); the 95 % t interval of quality (``quality_ci_low`` /
+    ``quality_ci_high``, NaN from one replicate) is taken over them, else over rows.
     """
     check_weight(w)
     by_cols = as_list(by)
@@ -111,6 +119,8 @@ def rank_configs(
     grouped = data.assign(**{c: key[c] for c in by_cols}).groupby(by_cols, observed=True, sort=True)
     table = grouped.agg(energy_mean=(energy, "mean"), quality_mean=(quality, "mean"),
                         n=(energy, "count")).reset_index()
+    table = table.merge(_quality_interval(data.assign(**{c: key[c] for c in by_cols}), by_cols, quality, replicate),
+                        on=by_cols, how="left")
     notes = []
     missing = table[["energy_mean", "quality_mean"]].isna().any(axis=1)
     if missing.any():
@@ -129,7 +139,27 @@ def rank_configs(
     table["pareto"] = pareto_mask(table["energy_mean"], table["quality_mean"])
     table = table.sort_values(["R", "energy_mean"], ascending=[False, True], kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return RankResult(table, float(w), tuple(by_cols), energy, quality, tuple(notes))
+    from nrg.labels import estimated
+
+    return RankResult(table, float(w), tuple(by_cols), energy, quality, tuple(notes), estimated(data))
+
+
+def _quality_interval(data: pd.DataFrame, by: list[str], quality: str, replicate: str | None) -> pd.DataFrame:
+    """Per configuration: the number of quality replicates and the 95 % t interval of their mean."""
+    from scipy import stats as sps
+
+    if replicate is not None:
+        require_columns(data, [replicate], "replicate")
+        data = data.groupby([*by, replicate], observed=True)[quality].mean().reset_index()
+    rows = []
+    for key, part in data.groupby(by, observed=True, sort=True):
+        values = part[quality].dropna().to_numpy(dtype=float)
+        low = high = float("nan")
+        if len(values) >= 2:
+            mean, half = values.mean(), sps.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+            low, high = float(mean - half), float(mean + half)
+        rows.append((*(key if isinstance(key, tuple) else (key,)), len(values), low, high))
+    return pd.DataFrame(rows, columns=[*by, "quality_n", "quality_ci_low", "quality_ci_high"])
 
 
 def pareto_mask(energy: Sequence[float] | pd.Series, quality: Sequence[float] | pd.Series) -> np.ndarray:

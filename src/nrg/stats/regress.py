@@ -130,7 +130,11 @@ def per_token_costs(
             rows.append({**dict(zip(by_cols, key)), "term": row["term"], "estimate": row["estimate"],
                          "ci_low": row["ci_low"], "ci_high": row["ci_high"], "p": row["p"],
                          "unit": per_token_unit(response), "r2": fit.r2, "n": fit.n_obs})
-    return pd.DataFrame(rows, columns=[*by_cols, "term", "estimate", "ci_low", "ci_high", "p", "unit", "r2", "n"])
+    from nrg.labels import estimated, is_energy
+
+    out = pd.DataFrame(rows, columns=[*by_cols, "term", "estimate", "ci_low", "ci_high", "p", "unit", "r2", "n"])
+    out.attrs["energy_estimated"] = is_energy(response) and estimated(ok_rows(df))
+    return out
 
 
 def phase_share(

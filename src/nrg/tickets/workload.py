@@ -269,7 +269,8 @@ class _Job:
         measured = result.measurement.with_idle(self.context.idle_power_w)
         ids = self._next(result.phase, k, window)
         return {**phase_row(measured, result.phase, ids["repeat"], result.tokens, math.nan), **ids,
-                "status": "ok", "error": None, **result.metrics, **result.extra}
+                "status": "ok", "error": None, **result.metrics, **result.extra,
+                "interference": self.cell.settings.interference.flags(result.measurement)}   # as sweeps flag
 
     def _next(self, phase: str, k: int, window: int = 0) -> dict[str, Any]:
         repeat = self.repeats.get(phase, 0)

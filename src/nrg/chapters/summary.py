@@ -263,18 +263,18 @@ def published(root: Path) -> pd.DataFrame:
 
 
 def published_by_batch(pub: pd.DataFrame, gpus: Sequence[str] = ("H100", "B200")) -> pd.DataFrame:
-    """One GPU: each model's published energy per token at its smallest and largest ``max_num_seqs``."""
+    """One GPU: each model's published energy per token at its smallest ``max_num_seqs`` and at its lowest."""
     import pandas as pd
 
     one = pub[(pub["num_gpus"] == 1) & pub["gpu_model"].isin(gpus)]
     records = []
     for (model, gpu), part in one.groupby(["model_id", "gpu_model"], sort=True):
         part = part.sort_values("max_num_seqs")
-        lo, hi = part.iloc[0], part.iloc[-1]
-        records.append({"model": model, "gpu": gpu, "batch_min": int(lo["max_num_seqs"]),
-                        "energy_per_token_j_at_min": lo["energy_per_token_j"], "batch_max": int(hi["max_num_seqs"]),
-                        "energy_per_token_j_at_max": hi["energy_per_token_j"],
-                        "ratio": lo["energy_per_token_j"] / hi["energy_per_token_j"]})
+        first, low = part.iloc[0], part.loc[part["energy_per_token_j"].idxmin()]
+        records.append({"model": model, "gpu": gpu, "batch_smallest": int(first["max_num_seqs"]),
+                        "energy_per_token_j_at_smallest": first["energy_per_token_j"],
+                        "batch_lowest": int(low["max_num_seqs"]), "energy_per_token_j_lowest": low["energy_per_token_j"],
+                        "batches_published": len(part)})
     return pd.DataFrame.from_records(records)
 
 
@@ -312,8 +312,8 @@ def _published_sentence(pub: pd.DataFrame, model: str = "meta-llama/Llama-3.1-8B
     if table.empty:
         return ""
     name = model if model in set(table["model"]) else str(table["model"].iloc[0])
-    parts = [f"on one {r['gpu']} from {num(r['energy_per_token_j_at_min'])} J at max_num_seqs {r['batch_min']} to "
-             f"{num(r['energy_per_token_j_at_max'])} J at {r['batch_max']}"
+    parts = [f"on one {r['gpu']} from {num(r['energy_per_token_j_at_smallest'])} J at max_num_seqs "
+             f"{r['batch_smallest']} to its lowest, {num(r['energy_per_token_j_lowest'])} J, at {r['batch_lowest']}"
              for _, r in table[table["model"] == name].iterrows()]
     return (f"Published beside this machine (ML.ENERGY v3, GPU energy only, not nrg's data): the energy per token "
             f"of {name.split('/')[-1]} falls {'; '.join(parts)}.")

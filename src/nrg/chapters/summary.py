@@ -283,8 +283,8 @@ def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Se
     from matplotlib.figure import Figure
 
     panels = list(gpus) + (["this machine"] if this_machine is not None and not this_machine.empty else [])
-    fig = Figure(figsize=(4.2 * len(panels), 4.4), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    fig = Figure(figsize=(7.0, 4.0 * len(panels)), layout="constrained")   # stacked: legible on a phone
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, gpu in zip(axes, gpus):
         part = pub[(pub["num_gpus"] == 1) & (pub["gpu_model"] == gpu)]
         for model, rows in part.groupby("model_id", sort=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
 import re
 from pathlib import Path
 
@@ -50,6 +51,20 @@ def test_every_cell_has_a_stable_id_and_the_current_format(path: Path) -> None:
     ids = [c.get("id") for c in nb["cells"]]
     assert all(ids) and len(set(ids)) == len(ids)
     assert nb["metadata"]["kernelspec"]["display_name"] == KERNEL_DISPLAY
+
+
+def test_language_info_is_what_the_kernel_reports() -> None:
+    """JupyterLab writes the kernel's ``language_info`` into the notebook when the kernel starts: a
+    source carrying anything else is marked modified on opening. (Checked in JupyterLab 4.6: with
+    these fields the tab stays clean; only ``version``, the Python patch release, is machine-specific.)"""
+    from ipykernel.ipkernel import IPythonKernel
+
+    reported = {**IPythonKernel.language_info, "version": platform.python_version()}
+    for path in NOTEBOOKS:
+        info = json.loads(path.read_text())["metadata"]["language_info"]
+        assert {k: v for k, v in info.items() if k != "version"} == \
+            {k: v for k, v in reported.items() if k != "version"}, path.name
+        assert re.fullmatch(r"3\.\d+\.\d+", info["version"]), path.name
 
 
 def test_the_check_catches_what_jupyter_would_rewrite() -> None:

@@ -102,7 +102,7 @@ def _label(row: Mapping[str, Any]) -> str:
     import pandas as pd
 
     parts = [str(row["model"]), str(row["task"])]
-    if pd.notna(row.get("input_tokens")):
+    if pd.notna(row.get("input_tokens")) and pd.notna(row.get("output_tokens")):
         parts.append(f"in {int(row['input_tokens'])}/out {int(row['output_tokens'])} tokens")
     if pd.notna(row.get("batch_size")):
         parts.append(f"batch {int(row['batch_size'])}")
@@ -190,7 +190,7 @@ def choose(configs: pd.DataFrame, quality_floor: float, latency_measure: str, la
         text = (f"Of {len(eligible)} configurations meeting {rule}, {what} uses the least energy per token: its "
                 "95% interval lies below every other's.")
     else:
-        names = "; ".join(tied["configuration"].head(5)) + ("; …" if len(tied) > 5 else "")
+        names = "; ".join(tied["configuration"].head(5)) + (f" and {len(tied) - 5} more" if len(tied) > 5 else "")
         text = (f"Of {len(eligible)} configurations meeting {rule}, {what} has the lowest mean, but it is **not "
                 f"distinguishable** from {len(tied)} other(s) whose 95% intervals overlap its own: {names}.")
     if "estimated" in " ".join(eligible["energy_method"]):
@@ -203,12 +203,13 @@ def frontier(configs: pd.DataFrame) -> pd.DataFrame:
     """The accuracy-constrained energy frontier, per task metric.
 
     A configuration is on it when no other configuration scored by the same
-    metric is both cheaper and better; scores of different metrics are not compared.
+    metric is both cheaper and better; scores of different metrics are not
+    compared, and a score of 0 (a model that learned nothing) is no point of a trade-off.
     """
     import pandas as pd
 
-    scored = configs[configs["quality"].notna()].sort_values(["energy_per_token_j", "quality"],
-                                                             ascending=[True, False])
+    positive = configs[configs["quality"] > 0]   # a score of 0 learned nothing: no point of a trade-off
+    scored = positive.sort_values(["energy_per_token_j", "quality"], ascending=[True, False])
     keep = []
     for _, part in scored.groupby("quality_metric", sort=True):
         best_quality = -math.inf
@@ -233,9 +234,8 @@ def not_measured(rows: Mapping[str, pd.DataFrame], missing: Mapping[str, str], c
     ok = every[every["status"] == "ok"]
     methods = set(ok["energy_method"].dropna().astype(str))
     if methods and methods <= {"estimated"}:
-        sources = "; ".join(sorted(set(ok["energy_source"].dropna().astype(str)))[:2])
         sentences.append("**Measured energy**: no energy counter was read here (no RAPL, no NVML); every joule is "
-                         f"estimated from time and an assumed power ({sources}).")
+                         "estimated from time and an assumed power (chapter 0 gives the sources and powers).")
     gpus = {str(g) for g in ok["gpu"].dropna() if str(g) not in ("", "none")} if "gpu" in ok.columns else set()
     if not gpus:
         sentences.append("**GPU energy and GPU clocks (DVFS)**: this machine has no GPU, so neither the papers' "

@@ -194,7 +194,7 @@ def _verdict_first(df: pd.DataFrame) -> pd.DataFrame:
 
 def rows_summary(df: pd.DataFrame, what: str = "Table") -> str:
     """"Table: 24 rows × 5 columns (model, task, ...) — show": the line a folded table shows."""
-    names = [header(c) for c in publish.tidy(df).columns]
+    names = [header(c) or "Item" for c in publish.tidy(df).columns]
     shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
     return f"{what}: {df.shape[0]} rows × {len(names)} columns ({shown}) — click to show"
 

@@ -222,7 +222,7 @@ def _significant_digits(text: str) -> int:
 def _check_content(chapter: str, found: dict[str, Any], statuses: dict[str, int], folded: int) -> None:
     if found["figures"] or found["tables"]:
         csv = [h for h in found["links"] if h.endswith(".csv")]
-        parquet = [h for h in found["links"] if h.endswith(".parquet")]
+        parquet = [h for h in found["links"] if h.endswith(".parquet") and not h.endswith("-rows.parquet")]
         assert csv and len(csv) == len(parquet), f"{chapter}: figures and tables without their data links"
     broken = {href: code for href, code in statuses.items() if code != 200}
     assert not broken, f"{chapter}: data links that do not resolve: {broken}"
@@ -233,6 +233,8 @@ def _check_content(chapter: str, found: dict[str, Any], statuses: dict[str, int]
     long = [t for t in found["tables"] if re.fullmatch(r"[-−]?\d+\.\d+", t) and _significant_digits(t) > 4]
     assert not long, f"{chapter}: table cells with more than four significant figures: {long[:5]}"
     assert folded >= 2, f"{chapter}: the setup cells are not folded (hide-input)"
+    rows = [h for h in found["links"] if h.endswith("-rows.parquet")]
+    assert len(rows) == 1 and statuses[rows[0]] == 200, f"{chapter}: no download of the chapter's raw rows"
 
 
 # Where the answer sits, and what a reader must never see (run in the page after it has loaded).

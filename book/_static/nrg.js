@@ -5,7 +5,12 @@
     if (!img.naturalWidth || !img.naturalHeight) return;
     if (img.naturalWidth / img.naturalHeight > 1.9) {
       img.classList.add("nrg-wide");
-      if (img.parentElement) img.parentElement.classList.add("nrg-scroll");
+      if (img.parentElement && !img.parentElement.classList.contains("nrg-scroll")) {
+        var box = document.createElement("div");          /* the figure's own scrolling box */
+        box.className = "nrg-scroll";
+        img.parentElement.insertBefore(box, img);
+        box.appendChild(img);
+      }
     }
   }
   function run() {

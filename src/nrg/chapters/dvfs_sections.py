@@ -180,7 +180,8 @@ def not_measured(the_plan: Any, sections: Sequence[Section]) -> Any:
 
     items = []
     if not the_plan.sweeps:
-        items.append(f"**GPU clocks were not swept.** {the_plan.reason}")
+        reason = the_plan.reason
+        items.append(reason if "not swept" in reason else f"**GPU clocks were not swept.** {reason}")
     items += [s.text() for s in sections if not s.runs]
     if not items:
         return None

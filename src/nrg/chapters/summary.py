@@ -101,7 +101,7 @@ def _quality(chapter: str, frame: pd.DataFrame) -> pd.DataFrame:
 def _label(row: Mapping[str, Any]) -> str:
     import pandas as pd
 
-    parts = [str(row["model"]), str(row["task"])]
+    parts = [str(row["model"])] + ([str(row["task"])] if str(row.get("task")) not in ("none", "None", "nan") else [])
     if pd.notna(row.get("input_tokens")) and pd.notna(row.get("output_tokens")):
         parts.append(f"in {int(row['input_tokens'])}/out {int(row['output_tokens'])} tokens")
     if pd.notna(row.get("batch_size")):

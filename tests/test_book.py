@@ -142,6 +142,7 @@ LAYOUT_JS = """() => {
   const box = article.getBoundingClientRect();
   const bad = [];
   for (const el of document.querySelectorAll('.cell_output img, .cell_output table, .cell_output .output')) {
+    if (el.tagName === 'IMG' && el.closest('.nrg-scroll')) continue;   // a wide figure scrolls in its own box
     const r = el.getBoundingClientRect();
     if (r.width === 0) continue;
     const name = el.tagName + '.' + el.className + ' ' + (el.getAttribute('src') || '').slice(-40);
@@ -225,17 +226,99 @@ def _significant_digits(text: str) -> int:
 def _check_content(chapter: str, found: dict[str, Any], statuses: dict[str, int], folded: int) -> None:
     if found["figures"] or found["tables"]:
         csv = [h for h in found["links"] if h.endswith(".csv")]
-        parquet = [h for h in found["links"] if h.endswith(".parquet")]
+        parquet = [h for h in found["links"] if h.endswith(".parquet") and not h.endswith("-rows.parquet")]
         assert csv and len(csv) == len(parquet), f"{chapter}: figures and tables without their data links"
     broken = {href: code for href, code in statuses.items() if code != 200}
     assert not broken, f"{chapter}: data links that do not resolve: {broken}"
-    assert "What this chapter found" in found["text"], f"{chapter}: no findings box"
+    assert "What this chapter found" in found["text"] or "The answer" in found["text"], f"{chapter}: no findings box"
     assert "\\(" not in found["text"] and "\\[" not in found["text"], f"{chapter}: raw TeX in the page"
     residue = re.findall(r".{0,40}(?:\d+%\||\?(?:cell|it)/s\]|it/s\]).{0,20}", found["text"])
     assert not residue, f"{chapter}: progress-bar residue in the page: {residue[:3]}"
     long = [t for t in found["tables"] if re.fullmatch(r"[-−]?\d+\.\d+", t) and _significant_digits(t) > 4]
     assert not long, f"{chapter}: table cells with more than four significant figures: {long[:5]}"
     assert folded >= 2, f"{chapter}: the setup cells are not folded (hide-input)"
+    rows = [h for h in found["links"] if h.endswith("-rows.parquet")]
+    assert len(rows) == 1 and statuses[rows[0]] == 200, f"{chapter}: no download of the chapter's raw rows"
+
+
+# Where the answer sits, and what a reader must never see (run in the page after it has loaded).
+READING_JS = """() => {
+  const visible = el => el.getClientRects().length > 0 && !el.closest('details:not([open])');
+  const top = el => el.getBoundingClientRect().top + window.scrollY;
+  const titles = [...document.querySelectorAll('.admonition-title')];
+  const box = titles.find(t => /What this chapter found|The answer/.test(t.innerText));
+  const long = [...document.querySelectorAll('main table')].filter(
+      t => visible(t) && t.querySelectorAll('tbody tr').length > 10);
+  const text = document.querySelector('main').innerText;
+  const warnings = (text.match(/^.*\\b\\w*Warning\\b: .*$|^Traceback .*$/gm) || []).slice(0, 3);
+  const stderr = [...document.querySelectorAll('main .stderr')].filter(visible).map(e => e.innerText.slice(0, 120));
+  const verdicts = [...document.querySelectorAll('main th')].filter(th => /verdict/i.test(th.innerText) && visible(th))
+      .map(th => {
+        let clip = document.querySelector('article.bd-article') || document.querySelector('main');
+        for (let el = th.parentElement; el; el = el.parentElement) {
+          const ox = getComputedStyle(el).overflowX;
+          if (ox === 'auto' || ox === 'scroll' || ox === 'hidden') { clip = el; break; }
+        }
+        const r = th.getBoundingClientRect(), c = clip.getBoundingClientRect();
+        return {text: th.innerText, visible: r.left >= c.left - 1 && r.right <= c.right + 1};
+      });
+  const figures = [...document.querySelectorAll('.cell_output img')].filter(visible).map(img => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let coloured = 0;
+    for (let i = 0; i < px.length; i += 4 * 7) {
+      if (Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 60) coloured++;
+    }
+    return {src: img.getAttribute('src').slice(-50), scale: img.clientWidth / img.naturalWidth, coloured};
+  });
+  return {box: box ? top(box) : null, long: long.length ? Math.min(...long.map(top)) : null,
+          warnings, stderr, verdicts, figures};
+}"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_answer_comes_first_and_nothing_broken_shows(built: book.BuildReport, width: int) -> None:
+    """Findings box above the first long table; no warning text; no empty figure; verdicts in view; legible figures."""
+    from playwright.sync_api import sync_playwright
+
+    server, base_url = _serve(built.html_dir)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            for chapter in book.chapters(ROOT):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(f"{base_url}/notebooks/{chapter}.html")
+                page.wait_for_load_state("networkidle")
+                found = page.evaluate(READING_JS)
+                page.close()
+                problems += _reading_problems(chapter, width, found)
+        finally:
+            browser.close()
+            server.shutdown()
+    assert not problems, "\n".join(problems)
+
+
+def _reading_problems(chapter: str, width: int, found: dict[str, Any]) -> list[str]:
+    out = []
+    if found["box"] is None:
+        out.append(f"{chapter}: no findings box")
+    elif found["long"] is not None and found["long"] < found["box"]:
+        out.append(f"{chapter} at {width}px: a long table at {found['long']:.0f}px before the box at {found['box']:.0f}px")
+    if found["warnings"] or found["stderr"]:
+        out.append(f"{chapter}: warning text on the page: {found['warnings'] + found['stderr']}")
+    out += [f"{chapter}: figure without any drawn data {f['src']}" for f in found["figures"] if f["coloured"] < 20]
+    if width >= 1280:
+        out += [f"{chapter} at {width}px: column {v['text']!r} is scrolled out of view"
+                for v in found["verdicts"] if not v["visible"]]
+    if width <= 390:
+        out += [f"{chapter} at {width}px: figure {f['src']} shown at {f['scale']:.2f} of its size: text too small"
+                for f in found["figures"] if f["scale"] < 0.4]
+    return out
 
 
 def test_tables_carry_units_in_their_headers(built: book.BuildReport) -> None:

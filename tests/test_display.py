@@ -141,3 +141,60 @@ def test_a_kernel_shows_tables_and_figures_with_their_data_links(tmp_path: Path)
     assert files == ["07_demo-figure01-energy_j-by-model.csv", "07_demo-figure01-energy_j-by-model.parquet",
                      "07_demo-table01.csv", "07_demo-table01.parquet"]
     json.dumps(nb)  # the outputs are plain JSON (no widget state)
+
+
+def test_long_tables_fold_behind_a_one_line_summary() -> None:
+    html = display.fold("<table></table>", "ANOVA of x — click to show")
+    assert html.startswith('<details class="nrg-fold"><summary>ANOVA of x — click to show</summary>')
+    df = pd.DataFrame({"model": [f"m{i}" for i in range(20)], "energy_j": range(20)})
+    assert display.rows_summary(df) == "Table: 20 rows × 2 columns (Model, Energy (J)) — click to show"
+    folded = display.folded(df, "twenty rows").data
+    assert folded.startswith('<details class="nrg-fold"><summary>twenty rows</summary>') and "Energy (J)" in folded
+
+
+def test_verdict_columns_come_right_after_the_first() -> None:
+    df = pd.DataFrame({"claim": ["c"], "paper": ["p"], "rule": ["r"], "this run": ["1 %"],
+                       "verdict (this run)": ["agrees"]})
+    assert list(display._verdict_first(df).columns) == ["claim", "verdict (this run)", "paper", "rule", "this run"]
+    assert list(display._verdict_first(df[["claim", "paper"]]).columns) == ["claim", "paper"]
+
+
+def test_an_empty_figure_is_recognised() -> None:
+    from matplotlib.figure import Figure
+
+    empty = Figure()
+    empty.subplots(1, 3)
+    assert display.is_empty_figure(empty)
+    drawn = Figure()
+    drawn.subplots().plot([1, 2], [3, 4])
+    assert not display.is_empty_figure(drawn)
+    assert display.is_empty_figure(drawn, pd.DataFrame({"x": []}))   # drawn from no rows
+
+
+def test_no_download_of_an_empty_table(tmp_path: Path) -> None:
+    page = tmp_path / "notebooks" / "02_x.ipynb"
+    assert publish.data_link(pd.DataFrame({"energy_j": []}), "nothing", notebook=page) is None
+    assert not (page.parent / "data").exists()
+
+
+def test_raw_rows_are_one_parquet_beside_the_page(tmp_path: Path) -> None:
+    page = tmp_path / "notebooks" / "05_x.ipynb"
+    rows = pd.DataFrame({"cell_id": ["a", "b"], "energy_j": [1.0, 2.0], "error": [None, "boom"]})
+    line = publish.rows_link(rows, notebook=page)
+    assert "[Parquet](data/05_x/05_x-rows.parquet)" in line and "2 rows × 3 columns" in line
+    assert pd.read_parquet(page.parent / "data" / "05_x" / "05_x-rows.parquet")["energy_j"].tolist() == [1.0, 2.0]
+    assert "No rows" in publish.rows_link(rows.iloc[:0], notebook=page)
+
+
+def test_carbon_tables_state_the_assumptions_once_and_show_energy_co2e_cost() -> None:
+    from nrg import carbon
+
+    rows = pd.DataFrame({"model": ["a", "a", "b"], "task": ["qa"] * 3, "phase": ["generate"] * 3,
+                         "status": ["ok"] * 3, "energy_j": [10.0, 12.0, 30.0], "tokens": [8, 8, 8],
+                         "energy_method": ["estimated"] * 3})
+    page_table = carbon.for_page(carbon.inference_table(rows, by=["model"], region="FRA", pue=1.2))
+    visible = page_table.visible()
+    assert list(visible.columns) == ["model", "per", "energy_j", "gco2e", "cost_usd", "windows", "energy_method"]
+    text = page_table.assumptions()
+    assert "`FRA`" in text and "PUE 1.2" in text and "USD/kWh" in text and "gCO₂e/kWh" in text
+    assert set(carbon.PROVENANCE_COLUMNS) <= set(page_table.frame.columns)     # the data link keeps them all

@@ -11,7 +11,10 @@ lives under ``tmp_path`` -- fake data never reaches ``results/``.
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -140,7 +143,7 @@ def test_without_reference_data_the_section_says_so_and_gives_the_command(chapte
     text = str(shown[0])
     assert "No GPU reference data has been committed" in text
     assert "`nrg reference --budget-s 480 --out results/reference/<gpu-slug>`" in text
-    assert ("--allow-hardware-settings" in text) == (chapter == "03_dvfs")
+    assert f"`{reference.CLOCK_SWEEP_COMMAND}`" in text and "owner agrees" in text
 
 
 def test_a_run_without_rows_is_labelled_and_says_so(measured, tmp_path):
@@ -189,3 +192,67 @@ def test_chapter_3_analysis_labels_reference_runs_with_gpu_and_method(measured):
     analyses = dvfs_analysis.analyse_all(None, common.reference_runs(root, "03_dvfs"))
     (label,) = analyses
     assert "NVIDIA H200" in label and "counter" in label
+
+
+# ---------------------------------------------------------------- one path for GPU owners
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _documented(path: Path) -> list[str]:
+    """The `nrg reference` and `nrg book run 03_dvfs` lines of a page's code blocks."""
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip().startswith(("nrg reference ", "nrg book run 03_dvfs "))]
+
+
+def test_readme_reproduce_and_chapter_3_give_the_same_gpu_commands():
+    commands = reference.gpu_owner_commands()
+    for page in (ROOT / "README.md", ROOT / "book" / "reproduce.md"):
+        assert _documented(page) == list(commands), page.name
+    from nrg.chapters import dvfs as chapter3
+
+    message = chapter3.no_reference_message(_params("03_dvfs", None))
+    assert all(f"`{c}`" in message for c in commands)
+    out = shlex.split(commands[0])[shlex.split(commands[0]).index("--out") + 1]
+    sweep = shlex.split(commands[1])
+    assert sweep[sweep.index("run_dir") + 1] == f"{out}/03_dvfs"        # the folder chapter 3 reads
+    assert "allow_hardware_settings" in sweep and sweep[sweep.index("allow_hardware_settings") + 1] == "true"
+
+
+def test_the_handed_out_sweep_covers_the_gpus_clocks_with_the_paper_models():
+    import yaml
+
+    from nrg import book
+    from nrg.chapters import dvfs as chapter3
+
+    paper = book.load_profile(ROOT, "gpu-paper")["03_dvfs"]
+    assert paper["gpu_clocks_mhz"] == "auto" and paper["models"] == [m["name"] for m in chapter3.PAPER_SETTING["models"]]
+    assert (paper["input_tokens"], paper["output_tokens"]) == (chapter3.PAPER_SETTING["input_tokens"],
+                                                               chapter3.PAPER_SETTING["output_tokens"])
+    on_cpu = _params("03_dvfs", None)                      # the chapter ran here on a CPU with small models
+    config = yaml.safe_load(chapter3.reference_sweep_yaml(on_cpu, clocks=[1980, 1410, 600]))
+    assert [m["name"] for m in config["models"]] == paper["models"]
+    assert config["axes"]["gpu_clock_mhz"] == [None, 1980, 1410, 600] and config["device"] == "cuda"
+
+
+@pytest.mark.slow
+def test_the_documented_reference_command_feeds_a_chapter(tmp_path, monkeypatch):
+    """README's `nrg reference` (with --device cpu) into results/reference/<gpu>/; chapter 2 then shows it."""
+    from nrg import book
+
+    command = reference.gpu_owner_commands()[0].replace("<gpu-slug>", "cpu-test").replace("480", "300")
+    args = shlex.split(command)[1:] + ["--device", "cpu", "--no-progress"]
+    env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}
+    done = subprocess.run([sys.executable, "-m", "nrg", *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode in (0, 1), done.stderr[-3000:]          # 1: some cells did not fit the budget
+    ref_root = tmp_path / "results" / "reference"
+    assert common.reference_runs(ref_root, "02_sequence_length") == {"cpu-test": ref_root / "cpu-test" / "02_sequence_length"}
+    params = {**book.load_profile(ROOT, "tiny").get("02_sequence_length", {}), "reference_dir": str(ref_root),
+              "run_dir": str(tmp_path / "runs" / "02")}
+    out = tmp_path / "02.ipynb"
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+    book.execute_chapter(ROOT, "02_sequence_length", out, params)
+    shown = out.read_text()
+    assert "Reference data:" in shown and "results/reference/cpu-test/02_sequence_length" in shown
+    assert "No GPU reference data has been committed" not in shown

@@ -296,3 +296,53 @@ def dvfs_table(analyses: Mapping[str, Mapping[str, Any]], region: str = DEFAULT_
         return convert(pd.DataFrame(columns=["data", "model", "setting", "per", "energy_j", "windows",
                                              "energy_method"]), conversion(region, price_per_kwh, pue))
     return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------ how a table reads on a page
+
+#: The columns :func:`convert` adds that are the same on every row of one conversion.
+PROVENANCE_COLUMNS: tuple[str, ...] = ("region", "region_name", "grid_gco2e_per_kwh", "intensity_year",
+                                       "intensity_source", "pue", "price_usd_per_kwh", "price_source")
+#: The measured and converted columns a reader looks for, in this order, right after the groups.
+VALUE_COLUMNS: tuple[str, ...] = ("per", "energy_j", "gco2e", "cost_usd")
+
+
+@dataclass(frozen=True)
+class PageTable:
+    """A carbon table as a page shows it: the shared assumptions once, then energy, CO₂e and cost.
+
+    ``frame`` is the full table (every provenance column on every row: that is
+    what the data link carries); :meth:`visible` drops the columns that do not
+    vary, which :meth:`assumptions` states once above the table instead.
+    """
+
+    frame: Any
+
+    def constant(self) -> list[str]:
+        """Provenance columns with one value over all rows (stated once, not repeated per row)."""
+        return [c for c in PROVENANCE_COLUMNS
+                if c in self.frame.columns and self.frame[c].astype("string").nunique(dropna=False) <= 1]
+
+    def assumptions(self) -> str:
+        """One sentence: the grid (region, intensity, year, source), the PUE and the electricity price."""
+        if self.frame.shape[0] == 0:
+            return "No energy was measured, so there is nothing to convert."
+        row = self.frame.iloc[0]
+        if len(self.constant()) < len(PROVENANCE_COLUMNS):
+            return "The grid, PUE or price differ between rows: they are columns of the table."
+        return (f"**Assumptions (every row):** grid of {row['region_name']} (`{row['region']}`), "
+                f"{row['grid_gco2e_per_kwh']:.4g} gCO₂e/kWh ({row['intensity_source']}, {row['intensity_year']}); "
+                f"PUE {row['pue']:g}; electricity {row['price_usd_per_kwh']:.4g} USD/kWh ({row['price_source']}).")
+
+    def visible(self) -> Any:
+        """The rows with their groups, then energy, CO₂e and cost, then how the energy was obtained."""
+        shown = self.frame.drop(columns=self.constant())
+        values = [c for c in VALUE_COLUMNS if c in shown.columns]
+        keys = [c for c in shown.columns if c not in values and c not in ("windows", "energy_method")]
+        tail = [c for c in ("windows", "energy_method") if c in shown.columns]
+        return shown[keys + values + tail]
+
+
+def for_page(frame: Any) -> PageTable:
+    """Wrap a table of :func:`inference_table`, :func:`tickets_table` or :func:`dvfs_table` for a page."""
+    return PageTable(frame)

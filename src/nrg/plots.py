@@ -183,7 +183,7 @@ def metric_vs_clock(df: pd.DataFrame, metric: str = "energy_j", clock: str = "gp
                 ax.plot([best], y, marker="*", markersize=16, color=line[0].get_color(), markeredgecolor="black")
     ax.set_xlabel(axis_label(clock))
     ax.set_ylabel(energy_axis_label(metric, data))
-    if hue:
+    if hue and ax.get_legend_handles_labels()[0]:   # no labelled line: no legend (and no UserWarning)
         ax.legend(title=axis_label(hue))
     if optimal is not None:
         ax.set_title("★ optimal clock")

@@ -160,6 +160,53 @@ def findings_block(sentences: Iterable[str], title: str = "What this chapter fou
     return Markdown(f":::{{admonition}} {title}\n:class: tip\n\n{body}\n:::\n")
 
 
+#: Tables with more rows than this fold behind a one-line summary (the answer stays near the top).
+LONG_ROWS = 12
+
+
+def fold(html: str, summary: str) -> str:
+    """``html`` folded behind a one-line ``summary`` (a ``<details>`` box a reader opens on demand).
+
+    Long tables (ANOVA, Tukey, carbon, sample tickets) would push every later
+    section thousands of pixels down; folded, the page reads as its headings,
+    findings and figures, and each table is one click away.
+    """
+    import html as html_lib
+
+    return (f'<details class="nrg-fold"><summary>{html_lib.escape(summary)}</summary>\n'
+            f"{html}\n</details>")
+
+
+def folded(obj: Any, summary: str) -> Any:
+    """``obj`` (DataFrame, Styler or anything with ``_repr_html_``) as a folded HTML output."""
+    from IPython.display import HTML
+
+    if _kind(obj) == "frame":
+        html = table(_verdict_first(obj)).to_html()
+    elif _kind(obj) == "styler":
+        html = obj.to_html()
+    else:
+        html = obj._repr_html_()
+    return HTML(fold(html, summary))
+
+
+def _verdict_first(df: pd.DataFrame) -> pd.DataFrame:
+    """Verdict columns right after the first column, so a reader sees them without scrolling sideways."""
+    columns = [str(c) for c in df.columns]
+    verdicts = [c for c in df.columns if "verdict" in str(c).lower()]
+    if not verdicts or len(columns) < 3:
+        return df
+    rest = [c for c in df.columns if c not in verdicts]
+    return df[[rest[0], *verdicts, *rest[1:]]]
+
+
+def rows_summary(df: pd.DataFrame, what: str = "Table") -> str:
+    """"Table: 24 rows × 5 columns (model, task, ...) — show": the line a folded table shows."""
+    names = [header(c) or "Item" for c in publish.tidy(df).columns]
+    shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+    return f"{what}: {df.shape[0]} rows × {len(names)} columns ({shown}) — click to show"
+
+
 # ------------------------------------------------------------ notebook display hooks
 
 
@@ -194,7 +241,10 @@ def show_frame(df: pd.DataFrame, name: str | None = None) -> None:
     if df.shape[0] == 0:
         _publish({"text/markdown": "*Empty table: no rows.*", "text/plain": "Empty table: no rows."})
         return
-    _publish({"text/html": table(df).to_html(), "text/plain": df.to_string()})
+    html = table(_verdict_first(df)).to_html()
+    if df.shape[0] > LONG_ROWS:
+        html = fold(html, rows_summary(df))
+    _publish({"text/html": html, "text/plain": df.to_string()})
     _link(df, name, "table")
 
 
@@ -206,13 +256,33 @@ def show_figure(figure: Any, data: pd.DataFrame | None = None, name: str | None 
     """
     from nrg.plots import figure_data
 
-    shell = shell or _shell()
-    if shell is not None:
-        _publish(*_formats(shell, figure))
     if data is None:
         kept = figure_data(figure)
         data, name = (kept if kept is not None else (None, name))
+    if is_empty_figure(figure, data):
+        _publish({"text/markdown": "*No figure: there is nothing to plot for this data.*",
+                  "text/plain": "No figure: there is nothing to plot for this data."})
+        return
+    shell = shell or _shell()
+    if shell is not None:
+        _publish(*_formats(shell, figure))
     _link(data, name, "figure")
+
+
+def is_empty_figure(figure: Any, data: pd.DataFrame | None = None) -> bool:
+    """True when no panel of ``figure`` draws anything (or the table it was drawn from has no rows).
+
+    An empty frame of axes tells a reader nothing and looks like a failure; the
+    page says in one line that there is nothing to plot instead.
+    """
+    if data is not None and data.shape[0] == 0:
+        return True
+    drawn = 0
+    for ax in figure.get_axes():
+        if not ax.get_visible():
+            continue
+        drawn += len(ax.lines) + len(ax.collections) + len(ax.patches) + len(ax.images)
+    return drawn == 0
 
 
 def show(obj: Any, name: str | None = None) -> None:
@@ -231,11 +301,12 @@ def _kind(obj: Any) -> str:
     from pandas import DataFrame
     from pandas.io.formats.style import Styler
 
+    from nrg.carbon import PageTable
     from nrg.stats.anova_result import AnovaResult
     from nrg.stats.rank import RankResult
 
     for cls, kind in ((Figure, "figure"), (DataFrame, "frame"), (Styler, "styler"),
-                      (AnovaResult, "anova"), (RankResult, "rank")):
+                      (AnovaResult, "anova"), (RankResult, "rank"), (PageTable, "carbon")):
         if isinstance(obj, cls):
             return kind
     return ""
@@ -252,19 +323,64 @@ def show_rank(result: Any, name: str | None = "ranking") -> None:
     _link(result.table, name, "table")
 
 
-def _as_is(obj: Any, data: pd.DataFrame, name: str | None) -> None:
+def _as_is(obj: Any, data: pd.DataFrame, name: str | None, summary: str | None = None) -> None:
+    """Show ``obj`` as it shows itself (folded behind ``summary`` when given), then link ``data``."""
     shell = _shell()
     if shell is not None:
-        _publish(*_formats(shell, obj))
+        formats, metadata = _formats(shell, obj)
+        if summary and "text/html" in formats:
+            formats = {**formats, "text/html": fold(formats["text/html"], summary)}
+        _publish(formats, metadata)
     _link(data, name, "table")
+
+
+def anova_summary(result: Any) -> str:
+    """The one line a folded ANOVA shows: what was analysed and which tables are inside (no verdict)."""
+    from nrg.stats import label
+
+    inside = ["ANOVA table"]
+    if getattr(result, "robust_table", None) is not None:
+        inside.append("robust (HC3) table")
+    if getattr(result, "log_table", None) is not None:
+        inside.append("log-scale table")
+    if getattr(result, "tukey", None):
+        inside.append("Tukey HSD")
+    factors = " × ".join(str(f).replace("_", " ") for f in result.factors)
+    return (f"ANOVA of {label(result.response)} on {factors} (n = {result.n_obs}): "
+            f"{', '.join(inside)} — click to show")
+
+
+def _styler_summary(obj: Any) -> str | None:
+    return rows_summary(obj.data) if obj.data.shape[0] > LONG_ROWS else None
+
+
+def show_carbon(page_table: Any, name: str | None = "carbon") -> None:
+    """A carbon table: its assumptions once, then energy, CO₂e and cost (folded when long).
+
+    The data link carries the full table, with every provenance column.
+    """
+    _publish({"text/markdown": page_table.assumptions(), "text/plain": page_table.assumptions()})
+    visible = page_table.visible()
+    if visible.shape[0] == 0:
+        return
+    html = table(visible).to_html()
+    if visible.shape[0] > CARBON_ROWS:
+        html = fold(html, f"CO₂e and cost of {visible.shape[0]} rows (energy, CO₂e, cost) — click to show")
+    _publish({"text/html": html, "text/plain": visible.to_string()})
+    _link(page_table.frame, name, "table")
+
+
+#: Carbon tables fold above this many rows (their numbers repeat the energy tables above them).
+CARBON_ROWS = 6
 
 
 def _handlers() -> dict[str, Callable[[Any, str | None], None]]:
     return {
+        "carbon": lambda obj, name: show_carbon(obj, name or "carbon"),
         "figure": lambda obj, name: show_figure(obj, name=name),
         "frame": show_frame,
-        "styler": lambda obj, name: _as_is(obj, obj.data, name),
-        "anova": lambda obj, name: _as_is(obj, obj.table, name or f"anova-{obj.response}"),
+        "styler": lambda obj, name: _as_is(obj, obj.data, name, _styler_summary(obj)),
+        "anova": lambda obj, name: _as_is(obj, obj.table, name or f"anova-{obj.response}", anova_summary(obj)),
         "rank": lambda obj, name: show_rank(obj, name or "ranking"),
     }
 
@@ -292,10 +408,11 @@ def install(shell: Any = None) -> bool:
     from pandas import DataFrame
     from pandas.io.formats.style import Styler
 
+    from nrg.carbon import PageTable
     from nrg.stats.anova_result import AnovaResult
     from nrg.stats.rank import RankResult
 
     hook = shell.display_formatter.ipython_display_formatter
-    for cls in (Figure, DataFrame, Styler, AnovaResult, RankResult):
+    for cls in (Figure, DataFrame, Styler, AnovaResult, RankResult, PageTable):
         hook.for_type(cls, show)
     return True

@@ -273,8 +273,17 @@ def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) ->
     return with_model_labels(sweeps.measure([config], Path(params["run_dir"]), progress=progress))
 
 
+#: The paper's DVFS setting (the ``gpu-paper`` profile's chapter 3): what a GPU owner's clock sweep runs
+#: when this chapter was executed on a CPU, whose small models tell nothing about a GPU's clocks.
+PAPER_SETTING: dict[str, Any] = {
+    "models": [{"name": m, "weights": "random"} for m in ("gpt-neo-2.7b", "gpt-j-6b", "mistral-7b-v0.1")],
+    "input_tokens": 256, "output_tokens": 128, "dtype": "bfloat16"}
+
+
 def reference_sweep_config(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> dict[str, Any]:
     """The sweep a GPU machine runs to produce this chapter's reference data (device ``cuda``).
+
+    From a chapter run on a CPU it sweeps the paper's models (:data:`PAPER_SETTING`).
 
     Clocks are the chapter's explicit ``gpu_clocks_mhz``, else ``clocks``;
     with neither (``auto`` on a machine without a GPU) the axis lists only the
@@ -283,8 +292,8 @@ def reference_sweep_config(params: Mapping[str, Any], clocks: Sequence[int] | No
     wanted = params["gpu_clocks_mhz"]
     chosen = list(wanted) if wanted != "auto" else list(clocks or [])
     default = [None] if params["include_default_clock"] or not chosen else []
-    dtype = params["dtype"] if params["device"].startswith("cuda") else "bfloat16"
-    return sweep_config({**params, "device": "cuda", "dtype": dtype, "isolate": True,
+    paper = {} if params["device"].startswith("cuda") else PAPER_SETTING   # CPU models mean nothing on a GPU
+    return sweep_config({**params, "dtype": "bfloat16", **paper, "device": "cuda", "isolate": True,
                          "allow_hardware_settings": False}, "gpu_clock_mhz", default + chosen)
 
 
@@ -306,15 +315,13 @@ def reference_sweep_yaml(params: Mapping[str, Any], clocks: Sequence[int] | None
 
 def no_reference_message(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> str:
     """Markdown: no reference data is committed, and the commands that would produce it."""
+    from nrg.chapters.reference import gpu_owner_text
+
     return (
-        f"No reference data has been committed for this chapter (`results/reference/<gpu>/{CHAPTER}/`). "
-        "To produce it on a machine with an NVIDIA GPU whose clocks nrg may lock (root, or "
-        "`nvidia-smi -acp UNRESTRICTED`) and whose owner agrees to it being changed: check with "
-        "`nrg dvfs --allow-hardware-settings --test-lock`, save the config below as `dvfs.yaml`, run "
-        f"`nrg sweep dvfs.yaml --allow-hardware-settings --out results/reference/<gpu-name>/{CHAPTER}` "
-        "and commit that folder; or run this notebook there with `-p allow_hardware_settings True "
-        f"-p device cuda -p run_dir results/reference/<gpu-name>/{CHAPTER}` "
-        "(the `gpu-paper` profile holds the paper's setting, with `allow_hardware_settings: false` "
-        "until you change it).\n\n"
+        f"No reference data has been committed for this chapter (`results/reference/<gpu-slug>/{CHAPTER}/`). "
+        + gpu_owner_text() + "\n\n"
+        "Without Jupyter, the same clock sweep is this config (check the GPU with "
+        "`nrg dvfs --allow-hardware-settings --test-lock`, save it as `dvfs.yaml`, then "
+        f"`nrg sweep dvfs.yaml --allow-hardware-settings --out results/reference/<gpu-slug>/{CHAPTER}`):\n\n"
         f"```yaml\n{reference_sweep_yaml(params, clocks)}```"
     )

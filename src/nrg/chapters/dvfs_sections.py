@@ -164,3 +164,52 @@ def show(params: Mapping[str, Any], section: Section, keys: Sequence[tuple[str, 
     analyses = analyse(params, section)
     for key, figure in keys if analyses else ():
         dvfs_analysis.show(analyses, key, figure)
+
+
+def not_measured(the_plan: Any, sections: Sequence[Section]) -> Any:
+    """The box that opens chapter 3 when a setting could not be swept: what was not measured, and why.
+
+    Without consent or hardware the chapter measures the default setting only;
+    a reader must learn that before any number, or the decode shares and model
+    differences that follow read as DVFS results. Returns Markdown (a MyST
+    admonition), or None when every setting was swept.
+    """
+    from IPython.display import Markdown
+
+    from nrg.chapters.reference import gpu_owner_text
+
+    items = []
+    if not the_plan.sweeps:
+        reason = the_plan.reason
+        items.append(reason if "not swept" in reason else f"**GPU clocks were not swept.** {reason}")
+    items += [s.text() for s in sections if not s.runs]
+    if not items:
+        return None
+    body = "\n".join(f"- {item}" for item in items)
+    return Markdown(":::{admonition} What could not be measured here, and why\n:class: warning\n\n"
+                    "This chapter's question -- what a lower clock or power limit saves -- needs a setting "
+                    "that was changed; " + ("none was" if not the_plan.sweeps else "some were not")
+                    + ". The numbers below are for the settings as they were, so they compare models and "
+                    "phases, not clocks.\n\n" + body + "\n\n" + gpu_owner_text() + "\n:::\n")
+
+
+def show_swept(analyses: Mapping[str, Mapping[str, Any]], key: str, figure: str | None = None) -> None:
+    """Like :func:`nrg.chapters.dvfs_analysis.show`, for items that compare settings.
+
+    An analysis that measured one setting only gets one line instead of an
+    empty figure, a figure of a factor with one level, or an empty table.
+    """
+    from IPython.display import Markdown, display
+
+    from nrg.chapters import dvfs_analysis
+
+    for label, result in analyses.items():
+        rows, axis = result.get("rows"), result.get("axis")
+        levels = rows[axis].nunique(dropna=False) if rows is not None and axis in getattr(rows, "columns", ()) else 0
+        if levels < 2:
+            display(Markdown(f"**{label}**: one setting only, so there is nothing to compare here (see *What "
+                             "could not be measured here* at the top)."))
+        else:
+            dvfs_analysis.show({label: result}, key, figure)
+    if not analyses:
+        dvfs_analysis.show(analyses, key, figure)

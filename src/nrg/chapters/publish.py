@@ -119,7 +119,7 @@ def data_link(df: pd.DataFrame, name: str | None = None, kind: str = "table",
     ``02_sequence_length-figure03-energy_j-vs-input_tokens.csv``.
     """
     notebook = notebook or page()
-    if notebook is None or df.shape[1] == 0:
+    if notebook is None or df.shape[0] == 0 or df.shape[1] == 0:   # no download of an empty table
         return None
     stem = unique_name(kind, name, notebook)
     csv, parquet = write(df, stem, notebook)
@@ -135,3 +135,24 @@ def reset(notebook: Path | None = None) -> None:
     else:
         _used.pop(str(notebook), None)
 
+
+
+def rows_link(rows: pd.DataFrame | None, notebook: Path | None = None) -> str:
+    """Markdown: the chapter's raw rows as one Parquet file beside the page, so a reader can redo its analyses.
+
+    Every column of the rows is kept as measured (no rounding, no renaming);
+    outside a book build (no ``$NRG_PAGE``) the rows are in the kernel already
+    and the line says so.
+    """
+    notebook = notebook or page()
+    if rows is None or rows.shape[0] == 0:
+        return "*No rows were measured, so there is no raw data to download.*"
+    if notebook is None:
+        return f"The chapter's {rows.shape[0]} raw rows are in this kernel (the data frame shown above)."
+    folder = notebook.parent / DATA_DIR / notebook.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook.stem}-rows.parquet"
+    _parquet_safe(tidy(rows)).to_parquet(path, index=False)
+    return (f"**Raw rows:** every measured row of this chapter ({rows.shape[0]} rows × {rows.shape[1]} columns, "
+            f"as stored by the sweep): [Parquet]({DATA_DIR}/{notebook.stem}/{path.name}). "
+            "`pandas.read_parquet` loads it; the appendix lists each column's unit and meaning.")

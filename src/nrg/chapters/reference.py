@@ -74,18 +74,38 @@ def label(folder: str, rows: pd.DataFrame, path: Path) -> str:
             f"cells ok; from `{_where(path, folder)}`.")
 
 
+#: The chapter 3 clock sweep a consenting GPU owner runs: the gpu-paper profile's paper models over the
+#: GPU's supported clocks (``gpu_clocks_mhz: auto``), written where the chapters read reference data.
+CLOCK_SWEEP_COMMAND = ("nrg book run 03_dvfs dvfs-run.ipynb --profile gpu-paper -p allow_hardware_settings true "
+                       "-p run_dir results/reference/<gpu-slug>/03_dvfs")
+
+
+def gpu_owner_commands() -> tuple[str, str]:
+    """The two commands of a GPU owner, as README, ``book/reproduce.md`` and chapter 3 give them.
+
+    First ``nrg reference`` (every chapter's data, no setting changed), then,
+    only with the owner's consent, the clock sweep. Both write
+    ``results/reference/<gpu-slug>/<chapter>/``, the folders the chapters read.
+    """
+    return common.reference_command(), CLOCK_SWEEP_COMMAND
+
+
+def gpu_owner_text() -> str:
+    """Markdown: the two commands, what each writes and changes, and how the book then shows it."""
+    reference, sweep = gpu_owner_commands()
+    return (f"On a machine with an NVIDIA GPU, `{reference}` measures every chapter's data within the time "
+            "budget and changes no GPU setting (clocks, power limit and cpufreq are only observed); "
+            "`<gpu-slug>` is the GPU's name in lower case with dashes (e.g. `nvidia-h200`). Only if the GPU's "
+            f"owner agrees to its clocks being locked (each restored after its cell): `{sweep}` sweeps the "
+            "GPU's supported clocks with the paper's models into the same folder. Commit "
+            "`results/reference/<gpu-slug>/` and rebuild the book: each chapter reads "
+            "`results/reference/<gpu-slug>/<chapter>/`.")
+
+
 def no_reference_text(chapter: str) -> str:
-    """Markdown: no reference run of ``chapter`` is committed, and the command that would produce one."""
-    text = (f"No GPU reference data has been committed for this chapter "
-            f"(`results/reference/<gpu-slug>/{chapter}/`). On a machine with an NVIDIA GPU, "
-            f"`{common.reference_command()}` measures it for every chapter within the time budget, "
-            "changing no GPU setting (clocks, power limit and cpufreq are only observed); `<gpu-slug>` is the "
-            "GPU's name in lower case with dashes (e.g. `nvidia-h200`). Commit that folder and rebuild the book.")
-    if chapter == "03_dvfs":
-        text += (" For this chapter it measures the default clock only: a sweep of locked clocks changes the "
-                 "GPU's settings and needs the owner's consent (`--allow-hardware-settings`, see the Measure "
-                 "section above).")
-    return text
+    """Markdown: no reference run of ``chapter`` is committed, and the commands that would produce one."""
+    return (f"No GPU reference data has been committed for this chapter "
+            f"(`results/reference/<gpu-slug>/{chapter}/`). " + gpu_owner_text())
 
 
 # ------------------------------------------------------------------ the key table of each chapter

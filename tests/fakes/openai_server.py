@@ -7,7 +7,7 @@ command line shape: unknown arguments are ignored), it answers ``/health``,
 ``vllm:kv_cache_usage_perc``) and streamed ``/v1/completions``: ``max_tokens``
 chunks, one every ``token_s`` seconds, then a usage chunk and ``[DONE]``.
 ``--die-after N`` exits the process (status 7) when the N-th request starts: an
-engine crashing mid-run.
+engine crashing mid-run. ``FAKE_PID_DIR``: write ``<pid>.pid`` (holding the port) there.
 """
 from __future__ import annotations
 
@@ -118,6 +118,9 @@ def main() -> None:
     ns, _ = parser.parse_known_args()
     die = ns.die_after if ns.die_after is not None else (int(os.environ["FAKE_DIE_AFTER"])
                                                          if os.environ.get("FAKE_DIE_AFTER") else None)
+    if os.environ.get("FAKE_PID_DIR"):   # so a test can check no server is left behind
+        with open(os.path.join(os.environ["FAKE_PID_DIR"], f"{os.getpid()}.pid"), "w") as f:
+            f.write(str(ns.port))
     if os.environ.get("FAKE_EXIT_AT_START"):
         raise SystemExit(int(os.environ["FAKE_EXIT_AT_START"]))
     server = serve(ns.served_model_name, ns.token_s, ns.port, die, ns.start_delay_s)

@@ -250,9 +250,21 @@ class _Job:
             self.alive("during the warm-up")
 
     def alive(self, doing: str) -> None:
-        """Raise (the cell's failure row, with the log's tail) when the engine has died."""
+        """Raise (the cell's failure row, with the log's tail) when the engine has died.
+
+        An attached server (``base_url``) has no process here: it must still answer ``/health``.
+        """
         if self.engine is not None:
             self.engine.check_alive(doing)
+            return
+        from nrg.serving.engine import EngineError
+
+        try:
+            healthy = self.client.get("/health", timeout_s=10.0)[0] == 200
+        except OSError as exc:
+            raise EngineError(f"the server at {self.client.base_url} stopped answering {doing}: {exc}") from None
+        if not healthy:
+            raise EngineError(f"the server at {self.client.base_url} is not healthy {doing}")
 
     def blocks(self, monitor: EnergyMonitor, sampler: Sampler, idle_power_w: Mapping[str, float]
                ) -> list[dict[str, Any]]:

@@ -116,7 +116,8 @@ def means(steady: pd.DataFrame) -> pd.DataFrame:
     table = stats.summarize(steady, by=["model", FACTOR], measures=present)
     wide = table.pivot_table(index=["model", FACTOR], columns="measure", values=["mean", "ci_low", "ci_high"])
     wide.columns = [f"{m}" if s == "mean" else f"{m}_{s}" for s, m in wide.columns]
-    return wide.reset_index()
+    order = [c for m in present for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in wide.columns]
+    return wide[order].reset_index()
 
 
 def pareto(table: pd.DataFrame) -> pd.DataFrame:

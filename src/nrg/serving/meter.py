@@ -99,4 +99,11 @@ def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None, engine_p
     chain = choose_sources(meters, meter_gpus(cuda_indices(cell)), **options)
     sources: list[Any] = [EngineTreeCpu(s, engine_pid) if isinstance(s, EstimateSource) and engine_pid else s
                           for s in chain.sources]
-    return EnergyMonitor(sources, chain.decisions, None, chain.releases, proc_root, holds_gpu_context=False)
+    monitor = EnergyMonitor(sources, chain.decisions, None, chain.releases, proc_root, holds_gpu_context=False)
+    if engine_pid:   # the engine's workers are ours, not "other processes" (other_cpu_s, interference)
+        from nrg.meters.activity import CpuActivityReader, _own_cpu_s
+
+        tree = next((s for s in sources if isinstance(s, EngineTreeCpu)), None)
+        tree_s = tree.tree_cpu_s if tree is not None else (lambda: sum(cpu_s(p) for p in descendants(engine_pid)))
+        monitor._activity = CpuActivityReader(proc_root, own_cpu_s=lambda: _own_cpu_s() + tree_s())
+    return monitor

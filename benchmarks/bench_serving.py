@@ -109,7 +109,7 @@ def main() -> int:
         base_url = ns.base_url
         if base_url is None:
             cfg = parse_config({"workload": "serving", "models": ["smollm2-135m"], "tasks": ["generation"],
-                                "serving": {"concurrency": [ns.concurrency]}})
+                                "serving": {"concurrency": [ns.concurrency], "engine_args": ["--enforce-eager"]}})
             cell = cfg.cells()[0]
             spec = engine_spec(cell, ServingOptions.from_dict(cell.settings.options))
             log = Path(tempfile.mkdtemp(prefix="bench-serving-")) / "engine.log"

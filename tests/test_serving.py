@@ -75,14 +75,14 @@ def _req(i: int, sent: float, end: float, n: int = 4) -> RequestResult:
     return RequestResult(index=i, sent_s=sent, token_times_s=[sent + step * (k + 1) for k in range(n)], end_s=end)
 
 
-def test_steady_window_runs_from_saturation_to_the_first_end_after_the_last_send() -> None:
+def test_steady_window_runs_from_the_full_batchs_first_tokens_to_the_first_end_after_the_last_send() -> None:
     # concurrency 2, closed loop: 0 and 1 start together, 2 starts when 0 ends, 3 when 1 ends
     reqs = [_req(0, 0.0, 4.0), _req(1, 0.1, 5.0), _req(2, 4.0, 8.0), _req(3, 5.0, 9.5)]
     w = steady_window(reqs, 2)
-    assert (w.start_s, w.end_s) == (0.1, 8.0)
+    assert (w.start_s, w.end_s) == (reqs[1].token_times_s[0], 8.0)   # request 1's first token: both have one
     assert all(in_flight(reqs, t) == 2 for t in (0.5, 3.9, 4.5, 7.9))
     assert tokens_in(reqs, Window(0.0, 100.0)) == 16
-    assert tokens_in(reqs, w) == 14   # request 3 streams its last two tokens in the drain
+    assert tokens_in(reqs, w) == 13   # request 0's first token came before; 3's last two in the drain
     assert steady_window([], 4).duration_s == 0.0 or math.isnan(steady_window([], 4).start_s)
 
 

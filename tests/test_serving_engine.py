@@ -33,7 +33,8 @@ def config(**serving: object) -> dict[str, object]:
     return {"name": "serve-real", "workload": "serving", "models": [MODEL], "tasks": ["generation"],
             "output_tokens": [8], "repeats": 1, "idle_s": 0, "warmup": 0,
             "serving": {"concurrency": [1, 4], "requests_per_client": 2, "min_requests": 4,
-                        "warmup_requests": 2, "start_timeout_s": 900, **serving}}
+                        "warmup_requests": 2, "start_timeout_s": 900, "kv_cache_space_gib": 1,
+                        "engine_args": ["--enforce-eager"], **serving}}
 
 
 def engine_pids(log: Path) -> set[int]:

@@ -11,7 +11,7 @@ import http.client
 import json
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +89,11 @@ class Client:
         return [str(m.get("id")) for m in json.loads(body).get("data", [])]
 
     def stream(self, conn: http.client.HTTPConnection, index: int, body: Mapping[str, Any],
-               path: str = "/v1/completions") -> RequestResult:
-        """Send one streamed request on ``conn``; an HTTP or stream error is kept in ``error``."""
+               path: str = "/v1/completions", on_first_token: Callable[[], None] | None = None) -> RequestResult:
+        """Send one streamed request on ``conn``; an HTTP or stream error is kept in ``error``.
+
+        ``on_first_token`` is called (in this thread) when the first token arrives.
+        """
         payload = json.dumps({**body, "stream": True}).encode()
         result = RequestResult(index=index, sent_s=time.perf_counter())
         try:
@@ -106,6 +109,8 @@ class Client:
                 if text or _has_token(obj):
                     result.token_times_s.append(time.perf_counter())
                     parts.append(text)
+                    if on_first_token is not None and len(result.token_times_s) == 1:
+                        on_first_token()
                 usage = obj.get("usage")
                 if usage:
                     result.completion_tokens = usage.get("completion_tokens")

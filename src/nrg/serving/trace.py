@@ -7,13 +7,15 @@ Poisson: requests arrive at ``rate_rps`` (exponential gaps from a seeded RNG),
 at most ``concurrency`` in flight, a queue otherwise.
 
 The runner calls ``hooks.saturated()`` when the load reaches its steady level
-(closed loop: the ``concurrency``-th request sent; Poisson: a tenth of the
-requests sent) and ``hooks.draining()`` when it starts to fall (the first end
-after the last request was sent), both from the calling thread: that is where
-the energy monitor's steady-state window opens and closes.
+(closed loop: ``concurrency`` requests have their first token, ML.ENERGY's
+start; Poisson: a tenth of the requests sent) and ``hooks.draining()`` when it
+starts to fall (the first end after the last request was sent), each once and
+in that order, from whichever thread sees it (the energy monitor is
+thread-safe): that is where its steady-state window opens and closes.
 """
 from __future__ import annotations
 
+import math
 import queue
 import random
 import threading
@@ -65,7 +67,7 @@ def build(prompts: Sequence[str], n_requests: int, body: Mapping[str, Any], conc
 
 @dataclass
 class Hooks:
-    """Called from the thread running the trace (see the module docstring)."""
+    """Called once each, in this order, from the trace's threads (see the module docstring)."""
 
     saturated: Callable[[], None] = lambda: None
     draining: Callable[[], None] = lambda: None
@@ -82,10 +84,48 @@ class TraceRun:
     end_s: float
 
 
+class _Steady:
+    """Opens and closes the steady-state window exactly once each, in order, whichever thread sees it."""
+
+    def __init__(self, trace: Trace, hooks: Hooks) -> None:
+        self.trace, self.hooks = trace, hooks
+        self.lock = threading.Lock()
+        self.first_tokens = 0
+        self.saturated_s = self.draining_s = float("nan")
+
+    def _saturate(self) -> None:
+        if math.isnan(self.saturated_s):
+            self.saturated_s = time.perf_counter()
+            self.hooks.saturated()
+
+    def sent(self, count: int) -> None:
+        """Poisson: the load is steady once a tenth of the requests were sent."""
+        if self.trace.arrival == POISSON and count == self.trace.saturation_index:
+            with self.lock:
+                if math.isnan(self.draining_s):
+                    self._saturate()
+
+    def first_token(self) -> None:
+        """Closed loop: steady once ``concurrency`` requests have their first token (ML.ENERGY's start)."""
+        if self.trace.arrival != CLOSED:
+            return
+        with self.lock:
+            self.first_tokens += 1
+            if self.first_tokens == self.trace.saturation_index and math.isnan(self.draining_s):
+                self._saturate()
+
+    def drain(self) -> None:
+        """The first end after the last send; a window never opened opens here (it is then empty)."""
+        with self.lock:
+            self._saturate()
+            self.draining_s = time.perf_counter()
+            self.hooks.draining()
+
+
 def run(client: Client, trace: Trace, hooks: Hooks | None = None,
         path: str = "/v1/completions") -> TraceRun:
     """Send every request of ``trace``, streaming each response, with ``concurrency`` client threads."""
-    hooks = hooks or Hooks()
+    steady = _Steady(trace, hooks or Hooks())
     todo: queue.Queue[int | None] = queue.Queue()
     ended: queue.Queue[int] = queue.Queue()
     results: list[RequestResult | None] = [None] * len(trace.bodies)
@@ -94,7 +134,7 @@ def run(client: Client, trace: Trace, hooks: Hooks | None = None,
         conn = client.connection()
         try:
             while (i := todo.get()) is not None:
-                results[i] = client.stream(conn, i, trace.bodies[i], path)
+                results[i] = client.stream(conn, i, trace.bodies[i], path, on_first_token=steady.first_token)
                 ended.put(i)
         finally:
             conn.close()
@@ -104,23 +144,23 @@ def run(client: Client, trace: Trace, hooks: Hooks | None = None,
     for t in threads:
         t.start()
     start_s = time.perf_counter()
-    saturated_s, consumed = _send_all(trace, todo, ended, hooks, start_s)
-    draining_s = _wait_drain(ended, len(trace.bodies) - consumed, hooks)
+    consumed = _send_all(trace, todo, ended, steady, start_s)
+    _wait_drain(ended, len(trace.bodies) - consumed, steady)
     for _ in threads:
         todo.put(None)
     for t in threads:
         t.join()
     done = tuple(r for r in results if r is not None)
-    return TraceRun(done, start_s, saturated_s, draining_s, time.perf_counter())
+    return TraceRun(done, start_s, steady.saturated_s, steady.draining_s, time.perf_counter())
 
 
-def _send_all(trace: Trace, todo: queue.Queue[int | None], ended: queue.Queue[int], hooks: Hooks,
-              start_s: float) -> tuple[float, int]:
+def _send_all(trace: Trace, todo: queue.Queue[int | None], ended: queue.Queue[int], steady: _Steady,
+              start_s: float) -> int:
     """Queue the requests (closed loop: one per free client; Poisson: at their offsets).
 
-    Returns when the load saturated and how many ends were taken from ``ended``.
+    Returns how many ends were taken from ``ended``.
     """
-    consumed, saturated_s = 0, float("nan")
+    consumed = 0
     for i in range(len(trace.bodies)):
         if trace.offsets_s is None:
             if i - consumed >= trace.concurrency:
@@ -131,26 +171,22 @@ def _send_all(trace: Trace, todo: queue.Queue[int | None], ended: queue.Queue[in
             if delay_s > 0:
                 time.sleep(delay_s)
         todo.put(i)
-        if i + 1 == trace.saturation_index:
-            saturated_s = time.perf_counter()
-            hooks.saturated()
+        steady.sent(i + 1)
     while trace.offsets_s is not None:   # Poisson: ends before the last send are not the drain
         try:
             ended.get_nowait()
         except queue.Empty:
             break
         consumed += 1
-    return saturated_s, consumed
+    return consumed
 
 
-def _wait_drain(ended: queue.Queue[int], in_flight: int, hooks: Hooks) -> float:
+def _wait_drain(ended: queue.Queue[int], in_flight: int, steady: _Steady) -> None:
     """Wait for the first end after the last request was sent (the drain begins), then for all."""
     if in_flight == 0:   # everything ended already (a tiny trace): the drain began at once
-        hooks.draining()
-        return time.perf_counter()
+        steady.drain()
+        return
     ended.get()
-    draining_s = time.perf_counter()
-    hooks.draining()
+    steady.drain()
     for _ in range(in_flight - 1):
         ended.get()
-    return draining_s

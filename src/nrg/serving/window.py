@@ -39,17 +39,18 @@ def in_flight(results: Sequence[RequestResult], t: float) -> int:
 
 
 def steady_window(results: Sequence[RequestResult], concurrency: int) -> Window:
-    """From the moment ``concurrency`` requests were first in flight to the first end after the last send.
+    """From the moment ``concurrency`` requests have had their first token to the first end after the last send.
 
-    Closed-loop traces hold exactly ``concurrency`` requests in between (up to the
+    ML.ENERGY's window: the batch is full from the first to the drain. Closed-loop
+    traces hold exactly ``concurrency`` requests in between (up to the
     microseconds between one request's end and the next one's send).
     """
     if not results:
         return Window(math.nan, math.nan)
     target = min(concurrency, len(results))
-    sends = sorted(r.sent_s for r in results)
-    start = next((t for t in sends if in_flight(results, t) >= target), sends[target - 1])
-    last_send = sends[-1]
+    firsts = sorted(r.token_times_s[0] for r in results if r.token_times_s)
+    start = firsts[target - 1] if len(firsts) >= target else math.nan
+    last_send = max(r.sent_s for r in results)
     ends_after = [r.end_s for r in results if r.end_s > last_send]   # not the end that freed its slot
     end = min(ends_after) if ends_after else last_send
     return Window(start, max(end, start))

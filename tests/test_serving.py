@@ -210,3 +210,16 @@ def test_the_cpu_estimate_covers_the_engines_grandchildren() -> None:
                 os.kill(pid, signal.SIGKILL)
         parent.kill()
         parent.wait()
+
+
+def test_a_poisson_run_sends_at_its_offsets_and_opens_the_window_after_a_tenth(fake: Client) -> None:
+    marks: list[str] = []
+    t = trace.build(["p"], 20, {"model": "fake-model", "max_tokens": 3}, concurrency=8,
+                    arrival=trace.POISSON, rate_rps=40.0, seed=1)
+    ran = trace.run(fake, t, trace.Hooks(lambda: marks.append("saturated"), lambda: marks.append("draining")))
+    assert marks == ["saturated", "draining"] and all(r.ok for r in ran.results)
+    assert t.offsets_s is not None
+    sends = [r.sent_s - ran.start_s for r in ran.results]
+    assert all(s >= o - 0.01 for s, o in zip(sends, t.offsets_s, strict=True))   # never early
+    assert ran.saturated_s >= ran.results[1].sent_s - 0.01          # a tenth of 20: the 2nd send
+    assert ran.draining_s >= ran.results[-1].sent_s

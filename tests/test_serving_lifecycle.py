@@ -79,6 +79,7 @@ def test_a_sweep_starts_the_engine_measures_two_levels_and_stops_it(tmp_path: Pa
     rows = run_sweep(config(fake_python), tmp_path / "run", progress=False)
     assert set(rows["status"]) == {"ok"} and sorted(set(rows["concurrency"])) == [1, 2]
     assert sorted(rows["phase"]) == ["run", "run", "steady", "steady"]
+    assert not rows.duplicated(["phase", "repeat"]).any() and set(rows["block"]) == {0}   # one block, two levels
     assert set(rows["engine"]) == {"vllm-fake"} and "--served-model-name fake-model" in rows["engine_args"].iloc[0]
     assert (rows["tokens"][rows["phase"] == "run"] == 16).all()   # 4 requests x 4 tokens, all counted
     logs = list((tmp_path / "run" / "logs").glob("*.engine.log"))   # the server's log stays in the run

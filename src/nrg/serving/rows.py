@@ -61,7 +61,7 @@ def level_rows(ran: TraceRun, steady: Measurement, whole: Measurement, ids: Mapp
     rows = []
     for phase, measured, window in (("steady", steady, steady_window), ("run", whole, None)):
         tokens = window_tokens(ran, window)
-        row = phase_row(measured, phase, int(ids["block"]), tokens, math.nan)
+        row = phase_row(measured, phase, int(ids["repeat"]), tokens, math.nan)
         row.update(latency(ran.results, window))
         row["energy_per_request_j"] = row["energy_per_token_j"] * per_request
         span = window or Window(ran.start_s, ran.end_s)

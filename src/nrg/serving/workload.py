@@ -300,7 +300,7 @@ class _Job:
         if not any(r.ok for r in ran.results):
             errors = {r.error for r in ran.results}
             raise RuntimeError(f"every request at concurrency {concurrency} failed: {sorted(map(str, errors))[:3]}")
-        ids = {"block": block, "run_order": run_order, "repeat": block, "concurrency": concurrency,
+        ids = {"block": block, "run_order": run_order, "repeat": run_order, "concurrency": concurrency,
                "arrival_rate_rps": self.options.rate_rps}
         return level_rows(ran, steady[0].with_idle(idle_power_w), whole.with_idle(idle_power_w), ids,
                           sampler, self.prompts, self.cell)

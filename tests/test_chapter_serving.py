@@ -76,3 +76,12 @@ def test_nrg_reference_lists_the_serving_part_as_not_run_with_the_reason(monkeyp
     monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)
     serving = {p.chapter: p for p in parts("cpu")}["06_serving"]
     assert serving.configs == () and "no serving engine is installed" in serving.left_out[0][1]
+
+
+def test_the_findings_box_says_why_nothing_was_measured_and_summarizes_what_was() -> None:
+    from nrg.chapters.serving_findings import found
+
+    assert "no engine here" in found(pd.DataFrame(), {"skip_reason": "no engine here", "alpha": 0.05})[0]
+    steady = rows({1: 1.0, 4: 0.4, 16: 0.1}, {1: 0.05, 4: 0.06, 16: 0.09}, spread=0.01)
+    text = " ".join(found(steady, {"skip_reason": None, "alpha": 0.05}))
+    assert "−90%" in text and "Concurrency" in text

@@ -76,3 +76,21 @@ def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFram
                              f"{int(hi['max_num_seqs'])} ({num(lo['energy_per_token_j'] / hi['energy_per_token_j'])}×"
                              " less), with no spread reported.")
     return Findings(tuple(sentences))
+
+
+def found(df: pd.DataFrame, params: Any) -> list[str]:
+    """The "What this chapter found" sentences: the fall with concurrency, the lowest level, the ANOVA, the method."""
+    from nrg import findings
+    from nrg.chapters import serving as chapter
+    from nrg.stats import provenance_notes
+
+    if df.empty:
+        return [f"Nothing was measured here: {params['skip_reason'] or 'no rows'}; the published curves are shown."]
+    steady = chapter.ok_phase(df, "steady")
+    if steady.empty:
+        return ["Every cell failed: see the table of errors below."]
+    out = list(serving_findings(chapter.means(steady), steady))
+    if steady[FACTOR].nunique() > 1:
+        result = chapter.anova(steady, params["alpha"])
+        out += list(findings.anova_findings(result, response_label="energy per token"))[:1]
+    return out + provenance_notes(df)

@@ -59,7 +59,7 @@ class ServingOptions:
     warmup_requests: int = 4
     fixed_length: bool = True           # ignore_eos + min_tokens: every response has output_tokens tokens
     max_model_len: int = 1024
-    kv_cache_space_gib: float = 2.0     # vLLM on CPU: VLLM_CPU_KVCACHE_SPACE
+    kv_cache_space_gib: float = 1.0     # vLLM on CPU: VLLM_CPU_KVCACHE_SPACE (SmolLM2: ~46 kB per token)
     start_timeout_s: float = 600.0
     metrics_interval_s: float = 0.5
     engine_args: tuple[str, ...] = ()

@@ -45,7 +45,7 @@ def _engine_args(value: Any) -> list[str]:
     return value
 
 
-def check(models: Any = ("smollm2-135m",), task: str = "generation", concurrency: Any = (1, 2, 4, 8, 16),
+def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = (1, 2, 4, 8, 16),
           output_tokens: int = 32, requests_per_client: int = 4, warmup_requests: int = 4,
           dtype: str = "float32", device: str = "cpu", repeats: Any = None, idle_s: float = 2.0,
           engine_python: str | None = None, base_url: str | None = None, start_timeout_s: float = 900.0,

@@ -48,7 +48,8 @@ def _lowest(model: str, part: pd.DataFrame) -> str:
         return (f"For {model}, no single level has the lowest energy per token: concurrency "
                 f"{int(getattr(best, FACTOR))}'s interval overlaps that of {', '.join(map(str, sorted(ties)))}.")
     return (f"For {model}, concurrency {int(getattr(best, FACTOR))} has the lowest energy per token, its 95% "
-            "interval clear of every other level's.")
+            "interval clear of every other level's (unadjusted intervals: the Tukey comparisons below are the "
+            "stricter test).")
 
 
 def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFrame | None = None) -> Any:

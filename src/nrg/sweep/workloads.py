@@ -8,7 +8,9 @@ differs:
 * ``generation`` (chapters 1-3, :mod:`nrg.sweep.generation`): prefill, decode
   and generate of a (compressed) model, adaptive repeats, task quality;
 * ``finetune`` (chapter 4, :mod:`nrg.tickets.workload`): LoRA fine-tuning and
-  inference on fault tickets under the ``quant`` x ``prune`` axes.
+  inference on fault tickets under the ``quant`` x ``prune`` axes;
+* ``serving`` (chapter 6, :mod:`nrg.serving.workload`): a real engine (vLLM)
+  behind an OpenAI-compatible API, a request trace per concurrency level.
 
 A workload is named here with the module that implements it, imported only
 when a config, a check or a cell needs it: :mod:`nrg.sweep` never imports a
@@ -62,6 +64,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              "prefill, decode and generate of a (compressed) model; task quality"),
     Workload("finetune", "nrg.tickets.workload", "measure_finetune",
              "LoRA fine-tuning and inference on fault tickets (chapter 4)"),
+    Workload("serving", "nrg.serving.workload", "measure_serving",
+             "a serving engine under load: energy per token, latency, quality (chapter 6)"),
 )}
 
 

@@ -53,7 +53,7 @@ def test_cell_ids_without_devices_keep_their_old_hash_input():
 
 @pytest.mark.parametrize("raw, match", [
     ({"device": "cpu", "devices": [0]}, r"devices=\[0\] is only valid with device='auto'"),
-    ({"devices": [0, 0]}, "an index is repeated"),
+    ({"devices": [0, 0]}, "lists 0 twice"),
     ({"devices": [-1]}, "integer >= 0"),
     ({"device": "gpu"}, "'cpu', 'cuda', 'cuda:N' .*'auto'"),
 ])

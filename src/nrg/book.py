@@ -34,6 +34,8 @@ from typing import Any
 from nrg.errors import ParameterError, check_writable_dir, choice_error
 
 BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
+#: Pages built from every chapter's stored rows: their kept execution is stale when any chapter's rows change.
+READS_EVERY_CHAPTER: frozenset[str] = frozenset({"summary"})
 EXECUTED_DIR = "executed"      # under <out>/_build: each chapter's last executed page, its data, its key
 KEY_FILE = "inputs.sha256"
 # Provenance that changes between two identical builds (a clock under load, the time): not a key.
@@ -265,7 +267,9 @@ def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
         if path.is_file() and "__pycache__" not in path.parts:
             add(str(path.relative_to(package)), path.read_bytes())
     add("environment", _environment().encode())
-    for folder in (runs_root() / chapter, root / "results", root / "notebooks" / "params"):
+    # A page that reads every chapter's rows (the summary) depends on all of runs/, not on its own folder.
+    runs = runs_root() if chapter in READS_EVERY_CHAPTER else runs_root() / chapter
+    for folder in (runs, root / "results", root / "notebooks" / "params"):
         add(str(folder), _listing(folder).encode())
     return digest.hexdigest()
 

@@ -55,9 +55,14 @@ def figure_data(figure: Figure) -> tuple[pd.DataFrame, str] | None:
 
 def set_theme(context: str = "notebook", style: str = "whitegrid") -> None:
     """Apply the book's seaborn theme (global matplotlib settings; call once per notebook)."""
+    import warnings
+
     import seaborn as sns
 
     sns.set_theme(context=context, style=style)
+    # At the "talk" scale a crowded multi-panel figure can leave constrained layout no room; the figure
+    # still draws (with less padding), so the page shows it without matplotlib's layout warning text.
+    warnings.filterwarnings("ignore", message="constrained_layout not applied", category=UserWarning)
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (7.0, 4.5)) -> Axes:

@@ -90,7 +90,7 @@ def resolve_dram_power(dram_power_w: float | None = None, memory_gb: float | Non
     watts = ram_power_w(gb, arm)
     return watts, (f"{ESTIMATE_DRAM}: {gb:.1f} GB as {dimm_count(gb)} DIMMs -> {watts:g} W, codecarbon "
                    f"{RULE_VERSION}'s RAM rule carried by nrg ({'ARM' if arm else 'x86'}: "
-                   f"{DIMM_POWER_ARM_W if arm else DIMM_POWER_X86_W:g} W per DIMM, tapered beyond 4; "
+                   f"{DIMM_POWER_ARM_W if arm else DIMM_POWER_X86_W:g} W per DIMM, tapered beyond 4, "
                    f"codecarbon {_installed()})")
 
 

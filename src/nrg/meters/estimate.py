@@ -194,7 +194,7 @@ def resolve_power(cpu_model: str | None = None, power_per_core_w: float | None =
     except codecarbon_data.CodecarbonDataMissing as exc:
         # The lent GPU image has no codecarbon: the constant nrg carries stands in for the table.
         return DEFAULT_POWER_PER_CORE_W, (
-            f"{ESTIMATE}: CPU {model!r} not looked up: {codecarbon_data.short_reason(exc)}; "
+            f"{ESTIMATE}: CPU {model!r} not looked up: {codecarbon_data.short_reason(exc)} -- "
             f"{default}, a constant nrg carries")
     if entry is None:
         return DEFAULT_POWER_PER_CORE_W, (

@@ -36,7 +36,7 @@ Keys (all but ``models`` optional)::
     roofline: true               # measure bandwidth / peak compute, add roofline columns
     cell_timeout_s: null         # isolated cells running longer are stopped (SIGTERM, then
                                  # SIGKILL after a grace period) and recorded failed
-    workload: generation         # what a cell measures (nrg.sweep.workloads): generation, or finetune
+    workload: generation         # what a cell measures (nrg.sweep.workloads): generation, finetune, serving
                                  # (LoRA fine-tuning + inference on fault tickets, tasks root_cause and
                                  # response: chapter 4, nrg.tickets.workload)
     finetune: {n_tickets: 120}   # the finetune workload's settings (workload: finetune only): n_tickets,
@@ -45,6 +45,12 @@ Keys (all but ``models`` optional)::
                                  # max_len, learning_rate, max_steps, lora_r, lora_alpha}),
                                  # train_repeats, n_generate, max_new_tokens, generate_batch_size;
                                  # defaults: chapter 4's (nrg.tickets.options.FinetuneOptions)
+    serving: {concurrency: [1, 8]}  # the serving workload's settings (workload: serving only): engine,
+                                 # engine_python or base_url, concurrency, arrival (closed / poisson),
+                                 # rate_rps, requests_per_client, min_requests, warmup_requests,
+                                 # fixed_length, max_model_len, kv_cache_space_gib, start_timeout_s,
+                                 # metrics_interval_s, engine_args; defaults: chapter 6's
+                                 # (nrg.serving.options.ServingOptions)
     allow_hardware_settings: false  # true lets axes change GPU clocks / power limit / cpufreq
                                  # (restored after each cell); off, such values are refused
     allow_download: false        # weights: real may fetch from the hub; false = only weights

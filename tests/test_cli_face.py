@@ -85,6 +85,7 @@ def test_nrg_models_says_it_is_working_before_the_long_wait(monkeypatch, capsys)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+@pytest.mark.process
 def test_git_sha_does_not_write_the_index(tmp_path):
     """``git status`` refreshed .git/index: a write outside --out on every sweep."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -130,6 +131,7 @@ def test_ray_hints_name_the_repository_install():
     assert "nrg[ray]" not in executors.INSTALL_HINT
 
 
+@pytest.mark.process
 def test_probing_bitsandbytes_prints_nothing():
     """On an AVX512-BF16 CPU bitsandbytes logged 'Failed to load CPU gemm_4bit_forward ...' at every start."""
     pytest.importorskip("bitsandbytes")

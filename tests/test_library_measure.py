@@ -18,6 +18,7 @@ def _work(n: int = 300_000) -> int:
     return sum(i * i for i in range(n))
 
 
+@pytest.mark.process
 def test_import_nrg_stays_light():
     code = ("import sys, nrg; heavy = [m for m in ('torch', 'pandas', 'pynvml', 'transformers', 'nrg.meters') "
             "if m in sys.modules]; print(heavy)")

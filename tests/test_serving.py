@@ -177,6 +177,7 @@ def test_a_refused_request_is_kept_as_an_error_not_raised(fake: Client) -> None:
 # ---------------------------------------------------------------- meters over the engine's processes
 
 
+@pytest.mark.process
 def test_the_cpu_estimate_covers_the_engines_grandchildren() -> None:
     import contextlib
     import os

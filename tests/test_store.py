@@ -41,6 +41,7 @@ def test_rewriting_a_cell_replaces_it_without_duplicates(tmp_path):
     assert len(store.load(tmp_path)) == 2
 
 
+@pytest.mark.process
 def test_load_ignores_and_clean_removes_temporary_files(tmp_path):
     run = RunStore.at(tmp_path)
     run.write_cell("aaa", _rows("aaa", 1))

@@ -123,6 +123,7 @@ def test_kept_repeats_are_never_loaded_as_results(tmp_path: Path):
     assert store.RunStore.at(tmp_path).finished() == {}
 
 
+@pytest.mark.process
 def test_the_interference_cap_holds_across_a_stop(tmp_path):
     """Redone (flagged) tries count against ``max_retries`` whether or not the sweep was stopped."""
     from fakes.procfs import FakeProcStat
@@ -141,6 +142,7 @@ def test_the_interference_cap_holds_across_a_stop(tmp_path):
     _no_duplicates(df)
 
 
+@pytest.mark.process
 def test_an_isolated_worker_continues_the_kept_repeats(tmp_path):
     """The worker process gets the next repeat index: kept rows and new rows never share one."""
     cfg = _config(input_tokens=[4], repeats=2, isolate=True)

@@ -115,7 +115,10 @@ def test_an_explicit_ray_address_with_nothing_listening_fails_at_once():
 
 
 def test_an_explicit_ray_address_with_the_token_here_gets_token_mode(tmp_path, monkeypatch):
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    # set, then delete: monkeypatch then restores the variable's absence after the test (a bare delenv of
+    # an absent variable records nothing, and the "token" nrg sets would leak into the Ray cluster tests)
+    monkeypatch.setenv("RAY_AUTH_MODE", "unset-by-this-test")
+    monkeypatch.delenv("RAY_AUTH_MODE")
     token = tmp_path / "auth_token"
     token.write_text("secret")
     with socket.socket() as server:

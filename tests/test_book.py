@@ -6,6 +6,7 @@ strictly).  Runs and HTML go to a temporary folder, never into the checkout.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,62 +163,67 @@ LAYOUT_JS = """() => {
 }"""
 
 
-@needs_chromium
-def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
+@contextlib.contextmanager
+def _browser(built: book.BuildReport) -> Iterator[tuple[Any, str]]:
+    """Headless Chromium and the built book served on loopback; both closed however the test ends."""
     from playwright.sync_api import sync_playwright
 
     server, base_url = _serve(built.html_dir)
-    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
-            for chapter in book.chapters(ROOT):
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{base_url}/notebooks/{chapter}.html")
-                page.wait_for_load_state("networkidle")
-                widths = page.eval_on_selector_all(
-                    "main img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-                page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
-                page.close()
-                assert all(w > 0 for w in widths), f"{chapter}: an image did not render {widths}"
-                assert not errors, f"{chapter}: console errors {errors}"
+            yield browser, base_url
         finally:
             browser.close()
             server.shutdown()
+
+
+def _open(browser: Any, base_url: str, chapter: str, width: int) -> Any:
+    """A chapter's page at ``width`` px, loaded (network idle)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{base_url}/notebooks/{chapter}.html")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+@needs_chromium
+def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
+    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with _browser(built) as (browser, base_url):
+        for chapter in book.chapters(ROOT):
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base_url}/notebooks/{chapter}.html")
+            page.wait_for_load_state("networkidle")
+            widths = page.eval_on_selector_all(
+                "main img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+            page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
+            page.close()
+            assert all(w > 0 for w in widths), f"{chapter}: an image did not render {widths}"
+            assert not errors, f"{chapter}: console errors {errors}"
 
 
 @needs_chromium
 @pytest.mark.parametrize("width", WIDTHS)
 def test_pages_read_well_at_laptop_and_phone_width(built: book.BuildReport, width: int) -> None:
     """Nothing clipped or wider than the page; every data link resolves; no bar residue; readable tables."""
-    from playwright.sync_api import sync_playwright
-
-    server, base_url = _serve(built.html_dir)
     shots = ROOT / "_build" / "test-artefacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            for chapter in book.chapters(ROOT):
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.goto(f"{base_url}/notebooks/{chapter}.html")
-                page.wait_for_load_state("networkidle")
-                page.wait_for_function(MATH_DONE_JS, timeout=60_000)
-                found = page.evaluate(LAYOUT_JS)
-                page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)
-                statuses = {href: page.request.get(href).status for href in found["links"]}
-                folded = page.eval_on_selector_all(".cell.tag_hide-input", "cells => cells.length")
-                page.close()
-                assert not found["bad"], f"{chapter} at {width}px: {found['bad']}"
-                assert found["page"] <= 1, f"{chapter} at {width}px: the page scrolls sideways by {found['page']}px"
-                _check_content(chapter, found, statuses, folded)
-        finally:
-            browser.close()
-            server.shutdown()
+    with _browser(built) as (browser, base_url):
+        for chapter in book.chapters(ROOT):
+            page = _open(browser, base_url, chapter, width)
+            page.wait_for_function(MATH_DONE_JS, timeout=60_000)
+            found = page.evaluate(LAYOUT_JS)
+            page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)
+            statuses = {href: page.request.get(href).status for href in found["links"]}
+            folded = page.eval_on_selector_all(".cell.tag_hide-input", "cells => cells.length")
+            page.close()
+            assert not found["bad"], f"{chapter} at {width}px: {found['bad']}"
+            assert found["page"] <= 1, f"{chapter} at {width}px: the page scrolls sideways by {found['page']}px"
+            _check_content(chapter, found, statuses, folded)
 
 
 def _significant_digits(text: str) -> int:
@@ -283,23 +290,13 @@ READING_JS = """() => {
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_answer_comes_first_and_nothing_broken_shows(built: book.BuildReport, width: int) -> None:
     """Findings box above the first long table; no warning text; no empty figure; verdicts in view; legible figures."""
-    from playwright.sync_api import sync_playwright
-
-    server, base_url = _serve(built.html_dir)
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            for chapter in book.chapters(ROOT):
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                page.goto(f"{base_url}/notebooks/{chapter}.html")
-                page.wait_for_load_state("networkidle")
-                found = page.evaluate(READING_JS)
-                page.close()
-                problems += _reading_problems(chapter, width, found)
-        finally:
-            browser.close()
-            server.shutdown()
+    with _browser(built) as (browser, base_url):
+        for chapter in book.chapters(ROOT):
+            page = _open(browser, base_url, chapter, width)
+            found = page.evaluate(READING_JS)
+            page.close()
+            problems += _reading_problems(chapter, width, found)
     assert not problems, "\n".join(problems)
 
 

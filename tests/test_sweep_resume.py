@@ -129,7 +129,8 @@ def test_the_interference_cap_holds_across_a_stop(tmp_path):
     from fakes.procfs import FakeProcStat
 
     proc = FakeProcStat(tmp_path / "proc")
-    cfg = _config(input_tokens=[8], output_tokens=[4], interference={"max_retries": 2})
+    cfg = _config(input_tokens=[8], output_tokens=[32],      # windows of tens of ms: the fake
+                  interference={"max_retries": 2})               # counter moves inside each
     options = {"proc_root": proc.root}
     with proc.run_busy(ticks_per_ms=1):                   # every try is flagged
         with pytest.raises(SweepInterrupted):

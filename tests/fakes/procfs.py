@@ -50,15 +50,19 @@ class FakeProcStat:
         """Other processes using ``ticks_per_ms`` user ticks every millisecond, until exit.
 
         The counter is moved by a separate process, as the kernel would: a thread
-        of the test process could wait for the GIL through a whole short window.
+        of the test process could wait for the GIL through a whole short window. It
+        follows the wall clock, so a writer that was not scheduled for a while
+        catches up instead of losing the ticks; a window still needs one write inside
+        it, so tests that rely on this keep their windows at tens of milliseconds.
         """
         script = (
             "import os, sys, time\n"
             "root, cpus, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
             "ticks = [int(x) for x in sys.argv[4:]]\n"
             "per_cpu = ''.join(f'cpu{i} 0 0 0 0 0 0 0 0 0 0\\n' for i in range(cpus))\n"
+            "base, t0 = ticks[0], time.monotonic()\n"
             "while True:\n"
-            "    ticks[0] += rate\n"
+            "    ticks[0] = base + max(1, int(rate * (time.monotonic() - t0) * 1000))\n"
             "    with open(root + '/.stat.tmp', 'w') as f:\n"
             "        f.write('cpu  ' + ' '.join(map(str, ticks)) + '\\n' + per_cpu)\n"
             "    os.replace(root + '/.stat.tmp', root + '/stat')\n"

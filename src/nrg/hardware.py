@@ -89,7 +89,9 @@ def gpu_info(nvml_module: Any = None) -> list[dict[str, Any]]:
     ``nvml_module`` lets tests pass a fake ``pynvml``; by default the real one.
     """
     try:
-        nvml = nvml_module if nvml_module is not None else __import__("pynvml")
+        from nrg.meters.nvml import load_nvml
+
+        nvml = load_nvml(nvml_module)
         nvml.nvmlInit()
     except Exception:  # no library, no driver, no GPU: a CPU-only machine
         return []

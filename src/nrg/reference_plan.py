@@ -36,11 +36,12 @@ class Gpu:
     source: str
 
 
-def local_gpu(index: int = 0) -> tuple[str, float] | None:
+def local_gpu(index: int = 0, nvml_module: Any = None) -> tuple[str, float] | None:
     """Name and memory (GiB) of this machine's GPU ``index`` through NVML (reads only), None without one."""
-    try:
-        import pynvml
+    from nrg.meters.nvml import load_nvml
 
+    try:
+        pynvml = load_nvml(nvml_module)
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - no library, no driver: no local GPU
         return None

@@ -111,11 +111,9 @@ def consent_error(change: str) -> ParameterError:
 
 def load_nvml(nvml_module: Any = None) -> Any:
     """The NVML module: the one given, the configured one, or ``pynvml`` (imported lazily)."""
-    module = nvml_module if nvml_module is not None else _CONFIG.nvml_module
-    if module is not None:
-        return module
+    from nrg.meters.nvml import load_nvml as load_nvml_module  # the one loader of the package
+
     try:
-        import pynvml
+        return load_nvml_module(nvml_module if nvml_module is not None else _CONFIG.nvml_module)
     except ImportError as exc:  # pragma: no cover - nvidia-ml-py is a dependency
         raise DvfsUnavailableError("no NVML: the package nvidia-ml-py is not installed") from exc
-    return pynvml

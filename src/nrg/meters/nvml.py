@@ -30,7 +30,12 @@ DEFAULT_SAMPLE_PERIOD_S = 0.1
 
 
 def load_nvml(nvml_module: Any = None) -> Any:
-    """The NVML module to use: the injected one, else ``pynvml`` (nvidia-ml-py)."""
+    """The NVML module to use: the injected one, else ``pynvml`` (nvidia-ml-py).
+
+    The package's only ``import pynvml``: meters, DVFS, provenance and the
+    reference planner all come through here, so a fake NVML given once reaches
+    every reader and no path can pick up a second, real library.
+    """
     if nvml_module is not None:
         return nvml_module
     import pynvml  # heavy-ish and optional: imported only when GPUs are probed

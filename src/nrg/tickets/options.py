@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from nrg.errors import ParameterError, check_choice
+from nrg.errors import ParameterError, check_choice, check_int
 from nrg.tickets.finetune import TrainSettings
 
 TASKS: tuple[str, ...] = ("root_cause", "response")
@@ -33,11 +33,6 @@ UNUSED_KEYS: dict[str, str] = {
 # options only the response task uses, and only the root-cause task uses
 RESPONSE_ONLY = ("generator", "n_generate", "max_new_tokens", "generate_batch_size", "response_column")
 ROOT_CAUSE_ONLY = ("classifier",)
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= {minimum}")
 
 
 @dataclass(frozen=True)
@@ -64,9 +59,9 @@ class FinetuneOptions:
         from nrg.tickets.generator import check_noise
 
         for name in ("n_tickets", "train_repeats", "n_generate", "max_new_tokens"):
-            _positive_int(name, getattr(self, name), 2 if name == "n_tickets" else 1)
+            check_int(name, getattr(self, name), 2 if name == "n_tickets" else 1)
         if self.generate_batch_size is not None:
-            _positive_int("generate_batch_size", self.generate_batch_size)
+            check_int("generate_batch_size", self.generate_batch_size)
         check_noise(self.noise)
         fraction = self.eval_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:

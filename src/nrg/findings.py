@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from nrg.errors import ParameterError
+from nrg.labels import is_energy
 from nrg.statement import Check, Finding, above, at_least, say
 from nrg.stats._data import label, unit
 from nrg.stats.anova_result import AnovaResult, SimpleEffects
@@ -286,7 +287,8 @@ def phase_share_findings(shares: pd.DataFrame) -> Findings:
             continue
         spread = pct(s.min()) if pct(s.min()) == pct(s.max()) else \
             f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
-        sentences.append(f"Decode takes {spread} of {label(measure)} across {len(s)} cell(s); prefill the rest.")
+        what = ("estimated " if shares.attrs.get("energy_estimated") and is_energy(str(measure)) else "") + label(measure)
+        sentences.append(f"Decode takes {spread} of {what} across {len(s)} cell(s); prefill the rest.")
     return Findings(tuple(sentences))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -108,6 +108,31 @@ def with_model_labels(rows: pd.DataFrame) -> pd.DataFrame:
     if "n_params" in out.columns:
         out["params"] = out["n_params"].map(params_text)
     return out
+
+
+def model_columns(table: pd.DataFrame, rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """``table`` with the truthful model label and parameter count of each ``keys`` combination, after the keys.
+
+    Why: every per-model table of the book names the model as it ran
+    (``minilm-l6 [2/6 layers, nf4, pruned 2:4, 22.7 M params]``, :mod:`nrg.labels`)
+    and its parameter count; a table per configuration (chapter 4's quant x prune)
+    gets its model's label and count for each configuration, from ``rows``.
+    """
+    labelled = with_model_labels(rows)
+    keys = [k for k in keys if k in table.columns and k in labelled.columns]
+    if "model" not in labelled.columns or labelled.empty or not keys:
+        return table
+    extra = ["model"] + (["params"] if "params" in labelled.columns else [])
+    names = (labelled.assign(**{k: labelled[k].astype("string").fillna("none") for k in keys})
+             .groupby(keys, sort=False)[extra].first().reset_index())
+    base = table.drop(columns=[c for c in extra if c in table.columns])
+    merged = base.assign(**{k: base[k].astype("string").fillna("none") for k in keys}).merge(names, on=keys, how="left")
+    merged[keys] = base[keys].to_numpy()
+    last_key = max(list(base.columns).index(k) for k in keys)
+    first = list(base.columns[: last_key + 1])           # the table's own leading columns, keys included
+    ordered = merged[first + extra + [c for c in merged.columns if c not in first and c not in extra]]
+    ordered.attrs.update(table.attrs)
+    return ordered
 
 
 def model_params(rows: pd.DataFrame) -> pd.DataFrame:

@@ -331,7 +331,9 @@ def show_rank(result: Any, name: str | None = "ranking") -> None:
 
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     head = f"<p>Ranking R = w·φ + (1−w)·ρ with w = {result.w:g}</p>"
-    body = head + table(result.table).to_html() + (f"<ul>{notes}</ul>" if notes else "")
+    shown = result.table.copy()
+    shown.attrs["energy_estimated"] = bool(getattr(result, "energy_estimated", False))   # "Estimated energy mean"
+    body = head + table(shown).to_html() + (f"<ul>{notes}</ul>" if notes else "")
     _publish({"text/html": body, "text/plain": result.table.to_string()})
     _link(result.table, name, "table")
 

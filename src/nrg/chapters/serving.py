@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -51,6 +52,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
           engine_python: str | None = None, base_url: str | None = None, start_timeout_s: float = 900.0,
           engine_args: Any = ("--enforce-eager",),
           run_dir: str | None = None, batch_run_dir: str | None = None, alpha: float = 0.05,
+          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
           **unknown: Any) -> dict[str, Any]:
     """Checked parameters plus the sweep config; raises before any work or file write.
 
@@ -65,6 +67,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
 
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
     levels = _levels(as_seq(concurrency))
     serving = {"concurrency": levels, "requests_per_client": common.as_int("requests_per_client", requests_per_client),
@@ -87,7 +90,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
         sweeps.check_configs([config])
     return {"configs": [] if skip else [config], "skip_reason": skip, "run_dir": common.run_dir(CHAPTER, run_dir),
             "batch_run_dir": common.run_dir(BATCH_CHAPTER, batch_run_dir),
-            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "concurrency": levels}
+            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "concurrency": levels, **impact}
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
@@ -175,3 +178,22 @@ def anova(steady: pd.DataFrame, alpha: float = 0.05) -> Any:
     factors = [FACTOR] + (["model"] if steady["model"].nunique() > 1 else [])
     return stats.anova(steady, "energy_per_token_j", factors, alpha=alpha)
 
+
+
+def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> Any:
+    """CO₂e and cost per 1,000 generated tokens per model and concurrency, over the steady-state windows.
+
+    The same conversion as the other chapters (:mod:`nrg.carbon`): region,
+    price and PUE stated once above the table; energy, CO₂e and cost shown,
+    "estimated" where the energy is. With nothing measured, the page says so.
+    """
+    import pandas as pd
+
+    steady = ok_phase(df, "steady") if not df.empty else df
+    if steady.empty:
+        conv = carbon.conversion(params["region"], params["price_per_kwh"], params["pue"])
+        return carbon.for_page(carbon.convert(pd.DataFrame(columns=["model", FACTOR, "per", "energy_j", "windows",
+                                                                    "energy_method"]), conv))
+    return carbon.for_page(carbon.inference_table(steady, by=["model", FACTOR], region=params["region"],
+                                                  price_per_kwh=params["price_per_kwh"], pue=params["pue"],
+                                                  phase="steady"))

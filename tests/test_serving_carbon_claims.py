@@ -64,3 +64,28 @@ def test_the_serving_claim_agrees_only_when_the_whole_interval_falls(monkeypatch
     assert rises[live] == claims.DIFFERS
     nothing = claims.section(chapter.CHAPTER, None, params).frame.iloc[0]
     assert nothing[live] == claims.NOT_MEASURED
+
+
+def _with_latency(rows: pd.DataFrame, itl_at_1: float = 0.02) -> pd.DataFrame:
+    return rows.assign(itl_p50_s=[itl_at_1 * (1 if c == 1 else 1.5) for c in rows["concurrency"]],
+                       ttft_p50_s=0.1, tokens_per_s=100.0, steady_share=0.8)
+
+
+def test_the_level_table_and_the_tradeoff_axis_say_estimated() -> None:
+    rows = _with_latency(_rows())
+    steady, whole = chapter.ok_phase(rows, "steady"), chapter.ok_phase(rows, "run")
+    table = chapter.level_table(chapter.pareto(chapter.means(steady)), whole)
+    headers = list(display.table(table).data.columns)
+    assert "Estimated energy per token (J/token)" in headers and "steady_share" in table.columns
+    assert chapter.tradeoff_figure(table).axes[0].get_ylabel() == "estimated energy per token (J/token)"
+    measured = chapter.pareto(chapter.means(chapter.ok_phase(_with_latency(_rows(method="counter")), "steady")))
+    assert chapter.tradeoff_figure(measured).axes[0].get_ylabel() == "energy per token (J/token)"
+
+
+def test_a_missing_latency_leaves_no_empty_slot_in_the_box() -> None:
+    from nrg.chapters.serving_findings import found
+
+    said = found(_with_latency(_rows(), itl_at_1=0.0), {"alpha": 0.05, "skip_reason": None})
+    first = said[0]
+    assert "changes steady-state energy per token by −50%" in first
+    assert "the inter-token latency was not recorded at both levels" in first and "nan" not in " ".join(said)

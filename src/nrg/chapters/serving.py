@@ -135,7 +135,19 @@ def means(steady: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["model", FACTOR], columns="measure", values=["mean", "ci_low", "ci_high"])
     wide.columns = [f"{m}" if s == "mean" else f"{m}_{s}" for s, m in wide.columns]
     order = [c for m in present for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in wide.columns]
-    return wide[order].reset_index()
+    from nrg.labels import estimated
+
+    out = wide[order].reset_index()
+    out.attrs["energy_estimated"] = estimated(steady)   # headers and axes of estimated energy say so
+    return out
+
+
+def level_table(table: pd.DataFrame, whole: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (from :func:`pareto`) with the whole run's share in the steady state, per model and level."""
+    share = whole.groupby(["model", FACTOR])["steady_share"].mean().rename("steady_share")
+    out = table.join(share, on=["model", FACTOR])
+    out.attrs.update(table.attrs)      # a join drops them: "estimated" must stay on the headers
+    return out
 
 
 def pareto(table: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +176,7 @@ def tradeoff_figure(table: pd.DataFrame) -> Figure:
         front = part[part["pareto"]].sort_values("itl_p50_s")
         ax.plot(front["itl_p50_s"] * 1e3, front["energy_per_token_j"], "-", color=color, alpha=0.6)
     ax.set_xlabel("median inter-token latency (ms)")
-    ax.set_ylabel("energy per token (J/token)")
+    ax.set_ylabel(("estimated " if table.attrs.get("energy_estimated") else "") + "energy per token (J/token)")
     ax.set_title("Energy-latency trade-off (numbers: concurrency; line: Pareto front)")
     ax.legend(title="model")
     fig.tight_layout()

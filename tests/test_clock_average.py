@@ -51,3 +51,11 @@ def test_one_window_per_clock_names_no_optimal_clock() -> None:
     rows = [{"model": "a", "gpu_clock_mhz": c, "energy_j": e, "time_s": 1.0} for c, e in ((1410, 70.0), (1980, 100.0))]
     said = F.clock_findings(optimal_clocks(pd.DataFrame(rows))).sentences[0]
     assert said.startswith("For a, no energy-optimal clock can be named") and "cannot be tested" in said
+
+
+def test_the_default_is_not_called_best_without_a_test() -> None:
+    rows = [{"model": "a", "gpu_clock_mhz": c, "energy_j": e, "time_s": 1.0}
+            for c, e in ((None, 90.0), (1410, 100.0), (900, 110.0))]
+    said = F.clock_findings(optimal_clocks(pd.DataFrame(rows))).sentences[0]
+    assert said.startswith("For a, the default clock has the lowest mean energy;") and "cannot be tested" in said
+    assert "is best" not in said

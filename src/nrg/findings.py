@@ -390,6 +390,9 @@ def _default_best_sentence(row: pd.Series, who: str, name: str, best: str, alpha
             text = (f"For {who}, the default clock has the lowest mean energy but is not distinguishable from the "
                     f"best locked clock, {best}, which {cost}")
         text += f" (the energy difference is not significant, {p_text(p)})"
+    elif name == "energy" and not math.isfinite(p):   # one window per setting, or no spread: no test
+        text = (f"For {who}, the default clock has the lowest mean energy; the best locked clock, {best}, {cost} "
+                "(without repeated windows that vary, the difference cannot be tested)")
     return text + "."
 
 

@@ -80,3 +80,10 @@ def test_phase_share_plots_and_tables_of_estimated_energy_say_so() -> None:
     assert plots.phase_share_bars(measured, measure="energy_j").axes[0].get_ylabel() == "Share of energy (%)"
     table = display.table(dvfs_analysis.decode_shares(_phases(), "gpu_clock_mhz")).data
     assert "Estimated energy (J)" in set(table["Measure"]) and "Time (s)" in set(table["Measure"])
+
+
+def test_a_header_marked_twice_says_estimated_once() -> None:
+    gen = _generations().assign(tokens_per_s=lambda d: d["tokens"] / d["time_s"])
+    shown = _headers(batch_size.change_table(gen))
+    assert "Estimated energy per token (J/token)" in shown and "Estimated energy per token change (%)" in shown
+    assert not any(h.count("stimated") > 1 for h in shown)

@@ -154,6 +154,7 @@ def _estimated(text: str, mark: bool) -> str:
     """``text`` said to be estimated: "Estimated energy (J)", "Fitted estimated energy (J)", "CI low of estimated energy (J)"."""
     if not mark:
         return text
+    text = text.replace(" (estimated)", "")      # a header already marked by nrg.labels.mark_estimated: once
     name, _, unit = text.partition(" (")
     unit = f" ({unit}" if unit else ""
     if name.startswith("Estimate"):         # a fitted coefficient, not the word "estimated"

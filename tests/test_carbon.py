@@ -151,8 +151,7 @@ def test_dvfs_table_labels_settings() -> None:
     assert carbon.dvfs_table({}, region="USA").empty
 
 
-#: Chapter 6 (serving) shows no carbon table yet: it takes no carbon parameters (left open, issue S).
-@pytest.mark.parametrize("chapter", sorted(set(DRIVERS) - {"06_serving"}))
+@pytest.mark.parametrize("chapter", sorted(DRIVERS))
 def test_every_chapter_checks_the_carbon_parameters(chapter: str) -> None:
     with pytest.raises(ParameterError, match="region='Atlantis'"):
         driver(chapter).check(region="Atlantis")

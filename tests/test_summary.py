@@ -104,6 +104,9 @@ def test_published_figures_are_read_as_published_and_kept_apart() -> None:
     figure = summary.beside_figure(pub, mine.assign(batch_size=1))
     titles = [ax.get_title() for ax in figure.get_axes()]
     assert titles[-1].startswith("this machine") and all("published" in t for t in titles[:-1])
+    assert figure.get_axes()[-1].get_ylabel() == "Energy per token (J/token)"          # counter-measured rows
+    estimated = summary.beside_figure(pub, _rows({"a": [1.0, 1.0]}, method="estimated"))
+    assert estimated.get_axes()[-1].get_ylabel() == "Estimated energy per token (J/token)"
     assert "model_id" not in summary.configurations({"05_batch_size": mine}).columns   # never mixed in
 
 

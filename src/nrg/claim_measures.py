@@ -324,3 +324,44 @@ def sixteen_bit_best(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured:
                          "a 16-bit quantization (unpruned)")
 
 
+
+
+def serving_batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured:
+    """Chapter 6: steady-state energy per token at the highest concurrency relative to the lowest (− = less).
+
+    Per model the ratio of the two levels' mean energy per token over their
+    steady-state windows, minus one; over several models the mean and its t
+    interval, for one model the delta-method interval of the ratio.
+    """
+    from scipy import stats as sps
+
+    good = _ok(rows)
+    if not {"phase", "concurrency", "energy_per_token_j"} <= set(good.columns):
+        raise ParameterError("the rows have no steady-state serving windows (phase, concurrency, energy per token)")
+    steady = good[(good["phase"] == "steady") & good["energy_per_token_j"].notna()]
+    effects: dict[str, _Effect] = {}
+    for model, part in steady.groupby("model", sort=True):
+        levels = sorted(part["concurrency"].unique())
+        if len(levels) < 2:
+            continue
+        low_level, high_level = levels[0], levels[-1]
+        ratio, variance, df = _ratio(part.loc[part["concurrency"] == high_level, "energy_per_token_j"],
+                                     part.loc[part["concurrency"] == low_level, "energy_per_token_j"])
+        effects[str(model)] = _Effect(f"concurrency {int(high_level)} vs {int(low_level)}", ratio - 1, variance, df)
+    if not effects:
+        raise ParameterError("fewer than two concurrency levels were served: nothing to compare")
+    low: float | None
+    high: float | None
+    if len(effects) >= 2:
+        mean, low, high = t_interval([e.change for e in effects.values()])
+        how = f"mean of {len(effects)} models"
+    else:
+        (effect,) = effects.values()
+        mean, low, high = effect.change, None, None
+        if effect.df > 0 and math.isfinite(effect.variance):
+            half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, effect.df) * math.sqrt(effect.variance))
+            low, high = mean - half, mean + half
+        how = "1 model, delta-method interval over its steady-state windows"
+    ci = f"95 % CI {_signed(low)} to {_signed(high)}; " if low is not None and high is not None else ""
+    each = "; ".join(f"{m}: {_signed(e.change)} at {e.setting}" for m, e in effects.items())
+    return Measured(mean, low, high, f"{_signed(mean)} ({ci}{how}; {each})")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from nrg.errors import ParameterError
+from nrg.labels import is_energy
 from nrg.statement import Check, Finding, above, at_least, say
 from nrg.stats._data import label, unit
 from nrg.stats.anova_result import AnovaResult, SimpleEffects
@@ -286,7 +287,8 @@ def phase_share_findings(shares: pd.DataFrame) -> Findings:
             continue
         spread = pct(s.min()) if pct(s.min()) == pct(s.max()) else \
             f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
-        sentences.append(f"Decode takes {spread} of {label(measure)} across {len(s)} cell(s); prefill the rest.")
+        what = ("estimated " if shares.attrs.get("energy_estimated") and is_energy(str(measure)) else "") + label(measure)
+        sentences.append(f"Decode takes {spread} of {what} across {len(s)} cell(s); prefill the rest.")
     return Findings(tuple(sentences))
 
 
@@ -318,18 +320,55 @@ def clock_findings(optimal: pd.DataFrame, by: Sequence[str] = ("model",), alpha:
                              f"means {energy_text} for {latency_text} (the energy difference is not significant, "
                              f"{p_text(p)}): it is not distinguishable from {ref}.")
             continue
+        if not math.isfinite(p):   # one window per clock, or no spread: the difference cannot be tested
+            sentences.append(f"For {who}, no {name}-optimal clock can be named: the lowest mean {name}, at {best}, "
+                             f"means {energy_text} for {latency_text}, but without repeated windows that vary "
+                             f"the difference from {ref} cannot be tested.")
+            continue
         sentences.append(f"The {name}-optimal clock for {who} is {best}: {energy_text} for {latency_text}.")
     default_best = (optimal["default_best"].astype(bool) if "default_best" in optimal.columns
                     else pd.Series(False, index=optimal.index))
-    moved = optimal[optimal["energy_saving"].notna() & ~default_best]
-    if len(moved) > 1:
-        sentences.append(f"Across {len(moved)} groups where a locked clock is best, the saving averages "
-                         f"{pct(moved['energy_saving'].mean())} for a latency change of {_span(moved['latency_change'])}.")
+    average = _average_saving(optimal[optimal["energy_saving"].notna() & ~default_best], alpha)
+    if average is not None:
+        sentences.append(average)
     n_default = int(default_best.sum())
     if n_default and len(optimal) > 1:
-        sentences.append(f"In {n_default} of {len(optimal)} groups the default clock is best for "
-                         f"{OBJECTIVE_NAMES.get(optimal['objective'].iloc[0], optimal['objective'].iloc[0])}.")
+        p_all = optimal["p_energy"].astype(float) if "p_energy" in optimal.columns else pd.Series(math.nan,
+                                                                                                index=optimal.index)
+        n_sig = int((default_best & p_all.notna() & (p_all < alpha)).sum())
+        sentences.append(f"In {n_default} of {len(optimal)} groups the default clock has the lowest mean "
+                         f"{OBJECTIVE_NAMES.get(optimal['objective'].iloc[0], optimal['objective'].iloc[0])} "
+                         f"(separated from the best locked clock, Welch p < {alpha:g}, in {n_sig} of them).")
     return Findings(tuple(sentences))
+
+
+def _average_saving(moved: pd.DataFrame, alpha: float) -> str | None:
+    """The mean saving over the groups whose best locked clock differs significantly from the reference.
+
+    Why only those: a group whose lowest mean is not separated from the
+    reference (Welch p >= ``alpha``, or no test possible) has no optimal clock
+    (its own sentence says so), so its "saving" is noise and must not be
+    averaged in. Two such groups at least; otherwise the sentence says what
+    cannot be concluded (nothing when there was nothing to average).
+    """
+    if len(moved) < 2:
+        return None
+    p = moved["p_energy"].astype(float) if "p_energy" in moved.columns else pd.Series(math.nan, index=moved.index)
+    moved_off = moved["optimal_clock_mhz"].map(lambda c: f"{c:g}") != moved["reference_clock"].astype(str)
+    separated = moved[moved_off & p.notna() & (p < alpha)]
+    left_out = len(moved) - len(separated)
+    enough = Check("at least 2 separated groups", len(separated) >= 2,
+                   f"only {len(separated)} differ significantly from the reference (Welch p < {alpha:g}; at least "
+                   "2 are needed for an average)")
+    values = {"n": len(separated), "alpha": f"{alpha:g}", "total": len(moved), "left": left_out}
+    if len(separated):
+        values |= {"saving": pct(separated["energy_saving"].mean()), "latency": _span(separated["latency_change"])}
+    template = ("Across {n} groups where a locked clock uses significantly less energy than the reference "
+                "(Welch p < {alpha}), the saving averages {saving} for a latency change of {latency}")
+    template += "; {left} group(s) not separated from the reference are left out." if left_out else "."
+    return Finding(template, values, (enough,),
+                   fallback="No average saving across groups can be given: of {total} groups whose lowest-energy "
+                            "clock is a locked one, {why}.").text()
 
 
 def _default_best_sentence(row: pd.Series, who: str, name: str, best: str, alpha: float) -> str:
@@ -347,7 +386,13 @@ def _default_best_sentence(row: pd.Series, who: str, name: str, best: str, alpha
     text = f"For {who}, the default clock is best for {name}: {lead}; the best locked clock, {best}, {cost}"
     p = row.get("p_energy", float("nan")) if row["reference_clock"] == "default" else float("nan")
     if math.isfinite(p) and p >= alpha:
+        if name == "energy":   # not separated: the default is not called best, only lowest in the mean
+            text = (f"For {who}, the default clock has the lowest mean energy but is not distinguishable from the "
+                    f"best locked clock, {best}, which {cost}")
         text += f" (the energy difference is not significant, {p_text(p)})"
+    elif name == "energy" and not math.isfinite(p):   # one window per setting, or no spread: no test
+        text = (f"For {who}, the default clock has the lowest mean energy; the best locked clock, {best}, {cost} "
+                "(without repeated windows that vary, the difference cannot be tested)")
     return text + "."
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -110,6 +110,31 @@ def with_model_labels(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def model_columns(table: pd.DataFrame, rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """``table`` with the truthful model label and parameter count of each ``keys`` combination, after the keys.
+
+    Why: every per-model table of the book names the model as it ran
+    (``minilm-l6 [2/6 layers, nf4, pruned 2:4, 22.7 M params]``, :mod:`nrg.labels`)
+    and its parameter count; a table per configuration (chapter 4's quant x prune)
+    gets its model's label and count for each configuration, from ``rows``.
+    """
+    labelled = with_model_labels(rows)
+    keys = [k for k in keys if k in table.columns and k in labelled.columns]
+    if "model" not in labelled.columns or labelled.empty or not keys:
+        return table
+    extra = ["model"] + (["params"] if "params" in labelled.columns else [])
+    names = (labelled.assign(**{k: labelled[k].astype("string").fillna("none") for k in keys})
+             .groupby(keys, sort=False)[extra].first().reset_index())
+    base = table.drop(columns=[c for c in extra if c in table.columns])
+    merged = base.assign(**{k: base[k].astype("string").fillna("none") for k in keys}).merge(names, on=keys, how="left")
+    merged[keys] = base[keys].to_numpy()
+    last_key = max(list(base.columns).index(k) for k in keys)
+    first = list(base.columns[: last_key + 1])           # the table's own leading columns, keys included
+    ordered = merged[first + extra + [c for c in merged.columns if c not in first and c not in extra]]
+    ordered.attrs.update(table.attrs)
+    return ordered
+
+
 def model_params(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (labelled) model: its label and parameter count, for a per-model table."""
     labelled = with_model_labels(rows)
@@ -121,6 +146,8 @@ def model_params(rows: pd.DataFrame) -> pd.DataFrame:
 
 #: Column name endings that carry energy (or power derived from it): labelled "estimated" when it is.
 ENERGY_SUFFIXES = ("_j", "_per_token_j", "_j_s", "_j_s2", "_per_j", "avg_power_w")
+#: Columns computed from energy by a fixed factor (carbon tables): as estimated as the energy they convert.
+FROM_ENERGY = ("gco2e", "cost_usd")
 
 
 def is_energy(column: str) -> bool:
@@ -128,15 +155,20 @@ def is_energy(column: str) -> bool:
     base = str(column).split(" ")[0]
     if base.endswith(("_method", "_source", "_warning")):   # how energy was obtained, not energy
         return False
-    return base.endswith(ENERGY_SUFFIXES) or base.startswith(("energy", "net_energy", "cpu_energy", "gpu_energy",
-                                                               "dram_energy"))
+    return base in FROM_ENERGY or base.endswith(ENERGY_SUFFIXES) or base.startswith(
+        ("energy", "net_energy", "cpu_energy", "gpu_energy", "dram_energy"))
 
 
 def estimated(rows: pd.DataFrame | None) -> bool:
-    """Whether any ok row's energy is estimated rather than measured (``energy_method``)."""
+    """Whether any row's energy is estimated rather than measured (``energy_method``).
+
+    A table that joins a group's methods ("counter, estimated", as the carbon
+    tables do) counts too: part of that group's energy is an estimate.
+    """
     if rows is None or "energy_method" not in rows.columns:
         return False
-    return bool((rows["energy_method"].astype("string") == "estimated").any())
+    methods = rows["energy_method"].astype("string").fillna("")
+    return bool(methods.str.split(",").map(lambda parts: "estimated" in [p.strip() for p in parts]).any())
 
 
 def energy_axis_label(column: str, rows: pd.DataFrame | None) -> str:

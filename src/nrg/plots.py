@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from nrg.errors import ParameterError
-from nrg.labels import energy_axis_label
+from nrg.labels import energy_axis_label, is_energy
 from nrg.stats._data import as_list, axis_label, label, ok_rows, require_columns
 from nrg.stats.anova_result import AnovaResult
 from nrg.stats.clocks import clock_key
@@ -154,7 +154,8 @@ def phase_share_bars(shares: pd.DataFrame, measure: str = "time_s", ax: Axes | N
     ax.bar(pos, part["decode_share"] * 100, bottom=part["prefill_share"] * 100, label="decode")
     ax.set_xticks(pos, labels, rotation=60, ha="right")
     ax.set_xlabel(" / ".join(axis_label(c) for c in by))
-    ax.set_ylabel(f"Share of {label(measure)} (%)")
+    what = ("estimated " if shares.attrs.get("energy_estimated") and is_energy(measure) else "") + label(measure)
+    ax.set_ylabel(f"Share of {what} (%)")
     ax.set_ylim(0, 100)
     ax.legend()
     return _keep(ax, part, f"{measure}-phase-shares")

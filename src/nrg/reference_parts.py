@@ -11,7 +11,10 @@ Each part writes what one chapter reads, under ``<out>/<chapter>/``:
 4. ``04_network_tickets`` -- inference under fp16 / bf16, int8 and nf4 where
    bitsandbytes imports, and 2:4 pruning (semi-structured sparse kernels on a
    GPU) against dense;
-5. ``03_dvfs`` -- the default clock only.
+5. ``03_dvfs`` -- the default clock only;
+6. ``05_batch_size`` -- on a GPU only: two paper models at batch sizes 1 to 64
+   (on a CPU the batch sweep is the same generation workload as part 2, so a
+   CPU run, which exists to test the path, leaves it out and says why).
 
 Every sweep also carries the DVFS axes at ``None`` (leave as is): the clocks
 and power the GPU chose by itself are sampled in every cell, and nothing is
@@ -134,5 +137,18 @@ def parts(device: str = "cuda") -> list[Part]:
              configs=(_config("03_dvfs-default", "03_dvfs", device,
                               ["gpt-neo-2.7b", "gpt-j-6b", "mistral-7b-v0.1"] if gpu else ["gpt-neo-2.7b"],
                               input_tokens=[256] if gpu else [16], output_tokens=[128] if gpu else [8]),)),
+        *([_batch_part(device)] if gpu else []),
         Part("serving", "06_serving", "a served model under load (vLLM)", left_out=(_serving_left_out(),)),
     ]
+
+
+#: Chapter 5's batch sizes on a GPU (the gpu-paper profile's range, fewer steps to fit a short budget).
+GPU_BATCH_SIZES = (1, 4, 16, 64)
+
+
+def _batch_part(device: str) -> Part:
+    """Chapter 5 on a GPU: energy per token against the batch size, written to ``<out>/05_batch_size/``."""
+    return Part("batch_size", "05_batch_size", "energy per token against the batch size, two paper models",
+                configs=(_config("05_batch_size-reference", "05_batch_size", device,
+                                 _by_size(["gpt2", "gpt-neo-2.7b"], device), batch_sizes=list(GPU_BATCH_SIZES),
+                                 input_tokens=[256], output_tokens=[64]),))

@@ -100,7 +100,8 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
 
     The intercept is the part a batch shares (mostly streaming the weights);
     the slope is what one more sequence adds. Columns: ``model, term,
-    estimate_j, ci_low_j, ci_high_j, p, r2, n`` (term ``Intercept`` or ``batch_size``).
+    estimate_j, ci_low_j, ci_high_j, p, r2, n`` (term ``Intercept`` or ``batch_size``);
+    ``attrs["energy_estimated"]`` when the rows' energy is estimated.
     """
     import pandas as pd
 
@@ -112,7 +113,11 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
         for r in result.coefficients.itertuples(index=False):
             rows.append({"model": model, "term": r.term, "estimate_j": r.estimate, "ci_low_j": r.ci_low,
                          "ci_high_j": r.ci_high, "p": r.p, "r2": result.r2, "n": result.n_obs})
-    return pd.DataFrame(rows, columns=["model", "term", "estimate_j", "ci_low_j", "ci_high_j", "p", "r2", "n"])
+    from nrg.labels import estimated
+
+    out = pd.DataFrame(rows, columns=["model", "term", "estimate_j", "ci_low_j", "ci_high_j", "p", "r2", "n"])
+    out.attrs["energy_estimated"] = estimated(gen)   # the page's headers say "estimated" (nrg.labels)
+    return out
 
 
 def anova(gen: pd.DataFrame, alpha: float = 0.05) -> Any:

@@ -139,16 +139,30 @@ def table(df: pd.DataFrame) -> Styler:
 
     flat = publish.tidy(df)
     mark = bool(df.attrs.get("energy_estimated")) or estimated(df)   # estimated energy says so (nrg.labels)
+    # columns whose name does not say energy but whose values are (a fit's estimate, its CI): attrs name them
+    fitted = {str(c) for c in df.attrs.get("energy_columns", ())}
     if "measure" in flat.columns:
         flat["measure"] = [_estimated(header(v), mark and is_energy(v)) if isinstance(v, str) else v
                            for v in flat["measure"]]
-    flat = flat.rename(columns={c: _estimated(h, mark and is_energy(c)) for c, h in _headers(flat.columns).items()})
+    flat = flat.rename(columns={c: _estimated(h, mark and (is_energy(c) or c in fitted))
+                                for c, h in _headers(flat.columns).items()})
     styler = flat.style.format(number).hide(axis="index")
     return styler.set_table_attributes('class="dataframe nrg-table"')
 
 
 def _estimated(text: str, mark: bool) -> str:
-    return f"Estimated {text[:1].lower()}{text[1:]}" if mark else text
+    """``text`` said to be estimated: "Estimated energy (J)", "Fitted estimated energy (J)", "CI low of estimated energy (J)"."""
+    if not mark:
+        return text
+    text = text.replace(" (estimated)", "")      # a header already marked by nrg.labels.mark_estimated: once
+    name, _, unit = text.partition(" (")
+    unit = f" ({unit}" if unit else ""
+    if name.startswith("Estimate"):         # a fitted coefficient, not the word "estimated"
+        return f"Fitted estimated energy{name[len('Estimate'):]}{unit}"
+    if name.startswith("CI "):
+        return f"{name} of estimated energy{unit}"
+    acronym = len(text) > 1 and not text[1].islower()      # "CO₂e", "GPU energy" keep their capitals
+    return f"Estimated {text if acronym else text[:1].lower() + text[1:]}"
 
 
 def findings_block(sentences: Iterable[str], title: str = "What this chapter found") -> Any:
@@ -318,7 +332,9 @@ def show_rank(result: Any, name: str | None = "ranking") -> None:
 
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     head = f"<p>Ranking R = w·φ + (1−w)·ρ with w = {result.w:g}</p>"
-    body = head + table(result.table).to_html() + (f"<ul>{notes}</ul>" if notes else "")
+    shown = result.table.copy()
+    shown.attrs["energy_estimated"] = bool(getattr(result, "energy_estimated", False))   # "Estimated energy mean"
+    body = head + table(shown).to_html() + (f"<ul>{notes}</ul>" if notes else "")
     _publish({"text/html": body, "text/plain": result.table.to_string()})
     _link(result.table, name, "table")
 

@@ -185,7 +185,9 @@ def decode_shares(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     shares = stats.phase_share(labelled, by=["model", "setting"], measures=["time_s", "energy_j"])
     order = list(dict.fromkeys(summary_table(rows, axis)["setting"]))
     table = shares.pivot_table(index=["model", "measure"], columns="setting", values="decode_share")
-    return table[[c for c in order if c in table.columns]].rename_axis(columns="decode share at")
+    out = table[[c for c in order if c in table.columns]].rename_axis(columns="decode share at")
+    out.attrs["energy_estimated"] = bool(shares.attrs.get("energy_estimated"))   # "Estimated energy (J)" row
+    return out
 
 
 def _sensitivity_findings(sens: Any, axis: str) -> list[str]:

@@ -190,11 +190,28 @@ def _tickets(rows: pd.DataFrame, params: Mapping[str, Any]) -> list[Any]:
             table]
 
 
+def _batch_size(rows: pd.DataFrame, params: Mapping[str, Any]) -> list[Any]:
+    """Chapter 5: per model and batch size, energy per token, latency, throughput and their change from the smallest."""
+    from nrg.chapters import batch_size
+
+    gen = _ok_phase(rows, "generate")
+    if gen.empty:
+        raise ParameterError("no successful generation rows")
+    shown: list[Any] = [batch_size.change_table(gen)]
+    if gen["batch_size"].nunique() < 2:
+        shown.append(Text(f"Only batch size {int(gen['batch_size'].iloc[0])} was measured (the run's budget "
+                          "stopped before the others): there is no batch size to compare it with."))
+    else:
+        shown.append(Text(str(batch_size.batch_findings(gen))))
+    return shown
+
+
 KEY_TABLES: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], list[Any]]] = {
     "01_model_comparison": _model_comparison,
     "02_sequence_length": _sequence_length,
     "03_dvfs": _dvfs,
     "04_network_tickets": _tickets,
+    "05_batch_size": _batch_size,
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nrg import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -51,6 +52,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
           engine_python: str | None = None, base_url: str | None = None, start_timeout_s: float = 900.0,
           engine_args: Any = ("--enforce-eager",),
           run_dir: str | None = None, batch_run_dir: str | None = None, alpha: float = 0.05,
+          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
           **unknown: Any) -> dict[str, Any]:
     """Checked parameters plus the sweep config; raises before any work or file write.
 
@@ -65,6 +67,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
 
     if unknown:
         raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
+    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
     as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
     levels = _levels(as_seq(concurrency))
     serving = {"concurrency": levels, "requests_per_client": common.as_int("requests_per_client", requests_per_client),
@@ -87,7 +90,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
         sweeps.check_configs([config])
     return {"configs": [] if skip else [config], "skip_reason": skip, "run_dir": common.run_dir(CHAPTER, run_dir),
             "batch_run_dir": common.run_dir(BATCH_CHAPTER, batch_run_dir),
-            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "concurrency": levels}
+            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "concurrency": levels, **impact}
 
 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
@@ -132,7 +135,19 @@ def means(steady: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["model", FACTOR], columns="measure", values=["mean", "ci_low", "ci_high"])
     wide.columns = [f"{m}" if s == "mean" else f"{m}_{s}" for s, m in wide.columns]
     order = [c for m in present for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in wide.columns]
-    return wide[order].reset_index()
+    from nrg.labels import estimated
+
+    out = wide[order].reset_index()
+    out.attrs["energy_estimated"] = estimated(steady)   # headers and axes of estimated energy say so
+    return out
+
+
+def level_table(table: pd.DataFrame, whole: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (from :func:`pareto`) with the whole run's share in the steady state, per model and level."""
+    share = whole.groupby(["model", FACTOR])["steady_share"].mean().rename("steady_share")
+    out = table.join(share, on=["model", FACTOR])
+    out.attrs.update(table.attrs)      # a join drops them: "estimated" must stay on the headers
+    return out
 
 
 def pareto(table: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +176,7 @@ def tradeoff_figure(table: pd.DataFrame) -> Figure:
         front = part[part["pareto"]].sort_values("itl_p50_s")
         ax.plot(front["itl_p50_s"] * 1e3, front["energy_per_token_j"], "-", color=color, alpha=0.6)
     ax.set_xlabel("median inter-token latency (ms)")
-    ax.set_ylabel("energy per token (J/token)")
+    ax.set_ylabel(("estimated " if table.attrs.get("energy_estimated") else "") + "energy per token (J/token)")
     ax.set_title("Energy-latency trade-off (numbers: concurrency; line: Pareto front)")
     ax.legend(title="model")
     fig.tight_layout()
@@ -175,3 +190,22 @@ def anova(steady: pd.DataFrame, alpha: float = 0.05) -> Any:
     factors = [FACTOR] + (["model"] if steady["model"].nunique() > 1 else [])
     return stats.anova(steady, "energy_per_token_j", factors, alpha=alpha)
 
+
+
+def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> Any:
+    """CO₂e and cost per 1,000 generated tokens per model and concurrency, over the steady-state windows.
+
+    The same conversion as the other chapters (:mod:`nrg.carbon`): region,
+    price and PUE stated once above the table; energy, CO₂e and cost shown,
+    "estimated" where the energy is. With nothing measured, the page says so.
+    """
+    import pandas as pd
+
+    steady = ok_phase(df, "steady") if not df.empty else df
+    if steady.empty:
+        conv = carbon.conversion(params["region"], params["price_per_kwh"], params["pue"])
+        return carbon.for_page(carbon.convert(pd.DataFrame(columns=["model", FACTOR, "per", "energy_j", "windows",
+                                                                    "energy_method"]), conv))
+    return carbon.for_page(carbon.inference_table(steady, by=["model", FACTOR], region=params["region"],
+                                                  price_per_kwh=params["price_per_kwh"], pue=params["pue"],
+                                                  phase="steady"))

@@ -59,14 +59,19 @@ def shape_table(means: pd.DataFrame | None, batch: pd.DataFrame, pub: pd.DataFra
     """Every curve as energy per token relative to its own smallest level (long form)."""
     import pandas as pd
 
+    from nrg.labels import estimated
+
     frames = []
+    served = ", estimated" if means is not None and means.attrs.get("energy_estimated") else ""
     for model, part in (means.groupby("model", observed=True) if means is not None else []):
-        frames.append(_normalized(part, FACTOR, "energy_per_token_j", f"{model}, vLLM, {device_label} (this machine)"))
+        frames.append(_normalized(part, FACTOR, "energy_per_token_j",
+                                  f"{model}, vLLM, {device_label} (this machine{served})"))
     if not batch.empty:
+        batched = ", estimated" if estimated(batch) else ""
         batch_means = batch.groupby(["model", "batch_size"], observed=True)["energy_per_token_j"].mean().reset_index()
         for model, part in batch_means.groupby("model", observed=True):
             frames.append(_normalized(part, "batch_size", "energy_per_token_j",
-                                      f"{model}, generate() batches (chapter 5, this machine)"))
+                                      f"{model}, generate() batches (chapter 5, this machine{batched})"))
     for (model, gpu), part in pub.groupby(["model_id", "gpu_model"]):
         frames.append(_normalized(part, "max_num_seqs", "energy_per_token_j",
                                   f"{model.split('/')[-1]}, vLLM, {gpu} (ML.ENERGY v3)"))

@@ -34,10 +34,12 @@ def _change(model: str, lo: Any, hi: Any) -> str:
                 f"({num(e_hi)} J/token) cannot be told apart here: their 95% intervals overlap.")
     change = e_hi / e_lo - 1
     itl = hi.itl_p50_s / lo.itl_p50_s - 1 if lo.itl_p50_s > 0 else math.nan
+    latency = (f" and the median inter-token latency by {'−' if itl < 0 else '+'}{pct(abs(itl))} "
+               f"({num(lo.itl_p50_s * 1e3)} → {num(hi.itl_p50_s * 1e3)} ms)" if math.isfinite(itl)
+               else " (the inter-token latency was not recorded at both levels)")
     return (f"For {model}, going from concurrency {level_lo} to {level_hi} changes steady-state energy per token "
             f"by {'−' if change < 0 else '+'}{pct(abs(change))} ({num(e_lo)} → {num(e_hi)} J/token, 95% intervals "
-            f"apart) and the median inter-token latency by {'−' if itl < 0 else '+'}{pct(abs(itl))} "
-            f"({num(lo.itl_p50_s * 1e3)} → {num(hi.itl_p50_s * 1e3)} ms).")
+            f"apart){latency}.")
 
 
 def _lowest(model: str, part: pd.DataFrame) -> str:
@@ -83,6 +85,7 @@ def found(df: pd.DataFrame, params: Any) -> list[str]:
     """The "What this chapter found" sentences: the fall with concurrency, the lowest level, the ANOVA, the method."""
     from nrg import findings
     from nrg.chapters import serving as chapter
+    from nrg.statement import say
     from nrg.stats import provenance_notes
 
     if df.empty:
@@ -94,4 +97,4 @@ def found(df: pd.DataFrame, params: Any) -> list[str]:
     if steady[FACTOR].nunique() > 1:
         result = chapter.anova(steady, params["alpha"])
         out += list(findings.anova_findings(result, response_label="energy per token"))[:1]
-    return out + provenance_notes(df)
+    return say(out + provenance_notes(df))   # no sentence with an empty slot reaches the page

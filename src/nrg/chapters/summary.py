@@ -297,8 +297,10 @@ def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Se
         means = this_machine.groupby(["model", "batch_size"])["energy_per_token_j"].mean().reset_index()
         for model, rows in means.groupby("model", sort=True):
             ax.plot(rows["batch_size"], rows["energy_per_token_j"], marker="s", label=str(model))
+        from nrg.labels import energy_axis_label
+
         ax.set(xscale="log", yscale="log", title="this machine (nrg, chapter 5)", xlabel="batch size",
-               ylabel="energy per token (J, as measured here)")
+               ylabel=energy_axis_label("energy_per_token_j", this_machine))   # "Estimated ..." where it is
         ax.legend(fontsize="small")
     axes[0].legend(fontsize="x-small", ncols=1)
     return fig

@@ -244,9 +244,17 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def measure(params: Mapping[str, Any], progress: bool = True) -> Any:
-    """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows."""
+    """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows.
+
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`:
+    layers, quantization, pruning) and ``params`` gives its parameter count; the
+    published name stays in ``model_name``.
+    """
+    from nrg.labels import with_model_labels
+
     with torch_threads(params["threads"]):
-        return sweeps.measure(list(params["configs"].values()), Path(params["run_dir"]), progress=progress)
+        return with_model_labels(sweeps.measure(list(params["configs"].values()), Path(params["run_dir"]),
+                                                progress=progress))
 
 
 def load_reference(params: Mapping[str, Any]) -> dict[str, Any]:

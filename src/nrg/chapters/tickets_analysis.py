@@ -19,6 +19,7 @@ import pandas as pd
 from nrg.chapters.common import Text
 from nrg.chapters.tickets_chance import chance_quality
 from nrg.chapters.tickets_kernels import kernel_sentence, kernels
+from nrg.labels import model_columns
 
 __all__ = ["chance_quality", "kernel_sentence", "kernels"]   # re-exported: the notebook calls them from here
 from nrg.errors import ParameterError
@@ -68,7 +69,7 @@ def combinations(df: pd.DataFrame, task: str, metrics: Sequence[str]) -> pd.Data
     out["n"] = out["n"].fillna(0).astype(int)
     from nrg.labels import mark_estimated
 
-    return mark_estimated(out.reset_index(), rows)
+    return mark_estimated(model_columns(out.reset_index(), rows, KEYS), rows)
 
 
 def not_run(df: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +199,7 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> A
     missing = not_run(rows[(rows["phase"] == phase) | rows["phase"].isna()])
     notes = [f"{r['quant']} / {r['prune']} is not ranked for {phase}: {r['status']} ({r['reason'][:160]})"
              for _, r in missing.iterrows()]
-    return dataclasses.replace(ranked, notes=ranked.notes + tuple(notes))
+    return dataclasses.replace(ranked, table=model_columns(ranked.table, rows, KEYS), notes=ranked.notes + tuple(notes))
 
 
 def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:

@@ -40,9 +40,9 @@ def kernels(df: pd.DataFrame) -> pd.DataFrame:
     table["time_vs_unpruned"] = (joined["time_s"] / joined["time_s_unpruned"]).to_numpy()
     table["energy_vs_unpruned"] = (joined["energy_j"] / joined["energy_j_unpruned"]).to_numpy()
     table["saves_compute"] = table.apply(_saves_compute, axis=1)
-    from nrg.labels import estimated
+    from nrg.labels import estimated, model_columns
 
-    out = table[table["prune"] != "none"].reset_index(drop=True)
+    out = model_columns(table[table["prune"] != "none"].reset_index(drop=True), inference, ("task", *KEYS))
     out.attrs["energy_estimated"] = estimated(inference)   # the page's headers say "estimated"
     return out
 

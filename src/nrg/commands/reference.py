@@ -3,7 +3,7 @@
 The cells the last run's budget stopped run first; then the meters and one
 cell of each chapter; then every other cell, in priority order (meters,
 sequence length, model comparison, quantization and pruning, the default
-clock), as long as its estimated time fits in what is left of the budget;
+clock, on a GPU the batch sizes), as long as its estimated time fits in what is left of the budget;
 the rest is listed with the reason. Rerun with the same DIR to resume (the
 estimator's corrections are kept there). ``--plan`` only prints what a
 budget would run on a given GPU. ``--archive PATH`` packs DIR into one file

@@ -134,6 +134,8 @@ def per_token_costs(
 
     out = pd.DataFrame(rows, columns=[*by_cols, "term", "estimate", "ci_low", "ci_high", "p", "unit", "r2", "n"])
     out.attrs["energy_estimated"] = is_energy(response) and estimated(ok_rows(df))
+    if is_energy(response):
+        out.attrs["energy_columns"] = ("estimate", "ci_low", "ci_high")   # energy per token: headers say so
     return out
 
 
@@ -166,7 +168,12 @@ def phase_share(
                 rows.append({**dict(zip(by_cols, key)), "measure": m, **row})
     columns = [*by_cols, "measure", "prefill", "decode", "total", "prefill_share", "decode_share",
                "n", "decode_source"]
-    return pd.DataFrame(rows, columns=columns)
+    from nrg.labels import estimated, is_energy
+
+    out = pd.DataFrame(rows, columns=columns)
+    # shares of estimated energy are shares of estimated energy: figures and tables say so
+    out.attrs["energy_estimated"] = any(is_energy(m) for m in measure_cols) and estimated(data)
+    return out
 
 
 def _share_row(phases: pd.DataFrame, measure: str) -> dict[str, Any] | None:

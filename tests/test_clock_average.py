@@ -59,3 +59,17 @@ def test_the_default_is_not_called_best_without_a_test() -> None:
     said = F.clock_findings(optimal_clocks(pd.DataFrame(rows))).sentences[0]
     assert said.startswith("For a, the default clock has the lowest mean energy;") and "cannot be tested" in said
     assert "is best" not in said
+
+
+def test_the_chapter_judges_separation_at_its_own_alpha() -> None:
+    """Chapter 3's ``alpha`` reaches the clock findings (it was always 0.05 there)."""
+    from nrg.chapters import dvfs_analysis
+
+    rows = pd.DataFrame(_group("a", 70.0, 0.5, 0) + _group("c", 96.0, 4.0, 2)).assign(phase="generate")
+    p_c = optimal_clocks(rows).set_index("model").loc["c", "p_energy"]
+    assert 1e-4 < p_c < 0.5                                           # c's lock is separated at 0.5, not at 1e-4
+    long = dvfs_analysis._optimal_long(rows, "gpu_clock_mhz")
+    strict = dvfs_analysis._optimal_findings(long, "gpu_clock_mhz", alpha=1e-4)
+    loose = dvfs_analysis._optimal_findings(long, "gpu_clock_mhz", alpha=0.5)
+    assert any("Welch p < 0.0001" in s for s in strict) and not any("Welch p < 0.05" in s for s in strict)
+    assert any("Welch p < 0.5" in s for s in loose)

@@ -241,7 +241,7 @@ def _observed_findings(observed: Any) -> list[str]:
             f"{TOOK_TOLERANCE:.0%} away from the request): {listed}."]
 
 
-def _optimal_findings(optimal_long: Any, axis: str) -> list[str]:
+def _optimal_findings(optimal_long: Any, axis: str, alpha: float) -> list[str]:
     from nrg import findings
 
     out: list[str] = []
@@ -250,7 +250,7 @@ def _optimal_findings(optimal_long: Any, axis: str) -> list[str]:
         rows = part[part["objective"] == objective] if not part.empty else part
         if rows.empty:
             continue
-        sentences = list(findings.clock_findings(rows))
+        sentences = list(findings.clock_findings(rows, alpha=alpha))
         if axis != "gpu_clock_mhz":  # the same numbers, in the setting's unit
             sentences = [s.replace(" MHz", f" {SETTING_UNITS[axis]}").replace("clock", SETTING_NAMES[axis])
                          for s in sentences]
@@ -298,7 +298,7 @@ def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> d
     observed = observed_settings(rows, axis)
     shares = decode_shares(rows, axis)
     anova = _anova(rows, axis, alpha)
-    sentences = _optimal_findings(optimal_long, axis) + _sensitivity_findings(sens, axis)
+    sentences = _optimal_findings(optimal_long, axis, alpha) + _sensitivity_findings(sens, axis)
     if optimal_long.empty:   # the first thing to say: nothing was compared
         sentences.insert(0, "Only the default setting was measured: there is no other setting to compare with.")
     sentences += _share_findings(shares) + _observed_findings(observed)

@@ -4,7 +4,7 @@ Old (``two-runs-difference``, the runner's method until this benchmark's
 commit): prefill is its own ``generate`` of 1 token, decode = generate -
 prefill from two different runs. New (``one-pass-hook``, the runner's method
 now): one ``generate`` whose window a streamer hook cuts at the first new
-token (:mod:`nrg.sweep.phases`). Both run on the same loaded model and the same
+token (:mod:`nrg.workloads.phases`). Both run on the same loaded model and the same
 inputs, interleaved repeat by repeat in ABBA order (old-new, new-old, ...) so
 drift in machine load hits both alike. Reported per cell and over all cells:
 
@@ -29,8 +29,9 @@ import time
 from typing import Any
 
 from nrg.sweep.config import parse_config
-from nrg.sweep.generation import Workload, load_model, make_workload, open_monitor
-from nrg.sweep.phases import measure_repeat
+from nrg.workloads.cells import open_monitor
+from nrg.workloads.generation import Workload, load_model, make_workload
+from nrg.workloads.phases import measure_repeat
 
 OLD, NEW = "two-runs-difference", "one-pass-hook"
 

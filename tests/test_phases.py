@@ -9,8 +9,8 @@ from fakes.nvml import FakeGpu, FakeNvml
 from nrg.errors import ParameterError
 from nrg.meters import EnergyMonitor
 from nrg.models import ModelSpec, load
-from nrg.sweep.generation import Workload
-from nrg.sweep.phases import PHASE_METHOD, FirstTokenSplit, itl_percentiles, measure_repeat
+from nrg.workloads.generation import Workload
+from nrg.workloads.phases import PHASE_METHOD, FirstTokenSplit, itl_percentiles, measure_repeat
 
 
 def nvml_monitor(fake: FakeNvml) -> EnergyMonitor:

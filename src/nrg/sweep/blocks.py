@@ -16,9 +16,10 @@ minimum repeats) leaves the later blocks. ``order: sequential`` keeps the old
 order (all repeats of a cell, then the next cell) for comparisons such as
 ``benchmarks/bench_order.py``.
 
-The scheduler only decides *when* each repeat runs; a :class:`Worker` does the
-measuring (in this process, or in a child process that keeps the cell's model
-loaded between blocks: see :mod:`nrg.sweep.worker`).
+The scheduler only decides *when* each repeat runs; a
+:class:`~nrg.workloads.protocol.Worker` does the measuring (in this process, or
+in a child process that keeps the cell's model loaded between blocks: see
+:mod:`nrg.sweep.worker`).
 
 Nothing finished is lost: after every repeat the caller may keep the cell's
 state (``checkpoint``: :mod:`nrg.sweep.store` writes it atomically), and a
@@ -34,38 +35,14 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from nrg.sweep.config import Cell
 from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
+from nrg.workloads.protocol import Worker
 
 if TYPE_CHECKING:
     import pandas as pd
-
-class Worker(Protocol):
-    """Measures one cell on request; loading and warm-up never fall inside a window."""
-
-    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
-        """Load the model, apply the cell's transforms and warm up.
-
-        ``next_repeat`` and ``retries`` continue a cell that already has repeats
-        (kept by an earlier sweep, or measured before the worker was closed to
-        make room): row ``repeat`` indices never repeat, the interference cap holds.
-        """
-
-    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
-        """Measure one repeat; its rows and the sample the adaptive rule watches (None: not counted).
-
-        ``run_order`` is None in ``sequential`` order: rows without it are not
-        taken as blocks by the analysis (:mod:`nrg.stats.blocking`).
-        """
-
-    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Columns common to the cell's rows, and extra rows (quality) measured once at the end."""
-
-    def close(self) -> None:
-        """Release the model (and the process holding it)."""
-
 
 @dataclass
 class CellRun:

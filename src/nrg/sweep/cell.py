@@ -60,7 +60,7 @@ def run_cell(cell: Cell, context: SweepContext,
              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """All rows of ``cell``; a failure gives one row with ``status``/``error`` instead."""
     try:
-        from nrg.sweep.workloads import measure
+        from nrg.workloads.registry import measure
 
         return measure(cell, context, monitor_options)
     except Exception as exc:  # noqa: BLE001 - any failure of the cell is data

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nrg.sweep import checkpoints, signals
-from nrg.sweep.blocks import CellRun, Hooks, Worker, run_blocks
+from nrg.sweep.blocks import CellRun, Hooks, run_blocks
 from nrg.sweep.config import Cell, SweepConfig
 from nrg.sweep.context import SweepContext, failed_frame
 from nrg.sweep.store import RunStore
 from nrg.sweep.worker import LocalWorker, ProcessWorker
+from nrg.workloads.protocol import Worker
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -148,7 +148,7 @@ def _interleaved(cfg: SweepConfig, cells: list[Cell], gate: Callable[[Cell], flo
     held for a cell's life and acts on the whole device, so two cells holding
     settings must never be measured side by side.
     """
-    from nrg.sweep.workloads import GENERATION
+    from nrg.workloads.registry import GENERATION
 
     return (cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
             and (cfg.order == "blocked" or not cfg.isolate) and not any(changes_device(c) for c in cells))

@@ -37,7 +37,7 @@ from nrg.sweep.config import Cell
 from nrg.sweep.context import SweepContext
 
 if TYPE_CHECKING:
-    from nrg.sweep.generation import PreparedCell
+    from nrg.workloads.generation import PreparedCell
 
 class WorkerError(RuntimeError):
     """A cell's worker failed; the message says how (exit status, timeout, the child's error)."""
@@ -53,8 +53,8 @@ class LocalWorker:
     prepared: PreparedCell | None = None
 
     def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
-        """Load, transform and warm up (see :func:`nrg.sweep.generation.prepare_cell`)."""
-        from nrg.sweep.generation import prepare_cell
+        """Load, transform and warm up (see :func:`nrg.workloads.generation.prepare_cell`)."""
+        from nrg.workloads.generation import prepare_cell
 
         self.prepared = _continued(prepare_cell(self.cell, self.context, self.monitor_options),
                                    next_repeat, retries)
@@ -233,7 +233,7 @@ def _footprint(device: str) -> dict[str, float]:
 
 
 def _serve(prepared: PreparedCell | None, request: Mapping[str, Any]) -> tuple[PreparedCell | None, dict[str, Any]]:
-    from nrg.sweep.generation import prepare_cell
+    from nrg.workloads.generation import prepare_cell
 
     cmd = request.get("cmd")
     if cmd == "prepare":

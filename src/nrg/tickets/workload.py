@@ -123,9 +123,9 @@ def measure_finetune(cell: Cell, context: SweepContext,
     from nrg.compress.quantization import support
     from nrg.models import load
     from nrg.sweep.context import identity
-    from nrg.sweep.generation import apply_transforms, enter_environments, open_monitor, peak_memory_bytes_safe
     from nrg.sweep.repeats import ci_rel_halfwidth
     from nrg.tickets.finetune import quiet
+    from nrg.workloads.cells import apply_transforms, enter_environments, open_monitor, peak_memory_bytes_safe
 
     options = FinetuneOptions.from_dict(cell.settings.options)
     data = task_data(options, cell.task.name, cell.settings.seed)
@@ -184,7 +184,7 @@ class _Job:
 
     def quantized(self, module: Any) -> tuple[Any, dict[str, Any]]:
         """A copy of ``module`` through the ``quant`` axis (sparse kernels deferred); its columns."""
-        from nrg.sweep.generation import apply_transforms
+        from nrg.workloads.cells import apply_transforms
 
         loaded = dataclasses.replace(self.pruned, model=copy.deepcopy(module))
         loaded, columns = apply_transforms(loaded, self.cell, only=("quant",),
@@ -237,8 +237,8 @@ class _Job:
 
     def inference_rows(self, model: Any, monitor: Monitor, k: int, settings: TrainSettings) -> list[dict[str, Any]]:
         """Warm-up, then inference windows until the sweep's repeat policy is met."""
-        from nrg.sweep.generation import per_token_sample
         from nrg.sweep.repeats import should_stop
+        from nrg.workloads.cells import per_token_sample
 
         for _ in range(self.cell.settings.warmup):
             self.evaluate(model, settings, monitor)
@@ -264,7 +264,7 @@ class _Job:
 
     def row(self, result: PhaseResult, k: int, window: int = 0) -> dict[str, Any]:
         """A measured phase as a row: energy with the sweep's idle baseline, tokens, quality."""
-        from nrg.sweep.generation import phase_row
+        from nrg.workloads.cells import phase_row
 
         measured = result.measurement.with_idle(self.context.idle_power_w)
         ids = self._next(result.phase, k, window)

@@ -5,7 +5,7 @@ process per cell, ``cell_timeout_s``, failure rows, ``retry_failed``, resume,
 provenance, the idle baseline -- and only the measured path of a cell
 differs:
 
-* ``generation`` (chapters 1-3, :mod:`nrg.sweep.generation`): prefill, decode
+* ``generation`` (chapters 1-3, :mod:`nrg.workloads.generation`): prefill, decode
   and generate of a (compressed) model, adaptive repeats, task quality;
 * ``finetune`` (chapter 4, :mod:`nrg.tickets.workload`): LoRA fine-tuning and
   inference on fault tickets under the ``quant`` x ``prune`` axes;
@@ -60,7 +60,7 @@ class Workload:
 
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
-    Workload(GENERATION, "nrg.sweep.generation", "measure_cell",
+    Workload(GENERATION, "nrg.workloads.generation", "measure_cell",
              "prefill, decode and generate of a (compressed) model; task quality"),
     Workload("finetune", "nrg.tickets.workload", "measure_finetune",
              "LoRA fine-tuning and inference on fault tickets (chapter 4)"),

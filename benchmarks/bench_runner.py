@@ -20,7 +20,7 @@ import time
 
 from nrg.sweep.config import parse_config
 from nrg.workloads.cells import open_monitor
-from nrg.workloads.generation import load_model, make_workload
+from nrg.workloads.generation import load_model, make_inputs
 
 OUTPUT_TOKENS = 64
 
@@ -35,7 +35,7 @@ def main() -> None:
                         "isolate": False})
     cell = cfg.cells()[0]
     loaded = load_model(cell)
-    workload = make_workload(loaded, cell, task=None)
+    workload = make_inputs(loaded, cell, task=None)
     import torch
 
     def bare() -> float:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Workload:
+class GenerationInputs:
     """A loaded model and fixed inputs of exactly ``batch_size x input_tokens`` tokens."""
 
     loaded: LoadedModel
@@ -80,8 +80,8 @@ def task_input_ids(loaded: LoadedModel, task: Task, batch_size: int, input_token
     return torch.tensor(rows, dtype=torch.long)
 
 
-def make_workload(loaded: LoadedModel, cell: Cell, task: Task | None) -> Workload:
-    """The cell's workload: task prompts when the model has a tokenizer, else seeded random tokens."""
+def make_inputs(loaded: LoadedModel, cell: Cell, task: Task | None) -> GenerationInputs:
+    """The cell's inputs: task prompts when the model has a tokenizer, else seeded random tokens."""
     import torch
 
     seed = cell.settings.seed
@@ -90,14 +90,14 @@ def make_workload(loaded: LoadedModel, cell: Cell, task: Task | None) -> Workloa
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     else:
         inputs = loaded.synthetic_inputs(cell.batch_size, cell.input_tokens, seed=seed)
-    return Workload(loaded, inputs, cell.output_tokens)
+    return GenerationInputs(loaded, inputs, cell.output_tokens)
 
 
-def run_quality(workload: Workload, task: Task, cell: Cell, monitor: Monitor) -> tuple[Measurement, dict[str, float], int]:
+def run_quality(inputs: GenerationInputs, task: Task, cell: Cell, monitor: Monitor) -> tuple[Measurement, dict[str, float], int]:
     """Generate for ``quality_items`` task items with their own prompts and score them."""
     import torch
 
-    loaded = workload.loaded
+    loaded = inputs.loaded
     if loaded.tokenizer is None:
         raise ParameterError(f"model {loaded.name!r} has no tokenizer, so task {task.name!r} cannot be scored")
     items = task.items(None, seed=cell.settings.seed)[: cell.settings.quality_items]
@@ -186,7 +186,7 @@ class PreparedCell:
     context: SweepContext
     loaded: LoadedModel
     task: Any | None
-    workload: Workload
+    inputs: GenerationInputs
     bounds: Mapping[str, float]
     columns: dict[str, Any]
     stack: ExitStack
@@ -203,7 +203,7 @@ class PreparedCell:
         rows: list[dict[str, Any]] = []
         observers = self.observers
         while True:
-            one = measure_repeat(self.workload, self.monitor).with_idle(self.context.idle_power_w)
+            one = measure_repeat(self.inputs, self.monitor).with_idle(self.context.idle_power_w)
             flagged = policy.flags(one.generate)
             rows.extend(repeat_rows(one, self.repeats_done, cell, self.bounds, flagged))
             self.repeats_done += 1
@@ -221,7 +221,7 @@ class PreparedCell:
         extra: list[dict[str, Any]] = []
         quality_cols: dict[str, float] = {}
         if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
-            m, quality_cols, produced = run_quality(self.workload, task, cell, self.monitor)
+            m, quality_cols, produced = run_quality(self.inputs, task, cell, self.monitor)
             observed = observe(self.observers)
             extra.append({**phase_row(m.with_idle(self.context.idle_power_w), "inference", 0, produced, math.nan),
                           "interference": cell.settings.interference.flags(m), **observed})
@@ -246,7 +246,7 @@ def prepare_cell(cell: Cell, context: SweepContext,
     task = _task_for(cell)
     if loaded.weights != "real" or loaded.tokenizer is None:
         task = None if task is None else _LabelOnly(task.dataset)  # systems run: synthetic ids
-    workload = make_workload(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
+    inputs = make_inputs(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
     bounds, roof_cols = roofline_for(loaded, cell, context)
     reset_peak_memory(cell.settings.device)
     stack = ExitStack()
@@ -254,11 +254,11 @@ def prepare_cell(cell: Cell, context: SweepContext,
         monitor = stack.enter_context(open_monitor(cell, monitor_options))
         observers = enter_environments(stack, cell)   # held for the cell's life, left at close()
         for _ in range(cell.settings.warmup):
-            workload.generate()
+            inputs.generate()
     except BaseException:
         stack.close()
         raise
-    return PreparedCell(cell, context, loaded, task, workload, bounds, {**roof_cols, **transform_cols},
+    return PreparedCell(cell, context, loaded, task, inputs, bounds, {**roof_cols, **transform_cols},
                         stack, monitor, observers)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nrg.meters import Measurement
-    from nrg.workloads.generation import Workload
+    from nrg.workloads.generation import GenerationInputs
 
 PHASE_METHOD = "one-pass-hook"
 
@@ -69,7 +69,7 @@ class OnePass:
                                    generate=self.generate.with_idle(idle_power_w))
 
 
-def measure_repeat(workload: Workload, monitor: Any) -> OnePass:
+def measure_repeat(workload: GenerationInputs, monitor: Any) -> OnePass:
     """One repeat: one ``generate`` window, cut at the first new token by the streamer hook."""
     hook = FirstTokenSplit(monitor)
     monitor.begin_window("generate")

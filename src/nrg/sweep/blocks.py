@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nrg.sweep.config import Cell
-from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
+from nrg.sweep.repeats import RepeatPolicy, ci_rel_halfwidth
+from nrg.workloads import registry
 from nrg.workloads.protocol import Worker
 
 if TYPE_CHECKING:
@@ -46,7 +47,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class CellRun:
-    """What a sweep has measured of one cell so far (``attempts``: repeats asked of a worker)."""
+    """What a sweep has measured of one cell so far (``attempts``: repeats asked of a worker).
+
+    ``policy`` is how many repeats the cell's workload wants (default: the
+    sweep's ``repeats``; fine-tuning: its ``train_repeats``).
+    """
 
     cell: Cell
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -55,15 +60,17 @@ class CellRun:
     failed: pd.DataFrame | None = None
     skipped: bool = False   # another sweep holds (or finished) the cell: nothing to measure here
     claimed: bool = False   # this sweep may measure the cell (asked before its first repeat here)
+    policy: RepeatPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = registry.repeat_policy(self.cell)
 
     @property
     def stopped(self) -> bool:
         """True once the repeat policy is met, a failure ended the cell, or it was left to another sweep."""
         if self.failed is not None or self.skipped:
             return True
-        policy = self.cell.settings.repeats
-        # a repeat whose every try was flagged gives no sample: cap attempts so a cell cannot loop
-        return should_stop(self.samples, policy) or self.attempts >= policy.max_n
+        return self.policy.done(self.samples, self.attempts)   # the one rule, capped at max_n attempts
 
     @property
     def next_repeat(self) -> int:
@@ -146,7 +153,28 @@ def cell_frame(run: CellRun, common: Mapping[str, Any], extra_rows: Sequence[Map
 
     precision = {"repeats_n": len(run.samples), "ci_rel_halfwidth": ci_rel_halfwidth(run.samples)}
     rows = [{**dict(common), **precision, **row} for row in [*run.rows, *extra_rows]]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    registry.precision(run.cell, frame)
+    return frame
+
+
+def run_whole(cell: Cell, worker: Worker) -> pd.DataFrame:
+    """The whole cell at once: prepare, repeat until its policy is met, finish; the worker is closed.
+
+    The cell's repeats run back to back (``block`` is the repeat's index,
+    ``run_order`` None): the one-shot cell process, a Ray task, an in-process
+    sequential cell. A failure raises (the caller writes the failure row).
+    """
+    run = CellRun(cell)
+    try:
+        worker.prepare()
+        while not run.stopped:
+            rows, sample = worker.repeat(run.attempts, None)
+            record_repeat(run, rows, sample)
+        common, extra = worker.finish()
+    finally:
+        worker.close()
+    return cell_frame(run, common, extra)
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""A sweep's generation cells measured in blocks: workers kept loaded where memory allows.
+"""A sweep's cells measured in blocks: workers kept loaded where memory allows.
 
-The run loop of :mod:`nrg.sweep.run` hands the cells of a ``generation``
-sweep here: :mod:`nrg.sweep.blocks` decides the order (one repeat of every
+The run loop of :mod:`nrg.sweep.run` hands the cells of a sweep here (every
+workload whose cells may run side by side: generation, fine-tuning): :mod:`nrg.sweep.blocks` decides the order (one repeat of every
 unfinished cell per block, shuffled per block) and this module keeps a worker
 per cell -- a child process (``isolate: true``) or an in-process object --
 with its model loaded between blocks. When the next cell's model would not
@@ -25,7 +25,8 @@ from nrg.sweep.blocks import CellRun, Hooks, run_blocks
 from nrg.sweep.config import Cell, SweepConfig
 from nrg.sweep.context import SweepContext, failed_frame
 from nrg.sweep.store import RunStore
-from nrg.sweep.worker import LocalWorker, ProcessWorker
+from nrg.sweep.worker import ProcessWorker
+from nrg.workloads import registry
 from nrg.workloads.protocol import Worker
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class WorkerPool:
             if progress is None:
                 worker.prepare()
             else:
-                worker.prepare(progress.next_repeat, progress.retries)
+                worker.prepare(progress.next_repeat, progress.retries, progress.attempts)
         except BaseException:
             self.release(cell.cell_id, now=True)
             raise
@@ -89,19 +90,14 @@ class WorkerPool:
 
     def _new(self, cell: Cell) -> Worker:
         if not self.cfg.isolate:
-            return LocalWorker(cell, self.context, self.monitor_options)
+            return registry.worker(cell, self.context, self.monitor_options)
         log = self.run.logs_dir / f"{cell.cell_id}.log"
         return ProcessWorker(cell, self.context, log, self.cfg.cell_timeout_s, dvfs=self.dvfs,
                              offline=not self.cfg.allow_download)
 
     def _learn(self, worker: Worker) -> None:
         """Remember the largest model footprint seen, to plan room for the next one."""
-        used = 0.0
-        if isinstance(worker, ProcessWorker):
-            used = float(worker.footprint.get("used_bytes", 0.0))
-        elif isinstance(worker, LocalWorker) and worker.prepared is not None:
-            loaded = worker.prepared.loaded
-            used = float(loaded.n_params * loaded.spec.dtype_bytes)
+        used = float(worker.footprint.get("used_bytes", 0.0))
         self.footprint_bytes = max(self.footprint_bytes, used)
 
     def _make_room(self) -> None:
@@ -135,7 +131,7 @@ class RepeatProgress:
         """A bar over the repeats ``runs`` may take; ``skipped`` cells were done in an earlier run."""
         from nrg.progress import bar
 
-        total = sum(max(r.cell.settings.repeats.max_n, r.attempts) for r in runs.values())
+        total = sum(max(r.policy.max_n, r.attempts) for r in runs.values())
         kept = sum(r.attempts for r in runs.values())
         counter = cls(bar(None, desc=name, unit="repeat", enabled=enabled, total=total, initial=kept),
                       len(runs) + skipped, skipped, kept)
@@ -160,7 +156,7 @@ class RepeatProgress:
         self.bar.close()
 
     def _shrink(self, run: CellRun) -> None:
-        left = max(run.cell.settings.repeats.max_n, run.attempts) - run.attempts
+        left = max(run.policy.max_n, run.attempts) - run.attempts
         if left and self.bar.total is not None:
             self.bar.total -= left
             self.bar.refresh()

@@ -48,9 +48,11 @@ if TYPE_CHECKING:
     from nrg.models import ModelSpec
     from nrg.sweep.config import Cell, ModelEntry, SweepConfig
     from nrg.sweep.context import SweepContext
+    from nrg.sweep.repeats import RepeatPolicy
     from nrg.tickets.finetune import PhaseResult, TrainSettings
 
-__all__ = ["TASKS", "UNUSED_KEYS", "parse_options", "task_options", "check", "factors", "measure_finetune"]
+__all__ = ["TASKS", "UNUSED_KEYS", "FinetuneWorker", "check", "factors", "parse_options", "precision",
+           "repeat_policy", "task_options"]
 
 FLOAT_QUANTS = ("none", "fp32")   # quantizations whose LoRA-tuned model is the float-tuned one
 QUALITY_COLUMNS = ("accuracy", "macro_f1", "rouge_l", "bleu")
@@ -115,51 +117,110 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def measure_finetune(cell: Cell, context: SweepContext,
-                     monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Fine-tune and evaluate one (model, task, quant, prune) cell; rows per phase and window."""
-    import pandas as pd
+def repeat_policy(cell: Cell) -> RepeatPolicy:
+    """One runner repeat per tuned model: exactly ``train_repeats`` (inference windows follow the sweep's policy)."""
+    from nrg.sweep.repeats import RepeatPolicy
 
-    from nrg.compress.quantization import support
-    from nrg.models import load
-    from nrg.sweep.context import identity
+    n = FinetuneOptions.from_dict(cell.settings.options).train_repeats
+    return RepeatPolicy(min_n=n, max_n=n, ci_rel=None)
+
+
+def precision(frame: pd.DataFrame) -> None:
+    """``repeats_n`` and ``ci_rel_halfwidth`` per phase, over its ok rows' energy."""
     from nrg.sweep.repeats import ci_rel_halfwidth
-    from nrg.tickets.finetune import quiet
-    from nrg.workloads.cells import apply_transforms, enter_environments, open_monitor, peak_memory_bytes_safe
 
-    options = FinetuneOptions.from_dict(cell.settings.options)
-    data = task_data(options, cell.task.name, cell.settings.seed)
-    quant, device = _axis(cell, "quant"), cell.settings.device
-    reason = support(quant, "cuda" if device.startswith("cuda") else "cpu")
-    if reason:
-        raise NotImplementedError(f"quant={quant!r}: {reason}")
-    with quiet():
-        base = load(model_spec(cell.model, cell.task.name, cell.dtype, device, len(data.labels) or None))
-        pruned, columns = apply_transforms(base, cell, only=("prune",), options={"prune": {"sparse_kernels": False}})
-    _reset_peak_memory(device)
-    job = _Job(cell, context, options, data, pruned, FloatCache.for_run(context.run_dir))
-    with ExitStack() as stack:
-        monitor = stack.enter_context(open_monitor(cell, monitor_options))
-        observers = enter_environments(stack, cell)
-        with quiet():
-            rows = [row for k in range(options.train_repeats) for row in job.tuned_model_rows(monitor, k)]
-        observed = {key: value for observe in observers for key, value in observe().items()}
-    common = {**identity(cell, context), "weights": base.weights, "n_params": base.n_params,
-              "load_time_s": base.load_time_s, **columns, **observed,
-              "peak_mem_bytes": peak_memory_bytes_safe(device)}
-    frame = pd.DataFrame([{**common, **row} for row in rows])
     frame["repeats_n"], frame["ci_rel_halfwidth"] = 0, math.nan
+    if "phase" not in frame:
+        return
     for phase, part in frame[frame["status"] == "ok"].groupby("phase"):
         frame.loc[frame["phase"] == phase, "repeats_n"] = len(part)
         frame.loc[frame["phase"] == phase, "ci_rel_halfwidth"] = ci_rel_halfwidth(part["energy_j"].tolist())
-    return frame
 
 
-def _reset_peak_memory(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
+@dataclass
+class FinetuneWorker:
+    """The finetune workload's :class:`~nrg.workloads.protocol.Worker`: one repeat is one tuned model.
 
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
+    ``prepare`` loads and prunes the base model once and opens the meters;
+    repeat ``k`` (the runner's k-th) quantizes a copy, fine-tunes it (seed +
+    k) and runs its inference windows, so tuned models of different cells can
+    be interleaved in randomized blocks like generation repeats.
+    """
+
+    cell: Cell
+    context: SweepContext
+    monitor_options: Mapping[str, Any] | None = None
+    footprint: dict[str, float] = field(default_factory=dict)
+    _job: _Job | None = None
+    _base: Any = None
+    _columns: dict[str, Any] = field(default_factory=dict)
+    _stack: ExitStack | None = None
+    _monitor: Monitor | None = None
+    _observers: list[Any] = field(default_factory=list)
+
+    def prepare(self, next_repeat: int = 0, retries: int = 0, done: int = 0) -> None:
+        """Load the task's model and prune it; open the meters and enter the axes' environments.
+
+        ``done`` tuned models were measured before (kept repeats): the next is
+        model ``done`` and its rows continue the per-phase ``repeat`` numbers.
+        """
+        from nrg.compress.quantization import support
+        from nrg.models import load
+        from nrg.tickets.finetune import quiet
+        from nrg.workloads.cells import apply_transforms, enter_environments, open_monitor, reset_peak_memory
+
+        cell = self.cell
+        options = FinetuneOptions.from_dict(cell.settings.options)
+        data = task_data(options, cell.task.name, cell.settings.seed)
+        quant, device = _axis(cell, "quant"), cell.settings.device
+        reason = support(quant, "cuda" if device.startswith("cuda") else "cpu")
+        if reason:
+            raise NotImplementedError(f"quant={quant!r}: {reason}")
+        with quiet():
+            base = load(model_spec(cell.model, cell.task.name, cell.dtype, device, len(data.labels) or None))
+            pruned, self._columns = apply_transforms(base, cell, only=("prune",),
+                                                     options={"prune": {"sparse_kernels": False}})
+        reset_peak_memory(device)
+        self._base, self.footprint = base, {"used_bytes": float(base.n_params * base.spec.dtype_bytes)}
+        self._job = _Job(cell, self.context, options, data, pruned, FloatCache.for_run(self.context.run_dir))
+        if done:
+            self._job.repeats = {"finetune": int(done), "inference": int(next_repeat)}
+        self._job.next_model = int(done)
+        self._stack = ExitStack()
+        self._monitor = self._stack.enter_context(open_monitor(cell, self.monitor_options))
+        self._observers = enter_environments(self._stack, cell)
+
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
+        """Tune the next model and run its inference windows; the rows and their mean energy per token."""
+        from nrg.tickets.finetune import quiet
+
+        assert self._job is not None and self._monitor is not None, "prepare() first"
+        k = self._job.next_model
+        with quiet():
+            rows = self._job.tuned_model_rows(self._monitor, k)
+        self._job.next_model += 1
+        samples = [r["energy_per_token_j"] for r in rows if r["phase"] == "inference" and r["status"] == "ok"]
+        finite = [float(x) for x in samples if math.isfinite(float(x))]
+        # blocked order: where the tuned model fell in the sweep (run whole, rows stay as they were)
+        order = {} if run_order is None else {"block": block, "run_order": run_order}
+        return [{**row, **order} for row in rows], (sum(finite) / len(finite) if finite else None)
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The columns every row carries: identity, the model, the prune columns, what the axes held, memory."""
+        from nrg.sweep.context import identity
+        from nrg.workloads.cells import observe, peak_memory_bytes_safe
+
+        base = self._base
+        common = {**identity(self.cell, self.context), "weights": base.weights, "n_params": base.n_params,
+                  "load_time_s": base.load_time_s, **self._columns, **observe(self._observers),
+                  "peak_mem_bytes": peak_memory_bytes_safe(self.cell.settings.device)}
+        return common, []
+
+    def close(self) -> None:
+        """Close the meters, leave the environments and drop the models."""
+        if self._stack is not None:
+            self._stack.close()
+        self._stack, self._monitor, self._job, self._base = None, None, None, None
 
 
 @dataclass
@@ -173,6 +234,7 @@ class _Job:
     pruned: Any                      # the LoadedModel after the prune axis (float weights)
     cache: FloatCache
     repeats: dict[str, int] = field(default_factory=dict)   # next ``repeat`` per phase
+    next_model: int = 0                                      # the next tuned model's ``train_repeat``
 
     @property
     def task(self) -> str:
@@ -236,17 +298,16 @@ class _Job:
         return model, columns
 
     def inference_rows(self, model: Any, monitor: Monitor, k: int, settings: TrainSettings) -> list[dict[str, Any]]:
-        """Warm-up, then inference windows until the sweep's repeat policy is met."""
-        from nrg.sweep.repeats import should_stop
+        """Warm-up, then inference windows until the sweep's repeat policy is met (its one rule, capped)."""
         from nrg.workloads.cells import per_token_sample
 
         for _ in range(self.cell.settings.warmup):
             self.evaluate(model, settings, monitor)
         rows: list[dict[str, Any]] = []
         samples: list[float] = []
-        while not should_stop(samples, self.cell.settings.repeats):
+        while not self.cell.settings.repeats.done(samples, len(rows)):
             result = self.evaluate(model, settings, monitor)
-            rows.append(self.row(result, k, window=len(samples)))
+            rows.append(self.row(result, k, window=len(rows)))
             samples.append(per_token_sample(result.measurement, max(result.tokens, 1)))
         return rows
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
@@ -47,7 +47,6 @@ from nrg.workloads.cells import (
 from nrg.workloads.phases import PHASE_METHOD, OnePass, itl_percentiles, measure_repeat
 
 if TYPE_CHECKING:
-    import pandas as pd
     import torch
 
     from nrg.meters import Measurement
@@ -262,25 +261,38 @@ def prepare_cell(cell: Cell, context: SweepContext,
                         stack, monitor, observers)
 
 
-def measure_cell(cell: Cell, context: SweepContext,
-                 monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The whole cell at once: prepare, repeat until the policy is met, finish; one row per phase/repeat.
+@dataclass
+class GenerationWorker:
+    """The generation workload's :class:`~nrg.workloads.protocol.Worker`: a :class:`PreparedCell` on request."""
 
-    The cell's repeats run back to back (``block`` is the repeat's index); a
-    sweep interleaves cells instead (:mod:`nrg.sweep.blocks`).
-    """
-    from nrg.sweep.blocks import CellRun, cell_frame, record_repeat
+    cell: Cell
+    context: SweepContext
+    monitor_options: Mapping[str, Any] | None = None
+    prepared: PreparedCell | None = None
+    footprint: dict[str, float] = field(default_factory=dict)
 
-    prepared = prepare_cell(cell, context, monitor_options)
-    try:
-        run = CellRun(cell)
-        while not run.stopped:
-            rows, sample = prepared.measure(block=run.attempts, run_order=None)
-            record_repeat(run, rows, sample)
-        common, extra = prepared.finish()
-    finally:
-        prepared.close()
-    return cell_frame(run, common, extra)
+    def prepare(self, next_repeat: int = 0, retries: int = 0, done: int = 0) -> None:
+        """Load, transform and warm up (:func:`prepare_cell`); rows continue after ``next_repeat``."""
+        prepared = prepare_cell(self.cell, self.context, self.monitor_options)
+        prepared.repeats_done, prepared.retries = int(next_repeat), int(retries)
+        self.prepared = prepared
+        self.footprint = {"used_bytes": float(prepared.loaded.n_params * prepared.loaded.spec.dtype_bytes)}
+
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
+        """One measured repeat (redone while flagged, up to the cap)."""
+        assert self.prepared is not None, "prepare() first"
+        return self.prepared.measure(block, run_order)
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Common columns and quality rows."""
+        assert self.prepared is not None, "prepare() first"
+        return self.prepared.finish()
+
+    def close(self) -> None:
+        """Release the model and the meters."""
+        if self.prepared is not None:
+            self.prepared.close()
+            self.prepared = None
 
 
 def _ci_target(cell: Cell) -> float:

@@ -27,7 +27,7 @@ Keys (all but ``models`` optional)::
     order: blocked               # blocked (default): one repeat of every unfinished cell per block,
                                  # in a seeded random order per block, workers keeping models loaded
                                  # (rows carry block, run_order; the ANOVA takes the block as a
-                                 # factor; generation workload, local executor; a sweep whose cells
+                                 # factor; local executor, not serving; a sweep whose cells
                                  # set a clock / power limit runs whole cells); sequential: each
                                  # cell whole, one after another (one process per cell); not part
                                  # of the cell id

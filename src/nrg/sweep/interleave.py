@@ -1,9 +1,10 @@
 """A sweep's cells measured in blocks: workers kept loaded where memory allows.
 
 The run loop of :mod:`nrg.sweep.run` hands the cells of a sweep here (every
-workload whose cells may run side by side: generation, fine-tuning): :mod:`nrg.sweep.blocks` decides the order (one repeat of every
-unfinished cell per block, shuffled per block) and this module keeps a worker
-per cell -- a child process (``isolate: true``) or an in-process object --
+workload whose cells may run side by side: generation, fine-tuning):
+:mod:`nrg.sweep.blocks` decides the order (one repeat of every unfinished
+cell per block, shuffled per block) and this module keeps a worker per cell
+-- a child process (``isolate: true``) or the workload's own worker in process --
 with its model loaded between blocks. When the next cell's model would not
 fit beside the loaded ones, the least recently used worker is closed and its
 model reloaded later (loading never falls inside a window). Each repeat is

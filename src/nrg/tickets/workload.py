@@ -1,20 +1,24 @@
 """Fine-tuning + inference on fault tickets: the ``finetune`` workload of the sweep runner (chapter 4).
 
 The runner does for these cells what it does for every cell -- checks before
-any work, one process per cell, ``cell_timeout_s``, failure rows,
-``retry_failed``, resume, provenance, the idle baseline -- and one cell
-(a model, a task ``root_cause`` or ``response``, and a value of each axis) is:
+any work, one worker per cell (:class:`FinetuneWorker`, the
+:class:`~nrg.workloads.protocol.Worker` contract), randomized blocks,
+``cell_timeout_s``, failure rows, ``retry_failed``, resume, provenance, the
+idle baseline -- and one cell (a model, a task ``root_cause`` or
+``response``, and a value of each axis) is:
 
-1. load the task's model (``root_cause``: a sequence classifier with one
+1. ``prepare``: load the task's model (``root_cause``: a sequence classifier with one
    label per root cause; ``response``: a causal LM) and prune it through the
    ``prune`` axis (float weights; sparse kernels wait until after training);
-2. per train repeat k (seed + k): quantize a copy through the ``quant`` axis
+2. each runner ``repeat`` is train repeat k (seed + k; ``train_repeats`` of
+   them, interleaved with other cells' in blocked order): quantize a copy through the ``quant`` axis
    and fine-tune LoRA adapters on the compressed, frozen base (QLoRA-style for
    8/4-bit) in one ``finetune`` window. Where LoRA cannot wrap the compressed
    layers (torch's dynamic int8) the finetune row is ``unsupported`` with the
    reason, and inference runs the float-tuned model (trained, or read from the
-   run's cache: :mod:`nrg.tickets.float_tuned`), merged and quantized
-   afterwards (``finetune_path``, ``float_tuned_from``);
+   run's cache: :mod:`nrg.tickets.float_tuned`, where the sibling cell
+   without quantization put it if it ran first -- blocked order decides),
+   merged and quantized afterwards (``finetune_path``, ``float_tuned_from``);
 3. ``inference``: predict the held-out tickets (accuracy, macro-F1) or write
    their responses (ROUGE-L, BLEU) -- ``warmup`` unmeasured passes, then
    windows until the sweep's ``repeats`` policy is met (adaptive on energy per

@@ -4,7 +4,7 @@ Old (``two-runs-difference``, the runner's method until this benchmark's
 commit): prefill is its own ``generate`` of 1 token, decode = generate -
 prefill from two different runs. New (``one-pass-hook``, the runner's method
 now): one ``generate`` whose window a streamer hook cuts at the first new
-token (:mod:`nrg.sweep.phases`). Both run on the same loaded model and the same
+token (:mod:`nrg.workloads.phases`). Both run on the same loaded model and the same
 inputs, interleaved repeat by repeat in ABBA order (old-new, new-old, ...) so
 drift in machine load hits both alike. Reported per cell and over all cells:
 
@@ -29,13 +29,14 @@ import time
 from typing import Any
 
 from nrg.sweep.config import parse_config
-from nrg.sweep.generation import Workload, load_model, make_workload, open_monitor
-from nrg.sweep.phases import measure_repeat
+from nrg.workloads.cells import open_monitor
+from nrg.workloads.generation import GenerationInputs, load_model, make_inputs
+from nrg.workloads.phases import measure_repeat
 
 OLD, NEW = "two-runs-difference", "one-pass-hook"
 
 
-def old_repeat(workload: Workload, monitor: Any) -> dict[str, float]:
+def old_repeat(workload: GenerationInputs, monitor: Any) -> dict[str, float]:
     """The former method: a 1-token generate window, then a full generate window; decode = difference."""
     monitor.begin_window("prefill")
     workload.loaded.generate(workload.inputs, 1)
@@ -48,14 +49,14 @@ def old_repeat(workload: Workload, monitor: Any) -> dict[str, float]:
             "other_cpu_frac": generate.other_cpu_frac}
 
 
-def new_repeat(workload: Workload, monitor: Any) -> dict[str, float]:
+def new_repeat(workload: GenerationInputs, monitor: Any) -> dict[str, float]:
     """The runner's method: one generate, cut at the first new token."""
     one = measure_repeat(workload, monitor)
     return {"ttft_s": one.prefill.elapsed_s, "decode_s": one.decode.elapsed_s,
             "decode_j": one.decode.total_j(), "other_cpu_frac": one.generate.other_cpu_frac}
 
 
-def tokens_per_s(workload: Workload, monitor: Any, hook: bool) -> tuple[float, float]:
+def tokens_per_s(workload: GenerationInputs, monitor: Any, hook: bool) -> tuple[float, float]:
     """Tokens per wall second and per CPU second of one generate in a monitor window, hook or not.
 
     Why CPU seconds too: on a machine shared with other jobs the wall time of
@@ -94,7 +95,7 @@ def run_cell(model: str, weights: str, input_tokens: int, output_tokens: int, re
     cfg = parse_config({"models": [{"name": model, "weights": weights}], "input_tokens": [input_tokens],
                         "output_tokens": [output_tokens], "isolate": False})
     cell = cfg.cells()[0]
-    workload = make_workload(load_model(cell), cell, task=None)
+    workload = make_inputs(load_model(cell), cell, task=None)
     out: dict[str, Any] = {OLD: [], NEW: [], "overhead": [], "overhead_cpu": []}
     with open_monitor(cell) as monitor:
         workload.generate()                                       # warm-up, not counted

@@ -5,7 +5,7 @@ tokens. Interleaved in one process, alternating which goes first (ABBA), so
 drift in machine load hits both sides alike:
 
 * bare   -- ``model.generate(min_new_tokens = max_new_tokens = 64)`` timed with perf_counter;
-* runner -- :func:`nrg.sweep.generation.measure_repeat`'s generate window exactly as a sweep
+* runner -- :func:`nrg.workloads.phases.measure_repeat`'s generate window exactly as a sweep
   runs it (energy monitor open, begin/end window with meter reads), timed with
   perf_counter around begin_window .. end_window; the runner's own reported
   tokens/s (the window's elapsed time) is printed too.
@@ -19,7 +19,8 @@ import statistics
 import time
 
 from nrg.sweep.config import parse_config
-from nrg.sweep.generation import load_model, make_workload, open_monitor
+from nrg.workloads.cells import open_monitor
+from nrg.workloads.generation import load_model, make_inputs
 
 OUTPUT_TOKENS = 64
 
@@ -34,7 +35,7 @@ def main() -> None:
                         "isolate": False})
     cell = cfg.cells()[0]
     loaded = load_model(cell)
-    workload = make_workload(loaded, cell, task=None)
+    workload = make_inputs(loaded, cell, task=None)
     import torch
 
     def bare() -> float:

@@ -9,8 +9,8 @@ from fakes.nvml import FakeGpu, FakeNvml
 from nrg.errors import ParameterError
 from nrg.meters import EnergyMonitor
 from nrg.models import ModelSpec, load
-from nrg.sweep.generation import Workload
-from nrg.sweep.phases import PHASE_METHOD, FirstTokenSplit, itl_percentiles, measure_repeat
+from nrg.workloads.generation import GenerationInputs
+from nrg.workloads.phases import PHASE_METHOD, FirstTokenSplit, itl_percentiles, measure_repeat
 
 
 def nvml_monitor(fake: FakeNvml) -> EnergyMonitor:
@@ -106,7 +106,7 @@ def models():
 @pytest.mark.parametrize("batch", [1, 3])
 def test_one_generate_gives_prefill_decode_and_token_times(models, name, batch) -> None:
     loaded = models[name]
-    workload = Workload(loaded, loaded.synthetic_inputs(batch, 12), output_tokens=6)
+    workload = GenerationInputs(loaded, loaded.synthetic_inputs(batch, 12), output_tokens=6)
     with EnergyMonitor.auto(meters=["estimate"]) as mon:
         one = measure_repeat(workload, mon)
         assert mon.open_windows == ()

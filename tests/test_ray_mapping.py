@@ -64,7 +64,7 @@ def test_dvfs_target_locks_the_physical_gpu_and_restores_the_target(machine):
 
 def test_sweep_cell_on_cuda_changes_clocks_of_its_own_gpu(machine, monkeypatch):
     """The measured path: a cuda:0 cell with a clock axis locks the GPU CUDA calls 0 (NVML's 2)."""
-    from nrg.sweep.generation import enter_environments
+    from nrg.workloads.cells import enter_environments
 
     monkeypatch.setattr(mapping, "cuda_uuid", cuda_side(CUDA_ORDER))  # torch's view of the machine
     cfg = parse_config({"models": ["gpt2"], "device": "cuda:0", "gpu_clock_mhz": [1200]})

@@ -127,7 +127,13 @@ def test_int8_dynamic_finetune_is_unsupported_and_reuses_the_cached_float_model(
     finetune = dynamic[dynamic["phase"] == "finetune"]
     assert set(finetune["status"]) == {"unsupported"} and finetune["error"].str.contains("LoRA cannot wrap").all()
     assert set(dynamic["finetune_path"]) == {"lora-float-then-quantize"}
-    assert set(dynamic["float_tuned_from"]) == {"cache"}    # trained by the `none` sibling cells
+    # blocked order (the default) shuffles the cells: an int8 cell reuses the float model its `none`
+    # sibling (same pruning and tuned model) trained before it, and trains one itself when it came first
+    for _, row in dynamic[dynamic["phase"] == "inference"].iterrows():
+        sibling = rows[(rows["quant"] == "none") & (rows["prune"] == row["prune"]) & (rows["phase"] == "finetune")
+                       & (rows["train_repeat"] == row["train_repeat"])]
+        first = int(sibling["run_order"].iloc[0]) < int(row["run_order"])
+        assert row["float_tuned_from"] == ("cache" if first else "trained")
     assert len(list((out / "cache" / "float-tuned").iterdir())) == 2          # one per pruning
     alone = run_sweep(tiny(axes={"prune": ["none", "2:4"], "quant": ["int8-dynamic"]}), tmp_path, progress=False)
     assert set(alone["float_tuned_from"]) == {"trained"}
@@ -147,6 +153,66 @@ def test_train_repeats_are_different_seeds_and_rows_carry_the_idle_baseline(tmp_
     losses = finetune["train_loss_first"].tolist()
     assert losses[0] != losses[1]
     assert (rows["idle_power_w"] > 0).all() and (rows["net_energy_j"] < rows["energy_j"]).all()
+
+
+def _two_cells(**changes):  # type: ignore[no-untyped-def]
+    """Two cells of two tuned models each, one inference window per model."""
+    return tiny(axes={"prune": ["none", "2:4"], "quant": ["none"]}, repeats=1,
+                finetune={"n_tickets": 24, "train_repeats": 2,
+                          "classifier": {"batch_size": 8, "max_len": 48, "max_steps": 1}}, **changes)
+
+
+def test_a_fine_tuning_sweep_runs_its_tuned_models_in_randomized_blocks(tmp_path: Path) -> None:
+    rows = run_sweep(_two_cells(order="blocked"), tmp_path / "blocked", progress=False)
+    tuned = rows[rows["phase"] == "finetune"]
+    assert sorted(tuned["run_order"]) == [0, 1, 2, 3] and (tuned["block"] == tuned["train_repeat"]).all()
+    for _, cell in tuned.groupby("cell_id"):   # interleaved: each cell's first model in block 0, not both in a row
+        first, second = cell.sort_values("train_repeat")["run_order"].tolist()
+        assert first < 2 <= second
+    inference = rows[rows["phase"] == "inference"]
+    assert (inference.set_index(["cell_id", "train_repeat"])["run_order"]
+            == tuned.set_index(["cell_id", "train_repeat"])["run_order"]).all()
+    assert not rows.duplicated(["cell_id", "phase", "repeat"]).any() and rows["repeats_n"].eq(2).all()
+    whole = run_sweep(_two_cells(order="sequential"), tmp_path / "sequential", progress=False)
+    assert "run_order" not in whole or whole["run_order"].isna().all()   # run whole: no blocks to analyse
+    assert sorted(whole["cell_id"].unique()) == sorted(rows["cell_id"].unique())
+
+
+def test_a_stopped_fine_tuning_sweep_continues_with_the_next_tuned_model(tmp_path: Path) -> None:
+    from nrg.sweep import checkpoints
+    from nrg.sweep.signals import SweepInterrupted
+
+    seen: list[str] = []
+
+    def stop_after_three(cell_id: str) -> None:
+        seen.append(cell_id)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SweepInterrupted) as info:
+        run_sweep(_two_cells(), tmp_path, progress=False, on_repeat=stop_after_three)
+    assert info.value.cells_done == 0 and info.value.repeats_kept == 3   # stopped before the first was written
+    states = [checkpoints.read(tmp_path, cid) for cid in checkpoints.cell_ids(tmp_path)]
+    kept = next(s for s in states if s is not None and s["attempts"] == 1)
+    assert {r["train_repeat"] for r in kept["rows"]} == {0}
+    again: list[str] = []
+    rows = run_sweep(_two_cells(), tmp_path, progress=False, on_repeat=again.append)
+    assert again == [kept["cell_id"]]                     # only the missing tuned model
+    cell = rows[rows["cell_id"] == kept["cell_id"]]
+    tuned = cell[cell["phase"] == "finetune"].sort_values("train_repeat")
+    assert tuned["train_repeat"].tolist() == [0, 1] and tuned["repeat"].tolist() == [0, 1]
+    assert sorted(cell[cell["phase"] == "inference"]["repeat"]) == [0, 1]
+    assert tuned["train_loss_first"].iloc[0] != tuned["train_loss_first"].iloc[1]   # seed + 1, not seed again
+    assert sorted(rows["run_order"].dropna().astype(int).unique()) == [0, 1, 2, 3]
+
+
+@pytest.mark.process
+def test_an_isolated_fine_tuning_cell_keeps_its_model_in_a_worker_between_blocks(tmp_path: Path) -> None:
+    rows = run_sweep(_two_cells(isolate=True), tmp_path,
+                     progress=False)
+    assert set(rows["status"]) == {"ok"} and sorted(rows[rows["phase"] == "finetune"]["run_order"]) == [0, 1, 2, 3]
+    logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert len([name for name in logs if name.endswith(".log")]) == 2   # one worker per cell, not per repeat
 
 
 def test_a_quantization_the_device_cannot_run_is_an_unsupported_cell(
@@ -246,7 +312,10 @@ def test_nrg_sweep_runs_chapter_4_with_isolated_cells_timeouts_and_resume(tmp_pa
     assert rows["cell_id"].nunique() == 3 and set(rows["task"]) == {"root_cause", "response"}
     assert set(rows["chapter"]) == {"04_network_tickets"} and rows["hostname"].notna().all()
     assert len(list((out / "logs").glob("*.log"))) == 3             # each cell ran in its own process
-    assert set(rows.loc[rows["quant"] == "int8-dynamic", "float_tuned_from"].dropna()) == {"cache"}
+    tuned = rows[(rows["task"] == "root_cause") & (rows["phase"] == "finetune")].set_index("quant")
+    first = tuned.loc["none", "run_order"] < tuned.loc["int8-dynamic", "run_order"]   # blocked order decides
+    assert set(rows.loc[rows["quant"] == "int8-dynamic", "float_tuned_from"].dropna()) == {
+        "cache" if first else "trained"}
     assert set(analysis.not_run(rows)["phase"]) == {"finetune"}    # only int8-dynamic's fine-tuning
     responses = rows[(rows["task"] == "response") & (rows["phase"] == "inference")]
     assert responses["rouge_l"].notna().all() and responses["energy_per_token_j"].notna().all()

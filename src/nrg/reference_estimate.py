@@ -14,7 +14,7 @@ mean of measured / predicted over the cells finished so far (so one fast
 small model and one slow large one both inform the next estimate through the
 shape), plus the measured overhead of a cell (process start, imports, checks).
 A cell's work is ``warmup`` generations plus ``repeats`` x (prefill + generation),
-as :mod:`nrg.sweep.generation` runs it.
+as :mod:`nrg.workloads.generation` runs it.
 """
 from __future__ import annotations
 

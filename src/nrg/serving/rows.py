@@ -49,7 +49,7 @@ def quality(ran: TraceRun, prompts: Sequence[tuple[str, Any]], cell: Cell) -> di
 def level_rows(ran: TraceRun, steady: Measurement, whole: Measurement, ids: Mapping[str, Any],
                sampler: Sampler | None, prompts: Sequence[tuple[str, Any]], cell: Cell) -> list[dict[str, Any]]:
     """``steady`` then ``run`` rows of one level (see :mod:`nrg.serving.workload`)."""
-    from nrg.sweep.generation import phase_row
+    from nrg.workloads.cells import phase_row
 
     steady_window = Window(ran.saturated_s, ran.draining_s)
     ok = [r for r in ran.results if r.ok]

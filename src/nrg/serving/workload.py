@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from nrg.serving.prom import Sampler
     from nrg.sweep.config import Cell, SweepConfig
     from nrg.sweep.context import SweepContext
+    from nrg.sweep.repeats import RepeatPolicy
 
-__all__ = ["UNUSED_KEYS", "check", "factors", "measure_serving", "parse_options"]
+__all__ = ["INTERLEAVE", "UNUSED_KEYS", "ServingWorker", "check", "factors", "parse_options", "precision",
+           "repeat_policy"]
 
 PATH = "/v1/completions"
 ATTACHED_CPU = ("the engine runs outside nrg (serving.base_url): the CPU estimate covers nrg's client and "
@@ -133,44 +135,131 @@ def _visible(device: str) -> str:
     return mine[index] if index < len(mine) else str(index)
 
 
-def measure_serving(cell: Cell, context: SweepContext,
-                    monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Serve every concurrency level of the cell in randomized blocks; rows per level, block and window."""
-    import pandas as pd
+INTERLEAVE = False   # a cell holds an engine; its concurrency levels are the blocks inside it
 
-    from nrg.serving import engine as engines
-    from nrg.serving.client import Client
-    from nrg.serving.meter import open_monitor
-    from nrg.serving.prom import Sampler
-    from nrg.sweep.context import identity
 
-    options = ServingOptions.from_dict(cell.settings.options)
-    run_dir = Path(context.run_dir) if context.run_dir else Path.cwd()
-    log_path = run_dir / "logs" / f"{cell.cell_id}.engine.log"
-    with ExitStack() as stack:
-        engine: Engine | None = None
-        version: str | None
+def repeat_policy(cell: Cell) -> RepeatPolicy:
+    """A runner repeat is one block over the levels still repeating: at most ``repeats.max`` blocks.
+
+    Each level stops by the sweep's rule on its own samples; a block with no
+    level left measures nothing.
+    """
+    from nrg.sweep.repeats import RepeatPolicy
+
+    n = cell.settings.repeats.max_n
+    return RepeatPolicy(min_n=n, max_n=n, ci_rel=None)
+
+
+def precision(frame: pd.DataFrame) -> None:
+    """``repeats_n`` and ``ci_rel_halfwidth`` per level, on the steady-state energy per token."""
+    from nrg.sweep.repeats import ci_rel_halfwidth
+
+    frame["repeats_n"], frame["ci_rel_halfwidth"] = 0, math.nan
+    if "concurrency" not in frame:
+        return
+    for level, part in frame[(frame["phase"] == "steady") & (frame["status"] == "ok")].groupby("concurrency"):
+        mask = frame["concurrency"] == level
+        frame.loc[mask, "repeats_n"] = len(part)
+        frame.loc[mask, "ci_rel_halfwidth"] = ci_rel_halfwidth(part["energy_per_token_j"].tolist())
+
+
+class ServingWorker:
+    """The serving workload's :class:`~nrg.workloads.protocol.Worker`: one engine, its levels in blocks.
+
+    ``prepare`` starts the engine (or attaches to ``base_url``), opens the
+    meters and the ``/metrics`` sampler and warms up; each repeat is one block
+    over the levels still repeating, in a seeded order; ``close`` stops the
+    engine on every path (:mod:`nrg.serving.engine`).
+    """
+
+    def __init__(self, cell: Cell, context: SweepContext,
+                 monitor_options: Mapping[str, Any] | None = None) -> None:
+        self.cell, self.context, self.monitor_options = cell, context, monitor_options
+        self.footprint: dict[str, float] = {}
+        self._stack: ExitStack | None = None
+        self._job: _Job | None = None
+        self._monitor: EnergyMonitor | None = None
+        self._sampler: Sampler | None = None
+        self._engine: Engine | None = None
+        self._version: tuple[str, str | None] = ("openai-compatible", None)
+        self._levels: Levels | None = None
+
+    def prepare(self, next_repeat: int = 0, retries: int = 0, done: int = 0) -> None:
+        """Start (or attach to) the engine, open the meters and the sampler, warm up."""
+        from nrg.serving import engine as engines
+        from nrg.serving.client import Client
+        from nrg.serving.meter import open_monitor
+        from nrg.serving.prom import Sampler
+
+        cell, options = self.cell, ServingOptions.from_dict(self.cell.settings.options)
+        run_dir = Path(self.context.run_dir) if self.context.run_dir else Path.cwd()
+        self._stack = stack = ExitStack()
         if options.base_url is None:
             spec = engine_spec(cell, options)
-            name, version = engines.engine_version(spec.python)
-            engine = stack.enter_context(engines.running(spec, log_path, options.start_timeout_s))
-            client = Client(engine.base_url)
+            self._version = engines.engine_version(spec.python)
+            self._engine = stack.enter_context(engines.running(spec, run_dir / "logs" / f"{cell.cell_id}.engine.log",
+                                                               options.start_timeout_s))
+            client = Client(self._engine.base_url)
         else:
-            client, (name, version) = Client(options.base_url), _server_version(options.base_url)
-        job = _Job(cell, options, client, engine, _prompts(cell, engine))
-        monitor = stack.enter_context(open_monitor(cell, monitor_options, engine.pid if engine else None))
-        sampler = stack.enter_context(Sampler(client, options.metrics_interval_s))
-        job.warm_up()
-        rows = job.blocks(monitor, sampler, context.idle_power_w)
-    startup_s = (engine.ready_s - engine.started_s) if engine is not None and engine.ready_s else math.nan
-    common = {**identity(cell, context), "engine": name, "engine_version": version,
-              "engine_args": " ".join(engine.spec.args()) if engine else f"attached to {options.base_url}",
-              "engine_startup_s": startup_s, "load_time_s": startup_s}
-    frame = pd.DataFrame([{**common, **row} for row in rows])
-    if engine is None and not cell.settings.device.startswith("cuda"):
-        frame["energy_warning"] = [_joined(w, ATTACHED_CPU) for w in frame["energy_warning"]]
-    _repeat_columns(frame)
-    return frame
+            client, self._version = Client(options.base_url), _server_version(options.base_url)
+        self._job = _Job(cell, options, client, self._engine, _prompts(cell, self._engine))
+        self._monitor = stack.enter_context(open_monitor(cell, self.monitor_options,
+                                                         self._engine.pid if self._engine else None))
+        self._sampler = stack.enter_context(Sampler(client, options.metrics_interval_s))
+        self._job.warm_up()
+        self._levels = Levels(options.concurrency)
+
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
+        """One block over the levels still repeating (none left: no rows); no cell-wide sample."""
+        assert self._job is not None and self._monitor is not None and self._sampler is not None, "prepare() first"
+        assert self._levels is not None
+        rows = self._levels.block(self._job, self._monitor, self._sampler, self.context.idle_power_w)
+        if self._engine is None and not self.cell.settings.device.startswith("cuda"):
+            for row in rows:
+                row["energy_warning"] = _joined(row.get("energy_warning"), ATTACHED_CPU)
+        return rows, None
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The engine's name, version, arguments and start-up time, with the cell's identity."""
+        from nrg.sweep.context import identity
+
+        engine, (name, version) = self._engine, self._version
+        startup_s = (engine.ready_s - engine.started_s) if engine is not None and engine.ready_s else math.nan
+        options = ServingOptions.from_dict(self.cell.settings.options)
+        return {**identity(self.cell, self.context), "engine": name, "engine_version": version,
+                "engine_args": " ".join(engine.spec.args()) if engine else f"attached to {options.base_url}",
+                "engine_startup_s": startup_s, "load_time_s": startup_s}, []
+
+    def close(self) -> None:
+        """Stop the sampler, the meters and the engine (every exit path comes here)."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+
+class Levels:
+    """Per level, the samples so far; a block visits the levels still repeating in a seeded order."""
+
+    def __init__(self, concurrency: tuple[int, ...] | list[int]) -> None:
+        self.samples: dict[int, list[float]] = {c: [] for c in concurrency}
+        self.blocks = 0
+        self.rows = 0
+
+    def block(self, job: _Job, monitor: EnergyMonitor, sampler: Sampler, idle_power_w: Mapping[str, float]
+              ) -> list[dict[str, Any]]:
+        """The rows of one block; each level stops by the sweep's one rule on its steady energy per token."""
+        policy, block = job.cell.settings.repeats, self.blocks
+        todo = [c for c, got in self.samples.items() if not policy.done(got, len(got))]
+        random.Random(job.cell.settings.seed * 7919 + block).shuffle(todo)
+        rows: list[dict[str, Any]] = []
+        for c in todo:
+            level_rows = job.level(c, block, self.rows // 2, monitor, sampler, idle_power_w)
+            self.rows += len(level_rows)
+            rows.extend(level_rows)
+            self.samples[c].append(level_rows[0]["energy_per_token_j"])
+        if todo:
+            self.blocks += 1
+        return rows
 
 
 def _server_version(base_url: str) -> tuple[str, str | None]:
@@ -205,19 +294,6 @@ def _tokenizer(source: str) -> Any | None:
     from nrg.models.real import load_tokenizer
 
     return load_tokenizer(source)
-
-
-def _repeat_columns(frame: pd.DataFrame) -> None:
-    """``repeats_n`` and ``ci_rel_halfwidth`` per level, on the steady-state energy per token."""
-    from nrg.sweep.repeats import ci_rel_halfwidth
-
-    frame["repeats_n"], frame["ci_rel_halfwidth"] = 0, math.nan
-    if "concurrency" not in frame:
-        return
-    for level, part in frame[(frame["phase"] == "steady") & (frame["status"] == "ok")].groupby("concurrency"):
-        mask = frame["concurrency"] == level
-        frame.loc[mask, "repeats_n"] = len(part)
-        frame.loc[mask, "ci_rel_halfwidth"] = ci_rel_halfwidth(part["energy_per_token_j"].tolist())
 
 
 class _Job:
@@ -265,24 +341,6 @@ class _Job:
             raise EngineError(f"the server at {self.client.base_url} stopped answering {doing}: {exc}") from None
         if not healthy:
             raise EngineError(f"the server at {self.client.base_url} is not healthy {doing}")
-
-    def blocks(self, monitor: EnergyMonitor, sampler: Sampler, idle_power_w: Mapping[str, float]
-               ) -> list[dict[str, Any]]:
-        """Blocks over the levels until each level's repeats policy is met."""
-        from nrg.sweep.repeats import should_stop
-
-        policy = self.cell.settings.repeats
-        samples: dict[int, list[float]] = {c: [] for c in self.options.concurrency}
-        rows: list[dict[str, Any]] = []
-        block = 0
-        while todo := [c for c in self.options.concurrency if not should_stop(samples[c], policy)]:
-            random.Random(self.cell.settings.seed * 7919 + block).shuffle(todo)
-            for c in todo:
-                level_rows = self.level(c, block, len(rows) // 2, monitor, sampler, idle_power_w)
-                rows.extend(level_rows)
-                samples[c].append(level_rows[0]["energy_per_token_j"])
-            block += 1
-        return rows
 
     def level(self, concurrency: int, block: int, run_order: int, monitor: EnergyMonitor, sampler: Sampler,
               idle_power_w: Mapping[str, float]) -> list[dict[str, Any]]:

@@ -3,11 +3,11 @@
 Modules, in the order a sweep uses them: :mod:`~nrg.sweep.config` (keys, grid,
 cell ids), :mod:`~nrg.sweep.check` (everything checked before any work),
 :mod:`~nrg.sweep.run` (the loop, isolation, timeouts), :mod:`~nrg.sweep.cell`
-(one cell: process entry and failure rows), :mod:`~nrg.sweep.generation` (the
-generation workload: warm-up, phases, adaptive repeats), :mod:`~nrg.sweep.repeats`
+(one cell: process entry and failure rows), :mod:`~nrg.sweep.repeats`
 (when to stop repeating), :mod:`~nrg.sweep.roofline` (lower bounds on time) and
 :mod:`~nrg.sweep.store` (one Parquet file per cell, load) with
 :mod:`~nrg.sweep.files`, :mod:`~nrg.sweep.manifest` and :mod:`~nrg.sweep.claims`
 (a folder shared safely), and :mod:`~nrg.sweep.columns` / :mod:`~nrg.sweep.schema`
 (every result column, declared once; :mod:`~nrg.sweep.schema_doc` documents them).
+What a cell measures is a workload (:mod:`nrg.workloads`), reached through its registry.
 """

@@ -16,9 +16,10 @@ minimum repeats) leaves the later blocks. ``order: sequential`` keeps the old
 order (all repeats of a cell, then the next cell) for comparisons such as
 ``benchmarks/bench_order.py``.
 
-The scheduler only decides *when* each repeat runs; a :class:`Worker` does the
-measuring (in this process, or in a child process that keeps the cell's model
-loaded between blocks: see :mod:`nrg.sweep.worker`).
+The scheduler only decides *when* each repeat runs; a
+:class:`~nrg.workloads.protocol.Worker` does the measuring (in this process, or
+in a child process that keeps the cell's model loaded between blocks: see
+:mod:`nrg.sweep.worker`).
 
 Nothing finished is lost: after every repeat the caller may keep the cell's
 state (``checkpoint``: :mod:`nrg.sweep.store` writes it atomically), and a
@@ -34,42 +35,23 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from nrg.sweep.config import Cell
-from nrg.sweep.repeats import ci_rel_halfwidth, should_stop
+from nrg.sweep.repeats import RepeatPolicy, ci_rel_halfwidth
+from nrg.workloads import registry
+from nrg.workloads.protocol import Worker
 
 if TYPE_CHECKING:
     import pandas as pd
 
-class Worker(Protocol):
-    """Measures one cell on request; loading and warm-up never fall inside a window."""
-
-    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
-        """Load the model, apply the cell's transforms and warm up.
-
-        ``next_repeat`` and ``retries`` continue a cell that already has repeats
-        (kept by an earlier sweep, or measured before the worker was closed to
-        make room): row ``repeat`` indices never repeat, the interference cap holds.
-        """
-
-    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
-        """Measure one repeat; its rows and the sample the adaptive rule watches (None: not counted).
-
-        ``run_order`` is None in ``sequential`` order: rows without it are not
-        taken as blocks by the analysis (:mod:`nrg.stats.blocking`).
-        """
-
-    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Columns common to the cell's rows, and extra rows (quality) measured once at the end."""
-
-    def close(self) -> None:
-        """Release the model (and the process holding it)."""
-
-
 @dataclass
 class CellRun:
-    """What a sweep has measured of one cell so far (``attempts``: repeats asked of a worker)."""
+    """What a sweep has measured of one cell so far (``attempts``: repeats asked of a worker).
+
+    ``policy`` is how many repeats the cell's workload wants (default: the
+    sweep's ``repeats``; fine-tuning: its ``train_repeats``).
+    """
 
     cell: Cell
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -78,15 +60,17 @@ class CellRun:
     failed: pd.DataFrame | None = None
     skipped: bool = False   # another sweep holds (or finished) the cell: nothing to measure here
     claimed: bool = False   # this sweep may measure the cell (asked before its first repeat here)
+    policy: RepeatPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = registry.repeat_policy(self.cell)
 
     @property
     def stopped(self) -> bool:
         """True once the repeat policy is met, a failure ended the cell, or it was left to another sweep."""
         if self.failed is not None or self.skipped:
             return True
-        policy = self.cell.settings.repeats
-        # a repeat whose every try was flagged gives no sample: cap attempts so a cell cannot loop
-        return should_stop(self.samples, policy) or self.attempts >= policy.max_n
+        return self.policy.done(self.samples, self.attempts)   # the one rule, capped at max_n attempts
 
     @property
     def next_repeat(self) -> int:
@@ -169,7 +153,28 @@ def cell_frame(run: CellRun, common: Mapping[str, Any], extra_rows: Sequence[Map
 
     precision = {"repeats_n": len(run.samples), "ci_rel_halfwidth": ci_rel_halfwidth(run.samples)}
     rows = [{**dict(common), **precision, **row} for row in [*run.rows, *extra_rows]]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    registry.precision(run.cell, frame)
+    return frame
+
+
+def run_whole(cell: Cell, worker: Worker) -> pd.DataFrame:
+    """The whole cell at once: prepare, repeat until its policy is met, finish; the worker is closed.
+
+    The cell's repeats run back to back (``block`` is the repeat's index,
+    ``run_order`` None): the one-shot cell process, a Ray task, an in-process
+    sequential cell. A failure raises (the caller writes the failure row).
+    """
+    run = CellRun(cell)
+    try:
+        worker.prepare()
+        while not run.stopped:
+            rows, sample = worker.repeat(run.attempts, None)
+            record_repeat(run, rows, sample)
+        common, extra = worker.finish()
+    finally:
+        worker.close()
+    return cell_frame(run, common, extra)
 
 
 @dataclass

@@ -60,9 +60,10 @@ def run_cell(cell: Cell, context: SweepContext,
              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """All rows of ``cell``; a failure gives one row with ``status``/``error`` instead."""
     try:
-        from nrg.sweep.workloads import measure
+        from nrg.sweep.blocks import run_whole
+        from nrg.workloads import registry
 
-        return measure(cell, context, monitor_options)
+        return run_whole(cell, registry.worker(cell, context, monitor_options))
     except Exception as exc:  # noqa: BLE001 - any failure of the cell is data
         tail = traceback.format_exc(limit=-3)
         return failed_frame(cell, context, f"{type(exc).__name__}: {exc}\n{tail}", _status_of(exc))

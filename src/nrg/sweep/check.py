@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nrg.errors import ParameterError
-from nrg.sweep import workloads
 from nrg.sweep.config import NO_TASK, Cell, ModelEntry, SweepConfig
+from nrg.workloads import registry as workloads
 
 if TYPE_CHECKING:
     from nrg.models.load import Plan
@@ -142,7 +142,7 @@ def _check_prompt_room(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> No
     """``input_tokens`` must hold each task's instruction and chat template plus some text.
 
     Only the items a cell feeds (one per batch row) are checked, exactly as
-    :func:`nrg.sweep.generation.task_input_ids` picks them.
+    :func:`nrg.workloads.generation.task_input_ids` picks them.
     """
     tasks = [t for t in cfg.tasks if t.name != NO_TASK]
     if not tasks:

@@ -27,7 +27,7 @@ Keys (all but ``models`` optional)::
     order: blocked               # blocked (default): one repeat of every unfinished cell per block,
                                  # in a seeded random order per block, workers keeping models loaded
                                  # (rows carry block, run_order; the ANOVA takes the block as a
-                                 # factor; generation workload, local executor; a sweep whose cells
+                                 # factor; local executor, not serving; a sweep whose cells
                                  # set a clock / power limit runs whole cells); sequential: each
                                  # cell whole, one after another (one process per cell); not part
                                  # of the cell id
@@ -36,7 +36,7 @@ Keys (all but ``models`` optional)::
     roofline: true               # measure bandwidth / peak compute, add roofline columns
     cell_timeout_s: null         # isolated cells running longer are stopped (SIGTERM, then
                                  # SIGKILL after a grace period) and recorded failed
-    workload: generation         # what a cell measures (nrg.sweep.workloads): generation, finetune, serving
+    workload: generation         # what a cell measures (nrg.workloads.registry): generation, finetune, serving
                                  # (LoRA fine-tuning + inference on fault tickets, tasks root_cause and
                                  # response: chapter 4, nrg.tickets.workload)
     finetune: {n_tickets: 120}   # the finetune workload's settings (workload: finetune only): n_tickets,
@@ -81,9 +81,9 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_bool, check_choice, check_device, check_int, check_number
-from nrg.sweep import workloads
 from nrg.sweep.interference import InterferencePolicy
 from nrg.sweep.repeats import RepeatPolicy
+from nrg.workloads import registry as workloads
 
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")

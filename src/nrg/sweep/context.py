@@ -1,7 +1,7 @@
 """What every row of a cell carries, and what a sweep measured once for all its cells.
 
 Kept apart from :mod:`nrg.sweep.cell` (process entry) and
-:mod:`nrg.sweep.generation` (the measured path) so both can build rows --
+:mod:`nrg.workloads.generation` (the measured path) so both can build rows --
 measured or failed -- without importing each other.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A cell's GPUs: which to meter, synchronize, tune and bound, for one GPU or a sharded model.
 
-Kept out of :mod:`nrg.sweep.generation` so the measured path only asks
+Kept out of :mod:`nrg.workloads.generation` so the measured path only asks
 "what are this cell's devices" and the answers -- CUDA indices mapped to
 NVML's by UUID (:mod:`nrg.dvfs.mapping`), summed peaks for a sharded model
 -- are plain functions tested without CUDA.

@@ -1,9 +1,10 @@
-"""A sweep's generation cells measured in blocks: workers kept loaded where memory allows.
+"""A sweep's cells measured in blocks: workers kept loaded where memory allows.
 
-The run loop of :mod:`nrg.sweep.run` hands the cells of a ``generation``
-sweep here: :mod:`nrg.sweep.blocks` decides the order (one repeat of every
-unfinished cell per block, shuffled per block) and this module keeps a worker
-per cell -- a child process (``isolate: true``) or an in-process object --
+The run loop of :mod:`nrg.sweep.run` hands the cells of a sweep here (every
+workload whose cells may run side by side: generation, fine-tuning):
+:mod:`nrg.sweep.blocks` decides the order (one repeat of every unfinished
+cell per block, shuffled per block) and this module keeps a worker per cell
+-- a child process (``isolate: true``) or the workload's own worker in process --
 with its model loaded between blocks. When the next cell's model would not
 fit beside the loaded ones, the least recently used worker is closed and its
 model reloaded later (loading never falls inside a window). Each repeat is
@@ -21,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nrg.sweep import checkpoints, signals
-from nrg.sweep.blocks import CellRun, Hooks, Worker, run_blocks
+from nrg.sweep.blocks import CellRun, Hooks, run_blocks
 from nrg.sweep.config import Cell, SweepConfig
 from nrg.sweep.context import SweepContext, failed_frame
 from nrg.sweep.store import RunStore
-from nrg.sweep.worker import LocalWorker, ProcessWorker
+from nrg.sweep.worker import ProcessWorker
+from nrg.workloads import registry
+from nrg.workloads.protocol import Worker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +69,7 @@ class WorkerPool:
             if progress is None:
                 worker.prepare()
             else:
-                worker.prepare(progress.next_repeat, progress.retries)
+                worker.prepare(progress.next_repeat, progress.retries, progress.attempts)
         except BaseException:
             self.release(cell.cell_id, now=True)
             raise
@@ -88,19 +91,14 @@ class WorkerPool:
 
     def _new(self, cell: Cell) -> Worker:
         if not self.cfg.isolate:
-            return LocalWorker(cell, self.context, self.monitor_options)
+            return registry.worker(cell, self.context, self.monitor_options)
         log = self.run.logs_dir / f"{cell.cell_id}.log"
         return ProcessWorker(cell, self.context, log, self.cfg.cell_timeout_s, dvfs=self.dvfs,
                              offline=not self.cfg.allow_download)
 
     def _learn(self, worker: Worker) -> None:
         """Remember the largest model footprint seen, to plan room for the next one."""
-        used = 0.0
-        if isinstance(worker, ProcessWorker):
-            used = float(worker.footprint.get("used_bytes", 0.0))
-        elif isinstance(worker, LocalWorker) and worker.prepared is not None:
-            loaded = worker.prepared.loaded
-            used = float(loaded.n_params * loaded.spec.dtype_bytes)
+        used = float(worker.footprint.get("used_bytes", 0.0))
         self.footprint_bytes = max(self.footprint_bytes, used)
 
     def _make_room(self) -> None:
@@ -134,7 +132,7 @@ class RepeatProgress:
         """A bar over the repeats ``runs`` may take; ``skipped`` cells were done in an earlier run."""
         from nrg.progress import bar
 
-        total = sum(max(r.cell.settings.repeats.max_n, r.attempts) for r in runs.values())
+        total = sum(max(r.policy.max_n, r.attempts) for r in runs.values())
         kept = sum(r.attempts for r in runs.values())
         counter = cls(bar(None, desc=name, unit="repeat", enabled=enabled, total=total, initial=kept),
                       len(runs) + skipped, skipped, kept)
@@ -159,7 +157,7 @@ class RepeatProgress:
         self.bar.close()
 
     def _shrink(self, run: CellRun) -> None:
-        left = max(run.cell.settings.repeats.max_n, run.attempts) - run.attempts
+        left = max(run.policy.max_n, run.attempts) - run.attempts
         if left and self.bar.total is not None:
             self.bar.total -= left
             self.bar.refresh()

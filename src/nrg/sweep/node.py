@@ -20,7 +20,7 @@ BANDWIDTH_REPEATS = 5
 
 def measure_idle(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Idle power per domain with the sweep's meters and device, over ``idle_s`` seconds."""
-    from nrg.sweep.generation import open_monitor
+    from nrg.workloads.cells import open_monitor
 
     with open_monitor(cell, monitor_options) as monitor:
         return {k: float(v) for k, v in monitor.measure_idle(cell.settings.idle_s).items()}

@@ -6,6 +6,12 @@ repeats a cell until the 95% confidence interval of the mean energy per token
 (Student's t, because the number of repeats is small) is narrow enough -- its
 half-width at most ``ci_rel`` of the mean -- or until ``max_n`` repeats, and
 never fewer than ``min_n``. A fixed count is the policy with ``min_n == max_n``.
+
+:meth:`RepeatPolicy.done` is the one stop rule every loop uses (the sweep's
+cells, fine-tuning's inference windows, serving's concurrency levels): the
+rule on the finite samples, capped at ``max_n`` attempts -- a repeat that gave
+no sample (every try flagged, no meter) still counts against the cap, so no
+loop can run forever.
 """
 from __future__ import annotations
 
@@ -43,6 +49,11 @@ class RepeatPolicy:
             raise ParameterError(
                 f"repeats.ci_rel={self.ci_rel!r} is not valid; it must be a number in (0, 1) or null"
             )
+
+    def done(self, samples: Sequence[float], attempts: int) -> bool:
+        """True once the finite ``samples`` satisfy the policy or ``attempts`` reached ``max_n``."""
+        finite = [float(x) for x in samples if math.isfinite(float(x))]
+        return should_stop(finite, self) or attempts >= self.max_n
 
     @property
     def fixed(self) -> bool:

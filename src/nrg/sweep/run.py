@@ -76,10 +76,10 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``on_repeat(cell_id)`` is called after each measured repeat of a sweep run by the block
     scheduler (see :func:`_interleaved`).
 
-    With ``order: blocked`` (the default), cells of the generation workload on
-    the local executor are interleaved (:mod:`nrg.sweep.interleave`: one repeat
-    of every cell per block, in a seeded random order); otherwise
-    (``order: sequential``, the finetune workload, the Ray executor, a sweep
+    With ``order: blocked`` (the default), cells on the local executor are
+    interleaved (:mod:`nrg.sweep.interleave`: one repeat of every cell per
+    block, in a seeded random order); otherwise (``order: sequential``, a
+    workload whose cells run whole such as serving, the Ray executor, a sweep
     with a ``gate``) each cell runs whole, one after another, in the grid's order.
     Raises :class:`ParameterError` before any work, and
     :class:`~nrg.sweep.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
@@ -140,7 +140,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
 def _interleaved(cfg: SweepConfig, cells: list[Cell], gate: Callable[[Cell], float | None] | None) -> bool:
     """Whether the block scheduler runs the sweep.
 
-    It does for generation cells on this machine without a time gate, with
+    It does for cells of a workload that interleaves (:func:`nrg.workloads.registry.interleaves`;
+    not serving, whose cells each hold an engine) on this machine without a time gate, with
     ``order: blocked`` or in process (whose ``sequential`` order it also runs,
     calling ``on_repeat``); an isolated ``sequential`` sweep runs one one-shot
     process per cell. A sweep whose cells change a device setting (clock,
@@ -148,9 +149,9 @@ def _interleaved(cfg: SweepConfig, cells: list[Cell], gate: Callable[[Cell], flo
     held for a cell's life and acts on the whole device, so two cells holding
     settings must never be measured side by side.
     """
-    from nrg.sweep.workloads import GENERATION
+    from nrg.workloads import registry
 
-    return (cfg.settings.workload == GENERATION and cfg.executor == "local" and gate is None
+    return (registry.interleaves(cfg.settings.workload) and cfg.executor == "local" and gate is None
             and (cfg.order == "blocked" or not cfg.isolate) and not any(changes_device(c) for c in cells))
 
 

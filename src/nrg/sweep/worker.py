@@ -1,4 +1,9 @@
-"""Workers that measure one cell on request: in this process, or in a child that keeps the model loaded.
+"""A cell's worker in a child process that keeps the cell loaded, measuring on request.
+
+In this process (``isolate: false``: tests, benchmarks, notebooks on fake
+hardware) the runner uses the workload's own worker
+(:func:`nrg.workloads.registry.worker`); :class:`ProcessWorker` is the same
+protocol (:class:`nrg.workloads.protocol.Worker`) across a process boundary.
 
 Why a long-lived child per cell: a blocked run order (:mod:`nrg.sweep.blocks`)
 visits each cell once per block, and reloading a model for every repeat would
@@ -37,50 +42,10 @@ from nrg.sweep.config import Cell
 from nrg.sweep.context import SweepContext
 
 if TYPE_CHECKING:
-    from nrg.sweep.generation import PreparedCell
+    from nrg.workloads.protocol import Worker
 
 class WorkerError(RuntimeError):
     """A cell's worker failed; the message says how (exit status, timeout, the child's error)."""
-
-
-@dataclass
-class LocalWorker:
-    """Measures in this process (``isolate: false``): tests, benchmarks, notebooks on fake hardware."""
-
-    cell: Cell
-    context: SweepContext
-    monitor_options: Mapping[str, Any] | None = None
-    prepared: PreparedCell | None = None
-
-    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
-        """Load, transform and warm up (see :func:`nrg.sweep.generation.prepare_cell`)."""
-        from nrg.sweep.generation import prepare_cell
-
-        self.prepared = _continued(prepare_cell(self.cell, self.context, self.monitor_options),
-                                   next_repeat, retries)
-
-    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
-        """One measured repeat."""
-        assert self.prepared is not None, "prepare() first"
-        return self.prepared.measure(block, run_order)
-
-    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Common columns and quality rows."""
-        assert self.prepared is not None, "prepare() first"
-        return self.prepared.finish()
-
-    def close(self) -> None:
-        """Release the model and the meters."""
-        if self.prepared is not None:
-            self.prepared.close()
-            self.prepared = None
-
-
-def _continued(prepared: PreparedCell, next_repeat: int, retries: int) -> PreparedCell:
-    """A prepared cell that numbers its rows after the cell's earlier repeats and keeps its retry cap."""
-    prepared.repeats_done = int(next_repeat)
-    prepared.retries = int(retries)
-    return prepared
 
 
 def _jsonable(value: Any) -> Any:
@@ -118,7 +83,7 @@ class ProcessWorker:
     _spent_s: float = 0.0
     footprint: dict[str, float] = field(default_factory=dict)
 
-    def prepare(self, next_repeat: int = 0, retries: int = 0) -> None:
+    def prepare(self, next_repeat: int = 0, retries: int = 0, done: int = 0) -> None:
         """Start the child and have it load, transform and warm up.
 
         The child gets this process' pid: it ends itself when this process dies.
@@ -133,7 +98,7 @@ class ProcessWorker:
         self._reply = os.fdopen(read_fd, "rb")
         spec = {"cell": self.cell.to_dict(), "context": self.context.to_dict(),
                 "dvfs": None if self.dvfs is None else dict(self.dvfs),
-                "next_repeat": next_repeat, "retries": retries}
+                "next_repeat": next_repeat, "retries": retries, "done": done}
         self.footprint = self._call({"cmd": "prepare", "spec": spec})
 
     def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
@@ -232,28 +197,31 @@ def _footprint(device: str) -> dict[str, float]:
             "free_bytes": float(vm.available), "total_bytes": float(vm.total)}
 
 
-def _serve(prepared: PreparedCell | None, request: Mapping[str, Any]) -> tuple[PreparedCell | None, dict[str, Any]]:
-    from nrg.sweep.generation import prepare_cell
-
+def _serve(worker: Worker | None, request: Mapping[str, Any]) -> tuple[Worker | None, dict[str, Any]]:
     cmd = request.get("cmd")
     if cmd == "prepare":
         from nrg.sweep.cell import configure_dvfs
+        from nrg.workloads import registry
 
         spec = request["spec"]
         configure_dvfs(spec.get("dvfs"))
         cell = Cell.from_dict(spec["cell"])
-        prepared = _continued(prepare_cell(cell, SweepContext.from_dict(spec["context"])),
-                              spec.get("next_repeat", 0), spec.get("retries", 0))
-        return prepared, _footprint(cell.settings.device)
-    if prepared is None:
+        worker = registry.worker(cell, SweepContext.from_dict(spec["context"]))
+        try:
+            worker.prepare(spec.get("next_repeat", 0), spec.get("retries", 0), spec.get("done", 0))
+        except BaseException:
+            worker.close()
+            raise
+        return worker, _footprint(cell.settings.device)
+    if worker is None:
         raise RuntimeError(f"{cmd!r} before 'prepare'")
     if cmd == "repeat":
         order = request.get("run_order")
-        rows, sample = prepared.measure(int(request["block"]), None if order is None else int(order))
-        return prepared, {"rows": rows, "sample": sample if sample is None or math.isfinite(sample) else None}
+        rows, sample = worker.repeat(int(request["block"]), None if order is None else int(order))
+        return worker, {"rows": rows, "sample": sample if sample is None or math.isfinite(sample) else None}
     if cmd == "finish":
-        common, extra = prepared.finish()
-        return prepared, {"common": common, "extra_rows": extra}
+        common, extra = worker.finish()
+        return worker, {"common": common, "extra_rows": extra}
     raise RuntimeError(f"unknown command {cmd!r}")
 
 
@@ -270,7 +238,7 @@ def child_main(argv: list[str] | None = None) -> int:
     out = os.fdopen(int(args[0]), "w")
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGHUP, _raise_stopped)
-    held: list[PreparedCell | None] = [None]
+    held: list[Worker | None] = [None]
     try:
         if len(args) > 1:
             _watch_parent(int(args[1]))
@@ -284,7 +252,7 @@ def child_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _answer_requests(out: IO[str], held: list[PreparedCell | None]) -> None:
+def _answer_requests(out: IO[str], held: list[Worker | None]) -> None:
     import traceback
 
     for line in sys.stdin:
@@ -298,10 +266,10 @@ def _answer_requests(out: IO[str], held: list[PreparedCell | None]) -> None:
         _answer(out, reply)
 
 
-def _close(held: list[PreparedCell | None]) -> None:
-    prepared, held[0] = held[0], None
-    if prepared is not None:
-        prepared.close()
+def _close(held: list[Worker | None]) -> None:
+    worker, held[0] = held[0], None
+    if worker is not None:
+        worker.close()
 
 
 class _Stopped(BaseException):

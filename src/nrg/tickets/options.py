@@ -126,7 +126,7 @@ def parse_options(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The checked ``finetune:`` section of a raw sweep config, completed with :data:`DEFAULTS`.
 
     (The grid keys fine-tuning does not use, :data:`UNUSED_KEYS`, are refused by
-    :func:`nrg.sweep.workloads.parse`.)
+    :func:`nrg.workloads.registry.parse`.)
     """
     section = raw.get(SECTION) or {}
     if not isinstance(section, Mapping):

@@ -1,20 +1,24 @@
 """Fine-tuning + inference on fault tickets: the ``finetune`` workload of the sweep runner (chapter 4).
 
 The runner does for these cells what it does for every cell -- checks before
-any work, one process per cell, ``cell_timeout_s``, failure rows,
-``retry_failed``, resume, provenance, the idle baseline -- and one cell
-(a model, a task ``root_cause`` or ``response``, and a value of each axis) is:
+any work, one worker per cell (:class:`FinetuneWorker`, the
+:class:`~nrg.workloads.protocol.Worker` contract), randomized blocks,
+``cell_timeout_s``, failure rows, ``retry_failed``, resume, provenance, the
+idle baseline -- and one cell (a model, a task ``root_cause`` or
+``response``, and a value of each axis) is:
 
-1. load the task's model (``root_cause``: a sequence classifier with one
+1. ``prepare``: load the task's model (``root_cause``: a sequence classifier with one
    label per root cause; ``response``: a causal LM) and prune it through the
    ``prune`` axis (float weights; sparse kernels wait until after training);
-2. per train repeat k (seed + k): quantize a copy through the ``quant`` axis
+2. each runner ``repeat`` is train repeat k (seed + k; ``train_repeats`` of
+   them, interleaved with other cells' in blocked order): quantize a copy through the ``quant`` axis
    and fine-tune LoRA adapters on the compressed, frozen base (QLoRA-style for
    8/4-bit) in one ``finetune`` window. Where LoRA cannot wrap the compressed
    layers (torch's dynamic int8) the finetune row is ``unsupported`` with the
    reason, and inference runs the float-tuned model (trained, or read from the
-   run's cache: :mod:`nrg.tickets.float_tuned`), merged and quantized
-   afterwards (``finetune_path``, ``float_tuned_from``);
+   run's cache: :mod:`nrg.tickets.float_tuned`, where the sibling cell
+   without quantization put it if it ran first -- blocked order decides),
+   merged and quantized afterwards (``finetune_path``, ``float_tuned_from``);
 3. ``inference``: predict the held-out tickets (accuracy, macro-F1) or write
    their responses (ROUGE-L, BLEU) -- ``warmup`` unmeasured passes, then
    windows until the sweep's ``repeats`` policy is met (adaptive on energy per
@@ -48,9 +52,11 @@ if TYPE_CHECKING:
     from nrg.models import ModelSpec
     from nrg.sweep.config import Cell, ModelEntry, SweepConfig
     from nrg.sweep.context import SweepContext
+    from nrg.sweep.repeats import RepeatPolicy
     from nrg.tickets.finetune import PhaseResult, TrainSettings
 
-__all__ = ["TASKS", "UNUSED_KEYS", "parse_options", "task_options", "check", "factors", "measure_finetune"]
+__all__ = ["TASKS", "UNUSED_KEYS", "FinetuneWorker", "check", "factors", "parse_options", "precision",
+           "repeat_policy", "task_options"]
 
 FLOAT_QUANTS = ("none", "fp32")   # quantizations whose LoRA-tuned model is the float-tuned one
 QUALITY_COLUMNS = ("accuracy", "macro_f1", "rouge_l", "bleu")
@@ -115,51 +121,110 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def measure_finetune(cell: Cell, context: SweepContext,
-                     monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Fine-tune and evaluate one (model, task, quant, prune) cell; rows per phase and window."""
-    import pandas as pd
+def repeat_policy(cell: Cell) -> RepeatPolicy:
+    """One runner repeat per tuned model: exactly ``train_repeats`` (inference windows follow the sweep's policy)."""
+    from nrg.sweep.repeats import RepeatPolicy
 
-    from nrg.compress.quantization import support
-    from nrg.models import load
-    from nrg.sweep.context import identity
-    from nrg.sweep.generation import apply_transforms, enter_environments, open_monitor, peak_memory_bytes_safe
+    n = FinetuneOptions.from_dict(cell.settings.options).train_repeats
+    return RepeatPolicy(min_n=n, max_n=n, ci_rel=None)
+
+
+def precision(frame: pd.DataFrame) -> None:
+    """``repeats_n`` and ``ci_rel_halfwidth`` per phase, over its ok rows' energy."""
     from nrg.sweep.repeats import ci_rel_halfwidth
-    from nrg.tickets.finetune import quiet
 
-    options = FinetuneOptions.from_dict(cell.settings.options)
-    data = task_data(options, cell.task.name, cell.settings.seed)
-    quant, device = _axis(cell, "quant"), cell.settings.device
-    reason = support(quant, "cuda" if device.startswith("cuda") else "cpu")
-    if reason:
-        raise NotImplementedError(f"quant={quant!r}: {reason}")
-    with quiet():
-        base = load(model_spec(cell.model, cell.task.name, cell.dtype, device, len(data.labels) or None))
-        pruned, columns = apply_transforms(base, cell, only=("prune",), options={"prune": {"sparse_kernels": False}})
-    _reset_peak_memory(device)
-    job = _Job(cell, context, options, data, pruned, FloatCache.for_run(context.run_dir))
-    with ExitStack() as stack:
-        monitor = stack.enter_context(open_monitor(cell, monitor_options))
-        observers = enter_environments(stack, cell)
-        with quiet():
-            rows = [row for k in range(options.train_repeats) for row in job.tuned_model_rows(monitor, k)]
-        observed = {key: value for observe in observers for key, value in observe().items()}
-    common = {**identity(cell, context), "weights": base.weights, "n_params": base.n_params,
-              "load_time_s": base.load_time_s, **columns, **observed,
-              "peak_mem_bytes": peak_memory_bytes_safe(device)}
-    frame = pd.DataFrame([{**common, **row} for row in rows])
     frame["repeats_n"], frame["ci_rel_halfwidth"] = 0, math.nan
+    if "phase" not in frame:
+        return
     for phase, part in frame[frame["status"] == "ok"].groupby("phase"):
         frame.loc[frame["phase"] == phase, "repeats_n"] = len(part)
         frame.loc[frame["phase"] == phase, "ci_rel_halfwidth"] = ci_rel_halfwidth(part["energy_j"].tolist())
-    return frame
 
 
-def _reset_peak_memory(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
+@dataclass
+class FinetuneWorker:
+    """The finetune workload's :class:`~nrg.workloads.protocol.Worker`: one repeat is one tuned model.
 
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
+    ``prepare`` loads and prunes the base model once and opens the meters;
+    repeat ``k`` (the runner's k-th) quantizes a copy, fine-tunes it (seed +
+    k) and runs its inference windows, so tuned models of different cells can
+    be interleaved in randomized blocks like generation repeats.
+    """
+
+    cell: Cell
+    context: SweepContext
+    monitor_options: Mapping[str, Any] | None = None
+    footprint: dict[str, float] = field(default_factory=dict)
+    _job: _Job | None = None
+    _base: Any = None
+    _columns: dict[str, Any] = field(default_factory=dict)
+    _stack: ExitStack | None = None
+    _monitor: Monitor | None = None
+    _observers: list[Any] = field(default_factory=list)
+
+    def prepare(self, next_repeat: int = 0, retries: int = 0, done: int = 0) -> None:
+        """Load the task's model and prune it; open the meters and enter the axes' environments.
+
+        ``done`` tuned models were measured before (kept repeats): the next is
+        model ``done`` and its rows continue the per-phase ``repeat`` numbers.
+        """
+        from nrg.compress.quantization import support
+        from nrg.models import load
+        from nrg.tickets.finetune import quiet
+        from nrg.workloads.cells import apply_transforms, enter_environments, open_monitor, reset_peak_memory
+
+        cell = self.cell
+        options = FinetuneOptions.from_dict(cell.settings.options)
+        data = task_data(options, cell.task.name, cell.settings.seed)
+        quant, device = _axis(cell, "quant"), cell.settings.device
+        reason = support(quant, "cuda" if device.startswith("cuda") else "cpu")
+        if reason:
+            raise NotImplementedError(f"quant={quant!r}: {reason}")
+        with quiet():
+            base = load(model_spec(cell.model, cell.task.name, cell.dtype, device, len(data.labels) or None))
+            pruned, self._columns = apply_transforms(base, cell, only=("prune",),
+                                                     options={"prune": {"sparse_kernels": False}})
+        reset_peak_memory(device)
+        self._base, self.footprint = base, {"used_bytes": float(base.n_params * base.spec.dtype_bytes)}
+        self._job = _Job(cell, self.context, options, data, pruned, FloatCache.for_run(self.context.run_dir))
+        if done:
+            self._job.repeats = {"finetune": int(done), "inference": int(next_repeat)}
+        self._job.next_model = int(done)
+        self._stack = ExitStack()
+        self._monitor = self._stack.enter_context(open_monitor(cell, self.monitor_options))
+        self._observers = enter_environments(self._stack, cell)
+
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
+        """Tune the next model and run its inference windows; the rows and their mean energy per token."""
+        from nrg.tickets.finetune import quiet
+
+        assert self._job is not None and self._monitor is not None, "prepare() first"
+        k = self._job.next_model
+        with quiet():
+            rows = self._job.tuned_model_rows(self._monitor, k)
+        self._job.next_model += 1
+        samples = [r["energy_per_token_j"] for r in rows if r["phase"] == "inference" and r["status"] == "ok"]
+        finite = [float(x) for x in samples if math.isfinite(float(x))]
+        # blocked order: where the tuned model fell in the sweep (run whole, rows stay as they were)
+        order = {} if run_order is None else {"block": block, "run_order": run_order}
+        return [{**row, **order} for row in rows], (sum(finite) / len(finite) if finite else None)
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The columns every row carries: identity, the model, the prune columns, what the axes held, memory."""
+        from nrg.sweep.context import identity
+        from nrg.workloads.cells import observe, peak_memory_bytes_safe
+
+        base = self._base
+        common = {**identity(self.cell, self.context), "weights": base.weights, "n_params": base.n_params,
+                  "load_time_s": base.load_time_s, **self._columns, **observe(self._observers),
+                  "peak_mem_bytes": peak_memory_bytes_safe(self.cell.settings.device)}
+        return common, []
+
+    def close(self) -> None:
+        """Close the meters, leave the environments and drop the models."""
+        if self._stack is not None:
+            self._stack.close()
+        self._stack, self._monitor, self._job, self._base = None, None, None, None
 
 
 @dataclass
@@ -173,6 +238,7 @@ class _Job:
     pruned: Any                      # the LoadedModel after the prune axis (float weights)
     cache: FloatCache
     repeats: dict[str, int] = field(default_factory=dict)   # next ``repeat`` per phase
+    next_model: int = 0                                      # the next tuned model's ``train_repeat``
 
     @property
     def task(self) -> str:
@@ -184,7 +250,7 @@ class _Job:
 
     def quantized(self, module: Any) -> tuple[Any, dict[str, Any]]:
         """A copy of ``module`` through the ``quant`` axis (sparse kernels deferred); its columns."""
-        from nrg.sweep.generation import apply_transforms
+        from nrg.workloads.cells import apply_transforms
 
         loaded = dataclasses.replace(self.pruned, model=copy.deepcopy(module))
         loaded, columns = apply_transforms(loaded, self.cell, only=("quant",),
@@ -236,17 +302,16 @@ class _Job:
         return model, columns
 
     def inference_rows(self, model: Any, monitor: Monitor, k: int, settings: TrainSettings) -> list[dict[str, Any]]:
-        """Warm-up, then inference windows until the sweep's repeat policy is met."""
-        from nrg.sweep.generation import per_token_sample
-        from nrg.sweep.repeats import should_stop
+        """Warm-up, then inference windows until the sweep's repeat policy is met (its one rule, capped)."""
+        from nrg.workloads.cells import per_token_sample
 
         for _ in range(self.cell.settings.warmup):
             self.evaluate(model, settings, monitor)
         rows: list[dict[str, Any]] = []
         samples: list[float] = []
-        while not should_stop(samples, self.cell.settings.repeats):
+        while not self.cell.settings.repeats.done(samples, len(rows)):
             result = self.evaluate(model, settings, monitor)
-            rows.append(self.row(result, k, window=len(samples)))
+            rows.append(self.row(result, k, window=len(rows)))
             samples.append(per_token_sample(result.measurement, max(result.tokens, 1)))
         return rows
 
@@ -264,7 +329,7 @@ class _Job:
 
     def row(self, result: PhaseResult, k: int, window: int = 0) -> dict[str, Any]:
         """A measured phase as a row: energy with the sweep's idle baseline, tokens, quality."""
-        from nrg.sweep.generation import phase_row
+        from nrg.workloads.cells import phase_row
 
         measured = result.measurement.with_idle(self.context.idle_power_w)
         ids = self._next(result.phase, k, window)

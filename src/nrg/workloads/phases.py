@@ -5,7 +5,7 @@ transformers' ``generate`` hands every step's new tokens to a streamer; the hook
 the host and stamps each later token. From that one run come TTFT, prefill
 energy, decode energy (first token .. end, never negative: the meters are
 cumulative and the two parts share their cut reading) and the inter-token
-latency percentiles. See :mod:`nrg.sweep.generation` for the rows.
+latency percentiles. See :mod:`nrg.workloads.generation` for the rows.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nrg.meters import Measurement
-    from nrg.sweep.generation import Workload
+    from nrg.workloads.generation import GenerationInputs
 
 PHASE_METHOD = "one-pass-hook"
 
@@ -69,7 +69,7 @@ class OnePass:
                                    generate=self.generate.with_idle(idle_power_w))
 
 
-def measure_repeat(workload: Workload, monitor: Any) -> OnePass:
+def measure_repeat(workload: GenerationInputs, monitor: Any) -> OnePass:
     """One repeat: one ``generate`` window, cut at the first new token by the streamer hook."""
     hook = FirstTokenSplit(monitor)
     monitor.begin_window("generate")

@@ -5,7 +5,7 @@ process per cell, ``cell_timeout_s``, failure rows, ``retry_failed``, resume,
 provenance, the idle baseline -- and only the measured path of a cell
 differs:
 
-* ``generation`` (chapters 1-3, :mod:`nrg.sweep.generation`): prefill, decode
+* ``generation`` (chapters 1-3, :mod:`nrg.workloads.generation`): prefill, decode
   and generate of a (compressed) model, adaptive repeats, task quality;
 * ``finetune`` (chapter 4, :mod:`nrg.tickets.workload`): LoRA fine-tuning and
   inference on fault tickets under the ``quant`` x ``prune`` axes;
@@ -14,21 +14,28 @@ differs:
 
 A workload is named here with the module that implements it, imported only
 when a config, a check or a cell needs it: :mod:`nrg.sweep` never imports a
-workload's package at start-up, and :mod:`nrg.tickets` plugs in without the
-runner depending on it. A workload module provides ``measure`` (the function
-named below: ``(cell, context, monitor_options) -> DataFrame``, raising for
-a failure, which :mod:`nrg.sweep.cell` turns into the failure row) and may
-provide these hooks:
+workload's module (a test checks its imports), and :mod:`nrg.tickets` and
+:mod:`nrg.serving` plug in without the runner depending on them. A workload
+module provides a worker class (named below; built as
+``Worker(cell, context, monitor_options)``, it implements
+:class:`nrg.workloads.protocol.Worker`: a failure raises, which the runner
+turns into the cell's failure row) and may provide these hooks:
 
 * ``TASKS`` -- its task names (a config naming them must select the workload);
 * ``UNUSED_KEYS`` -- config keys it does not use, each with what to set instead
   (refused rather than silently ignored; left out of ``SweepConfig.to_dict``);
+* ``INTERLEAVE`` -- False when its cells must run whole, one after another
+  (serving: each cell holds an engine, its levels are blocked inside it);
 * ``parse_options(raw)`` -- its config section (the key named like the
   workload), checked and completed with defaults; JSON-able, part of the id;
 * ``task_options(options, task)`` -- the part of the options a cell of
   ``task`` uses: only that part enters the cell's id and its process;
 * ``check(cfg)`` -- models, tasks and data against the machine, before any work;
-* ``factors(cell)`` -- factor columns replacing the generation grid's.
+* ``factors(cell)`` -- factor columns replacing the generation grid's;
+* ``repeat_policy(cell)`` -- how many repeats the runner asks of a cell
+  (default: the sweep's ``repeats``);
+* ``precision(frame)`` -- ``repeats_n`` and ``ci_rel_halfwidth`` as the workload
+  counts them (default: one sample per repeat, for the whole cell).
 """
 from __future__ import annotations
 
@@ -45,26 +52,28 @@ if TYPE_CHECKING:
 
     from nrg.sweep.config import Cell, Settings, SweepConfig, TaskEntry
     from nrg.sweep.context import SweepContext
+    from nrg.sweep.repeats import RepeatPolicy
+    from nrg.workloads.protocol import Worker
 
 GENERATION = "generation"
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A workload's name, the module implementing it and its measure function's name."""
+    """A workload's name, the module implementing it and its worker class' name."""
 
     name: str
     module: str
-    measure: str
+    worker: str
     doc: str
 
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
-    Workload(GENERATION, "nrg.sweep.generation", "measure_cell",
+    Workload(GENERATION, "nrg.workloads.generation", "GenerationWorker",
              "prefill, decode and generate of a (compressed) model; task quality"),
-    Workload("finetune", "nrg.tickets.workload", "measure_finetune",
+    Workload("finetune", "nrg.tickets.workload", "FinetuneWorker",
              "LoRA fine-tuning and inference on fault tickets (chapter 4)"),
-    Workload("serving", "nrg.serving.workload", "measure_serving",
+    Workload("serving", "nrg.serving.workload", "ServingWorker",
              "a serving engine under load: energy per token, latency, quality (chapter 6)"),
 )}
 
@@ -131,9 +140,27 @@ def check(cfg: SweepConfig) -> bool:
     return True
 
 
-def measure(cell: Cell, context: SweepContext,
-            monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The rows of one cell, measured by its workload (raises on failure)."""
+def worker(cell: Cell, context: SweepContext, monitor_options: Mapping[str, Any] | None = None) -> Worker:
+    """The cell's worker, not yet prepared (nothing is loaded until ``prepare``)."""
     workload = WORKLOADS[cell.settings.workload]
-    frame: pd.DataFrame = getattr(_module(workload.name), workload.measure)(cell, context, monitor_options)
-    return frame
+    made: Worker = getattr(_module(workload.name), workload.worker)(cell, context, monitor_options)
+    return made
+
+
+def interleaves(name: str) -> bool:
+    """Whether cells of workload ``name`` may be measured in blocks, side by side with other cells."""
+    return bool(getattr(_module(name), "INTERLEAVE", True))
+
+
+def repeat_policy(cell: Cell) -> RepeatPolicy:
+    """How many repeats the runner asks of ``cell`` (the workload's rule, else the sweep's ``repeats``)."""
+    hook = _hook(cell.settings.workload, "repeat_policy")
+    policy: RepeatPolicy = cell.settings.repeats if hook is None else hook(cell)
+    return policy
+
+
+def precision(cell: Cell, frame: pd.DataFrame) -> None:
+    """Let the cell's workload set ``repeats_n`` and ``ci_rel_halfwidth`` its own way (in place)."""
+    hook = _hook(cell.settings.workload, "precision")
+    if hook is not None:
+        hook(frame)

@@ -25,30 +25,38 @@ on a model it loaded once.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell
 from nrg.sweep.context import SweepContext, identity
-from nrg.sweep.phases import PHASE_METHOD, OnePass, itl_percentiles, measure_repeat
+from nrg.workloads.cells import (
+    apply_transforms,
+    enter_environments,
+    observe,
+    open_monitor,
+    peak_memory_bytes_safe,
+    per_token_sample,
+    phase_row,
+    reset_peak_memory,
+)
+from nrg.workloads.phases import PHASE_METHOD, OnePass, itl_percentiles, measure_repeat
 
 if TYPE_CHECKING:
-    import pandas as pd
     import torch
 
-    from nrg.meters import EnergyMonitor, Measurement
+    from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
     from nrg.models import LoadedModel
     from nrg.tasks import Task
 
 
 @dataclass
-class Workload:
+class GenerationInputs:
     """A loaded model and fixed inputs of exactly ``batch_size x input_tokens`` tokens."""
 
     loaded: LoadedModel
@@ -71,8 +79,8 @@ def task_input_ids(loaded: LoadedModel, task: Task, batch_size: int, input_token
     return torch.tensor(rows, dtype=torch.long)
 
 
-def make_workload(loaded: LoadedModel, cell: Cell, task: Task | None) -> Workload:
-    """The cell's workload: task prompts when the model has a tokenizer, else seeded random tokens."""
+def make_inputs(loaded: LoadedModel, cell: Cell, task: Task | None) -> GenerationInputs:
+    """The cell's inputs: task prompts when the model has a tokenizer, else seeded random tokens."""
     import torch
 
     seed = cell.settings.seed
@@ -81,35 +89,14 @@ def make_workload(loaded: LoadedModel, cell: Cell, task: Task | None) -> Workloa
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     else:
         inputs = loaded.synthetic_inputs(cell.batch_size, cell.input_tokens, seed=seed)
-    return Workload(loaded, inputs, cell.output_tokens)
+    return GenerationInputs(loaded, inputs, cell.output_tokens)
 
 
-def per_token_sample(m: Measurement, tokens: int) -> float:
-    """What the adaptive rule watches: energy per token, else time per token."""
-    energy = m.total_j() if m.domains else math.nan
-    value = energy if math.isfinite(energy) else m.elapsed_s
-    return value / tokens
-
-
-def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -> EnergyMonitor:
-    """The sweep's meters for the cell's device.
-
-    ``monitor_options`` go to ``EnergyMonitor.auto`` (``sysfs_root``, ``nvml_module``, estimate
-    options -- how tests put fake hardware in).
-    """
-    from nrg.meters import EnergyMonitor
-    from nrg.sweep.devices import monitor_targets
-
-    gpus, sync = monitor_targets(cell)  # NVML indices by UUID; every GPU of a sharded model
-    meters = list(cell.settings.meters) if cell.settings.meters else None
-    return EnergyMonitor.auto(meters=meters, gpus=gpus, sync=sync, **dict(monitor_options or {}))
-
-
-def run_quality(workload: Workload, task: Task, cell: Cell, monitor: Monitor) -> tuple[Measurement, dict[str, float], int]:
+def run_quality(inputs: GenerationInputs, task: Task, cell: Cell, monitor: Monitor) -> tuple[Measurement, dict[str, float], int]:
     """Generate for ``quality_items`` task items with their own prompts and score them."""
     import torch
 
-    loaded = workload.loaded
+    loaded = inputs.loaded
     if loaded.tokenizer is None:
         raise ParameterError(f"model {loaded.name!r} has no tokenizer, so task {task.name!r} cannot be scored")
     items = task.items(None, seed=cell.settings.seed)[: cell.settings.quality_items]
@@ -131,21 +118,6 @@ def run_quality(workload: Workload, task: Task, cell: Cell, monitor: Monitor) ->
         predictions.append(loaded.tokenizer.decode(new, skip_special_tokens=True))
     m = monitor.end_window("quality")
     return m, {k: float(v) for k, v in task.score(predictions, items).items()}, produced
-
-
-def phase_row(m: Measurement, phase: str, repeat: int, tokens: int, bound_s: float) -> dict[str, Any]:
-    """One result row for a measured phase: energy record, token rates and the roofline fraction."""
-    from nrg.sweep.roofline import fraction
-
-    rec = m.to_record()
-    time_s = rec["time_s"]
-    rec.update({
-        "repeat": repeat, "phase": phase, "tokens": tokens,
-        "tokens_per_s": tokens / time_s if time_s > 0 else math.nan,
-        "energy_per_token_j": rec["energy_j"] / tokens if tokens else math.nan,
-        "roofline_time_s": bound_s, "roofline_fraction": fraction(bound_s, time_s),
-    })
-    return rec
 
 
 def repeat_rows(one: OnePass, repeat: int, cell: Cell, bounds: Mapping[str, float],
@@ -199,67 +171,6 @@ def load_model(cell: Cell) -> LoadedModel:
     return load(spec)
 
 
-def apply_transforms(loaded: LoadedModel, cell: Cell, only: Sequence[str] | None = None,
-                     options: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[LoadedModel, dict[str, Any]]:
-    """Apply each extra axis' ``transform`` in config order; collect their columns.
-
-    ``only`` limits this to the named axes and ``options`` gives an axis' transform
-    keyword arguments: the finetune workload prunes once, then quantizes a copy per
-    tuned model, with sparse kernels deferred until after training.
-    """
-    from nrg import axes
-
-    columns: dict[str, Any] = {}
-    for name, value in cell.axes:
-        axis = axes.get(name)
-        if axis.transform is None or value == axis.default or (only is not None and name not in only):
-            continue
-        transform: Callable[..., tuple[Any, dict[str, Any]]] = axis.transform
-        result, extra = transform(loaded, value, **dict((options or {}).get(name, {})))
-        if result is not loaded and hasattr(result, "parameters"):  # a bare module came back
-            loaded = dataclasses.replace(loaded, model=result)
-        elif result is not loaded:
-            loaded = result
-        columns.update(extra)
-    return loaded, columns
-
-
-def enter_environments(stack: ExitStack, cell: Cell) -> list[Callable[[], dict[str, Any]]]:
-    """Enter each axis' environment (clocks, power limit) on ``stack``; their observers."""
-    from nrg import axes
-    from nrg.dvfs.mapping import GPU_GLOBAL_AXES, dvfs_target
-    from nrg.sweep.devices import cuda_indices
-
-    if cell.settings.device.startswith("cuda") and any(n in GPU_GLOBAL_AXES for n, _ in cell.axes):
-        stack.enter_context(dvfs_target(cuda_indices(cell)[0]))  # set and observe the cell's GPU, by UUID
-    observers = []
-    for name, value in cell.axes:
-        axis = axes.get(name)
-        if axis.environment is not None:
-            observers.append(stack.enter_context(axis.environment(value)))
-    return observers
-
-
-
-def peak_memory_bytes(device: str) -> int:
-    """CUDA: max allocated since the cell's reset; CPU: the process' peak RSS.
-
-    The RSS peak is per cell only when the cell has its own process
-    (``isolate: true``); in-process runs report the peak of the whole process so far.
-    """
-    if device.startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.max_memory_allocated(torch.device(device)))
-    if device == "auto":  # sharded: devices this process did not use report 0
-        import torch
-
-        return sum(int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count()))
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 @dataclass
 class PreparedCell:
     """A cell ready to measure: model loaded and transformed, inputs built, meters open, warmed up.
@@ -274,7 +185,7 @@ class PreparedCell:
     context: SweepContext
     loaded: LoadedModel
     task: Any | None
-    workload: Workload
+    inputs: GenerationInputs
     bounds: Mapping[str, float]
     columns: dict[str, Any]
     stack: ExitStack
@@ -291,7 +202,7 @@ class PreparedCell:
         rows: list[dict[str, Any]] = []
         observers = self.observers
         while True:
-            one = measure_repeat(self.workload, self.monitor).with_idle(self.context.idle_power_w)
+            one = measure_repeat(self.inputs, self.monitor).with_idle(self.context.idle_power_w)
             flagged = policy.flags(one.generate)
             rows.extend(repeat_rows(one, self.repeats_done, cell, self.bounds, flagged))
             self.repeats_done += 1
@@ -299,7 +210,7 @@ class PreparedCell:
                 self.retries += 1          # kept and marked, left out of the samples, redone
                 continue
             break
-        observed = _observe(observers)
+        observed = observe(observers)
         order = {"block": block, "run_order": run_order}
         return [{**row, **observed, **order} for row in rows], per_token_sample(one.generate, tokens)
 
@@ -309,8 +220,8 @@ class PreparedCell:
         extra: list[dict[str, Any]] = []
         quality_cols: dict[str, float] = {}
         if task is not None and not isinstance(task, _LabelOnly) and cell.settings.quality_items > 0:
-            m, quality_cols, produced = run_quality(self.workload, task, cell, self.monitor)
-            observed = _observe(self.observers)
+            m, quality_cols, produced = run_quality(self.inputs, task, cell, self.monitor)
+            observed = observe(self.observers)
             extra.append({**phase_row(m.with_idle(self.context.idle_power_w), "inference", 0, produced, math.nan),
                           "interference": cell.settings.interference.flags(m), **observed})
         common = {
@@ -334,41 +245,54 @@ def prepare_cell(cell: Cell, context: SweepContext,
     task = _task_for(cell)
     if loaded.weights != "real" or loaded.tokenizer is None:
         task = None if task is None else _LabelOnly(task.dataset)  # systems run: synthetic ids
-    workload = make_workload(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
+    inputs = make_inputs(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
     bounds, roof_cols = roofline_for(loaded, cell, context)
-    _reset_peak_memory(cell.settings.device)
+    reset_peak_memory(cell.settings.device)
     stack = ExitStack()
     try:
         monitor = stack.enter_context(open_monitor(cell, monitor_options))
         observers = enter_environments(stack, cell)   # held for the cell's life, left at close()
         for _ in range(cell.settings.warmup):
-            workload.generate()
+            inputs.generate()
     except BaseException:
         stack.close()
         raise
-    return PreparedCell(cell, context, loaded, task, workload, bounds, {**roof_cols, **transform_cols},
+    return PreparedCell(cell, context, loaded, task, inputs, bounds, {**roof_cols, **transform_cols},
                         stack, monitor, observers)
 
 
-def measure_cell(cell: Cell, context: SweepContext,
-                 monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The whole cell at once: prepare, repeat until the policy is met, finish; one row per phase/repeat.
+@dataclass
+class GenerationWorker:
+    """The generation workload's :class:`~nrg.workloads.protocol.Worker`: a :class:`PreparedCell` on request."""
 
-    The cell's repeats run back to back (``block`` is the repeat's index); a
-    sweep interleaves cells instead (:mod:`nrg.sweep.blocks`).
-    """
-    from nrg.sweep.blocks import CellRun, cell_frame, record_repeat
+    cell: Cell
+    context: SweepContext
+    monitor_options: Mapping[str, Any] | None = None
+    prepared: PreparedCell | None = None
+    footprint: dict[str, float] = field(default_factory=dict)
 
-    prepared = prepare_cell(cell, context, monitor_options)
-    try:
-        run = CellRun(cell)
-        while not run.stopped:
-            rows, sample = prepared.measure(block=run.attempts, run_order=None)
-            record_repeat(run, rows, sample)
-        common, extra = prepared.finish()
-    finally:
-        prepared.close()
-    return cell_frame(run, common, extra)
+    def prepare(self, next_repeat: int = 0, retries: int = 0, done: int = 0) -> None:
+        """Load, transform and warm up (:func:`prepare_cell`); rows continue after ``next_repeat``."""
+        prepared = prepare_cell(self.cell, self.context, self.monitor_options)
+        prepared.repeats_done, prepared.retries = int(next_repeat), int(retries)
+        self.prepared = prepared
+        self.footprint = {"used_bytes": float(prepared.loaded.n_params * prepared.loaded.spec.dtype_bytes)}
+
+    def repeat(self, block: int, run_order: int | None) -> tuple[list[dict[str, Any]], float | None]:
+        """One measured repeat (redone while flagged, up to the cap)."""
+        assert self.prepared is not None, "prepare() first"
+        return self.prepared.measure(block, run_order)
+
+    def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Common columns and quality rows."""
+        assert self.prepared is not None, "prepare() first"
+        return self.prepared.finish()
+
+    def close(self) -> None:
+        """Release the model and the meters."""
+        if self.prepared is not None:
+            self.prepared.close()
+            self.prepared = None
 
 
 def _ci_target(cell: Cell) -> float:
@@ -392,25 +316,3 @@ class _LabelOnly:
 
     dataset: str
 
-
-def _observe(observers: list[Callable[[], dict[str, Any]]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for observe in observers:
-        out.update(observe())
-    return out
-
-
-def _reset_peak_memory(device: str) -> None:
-    if device.startswith("cuda") or device == "auto":
-        import torch
-
-        for index in [torch.device(device)] if device != "auto" else range(torch.cuda.device_count()):
-            torch.cuda.reset_peak_memory_stats(index)
-
-
-def peak_memory_bytes_safe(device: str) -> int | None:
-    """Peak device memory of the cell, or None where it cannot be read: a missing figure is not a failure."""
-    try:
-        return peak_memory_bytes(device)
-    except Exception:  # noqa: BLE001 - a missing figure must not fail the cell
-        return None

@@ -315,6 +315,23 @@ def _stop_parts(device: str = "cpu") -> list:
 
 #: Room for part a's quick cell (process start, torch, one repeat) on a loaded 2-core machine.
 FIRST_BUDGET_S = int(os.environ.get("NRG_TEST_STOP_BUDGET_S", "150"))
+#: Budget left when run 1 comes to b's cell: what a machine slower at part a would have left.
+#: b's cell gets it minus the stop's reserve (TERM_GRACE_S), and fills it: a stop needs no more.
+LEFT_FOR_THE_STOP_S = TERM_GRACE_S + 10
+#: Run 2: b's cell (first) is stopped after this minus the reserve; a's (3 s) would fit at the start.
+SECOND_BUDGET_S = TERM_GRACE_S + 15
+
+
+class _SkippingBudget(reference.Budget):
+    """The run's own budget, that can skip to a given time left (as if earlier cells had taken longer).
+
+    Only the time left when b's cell comes is moved: the gate still decides from
+    ``remaining_s``, gives the cell what is left minus the reserve and records the stop as
+    the sweep reports it; b's cell simply has seconds, not minutes, to fill before it is stopped.
+    """
+
+    def skip_to(self, left_s: float) -> None:
+        self.total_s = min(self.total_s, self.elapsed_s() + left_s)
 
 
 @pytest.mark.slow
@@ -324,9 +341,20 @@ def test_a_cell_stopped_at_the_budget_is_recorded_so_and_retried_first(tmp_path,
     from nrg.reference_estimate import Estimate
 
     a2_estimate_s = {"value": 1000.0}
+    budgets: list[_SkippingBudget] = []
+
+    def estimate(self, cell):
+        if cell.output_tokens == 64 and len(budgets) == 1:      # run 1 reaches b's cell: little time left
+            budgets[0].skip_to(LEFT_FOR_THE_STOP_S)
+        return Estimate(1.0, 1.0, a2_estimate_s["value"] if cell.output_tokens == 3 else 1.0)
+
+    def budget(*args, **kwargs):
+        budgets.append(_SkippingBudget(*args, **kwargs))
+        return budgets[-1]
+
     monkeypatch.setattr(reference, "parts", _stop_parts)
-    monkeypatch.setattr(Estimator, "estimate", lambda self, cell: Estimate(
-        1.0, 1.0, a2_estimate_s["value"] if cell.output_tokens == 3 else 1.0))
+    monkeypatch.setattr(reference, "Budget", budget)
+    monkeypatch.setattr(Estimator, "estimate", estimate)
     out = tmp_path / "ref"
     first = reference.run(FIRST_BUDGET_S, out, device="cpu", margin_s=6)
     by_name = {(c["part"], c["name"]): c for c in first["cells"]}
@@ -339,7 +367,7 @@ def test_a_cell_stopped_at_the_budget_is_recorded_so_and_retried_first(tmp_path,
     assert [v["name"] for v in state["stopped"].values()] == ["gpt2 in=8 out=64"]
 
     a2_estimate_s["value"] = 3.0                     # now a's cell fits, and comes first in priority order
-    second = reference.run(60, out, device="cpu", margin_s=6)
+    second = reference.run(SECOND_BUDGET_S, out, device="cpu", margin_s=6)
     ran = sorted((c for c in second["cells"] if c["decision"] == "ran"), key=lambda c: c["started_s"])
     assert ran[0]["name"] == "gpt2 in=8 out=64" and "retried first" in ran[0]["reason"], second["cells"]
     assert ran[0]["result"] == reference.STOPPED                                   # stopped again, and so said

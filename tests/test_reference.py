@@ -237,22 +237,20 @@ def _check_decisions(summary: dict) -> None:
             assert cell["estimate_s"] > cell["remaining_s"] - summary["margin_s"], cell
 
 
-#: Enough for the meters and one cell of each part on a loaded 2-core machine; a run with
-#: ``--one-per-part`` stops once it has them, so the test takes what they take, not this.
-WHOLE_RUN_BUDGET_S = int(os.environ.get("NRG_TEST_REFERENCE_BUDGET_S", "400"))
-
-
 @pytest.mark.slow
 @pytest.mark.process
-def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing(tmp_path):
-    """No codecarbon, bitsandbytes, GSM8K package...: every part still measures; what needs them says so."""
-    out, state = tmp_path / "ref", tmp_path / "h200.json"
-    done, wall_s = _reference(out, state, WHOLE_RUN_BUDGET_S, tmp_path, "--one-per-part")
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["elapsed_s"] <= WHOLE_RUN_BUDGET_S and wall_s <= WHOLE_RUN_BUDGET_S + 60
+def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing(h200_dry_run):
+    """No codecarbon, bitsandbytes, GSM8K package...: every part still measures; what needs them says so.
+
+    The run is ``nrg reference --one-per-part --archive`` as scripts/device-reference.sh runs it on
+    the bare image (tests/conftest.py's h200_dry_run, shared with the script's own test).
+    """
+    done, out, state = h200_dry_run["done"], h200_dry_run["run"], h200_dry_run["state"]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = h200_dry_run["summary"]
+    assert summary["elapsed_s"] <= summary["budget_s"] and h200_dry_run["wall_s"] <= h200_dry_run["limit_s"]
     _check_decisions(summary)
-    assert json.loads(state.read_text())["calls"] == []      # nothing was set on the GPU, by any process
+    assert h200_dry_run["gpu_calls"] == []      # nothing was set on the GPU, by any process
     meters = json.loads((out / "00_how_energy_is_measured" / "meters.json").read_text())
     assert meters["status"] == "measured" and meters["gpu"] == "GPU 0 (NVIDIA H200)"
     assert 0.05 < meters["counter_update_period_s"] < 0.2 and meters["idle_power_w"] == pytest.approx(120, rel=0.3)
@@ -272,11 +270,11 @@ def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing
     assert rows["energy_source"].str.contains("nvml-counter").all()           # NVML reached without codecarbon
     assert rows["energy_source"].str.contains("codecarbon is not installed").all()   # the constant, and why
     assert "archive:" in done.stdout
-    with tarfile.open(tmp_path / "ref.tar.gz") as tar:
-        assert "ref/summary.json" in tar.getnames()
+    assert f"{out.name}/summary.json" in h200_dry_run["archive_names"]
 
     before = {p.name for p in out.rglob("*.parquet")}
-    again, _ = _reference(out, state, 60, tmp_path, "--one-per-part")     # resumes: nothing measured twice
+    assert sorted(before) == h200_dry_run["parquet"]            # as the run left them
+    again, _ = _reference(out, state, 60, h200_dry_run["tmp"], "--one-per-part")   # resumes: nothing measured twice
     assert again.returncode == 0, again.stderr[-3000:]
     second = json.loads((out / "summary.json").read_text())
     assert not [c for c in second["cells"] if c["decision"] == "ran"]

@@ -19,9 +19,13 @@ has a timeout (``timeout`` in pyproject.toml); a fast one a tighter
 """
 from __future__ import annotations
 
+import json
 import multiprocessing.process
 import os
 import subprocess
+import sys
+import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,8 @@ FAST_TIMEOUT_S = 180
 BOOK_TIMEOUT_S = 1800
 
 # Fixtures that start a process: a test using one is marked `process`.
-PROCESS_FIXTURES = frozenset({"lab"})    # tests/test_lab.py: a JupyterLab server
+PROCESS_FIXTURES = frozenset({"lab",            # tests/test_lab.py: a JupyterLab server
+                              "h200_dry_run"})  # below: scripts/device-reference.sh on the fake H200
 # Fixtures that build the book (tests/test_book.py's `built`, once per session): `book` and `slow`.
 BOOK_FIXTURES = frozenset({"built"})
 # Commands a library starts on its own, once per process, whichever test imports it
@@ -187,3 +192,49 @@ def _default_dvfs_target() -> Iterator[None]:
     dvfs.configure()
     yield
     dvfs.configure()
+
+
+_ROOT = Path(__file__).resolve().parents[1]
+#: Seconds scripts/device-reference.sh may take in the dry run (its NRG_DEVICE_LIMIT_S).
+DEVICE_LIMIT_S = int(os.environ.get("NRG_TEST_DEVICE_LIMIT_S", "400"))
+
+
+@pytest.fixture(scope="session")
+def h200_dry_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``scripts/device-reference.sh --one-per-part`` on the fake H200 under the bare image, run once.
+
+    The fake H200 (tests/fakes/h200.py) stands behind pynvml in every process and
+    records each state-changing call; the bare image's missing packages are blocked; a
+    fake ``nvidia-smi`` logs each call; the device is the CPU. Two tests read this one
+    run: tests/test_reference_device_script.py (the script: one archive, queries only,
+    within its limit) and tests/test_reference.py (the run: ok rows from every part,
+    nothing set, then a resume in the same folder). They used to make two runs of the
+    same meters and cells, through the script and through ``nrg reference`` (which the
+    script runs). What they check is read here, right after the run, so the resume of
+    the second cannot change what the first sees.
+    """
+    tmp = tmp_path_factory.mktemp("h200-dry-run")
+    bare = _ROOT / "tests" / "fakes" / "bare_image"
+    state, calls, out, run_dir = tmp / "h200.json", tmp / "smi.log", tmp / "out", tmp / "run"
+    env = {**os.environ, "PATH": f"{bare / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(bare), "PYTHON": sys.executable, "OUT": str(out),
+           "NRG_TEST_FAKE_H200": str(state), "NRG_TEST_NVIDIA_SMI_LOG": str(calls),
+           "NRG_REF_DEVICE": "cpu", "NRG_DEVICE_LIMIT_S": str(DEVICE_LIMIT_S), "NRG_REF_RUN": str(run_dir),
+           "NRG_REF_ARGS": "--one-per-part", "NRG_CACHE_DIR": str(tmp / "cache"),
+           "NRG_STATE_DIR": str(tmp / "state")}
+    started = time.perf_counter()
+    done = subprocess.run(["bash", str(_ROOT / "scripts" / "device-reference.sh")], capture_output=True,
+                          text=True, env=env, cwd=tmp, timeout=DEVICE_LIMIT_S + 60)
+    wall_s = time.perf_counter() - started
+    archives = sorted(out.iterdir()) if out.is_dir() else []
+    names: list[str] = []
+    if len(archives) == 1:
+        with tarfile.open(archives[0]) as tar:
+            names = tar.getnames()
+    summary = run_dir / "summary.json"
+    return {"done": done, "wall_s": wall_s, "limit_s": DEVICE_LIMIT_S, "run": run_dir, "state": state, "tmp": tmp, "bare": bare,
+            "archives": [a.name for a in archives], "archive_names": names,
+            "smi_calls": calls.read_text().splitlines() if calls.is_file() else None,
+            "gpu_calls": json.loads(state.read_text())["calls"] if state.is_file() else None,
+            "summary": json.loads(summary.read_text()) if summary.is_file() else None,
+            "parquet": sorted(p.name for p in run_dir.rglob("*.parquet"))}

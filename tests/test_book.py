@@ -178,52 +178,75 @@ def _browser(built: book.BuildReport) -> Iterator[tuple[Any, str]]:
             server.shutdown()
 
 
-def _open(browser: Any, base_url: str, chapter: str, width: int) -> Any:
-    """A chapter's page at ``width`` px, loaded (network idle)."""
+def _visit(browser: Any, base_url: str, chapter: str, width: int, shots: Path) -> dict[str, Any]:
+    """Everything the browser tests read from one chapter's page at ``width`` px, loaded once.
+
+    Console errors and failed scripts are recorded from before the page loads; the
+    image sizes once the network is idle; the layout and the reading checks (whose
+    scripts only read the page) once MathJax has typeset (its failure to finish is kept
+    for the test that needs it, so it does not hide what the others check).
+    """
     page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{base_url}/notebooks/{chapter}.html")
-    page.wait_for_load_state("networkidle")
-    return page
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{base_url}/notebooks/{chapter}.html")
+        page.wait_for_load_state("networkidle")
+        widths = page.eval_on_selector_all("main img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        math_error = None
+        try:
+            page.wait_for_function(MATH_DONE_JS, timeout=60_000)
+        except Exception as exc:  # noqa: BLE001 - reported by the test that checks typesetting
+            math_error = f"MathJax did not finish: {exc}"
+        layout, reading = page.evaluate(LAYOUT_JS), page.evaluate(READING_JS)
+        page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)
+        statuses = {href: page.request.get(href).status for href in layout["links"]}
+        folded = page.eval_on_selector_all(".cell.tag_hide-input", "cells => cells.length")
+    finally:
+        page.close()
+    return {"errors": errors, "image_widths": widths, "math_error": math_error, "layout": layout,
+            "reading": reading, "statuses": statuses, "folded": folded}
+
+
+@pytest.fixture(scope="module")
+def visits(built: book.BuildReport) -> Iterator[Any]:
+    """``visits(width)``: every chapter's page read at ``width`` px, each page loaded once per width.
+
+    The browser tests only read pages, so one browser and one load per chapter and
+    width serve all of them (they used to launch Chromium and load every page once per
+    test: five loads of each page instead of two).
+    """
+    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    seen: dict[int, dict[str, dict[str, Any]]] = {}
+    with _browser(built) as (browser, base_url):
+        def at(width: int) -> dict[str, dict[str, Any]]:
+            if width not in seen:
+                seen[width] = {chapter: _visit(browser, base_url, chapter, width, shots)
+                               for chapter in book.chapters(ROOT)}
+            return seen[width]
+
+        yield at
 
 
 @needs_chromium
-def test_chapters_load_in_a_real_browser(built: book.BuildReport) -> None:
-    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    with _browser(built) as (browser, base_url):
-        for chapter in book.chapters(ROOT):
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base_url}/notebooks/{chapter}.html")
-            page.wait_for_load_state("networkidle")
-            widths = page.eval_on_selector_all(
-                "main img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-            page.screenshot(path=str(shots / f"{chapter}.png"), full_page=True)
-            page.close()
-            assert all(w > 0 for w in widths), f"{chapter}: an image did not render {widths}"
-            assert not errors, f"{chapter}: console errors {errors}"
+def test_chapters_load_in_a_real_browser(built: book.BuildReport, visits: Any) -> None:
+    for chapter, seen in visits(WIDTHS[0]).items():
+        assert all(w > 0 for w in seen["image_widths"]), f"{chapter}: an image did not render {seen['image_widths']}"
+        assert not seen["errors"], f"{chapter}: console errors {seen['errors']}"
 
 
 @needs_chromium
 @pytest.mark.parametrize("width", WIDTHS)
-def test_pages_read_well_at_laptop_and_phone_width(built: book.BuildReport, width: int) -> None:
+def test_pages_read_well_at_laptop_and_phone_width(built: book.BuildReport, visits: Any, width: int) -> None:
     """Nothing clipped or wider than the page; every data link resolves; no bar residue; readable tables."""
-    shots = ROOT / "_build" / "test-artefacts" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    with _browser(built) as (browser, base_url):
-        for chapter in book.chapters(ROOT):
-            page = _open(browser, base_url, chapter, width)
-            page.wait_for_function(MATH_DONE_JS, timeout=60_000)
-            found = page.evaluate(LAYOUT_JS)
-            page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)
-            statuses = {href: page.request.get(href).status for href in found["links"]}
-            folded = page.eval_on_selector_all(".cell.tag_hide-input", "cells => cells.length")
-            page.close()
-            assert not found["bad"], f"{chapter} at {width}px: {found['bad']}"
-            assert found["page"] <= 1, f"{chapter} at {width}px: the page scrolls sideways by {found['page']}px"
-            _check_content(chapter, found, statuses, folded)
+    for chapter, seen in visits(width).items():
+        found = seen["layout"]
+        assert seen["math_error"] is None, f"{chapter} at {width}px: {seen['math_error']}"
+        assert not found["bad"], f"{chapter} at {width}px: {found['bad']}"
+        assert found["page"] <= 1, f"{chapter} at {width}px: the page scrolls sideways by {found['page']}px"
+        _check_content(chapter, found, seen["statuses"], seen["folded"])
 
 
 def _significant_digits(text: str) -> int:
@@ -288,15 +311,11 @@ READING_JS = """() => {
 
 @needs_chromium
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_answer_comes_first_and_nothing_broken_shows(built: book.BuildReport, width: int) -> None:
+def test_the_answer_comes_first_and_nothing_broken_shows(built: book.BuildReport, visits: Any, width: int) -> None:
     """Findings box above the first long table; no warning text; no empty figure; verdicts in view; legible figures."""
     problems: list[str] = []
-    with _browser(built) as (browser, base_url):
-        for chapter in book.chapters(ROOT):
-            page = _open(browser, base_url, chapter, width)
-            found = page.evaluate(READING_JS)
-            page.close()
-            problems += _reading_problems(chapter, width, found)
+    for chapter, seen in visits(width).items():
+        problems += _reading_problems(chapter, width, seen["reading"])
     assert not problems, "\n".join(problems)
 
 

@@ -239,22 +239,20 @@ def _check_decisions(summary: dict) -> None:
             assert cell["estimate_s"] > cell["remaining_s"] - summary["margin_s"], cell
 
 
-#: Enough for the meters and one cell of each part on a loaded 2-core machine; a run with
-#: ``--one-per-part`` stops once it has them, so the test takes what they take, not this.
-WHOLE_RUN_BUDGET_S = int(os.environ.get("NRG_TEST_REFERENCE_BUDGET_S", "400"))
-
-
 @pytest.mark.slow
 @pytest.mark.process
-def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing(tmp_path):
-    """No codecarbon, bitsandbytes, GSM8K package...: every part still measures; what needs them says so."""
-    out, state = tmp_path / "ref", tmp_path / "h200.json"
-    done, wall_s = _reference(out, state, WHOLE_RUN_BUDGET_S, tmp_path, "--one-per-part")
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["elapsed_s"] <= WHOLE_RUN_BUDGET_S and wall_s <= WHOLE_RUN_BUDGET_S + 60
+def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing(h200_dry_run):
+    """No codecarbon, bitsandbytes, GSM8K package...: every part still measures; what needs them says so.
+
+    The run is ``nrg reference --one-per-part --archive`` as scripts/device-reference.sh runs it on
+    the bare image (tests/conftest.py's h200_dry_run, shared with the script's own test).
+    """
+    done, out, state = h200_dry_run["done"], h200_dry_run["run"], h200_dry_run["state"]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = h200_dry_run["summary"]
+    assert summary["elapsed_s"] <= summary["budget_s"] and h200_dry_run["wall_s"] <= h200_dry_run["limit_s"]
     _check_decisions(summary)
-    assert json.loads(state.read_text())["calls"] == []      # nothing was set on the GPU, by any process
+    assert h200_dry_run["gpu_calls"] == []      # nothing was set on the GPU, by any process
     meters = json.loads((out / "00_how_energy_is_measured" / "meters.json").read_text())
     assert meters["status"] == "measured" and meters["gpu"] == "GPU 0 (NVIDIA H200)"
     assert 0.05 < meters["counter_update_period_s"] < 0.2 and meters["idle_power_w"] == pytest.approx(120, rel=0.3)
@@ -274,11 +272,11 @@ def test_a_run_on_the_bare_image_brings_ok_rows_from_every_part_and_sets_nothing
     assert rows["energy_source"].str.contains("nvml-counter").all()           # NVML reached without codecarbon
     assert rows["energy_source"].str.contains("codecarbon is not installed").all()   # the constant, and why
     assert "archive:" in done.stdout
-    with tarfile.open(tmp_path / "ref.tar.gz") as tar:
-        assert "ref/summary.json" in tar.getnames()
+    assert f"{out.name}/summary.json" in h200_dry_run["archive_names"]
 
     before = {p.name for p in out.rglob("*.parquet")}
-    again, _ = _reference(out, state, 60, tmp_path, "--one-per-part")     # resumes: nothing measured twice
+    assert sorted(before) == h200_dry_run["parquet"]            # as the run left them
+    again, _ = _reference(out, state, 60, h200_dry_run["tmp"], "--one-per-part")   # resumes: nothing measured twice
     assert again.returncode == 0, again.stderr[-3000:]
     second = json.loads((out / "summary.json").read_text())
     assert not [c for c in second["cells"] if c["decision"] == "ran"]
@@ -317,6 +315,23 @@ def _stop_parts(device: str = "cpu") -> list:
 
 #: Room for part a's quick cell (process start, torch, one repeat) on a loaded 2-core machine.
 FIRST_BUDGET_S = int(os.environ.get("NRG_TEST_STOP_BUDGET_S", "150"))
+#: Budget left when run 1 comes to b's cell: what a machine slower at part a would have left.
+#: b's cell gets it minus the stop's reserve (TERM_GRACE_S), and fills it: a stop needs no more.
+LEFT_FOR_THE_STOP_S = TERM_GRACE_S + 10
+#: Run 2: b's cell (first) is stopped after this minus the reserve; a's (3 s) would fit at the start.
+SECOND_BUDGET_S = TERM_GRACE_S + 15
+
+
+class _SkippingBudget(reference.Budget):
+    """The run's own budget, that can skip to a given time left (as if earlier cells had taken longer).
+
+    Only the time left when b's cell comes is moved: the gate still decides from
+    ``remaining_s``, gives the cell what is left minus the reserve and records the stop as
+    the sweep reports it; b's cell simply has seconds, not minutes, to fill before it is stopped.
+    """
+
+    def skip_to(self, left_s: float) -> None:
+        self.total_s = min(self.total_s, self.elapsed_s() + left_s)
 
 
 @pytest.mark.slow
@@ -326,9 +341,20 @@ def test_a_cell_stopped_at_the_budget_is_recorded_so_and_retried_first(tmp_path,
     from nrg.reference_estimate import Estimate
 
     a2_estimate_s = {"value": 1000.0}
+    budgets: list[_SkippingBudget] = []
+
+    def estimate(self, cell):
+        if cell.output_tokens == 64 and len(budgets) == 1:      # run 1 reaches b's cell: little time left
+            budgets[0].skip_to(LEFT_FOR_THE_STOP_S)
+        return Estimate(1.0, 1.0, a2_estimate_s["value"] if cell.output_tokens == 3 else 1.0)
+
+    def budget(*args, **kwargs):
+        budgets.append(_SkippingBudget(*args, **kwargs))
+        return budgets[-1]
+
     monkeypatch.setattr(reference, "parts", _stop_parts)
-    monkeypatch.setattr(Estimator, "estimate", lambda self, cell: Estimate(
-        1.0, 1.0, a2_estimate_s["value"] if cell.output_tokens == 3 else 1.0))
+    monkeypatch.setattr(reference, "Budget", budget)
+    monkeypatch.setattr(Estimator, "estimate", estimate)
     out = tmp_path / "ref"
     first = reference.run(FIRST_BUDGET_S, out, device="cpu", margin_s=6)
     by_name = {(c["part"], c["name"]): c for c in first["cells"]}
@@ -341,7 +367,7 @@ def test_a_cell_stopped_at_the_budget_is_recorded_so_and_retried_first(tmp_path,
     assert [v["name"] for v in state["stopped"].values()] == ["gpt2 in=8 out=64"]
 
     a2_estimate_s["value"] = 3.0                     # now a's cell fits, and comes first in priority order
-    second = reference.run(60, out, device="cpu", margin_s=6)
+    second = reference.run(SECOND_BUDGET_S, out, device="cpu", margin_s=6)
     ran = sorted((c for c in second["cells"] if c["decision"] == "ran"), key=lambda c: c["started_s"])
     assert ran[0]["name"] == "gpt2 in=8 out=64" and "retried first" in ran[0]["reason"], second["cells"]
     assert ran[0]["result"] == reference.STOPPED                                   # stopped again, and so said

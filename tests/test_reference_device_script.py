@@ -7,21 +7,15 @@ run to the meters and one cell per chapter.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import sys
-import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BARE = ROOT / "tests" / "fakes" / "bare_image"
 SCRIPT = ROOT / "scripts" / "device-reference.sh"
-LIMIT_S = int(os.environ.get("NRG_TEST_DEVICE_LIMIT_S", "400"))
 
 
 def test_the_script_only_queries_the_gpu_and_installs_nothing():
@@ -45,29 +39,19 @@ def test_make_reference_is_the_bare_command_with_an_archive_and_installs_nothing
 
 
 @pytest.mark.slow
-def test_a_dry_run_on_the_fake_h200_writes_one_archive_and_sets_nothing(tmp_path):
-    state, calls, out = tmp_path / "h200.json", tmp_path / "smi.log", tmp_path / "out"
-    env = {**os.environ, "PATH": f"{BARE / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(BARE), "PYTHON": sys.executable, "OUT": str(out),
-           "NRG_TEST_FAKE_H200": str(state), "NRG_TEST_NVIDIA_SMI_LOG": str(calls),
-           "NRG_REF_DEVICE": "cpu", "NRG_DEVICE_LIMIT_S": str(LIMIT_S), "NRG_REF_RUN": str(tmp_path / "run"),
-           "NRG_REF_ARGS": "--one-per-part", "NRG_CACHE_DIR": str(tmp_path / "cache"),
-           "NRG_STATE_DIR": str(tmp_path / "state")}
-    started = time.perf_counter()
-    done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=LIMIT_S + 60)
-    wall_s = time.perf_counter() - started
+def test_a_dry_run_on_the_fake_h200_writes_one_archive_and_sets_nothing(h200_dry_run):
+    """The script's run (tests/conftest.py's h200_dry_run, shared with tests/test_reference.py)."""
+    done = h200_dry_run["done"]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert wall_s <= LIMIT_S
+    assert h200_dry_run["wall_s"] <= h200_dry_run["limit_s"]
     assert "NVIDIA H200" in done.stdout and re.search(r"torch \d+\.\d+", done.stdout)
     assert re.search(r"transformers \d+\.\d+", done.stdout) and "codecarbon: no" in done.stdout
-    assert all(line.startswith("--query-gpu=") for line in calls.read_text().splitlines())
-    assert json.loads(state.read_text())["calls"] == []              # no GPU setting changed, by any process
-    archives = list(out.iterdir())
-    assert len(archives) == 1 and archives[0].name.endswith(".tar.gz")
-    with tarfile.open(archives[0]) as tar:
-        names = tar.getnames()
+    assert all(line.startswith("--query-gpu=") for line in h200_dry_run["smi_calls"])
+    assert h200_dry_run["gpu_calls"] == []              # no GPU setting changed, by any process
+    archives = h200_dry_run["archives"]
+    assert len(archives) == 1 and archives[0].endswith(".tar.gz")
+    names = h200_dry_run["archive_names"]
     assert "run/summary.json" in names and "run/00_how_energy_is_measured/meters.json" in names
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = h200_dry_run["summary"]
     assert {c["part"] for c in summary["cells"] if c["result"] == "ok"} == {
         "meters", "sequence_length", "model_comparison", "tickets", "dvfs"}

@@ -22,9 +22,9 @@ from nrg.chapters import dvfs as chapter
 from nrg.chapters import dvfs_analysis as analysis
 from nrg.errors import ParameterError
 from nrg.stats import AnovaResult
-from nrg.sweep import store
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
+from nrg.sweep.runfolder import store
 
 try:
     from fakes.nvml import FakeGpu, FakeNvml

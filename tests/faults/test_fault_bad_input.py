@@ -204,7 +204,7 @@ def test_a_foreign_out_folder_is_left_exactly_as_it_was(tmp_path, work, capsys) 
 
 
 def test_an_nrg_run_folder_is_still_accepted_with_a_lost_or_damaged_manifest(tmp_path) -> None:
-    from nrg.sweep.files import check_run_dir
+    from nrg.sweep.runfolder.files import check_run_dir
 
     run = tmp_path / "run"
     (run / "cells").mkdir(parents=True)

@@ -24,7 +24,7 @@ def batch_beside(params: Mapping[str, Any], models: Sequence[str]) -> pd.DataFra
     """Chapter 5's generate() rows of ``models`` when its run folder holds them (else empty)."""
     import pandas as pd
 
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     folder = Path(params["batch_run_dir"])
     if not (folder / "cells").is_dir():

@@ -61,7 +61,7 @@ def check(quality_floor: Any = 0.0, latency_measure: str = "tpot_s", latency_tar
 
 def load_rows(params: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Each chapter's stored rows, and for each chapter without rows the reason."""
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     rows: dict[str, pd.DataFrame] = {}
     missing: dict[str, str] = {}

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from nrg import book, dvfs
+from nrg import dvfs
+from nrg.book import build as book
 from nrg.chapters import common
 from nrg.chapters import dvfs as chapter
 from nrg.chapters import dvfs_analysis as analysis

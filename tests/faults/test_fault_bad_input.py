@@ -5,7 +5,7 @@ Three ways in, as a user meets them:
 * ``nrg sweep CONFIG --out DIR`` (``nrg.cli.main`` in-process): exit status 2,
   one line on stderr naming the parameter, no traceback, nothing written;
 * ``nrg book run CHAPTER OUT -p NAME VALUE``: values parsed as that command
-  parses them (YAML), checked by :func:`nrg.book.check_parameters` -- what
+  parses them (YAML), checked by :func:`nrg.book.build.check_parameters` -- what
   runs before papermill, which is not started here;
 * papermill ``-p NAME VALUE``: values as papermill's own command line
   converts them (``papermill.cli._resolve_type``: ``false`` stays the string
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from fault_helpers import config
 
-from nrg import book
+from nrg.book import build as book
 from nrg.chapters import DRIVERS, driver, reject_unknown_injected
 from nrg.cli import main
 from nrg.errors import ParameterError

@@ -65,8 +65,8 @@ def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool 
 
 
 def load_reference(reference: Mapping[str, Path]) -> dict[str, Any]:
-    """Committed GPU runs by GPU name, loaded as DataFrames (``model`` labelled as in :mod:`nrg.labels`)."""
-    from nrg.labels import with_model_labels
+    """Committed GPU runs by GPU name, loaded as DataFrames (``model`` labelled as in :mod:`nrg.book.labels`)."""
+    from nrg.book.labels import with_model_labels
     from nrg.sweep.runfolder import store
 
     return {gpu: with_model_labels(store.load(path)) for gpu, path in reference.items()}

@@ -1,7 +1,7 @@
 """Per-cell overhead of the Ray executor against the local one, on tiny cells.
 
 Both executors run every cell the same way, in its own isolated process
-(:func:`nrg.sweep.cell.run_isolated`: ``python -I``, :mod:`nrg.sweep.cell`),
+(:func:`nrg.sweep.schedule.cell.run_isolated`: ``python -I``, :mod:`nrg.sweep.schedule.cell`),
 so the difference per cell is what Ray adds: scheduling a task, a worker,
 sending the rows back as Parquet bytes, the cell measuring its node's
 provenance. No repeat is redone for interference (``max_retries: 0``): every

@@ -27,7 +27,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
-from nrg.sweep import store  # noqa: E402
+from nrg.sweep.runfolder import store  # noqa: E402
 
 TINY = {"name": "gpt2", "weights": "random", "tiny": True, "layers": 1}
 

@@ -33,9 +33,9 @@ from typing import Any
 import pytest
 
 from nrg import dvfs, hardware
-from nrg.sweep import schema
+from nrg.sweep.runfolder import schema
 
-# Every column a test run writes must be declared in nrg.sweep.columns (cell
+# Every column a test run writes must be declared in nrg.sweep.runfolder.columns (cell
 # processes inherit the variable); outside tests an undeclared column is kept
 # with a warning so that a long measurement is never lost.
 os.environ[schema.STRICT_ENV] = "1"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nrg.sweep import store
+from nrg.sweep.runfolder import store
 
 pytestmark = pytest.mark.process   # every test runs nrg in a child process
 

@@ -13,8 +13,8 @@ import pandas as pd
 
 from nrg.chapters import batch_size, common, reference
 from nrg.reference_parts import parts
-from nrg.sweep import manifest
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import manifest
+from nrg.sweep.runfolder.store import RunStore
 
 SLUG = "nvidia-h200"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from nrg.sweep.blocks import CellRun, Hooks, block_order, record_repeat, run_blocks, schedule
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
+from nrg.sweep.schedule.blocks import CellRun, Hooks, block_order, record_repeat, run_blocks, schedule
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from nrg import book
+from nrg.book import build as book
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS_WITH_ANOVA = ("01_model_comparison", "02_sequence_length", "05_batch_size")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nrg import book
+from nrg.book import build as book
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["00_how_energy_is_measured", "02_sequence_length"]

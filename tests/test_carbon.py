@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import DRIVERS, driver
 from nrg.errors import ParameterError
 
@@ -78,7 +78,7 @@ def test_our_figures_are_the_ones_codecarbon_uses() -> None:
 def test_unknown_region_names_the_nearest_valid_ones(region: str, nearest: str) -> None:
     with pytest.raises(ParameterError, match="region=") as err:
         carbon.conversion(region)
-    assert nearest in str(err.value) and "nrg.carbon.regions()" in str(err.value)
+    assert nearest in str(err.value) and "nrg.book.carbon.regions()" in str(err.value)
 
 
 def test_bad_pue_and_price() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg import plots
+from nrg.book import plots
 from nrg.chapters import batch_size as chapter
 from nrg.chapters import found
 from nrg.errors import ParameterError

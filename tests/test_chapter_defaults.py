@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from nrg import book
+from nrg.book import build as book
 from nrg.chapters import DRIVERS, driver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,15 +16,16 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from nrg import book, dvfs
+from nrg import dvfs
+from nrg.book import build as book
 from nrg.chapters import common
 from nrg.chapters import dvfs as chapter
 from nrg.chapters import dvfs_analysis as analysis
 from nrg.errors import ParameterError
 from nrg.stats import AnovaResult
-from nrg.sweep import store
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
+from nrg.sweep.runfolder import store
 
 try:
     from fakes.nvml import FakeGpu, FakeNvml

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nrg import book
+from nrg.book import build as book
 from nrg.chapters import DRIVERS, driver, model_comparison, reject_unknown_injected
 from nrg.errors import ParameterError
 

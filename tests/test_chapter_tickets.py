@@ -112,7 +112,7 @@ def test_the_chapter_measures_its_cells_with_the_sweep_runner(tiny_rows: pd.Data
     inference = tiny_rows[(tiny_rows["phase"] == "inference") & (tiny_rows["status"] == "ok")]
     assert inference.groupby("cell_id").size().eq(3).all() and inference["repeats_n"].eq(3).all()
     assert set(tiny_rows["model_name"]) == {"minilm-l6"} and set(tiny_rows["layers"]) == {1}
-    assert all(m.startswith("minilm-l6 [1/6 layers") for m in tiny_rows["model"])   # the truthful label (nrg.labels)
+    assert all(m.startswith("minilm-l6 [1/6 layers") for m in tiny_rows["model"])   # the truthful label (nrg.book.labels)
     assert tiny_rows["run_id"].nunique() == 1 and tiny_rows["hostname"].notna().all()
     tuned = tiny_rows[(tiny_rows["phase"] == "finetune") & (tiny_rows["status"] == "ok")]
     assert len(tuned) and tuned["interference"].notna().all()     # fine-tuning windows are checked like the others

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg import claims
-from nrg.claim_measures import Measured, t_interval
-from nrg.claims import AGREES, DIFFERS, NOT_MEASURED, Rule
+from nrg.book import claims
+from nrg.book.claim_measures import Measured, t_interval
+from nrg.book.claims import AGREES, DIFFERS, NOT_MEASURED, Rule
 from nrg.errors import ParameterError
 
 
@@ -292,7 +292,7 @@ def test_markdown_escapes_pipes():
 
 def test_a_share_interval_stays_inside_0_and_1_and_names_its_method():
     """Two cells at 5 % and 60 %: a t interval would reach below 0 ("−5.4 %–65 %")."""
-    from nrg.claim_measures import SHARE_METHOD, share_interval, t_interval
+    from nrg.book.claim_measures import SHARE_METHOD, share_interval, t_interval
 
     _, t_low, _ = t_interval([0.05, 0.60])
     assert t_low is not None and t_low < 0

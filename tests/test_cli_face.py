@@ -14,7 +14,7 @@ import pytest
 from nrg import hardware
 from nrg.cli import EXIT_CODES, _subparsers, build_parser, environment_problem, main
 from nrg.errors import ParameterError
-from nrg.sweep import executors
+from nrg.sweep.schedule import executors
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

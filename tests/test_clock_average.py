@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nrg import findings as F
+from nrg.book import findings as F
 from nrg.stats import optimal_clocks
 
 

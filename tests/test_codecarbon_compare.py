@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import codecarbon_compare
 from nrg.chapters import measurement as chapter
 

@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from nrg import plots
+from nrg.book import plots
 from nrg.chapters import display, publish
 
 
@@ -111,7 +111,7 @@ def test_findings_block_is_an_admonition() -> None:
 
 
 CELLS = [
-    "%matplotlib inline\nimport pandas as pd\nimport nrg.chapters\nfrom nrg import plots\n"
+    "%matplotlib inline\nimport pandas as pd\nimport nrg.chapters\nfrom nrg.book import plots\n"
     "df = pd.DataFrame({'model': ['a', 'a', 'b', 'b'], 'energy_j': [1.0, 1.2, 2.0, 2.1]})\ndf",
     "from IPython.display import display\n"
     "display(plots.bar_by_group(df, measure='energy_j', x='model', hue=None))\nprint('after')",
@@ -187,7 +187,7 @@ def test_raw_rows_are_one_parquet_beside_the_page(tmp_path: Path) -> None:
 
 
 def test_carbon_tables_state_the_assumptions_once_and_show_energy_co2e_cost() -> None:
-    from nrg import carbon
+    from nrg.book import carbon
 
     rows = pd.DataFrame({"model": ["a", "a", "b"], "task": ["qa"] * 3, "phase": ["generate"] * 3,
                          "status": ["ok"] * 3, "energy_j": [10.0, 12.0, 30.0], "tokens": [8, 8, 8],

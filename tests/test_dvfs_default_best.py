@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nrg.book.findings import pct
 from nrg.chapters import dvfs_analysis as analysis
-from nrg.findings import pct
 
 PHASE_SHARES = (("prefill", 0.2), ("decode", 0.8), ("generate", 1.0))
 

@@ -1,6 +1,6 @@
 """Every header and axis of estimated energy says "estimated": carbon tables, fits, phase shares.
 
-The mark comes from one place (:mod:`nrg.labels` + :func:`nrg.chapters.display.table`);
+The mark comes from one place (:mod:`nrg.book.labels` + :func:`nrg.chapters.display.table`);
 these tests give each table estimated rows and check the text a reader sees,
 and measured rows to check that nothing is marked there.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nrg import carbon, plots
+from nrg.book import carbon, plots
 from nrg.chapters import batch_size, display, dvfs_analysis
 from nrg.stats import per_token_costs, phase_share
 

@@ -1,11 +1,11 @@
-"""nrg.findings: sentences whose numbers come from the analysis of synthetic data."""
+"""nrg.book.findings: sentences whose numbers come from the analysis of synthetic data."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nrg import findings as F
+from nrg.book import findings as F
 from nrg.errors import ParameterError
 from nrg.stats import anova, optimal_clocks, per_token_costs, phase_share, rank_configs
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg import findings as F
-from nrg import statement
+from nrg.book import findings as F
+from nrg.book import statement
 from nrg.chapters import found, quality
 from nrg.errors import ParameterError
 from nrg.stats import anova, rank_configs
@@ -232,7 +232,7 @@ def test_estimated_energy_that_is_only_time_says_so_first() -> None:
 
 
 def test_estimated_energy_is_labelled_on_axes_tables_and_analyses() -> None:
-    from nrg import labels, plots
+    from nrg.book import labels, plots
 
     rows = _estimated_rows().assign(model="m", task="qa", energy_per_token_j=lambda d: d["energy_j"] / 10)
     fig = plots.bar_by_group(rows, measure="energy_per_token_j", x="model", hue="task")
@@ -249,7 +249,7 @@ def test_estimated_energy_is_labelled_on_axes_tables_and_analyses() -> None:
 
 
 def test_a_model_that_is_not_the_published_one_says_so() -> None:
-    from nrg.labels import model_label, with_model_labels
+    from nrg.book.labels import model_label, with_model_labels
 
     rows = pd.DataFrame([{"model": "t5-3b", "layers": 2, "weights": "random", "tiny": False, "n_params": 268e6,
                           "quant": "none", "prune": "none"},
@@ -267,8 +267,8 @@ def test_a_model_that_is_not_the_published_one_says_so() -> None:
 
 
 def test_summary_tables_of_estimated_energy_say_so_in_their_headers() -> None:
+    from nrg.book.labels import is_energy
     from nrg.chapters import display
-    from nrg.labels import is_energy
     from nrg.stats import summarize
 
     rows = _estimated_rows().assign(model=["a", "b", "c"] * 10)

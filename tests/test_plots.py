@@ -1,4 +1,4 @@
-"""nrg.plots: each figure draws what the data hold, labels units, and leaves pyplot alone."""
+"""nrg.book.plots: each figure draws what the data hold, labels units, and leaves pyplot alone."""
 from __future__ import annotations
 
 import matplotlib
@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from nrg import plots  # noqa: E402
+from nrg.book import plots  # noqa: E402
 from nrg.errors import ParameterError  # noqa: E402
 from nrg.stats import anova, fit_lengths, optimal_clocks, phase_share, rank_configs  # noqa: E402
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.sweep import store
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
+from nrg.sweep.runfolder import store
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -67,7 +67,7 @@ def _cell_processes(cell_ids):
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "nrg.sweep.cell" in cmd and any(cid in cmd for cid in cell_ids):
+        if "nrg.sweep.schedule.cell" in cmd and any(cid in cmd for cid in cell_ids):
             found.append(proc)
     return found
 

@@ -13,7 +13,7 @@ from nrg import dvfs
 from nrg.dvfs import mapping
 from nrg.dvfs.common import DvfsUnavailableError
 from nrg.sweep.config import parse_config
-from nrg.sweep.devices import meter_gpus
+from nrg.sweep.schedule.devices import meter_gpus
 
 try:
     from fakes.nvml import FakeNvml as EnergyNvml

@@ -6,10 +6,10 @@ import sys
 import pytest
 
 from nrg.errors import ParameterError
-from nrg.sweep import executors, node
 from nrg.sweep.config import parse_config
-from nrg.sweep.executors import Resources, cell_resources, plan_resources
 from nrg.sweep.run import run_sweep
+from nrg.sweep.schedule import executors, node
+from nrg.sweep.schedule.executors import Resources, cell_resources, plan_resources
 
 TINY = {"name": "gpt2", "weights": "random", "tiny": True}
 
@@ -101,7 +101,7 @@ def test_a_ray_cell_measures_its_own_node(monkeypatch):
     """What a local sweep measures once, a Ray cell measures where it runs: provenance and idle power."""
     import socket
 
-    from nrg.sweep.context import SweepContext
+    from nrg.sweep.schedule.context import SweepContext
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")   # as in a Ray task without GPUs
     cell = _cell(idle_s=0.1, roofline=False)

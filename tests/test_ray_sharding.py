@@ -15,7 +15,7 @@ from nrg.models import ModelSpec, check_device_support, placement
 from nrg.sweep import roofline
 from nrg.sweep.check import check
 from nrg.sweep.config import Settings, parse_config
-from nrg.sweep.devices import meter_gpus
+from nrg.sweep.schedule.devices import meter_gpus
 
 try:
     from fakes.nvml_uuid import UuidNvml, cuda_side

@@ -23,8 +23,8 @@ from nrg.errors import ParameterError
 from nrg.reference_estimate import Estimator, repeats_of
 from nrg.reference_parts import OBSERVE_ONLY, PAPER_MODELS, parts
 from nrg.sweep.config import parse_config
-from nrg.sweep.signals import TERM_GRACE_S
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder.store import RunStore
+from nrg.sweep.schedule.signals import TERM_GRACE_S
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE = ROOT / "tests" / "fakes" / "bare_image"
@@ -136,7 +136,7 @@ def test_the_gate_starts_only_what_fits_and_bounds_its_time(tmp_path):
 
 def test_a_cell_is_stopped_only_when_the_sweep_says_it_stopped_it(tmp_path):
     """The sweep's own words for this timeout (not a copy of them), after the time given; else it failed."""
-    from nrg.sweep.cell import exit_reason
+    from nrg.sweep.schedule.cell import exit_reason
 
     allowed = 12.5
     assert reference._stopped_at(exit_reason(None, allowed) + "\nlog tail", allowed)

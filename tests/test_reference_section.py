@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nrg import claims, dvfs
+from nrg import dvfs
+from nrg.book import claims
 from nrg.chapters import common, dvfs_analysis, model_comparison, reference, sequence_length, tickets
 from nrg.errors import ParameterError
 from nrg.reference_parts import parts
@@ -222,7 +223,7 @@ def test_readme_reproduce_and_chapter_3_give_the_same_gpu_commands():
 def test_the_handed_out_sweep_covers_the_gpus_clocks_with_the_paper_models():
     import yaml
 
-    from nrg import book
+    from nrg.book import build as book
     from nrg.chapters import dvfs as chapter3
 
     paper = book.load_profile(ROOT, "gpu-paper")["03_dvfs"]
@@ -238,7 +239,7 @@ def test_the_handed_out_sweep_covers_the_gpus_clocks_with_the_paper_models():
 @pytest.mark.slow
 def test_the_documented_reference_command_feeds_a_chapter(tmp_path, monkeypatch):
     """README's `nrg reference` (with --device cpu) into results/reference/<gpu>/; chapter 2 then shows it."""
-    from nrg import book
+    from nrg.book import build as book
 
     # The documented budget, shortened: chapter 2 needs the first rounds (meters, one cell per part) and
     # gpt2's four lengths after them (5 of its cells ran in 137 s with a load of 4-5 on 2 cores); a longer

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from nrg.cli import main
-from nrg.sweep import claims, store
 from nrg.sweep.run import run_sweep
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import locks, store
+from nrg.sweep.runfolder.store import RunStore
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,15 +151,15 @@ def test_a_claim_is_exclusive_until_released(tmp_path):
 
 
 def _holder(**changes) -> dict:
-    return {**claims.me(), **changes}
+    return {**locks.me(), **changes}
 
 
 def test_which_claims_are_stale():
-    assert not claims.is_stale(_holder())                                 # this live process
-    assert claims.is_stale(_holder(pid=2**22 + 12345))                    # no such pid
-    assert claims.is_stale(_holder(proc_start="1"))                       # pid reused
-    assert claims.is_stale(_holder(boot_id="an-earlier-boot"))            # machine rebooted
-    assert not claims.is_stale(_holder(hostname="elsewhere", pid=2**22 + 12345))  # cannot tell
+    assert not locks.is_stale(_holder())                                 # this live process
+    assert locks.is_stale(_holder(pid=2**22 + 12345))                    # no such pid
+    assert locks.is_stale(_holder(proc_start="1"))                       # pid reused
+    assert locks.is_stale(_holder(boot_id="an-earlier-boot"))            # machine rebooted
+    assert not locks.is_stale(_holder(hostname="elsewhere", pid=2**22 + 12345))  # cannot tell
 
 
 def test_an_unreadable_claim_is_taken_over(tmp_path):
@@ -172,7 +172,7 @@ def test_an_unreadable_claim_is_taken_over(tmp_path):
 
 CLAIM_AND_SLEEP = textwrap.dedent("""
     import sys, time
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
     claim = RunStore.at(sys.argv[1]).claim("aaa")
     assert claim.ours
     print("claimed", flush=True)
@@ -202,7 +202,7 @@ def test_a_sweep_skips_a_cell_another_live_sweep_claimed(tmp_path):
     busy_id = parse_config(cfg).cells()[0].cell_id
     run.create()
     parent = os.getppid()                                  # a live process that is not this one
-    holder = _holder(pid=parent, proc_start=claims.process_start(parent)[1])
+    holder = _holder(pid=parent, proc_start=locks.process_start(parent)[1])
     (run.claims_dir / busy_id).write_text(json.dumps(holder))
     df = run_sweep(cfg, tmp_path, progress=False)
     assert set(df["cell_id"]) == {parse_config(cfg).cells()[1].cell_id}
@@ -214,7 +214,7 @@ SWEEP_WHEN_GO = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from nrg.sweep.run import run_sweep
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
     config, out, go, log = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
     write = RunStore.write_cell

@@ -12,8 +12,8 @@ from fakes.sysfs import FakePowercap
 from nrg import axes
 from nrg.errors import ParameterError
 from nrg.models import PAPER_MODELS
-from nrg.sweep import store
 from nrg.sweep.run import run_sweep
+from nrg.sweep.runfolder import store
 from nrg.tasks import TASKS
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}

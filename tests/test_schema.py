@@ -1,4 +1,4 @@
-"""nrg.sweep.schema: one schema for every row, conformed on write, documented from the code."""
+"""nrg.sweep.runfolder.schema: one schema for every row, conformed on write, documented from the code."""
 from __future__ import annotations
 
 import math
@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from nrg import axes
-from nrg.sweep import schema, schema_doc, store
-from nrg.sweep.columns import COLUMNS, DTYPES, GROUPS
 from nrg.sweep.run import run_sweep
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import schema, schema_doc, store
+from nrg.sweep.runfolder.columns import COLUMNS, DTYPES, GROUPS
+from nrg.sweep.runfolder.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
@@ -85,7 +85,7 @@ def test_an_undeclared_column_is_an_error_when_strict_and_kept_with_a_warning_ot
     frame = pd.DataFrame({"status": ["ok"], "joules_per_banana": [1.0]})
     monkeypatch.setenv(schema.STRICT_ENV, "1")
     assert schema.strict_default()
-    with pytest.raises(schema.SchemaError, match="joules_per_banana.*nrg.sweep.columns"):
+    with pytest.raises(schema.SchemaError, match="joules_per_banana.*nrg.sweep.runfolder.columns"):
         schema.to_arrow(frame)
     monkeypatch.setenv(schema.STRICT_ENV, "0")
     with pytest.warns(UserWarning, match="joules_per_banana"):
@@ -111,7 +111,7 @@ def test_duplicate_columns_are_refused():
 
 def test_a_failed_row_written_by_the_store_has_every_column(tmp_path):
     from nrg.sweep.config import parse_config
-    from nrg.sweep.context import SweepContext, failed_frame
+    from nrg.sweep.schedule.context import SweepContext, failed_frame
 
     cell = parse_config({"models": [TINY]}).cells()[0]
     frame = failed_frame(cell, SweepContext(run_id="r-1", provenance={"hostname": "h"}), "boom")
@@ -141,7 +141,7 @@ def test_load_of_a_file_written_before_the_schema_aligns_it(tmp_path):
 def test_the_book_page_is_generated_from_the_schema():
     committed = (ROOT / schema_doc.BOOK_PAGE).read_text()
     assert committed == schema_doc.book_page(), \
-        "book/schema.md is stale: run python -m nrg.sweep.schema_doc --write"
+        "book/schema.md is stale: run python -m nrg.sweep.runfolder.schema_doc --write"
     for c in COLUMNS:
         assert f"| `{c.name}` | {c.dtype} |" in committed
 
@@ -149,7 +149,7 @@ def test_the_book_page_is_generated_from_the_schema():
 def test_architecture_result_columns_are_generated_from_the_schema():
     text = (ROOT / schema_doc.ARCHITECTURE).read_text()
     assert schema_doc.current_section(text) == schema_doc.architecture_section(), \
-        "ARCHITECTURE.md's Result columns section is stale: run python -m nrg.sweep.schema_doc --write"
+        "ARCHITECTURE.md's Result columns section is stale: run python -m nrg.sweep.runfolder.schema_doc --write"
 
 
 def test_replacing_the_section_keeps_the_rest_of_the_page():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg import claims
+from nrg.book import claims
 from nrg.chapters import display
 from nrg.chapters import serving as chapter
 

@@ -19,8 +19,8 @@ import yaml
 
 from nrg.errors import ParameterError
 from nrg.serving.engine import free_port, port_free
-from nrg.sweep import store
 from nrg.sweep.run import run_sweep
+from nrg.sweep.runfolder import store
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 TESTS = Path(__file__).resolve().parent

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from nrg.cli import main
-from nrg.sweep import store
-from nrg.sweep.files import atomic_write_bytes, current_umask
 from nrg.sweep.run import run_sweep
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import store
+from nrg.sweep.runfolder.files import atomic_write_bytes, current_umask
+from nrg.sweep.runfolder.store import RunStore
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 CONFIG = {"name": "shared", "models": [TINY], "input_tokens": [8], "output_tokens": [3], "repeats": 1,

@@ -1,4 +1,4 @@
-"""nrg.sweep.store: atomic cell files, resume bookkeeping, manifest, load()."""
+"""nrg.sweep.runfolder.store: atomic cell files, resume bookkeeping, manifest, load()."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from nrg.sweep import store
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import store
+from nrg.sweep.runfolder.store import RunStore
 
 
 def _rows(cell_id: str, n: int, status: str = "ok") -> pd.DataFrame:

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nrg.sweep import schema, store
 from nrg.sweep.run import run_sweep
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import schema, store
+from nrg.sweep.runfolder.store import RunStore
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 CONFIG = {"name": "damage", "models": [TINY], "input_tokens": [8, 9], "output_tokens": [3],

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from nrg.cli import main
-from nrg.sweep import store
+from nrg.sweep.runfolder import store
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 
@@ -111,7 +111,7 @@ def test_blocked_sweep_killed_with_sigkill_leaves_no_worker_and_resumes_whole(tm
     while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
         try:
             workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)
-                       if any("nrg.sweep.worker" in a for a in c.cmdline())]
+                       if any("nrg.sweep.schedule.worker" in a for a in c.cmdline())]
         except psutil.Error:
             workers = []
         time.sleep(0.05)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nrg.sweep import checkpoints, store
 from nrg.sweep.run import run_sweep
-from nrg.sweep.signals import SweepInterrupted
+from nrg.sweep.runfolder import checkpoints, store
+from nrg.sweep.schedule.signals import SweepInterrupted
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 
@@ -78,7 +78,7 @@ def test_the_resumed_order_is_the_uninterrupted_order(tmp_path):
 
 def test_a_worker_reloaded_to_make_room_continues_its_repeat_numbers(tmp_path, monkeypatch):
     """With room for one model only, every visit reloads a cell: its rows must not restart at repeat 0."""
-    from nrg.sweep import interleave
+    from nrg.sweep.schedule import interleave
 
     monkeypatch.setattr(interleave.WorkerPool, "_fits", lambda self: False)
     df = run_sweep(_config(input_tokens=[4, 5], repeats=2), tmp_path, progress=False)

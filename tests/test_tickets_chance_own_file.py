@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nrg import findings as F
+from nrg.book import findings as F
 
 CAUSES = {"link_flap": "Interface flapping on the uplink", "config_error": "Wrong VLAN after a change",
           "hardware": "Line card reports a fault"}

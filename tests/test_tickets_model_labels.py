@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nrg.book.labels import with_model_labels
 from nrg.chapters import tickets_analysis as analysis
-from nrg.labels import with_model_labels
 
 
 def _rows() -> pd.DataFrame:

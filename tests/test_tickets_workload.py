@@ -179,8 +179,8 @@ def test_a_fine_tuning_sweep_runs_its_tuned_models_in_randomized_blocks(tmp_path
 
 
 def test_a_stopped_fine_tuning_sweep_continues_with_the_next_tuned_model(tmp_path: Path) -> None:
-    from nrg.sweep import checkpoints
-    from nrg.sweep.signals import SweepInterrupted
+    from nrg.sweep.runfolder import checkpoints
+    from nrg.sweep.schedule.signals import SweepInterrupted
 
     seen: list[str] = []
 
@@ -289,7 +289,7 @@ def _nrg_sweep(*args: str) -> subprocess.CompletedProcess:
 def test_nrg_sweep_runs_chapter_4_with_isolated_cells_timeouts_and_resume(tmp_path: Path) -> None:
     """The shipped configs, shrunk: a cell per process; a timeout is a failed row; --retry-failed reruns it."""
     from nrg.chapters import tickets_analysis as analysis
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     small = {"n_tickets": 24, "classifier": {"batch_size": 8, "max_len": 48, "max_steps": 1},
              "generator": {"batch_size": 2, "max_len": 96, "max_steps": 1}, "n_generate": 2, "max_new_tokens": 2}

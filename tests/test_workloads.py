@@ -150,8 +150,8 @@ def test_fine_tuning_and_serving_stop_by_the_same_capped_rule(count: Any) -> Non
 
 
 def test_a_cell_run_asks_its_workload_how_many_repeats() -> None:
-    from nrg.sweep.blocks import CellRun
     from nrg.sweep.config import parse_config
+    from nrg.sweep.schedule.blocks import CellRun
 
     finetune = {"name": "t", "workload": "finetune", "models": [{"name": "minilm-l6", "layers": 1}],
                 "tasks": ["root_cause"], "repeats": {"min": 2, "max": 6}, "idle_s": 0,

@@ -1,6 +1,6 @@
 """Where the book lives on disk.
 
-Its own module, below both :mod:`nrg.book` and :mod:`nrg.chapters`, so a
+Its own module, below both :mod:`nrg.book.build` and :mod:`nrg.chapters`, so a
 chapter driver can find its runs folder without importing the book builder.
 """
 from __future__ import annotations

@@ -38,7 +38,7 @@ from nrg.errors import ParameterError
 from nrg.reference_estimate import Estimator, peak_bandwidth
 from nrg.reference_parts import Part, parts
 from nrg.reference_report import ARCHIVE_LIMIT_BYTES, STOPPED, archive, summary_text, write_summary
-from nrg.sweep.signals import TERM_GRACE_S
+from nrg.sweep.schedule.signals import TERM_GRACE_S
 
 __all__ = ["ARCHIVE_LIMIT_BYTES", "STOPPED", "Budget", "CellRecord", "archive", "check", "run", "summary_text",
            "write_summary"]
@@ -143,7 +143,7 @@ class _Gate:
         cell, record, started, allowed_s = self.current
         self.current = None
         record.actual_s = time.perf_counter() - started
-        from nrg.sweep.store import RunStore
+        from nrg.sweep.runfolder.store import RunStore
 
         path = RunStore.at(self.run_dir).cell_path(cell.cell_id)
         if not path.is_file():
@@ -206,17 +206,17 @@ def _key(part: Part, cell: Any) -> str:
 def _stopped_at(error: str, allowed_s: float) -> bool:
     """Whether a cell's error is the sweep's own record of stopping it after ``allowed_s``.
 
-    The text is made by the function that writes it (:func:`nrg.sweep.cell.exit_reason`)
+    The text is made by the function that writes it (:func:`nrg.sweep.schedule.cell.exit_reason`)
     for the time this run gave the cell, so a change of wording cannot break it.
     """
-    from nrg.sweep.cell import exit_reason
+    from nrg.sweep.schedule.cell import exit_reason
 
     return error.startswith(exit_reason(None, allowed_s))
 
 
 def _failed_errors(run_dir: Path) -> dict[str, str]:
     """Error text of every cell already in the run folder that is not ok."""
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
     store = RunStore.at(run_dir)
     out: dict[str, str] = {}
@@ -231,7 +231,7 @@ def _failed_errors(run_dir: Path) -> dict[str, str]:
 
 def _candidates(part: Part, cells: list[Any], run_dir: Path, run: _Run, quiet: bool) -> list[Any]:
     """Cells of a config this round may start; the full round records what it reuses."""
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
     done, failed = RunStore.at(run_dir).finished(), _failed_errors(run_dir)
     todo = []
@@ -310,7 +310,7 @@ def _run_meters(part: Part, out: Path, budget: Budget, records: list[CellRecord]
 def _parts_with_data(planned: list[Part], out_dir: Path) -> set[str]:
     """Parts whose folder already holds an ok cell of one of their configs."""
     from nrg.sweep.config import parse_config
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
     found = set()
     for part in planned:

@@ -128,7 +128,7 @@ def _walk(planned: list[Any], folder: Path | None, state: Any, estimator: Estima
           gpu: Gpu | None, retry_failed: bool) -> list[dict[str, Any]]:
     """The run's rounds, simulated: stopped cells, one cell per part, then the rest (see nrg.reference)."""
     from nrg.sweep.config import parse_config
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
     rows: list[dict[str, Any]] = []
     cells: dict[str, list[Any]] = {}

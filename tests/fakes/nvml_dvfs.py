@@ -55,7 +55,7 @@ class FakeNvml:
         self._save(self._memory)
 
     def cell_spec(self) -> tuple[str, dict[str, Any]] | None:
-        """How a sweep's cell process builds this same GPU (:func:`nrg.sweep.cell.dvfs_spec`).
+        """How a sweep's cell process builds this same GPU (:func:`nrg.sweep.schedule.cell.dvfs_spec`).
 
         Only a file-backed fake can be shared: the state must outlive the process.
         """

@@ -61,7 +61,7 @@ def cell_pids(parent_pid: int) -> list[int]:
         for child in psutil.Process(parent_pid).children(recursive=True):
             try:
                 command = " ".join(child.cmdline())   # a one-shot cell process, or a cell's worker
-                if ("nrg.sweep.cell" in command or "nrg.sweep.worker" in command) and child.status() != "zombie":
+                if ("nrg.sweep.schedule.cell" in command or "nrg.sweep.schedule.worker" in command) and child.status() != "zombie":
                     found.append(child.pid)
             except psutil.Error:
                 continue
@@ -101,7 +101,7 @@ def hardware(env: Any) -> dict[str, Any]:
 
 
 def kept_repeats(out: Path) -> int:
-    """Repeats a blocked sweep has kept so far: checkpoints of unfinished cells (see nrg.sweep.checkpoints)."""
+    """Repeats a blocked sweep has kept so far: checkpoints of unfinished cells (see nrg.sweep.runfolder.checkpoints)."""
     import json
 
     total = 0
@@ -117,7 +117,7 @@ def kept_rows(out: Path) -> dict[tuple[str, int, str], float]:
     """``(cell_id, repeat, phase) -> energy_j`` of every kept repeat and every finished cell's rows."""
     import json
 
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     rows: dict[tuple[str, int, str], float] = {}
     for path in sorted((out / "repeats").glob("*.json")) if (out / "repeats").is_dir() else []:

@@ -5,7 +5,7 @@ Three ways in, as a user meets them:
 * ``nrg sweep CONFIG --out DIR`` (``nrg.cli.main`` in-process): exit status 2,
   one line on stderr naming the parameter, no traceback, nothing written;
 * ``nrg book run CHAPTER OUT -p NAME VALUE``: values parsed as that command
-  parses them (YAML), checked by :func:`nrg.book.check_parameters` -- what
+  parses them (YAML), checked by :func:`nrg.book.build.check_parameters` -- what
   runs before papermill, which is not started here;
 * papermill ``-p NAME VALUE``: values as papermill's own command line
   converts them (``papermill.cli._resolve_type``: ``false`` stays the string
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from fault_helpers import config
 
-from nrg import book
+from nrg.book import build as book
 from nrg.chapters import DRIVERS, driver, reject_unknown_injected
 from nrg.cli import main
 from nrg.errors import ParameterError
@@ -204,7 +204,7 @@ def test_a_foreign_out_folder_is_left_exactly_as_it_was(tmp_path, work, capsys) 
 
 
 def test_an_nrg_run_folder_is_still_accepted_with_a_lost_or_damaged_manifest(tmp_path) -> None:
-    from nrg.sweep.files import check_run_dir
+    from nrg.sweep.runfolder.files import check_run_dir
 
     run = tmp_path / "run"
     (run / "cells").mkdir(parents=True)

@@ -6,8 +6,8 @@ import sys
 
 from fault_helpers import child_env, config
 
-from nrg.sweep.cell import command, import_paths
 from nrg.sweep.run import run_sweep
+from nrg.sweep.schedule.cell import command, import_paths
 
 SHADOW = "raise SystemExit('the {name}.py of the working directory was imported')\n"
 

@@ -43,9 +43,9 @@ from fault_helpers import (
     write_config,
 )
 
-from nrg.sweep import store
 from nrg.sweep.config import parse_config
 from nrg.sweep.run import run_sweep
+from nrg.sweep.runfolder import store
 
 SEEDS = range(10)
 REPEATS = 2

@@ -38,9 +38,9 @@ from fault_helpers import (
 from fakes.nvml_dvfs import configure_fakes
 from nrg import dvfs
 from nrg.cli import main
-from nrg.sweep import signals
 from nrg.sweep.run import run_sweep
-from nrg.sweep.signals import SweepInterrupted
+from nrg.sweep.schedule import signals
+from nrg.sweep.schedule.signals import SweepInterrupted
 
 GPU_AXES = {"gpu_clock_mhz": [1200], "power_limit_w": [150]}
 ALL_AXES = {**GPU_AXES, "cpu_max_freq_khz": [1_000_000]}

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -69,10 +69,10 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
     """Run (or reuse) the sweep; the rows of exactly its cells.
 
-    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`);
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`);
     the published name stays in ``model_name``.
     """
-    from nrg.labels import with_model_labels
+    from nrg.book.labels import with_model_labels
 
     return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
 
@@ -84,7 +84,7 @@ def ok_phase(df: pd.DataFrame, phase: str = "generate") -> pd.DataFrame:
 
 def figure(gen: pd.DataFrame, response: str, fit: bool = False) -> Figure:
     """Mean ``response`` (95% CI) against the batch size, one line per model, batch on a log₂ axis."""
-    from nrg import plots
+    from nrg.book import plots
 
     fig = plots.lines_vs_length(gen, response=response, length=FACTOR, lengths=(FACTOR,), fit=fit)
     ax = fig.axes[0]
@@ -113,10 +113,10 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
         for r in result.coefficients.itertuples(index=False):
             rows.append({"model": model, "term": r.term, "estimate_j": r.estimate, "ci_low_j": r.ci_low,
                          "ci_high_j": r.ci_high, "p": r.p, "r2": result.r2, "n": result.n_obs})
-    from nrg.labels import estimated
+    from nrg.book.labels import estimated
 
     out = pd.DataFrame(rows, columns=["model", "term", "estimate_j", "ci_low_j", "ci_high_j", "p", "r2", "n"])
-    out.attrs["energy_estimated"] = estimated(gen)   # the page's headers say "estimated" (nrg.labels)
+    out.attrs["energy_estimated"] = estimated(gen)   # the page's headers say "estimated" (nrg.book.labels)
     return out
 
 
@@ -133,7 +133,7 @@ def change_table(gen: pd.DataFrame) -> pd.DataFrame:
 
     Energy headers say "(estimated)" when the rows' energy is estimated.
     """
-    from nrg.labels import mark_estimated
+    from nrg.book.labels import mark_estimated
 
     return mark_estimated(_changes(gen), gen)
 
@@ -155,12 +155,12 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
     """Sentences: how far energy per token falls and latency rises from the smallest to the largest batch.
 
     The fixed + per-sequence split is quoted only when the fit is adequate
-    (R² at least :data:`nrg.statement.MIN_R2`) and its shared part is no larger
+    (R² at least :data:`nrg.book.statement.MIN_R2`) and its shared part is no larger
     than the energy measured at the smallest batch; otherwise the sentence says
     why the split is not given.
     """
-    from nrg.findings import Findings, num, pct
-    from nrg.statement import say
+    from nrg.book.findings import Findings, num, pct
+    from nrg.book.statement import say
 
     table = _changes(gen)
     costs = batch_costs(gen) if costs is None else costs
@@ -185,8 +185,8 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
 
 def _split_finding(model: str, fixed: Any, per: Any, batch: int, measured_j: float) -> Any:
     """The fixed + per-sequence split of one model's fit, guarded by its adequacy (a Finding)."""
-    from nrg.findings import num, p_text, pct
-    from nrg.statement import Finding, fit_adequate, part_within
+    from nrg.book.findings import num, p_text, pct
+    from nrg.book.statement import Finding, fit_adequate, part_within
 
     fixed_j, per_j = float(fixed["estimate_j"]), float(per["estimate_j"])
     checks = (fit_adequate(float(fixed["r2"])),

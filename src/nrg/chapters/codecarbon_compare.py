@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from nrg import carbon
+from nrg.book import carbon
 
 #: The window's length: long enough for codecarbon's 0.5 s power samples to average.
 COMPARE_S = 10.0

@@ -135,10 +135,10 @@ def table(df: pd.DataFrame) -> Styler:
     A meaningful index (a pivot table's rows) becomes ordinary columns; a
     ``measure`` column of measure names (long summaries) reads as their labels.
     """
-    from nrg.labels import estimated, is_energy
+    from nrg.book.labels import estimated, is_energy
 
     flat = publish.tidy(df)
-    mark = bool(df.attrs.get("energy_estimated")) or estimated(df)   # estimated energy says so (nrg.labels)
+    mark = bool(df.attrs.get("energy_estimated")) or estimated(df)   # estimated energy says so (nrg.book.labels)
     # columns whose name does not say energy but whose values are (a fit's estimate, its CI): attrs name them
     fitted = {str(c) for c in df.attrs.get("energy_columns", ())}
     if "measure" in flat.columns:
@@ -154,7 +154,7 @@ def _estimated(text: str, mark: bool) -> str:
     """``text`` said to be estimated: "Estimated energy (J)", "Fitted estimated energy (J)", "CI low of estimated energy (J)"."""
     if not mark:
         return text
-    text = text.replace(" (estimated)", "")      # a header already marked by nrg.labels.mark_estimated: once
+    text = text.replace(" (estimated)", "")      # a header already marked by nrg.book.labels.mark_estimated: once
     name, _, unit = text.partition(" (")
     unit = f" ({unit}" if unit else ""
     if name.startswith("Estimate"):         # a fitted coefficient, not the word "estimated"
@@ -266,9 +266,9 @@ def show_figure(figure: Any, data: pd.DataFrame | None = None, name: str | None 
                 shell: Any = None) -> None:
     """Show a figure as the notebook would, then link the table it was drawn from.
 
-    ``data`` defaults to what :mod:`nrg.plots` recorded for the figure.
+    ``data`` defaults to what :mod:`nrg.book.plots` recorded for the figure.
     """
-    from nrg.plots import figure_data
+    from nrg.book.plots import figure_data
 
     if data is None:
         kept = figure_data(figure)
@@ -315,7 +315,7 @@ def _kind(obj: Any) -> str:
     from pandas import DataFrame
     from pandas.io.formats.style import Styler
 
-    from nrg.carbon import PageTable
+    from nrg.book.carbon import PageTable
     from nrg.stats.anova_result import AnovaResult
     from nrg.stats.rank import RankResult
 
@@ -424,7 +424,7 @@ def install(shell: Any = None) -> bool:
     from pandas import DataFrame
     from pandas.io.formats.style import Styler
 
-    from nrg.carbon import PageTable
+    from nrg.book.carbon import PageTable
     from nrg.stats.anova_result import AnovaResult
     from nrg.stats.rank import RankResult
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import common, sweeps
 from nrg.dvfs.common import as_consent
 from nrg.errors import ParameterError, check_choice
@@ -268,7 +268,7 @@ def measure(params: Mapping[str, Any], the_plan: Plan, progress: bool = True) ->
     if not the_plan.live or the_plan.axis is None:
         raise ParameterError(f"nothing to measure on this machine: {the_plan.reason}")
     config = sweep_config(params, the_plan.axis, the_plan.values)
-    from nrg.labels import with_model_labels
+    from nrg.book.labels import with_model_labels
 
     return with_model_labels(sweeps.measure([config], Path(params["run_dir"]), progress=progress))
 

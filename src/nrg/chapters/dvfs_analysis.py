@@ -137,7 +137,7 @@ def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.Da
     """
     from matplotlib.figure import Figure
 
-    from nrg import plots
+    from nrg.book import plots
 
     phases = [p for p in PHASES if (rows["phase"] == p).any()]
     fig = Figure(figsize=(5.0 * len(phases), 4.2), layout="constrained")
@@ -191,7 +191,7 @@ def decode_shares(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 
 def _sensitivity_findings(sens: Any, axis: str) -> list[str]:
-    from nrg.findings import pct
+    from nrg.book.findings import pct
     from nrg.stats import label
 
     out: list[str] = []
@@ -211,7 +211,7 @@ def _sensitivity_findings(sens: Any, axis: str) -> list[str]:
 
 
 def _share_findings(shares: Any) -> list[str]:
-    from nrg.findings import pct
+    from nrg.book.findings import pct
     from nrg.stats import label
 
     out = []
@@ -242,7 +242,7 @@ def _observed_findings(observed: Any) -> list[str]:
 
 
 def _optimal_findings(optimal_long: Any, axis: str, alpha: float) -> list[str]:
-    from nrg import findings
+    from nrg.book import findings
 
     out: list[str] = []
     part = optimal_long[optimal_long["phase"] == "generate"] if not optimal_long.empty else optimal_long
@@ -289,7 +289,8 @@ def detect_axis(df: pd.DataFrame) -> str:
 
 def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> dict[str, Any]:
     """Every table, figure and finding of the chapter, from measured rows (live or reference)."""
-    from nrg import findings, stats
+    from nrg import stats
+    from nrg.book import findings
 
     axis = axis or detect_axis(df)
     rows = _rows(df, axis)
@@ -319,7 +320,8 @@ def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> d
 
 def _analyse_or_explain(df: Any, alpha: float) -> dict[str, Any]:
     """:func:`analyse`, or -- for data with nothing to analyse -- the reason and the failed cells."""
-    from nrg import findings, stats
+    from nrg import stats
+    from nrg.book import findings
 
     try:
         return analyse(df, alpha=alpha)

@@ -2,7 +2,7 @@
 
 Each chapter states its findings under the figure they come from; a reader who
 wants the answer should not have to scroll through every section for them.
-:func:`block` computes the same sentences (the :mod:`nrg.findings` functions,
+:func:`block` computes the same sentences (the :mod:`nrg.book.findings` functions,
 on the same analyses the sections run) from the chapter's measured data, right
 after it is measured, and shows them as a box. Nothing here is typed by hand:
 a chapter rerun with other parameters gets other sentences.
@@ -33,7 +33,7 @@ def _trust(rows: Any) -> list[str]:
 
 def _anova_lead(result: Any, what: str, n: int = 1) -> list[str]:
     """The first ``n`` ANOVA sentences, plus why the shares do not add up and where the robust test decided."""
-    from nrg import findings
+    from nrg.book import findings
 
     said = list(findings.anova_findings(result, response_label=what))
     notes = [s for s in said[n:] if "not 100 %" in s or "the verdicts above follow the robust test" in s]
@@ -41,7 +41,7 @@ def _anova_lead(result: Any, what: str, n: int = 1) -> list[str]:
 
 
 def _interval(values: Any) -> tuple[float, float, float]:
-    from nrg.claim_measures import t_interval
+    from nrg.book.claim_measures import t_interval
 
     mean, low, high = t_interval(values)
     return mean, (low if low is not None else float("nan")), (high if high is not None else float("nan"))
@@ -49,8 +49,8 @@ def _interval(values: Any) -> tuple[float, float, float]:
 
 def _extremes(gen: Any, by: list[str], measure: str = "energy_per_token_j") -> list[str]:
     """The cheapest and the dearest group of ``by`` by mean ``measure``, when their intervals separate."""
-    from nrg.findings import num
-    from nrg.statement import Finding, say, separated
+    from nrg.book.findings import num
+    from nrg.book.statement import Finding, say, separated
     from nrg.stats import label, unit
 
     groups = {k if isinstance(k, tuple) else (k,): _interval(part[measure])
@@ -78,8 +78,8 @@ _METHOD_WORDS = {"counter": "read from hardware energy counters", "integrated": 
 
 def measurement(calib: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 0: what energy means here, whether it follows the work, and the most efficient size (if any)."""
-    from nrg.findings import num
-    from nrg.statement import Finding, say, separated
+    from nrg.book.findings import num
+    from nrg.book.statement import Finding, say, separated
 
     methods = sorted(map(str, calib["energy_method"].dropna().unique()))
     out = _framing(calib)
@@ -106,7 +106,7 @@ def measurement(calib: Any, params: Mapping[str, Any]) -> list[str]:
 
 def _follows_work(calib: Any) -> str:
     """Whether energy per multiplication rises with the size; a fall is called spread only within the spread."""
-    from nrg.statement import separated
+    from nrg.book.statement import separated
 
     energy = {size: _interval(part["energy_j"]) for size, part in calib.groupby("matrix_size")}
     sizes = sorted(energy)
@@ -136,7 +136,8 @@ def model_comparison(df: Any, params: Mapping[str, Any]) -> list[str]:
 
 def sequence_length(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 2: the fitted cost per input and output token, the ANOVA and the decode share."""
-    from nrg import findings, stats
+    from nrg import stats
+    from nrg.book import findings
     from nrg.chapters import sequence_length as chapter
 
     gen = chapter.ok_phase(df, "generate")
@@ -165,7 +166,7 @@ def dvfs(analyses: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def tickets(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 4: the best-ranked combination of each task and phase (when the data carry one)."""
-    from nrg import findings
+    from nrg.book import findings
     from nrg.chapters import tickets_analysis as analysis
 
     out = _framing(df[df["phase"] == "inference"]) if "phase" in df.columns else []
@@ -205,7 +206,7 @@ def collect(chapter: str, *args: Any, **kwargs: Any) -> list[str]:
     """The key findings of ``chapter`` from its data (see each collector for what it takes)."""
     if chapter not in COLLECTORS:
         raise choice_error("chapter", chapter, sorted(COLLECTORS))
-    from nrg.statement import say
+    from nrg.book.statement import say
 
     return say(COLLECTORS[chapter](*args, **kwargs))   # no sentence with an empty slot reaches a page
 

@@ -5,7 +5,7 @@ window length (so no window is shorter than the meter's update period): more
 work must give more joules, whatever the source, and the page shows by which
 method each joule was obtained. Then one generation window is measured by nrg
 and by codecarbon at once (:mod:`nrg.chapters.codecarbon_compare`), and its
-energy is converted to carbon and money (:mod:`nrg.carbon`).
+energy is converted to carbon and money (:mod:`nrg.book.carbon`).
 
 A build of the book must not pay for these measurements again when nothing
 they depend on changed: :class:`Measurements` keeps them in
@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters.common import as_bool, as_int, as_list, runs_root
 from nrg.errors import ParameterError, check_positive
 from nrg.meters import EnergyMonitor

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -78,10 +78,10 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
 def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
     """Run (or reuse) the three sweeps; the rows of exactly their cells.
 
-    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`);
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`);
     the published name stays in ``model_name``.
     """
-    from nrg.labels import with_model_labels
+    from nrg.book.labels import with_model_labels
 
     return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
 

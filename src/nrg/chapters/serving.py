@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 
@@ -119,7 +119,7 @@ def _log2_axis(fig: Figure, levels: list[int]) -> Figure:
 
 def figure(steady: pd.DataFrame, response: str) -> Figure:
     """Mean ``response`` (95% CI over the blocks) against the concurrency, one line per model."""
-    from nrg import plots
+    from nrg.book import plots
 
     fig = plots.lines_vs_length(steady, response=response, length=FACTOR, lengths=(FACTOR,), fit=False)
     return _log2_axis(fig, sorted(int(v) for v in steady[FACTOR].unique()))
@@ -135,7 +135,7 @@ def means(steady: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["model", FACTOR], columns="measure", values=["mean", "ci_low", "ci_high"])
     wide.columns = [f"{m}" if s == "mean" else f"{m}_{s}" for s, m in wide.columns]
     order = [c for m in present for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in wide.columns]
-    from nrg.labels import estimated
+    from nrg.book.labels import estimated
 
     out = wide[order].reset_index()
     out.attrs["energy_estimated"] = estimated(steady)   # headers and axes of estimated energy say so
@@ -195,7 +195,7 @@ def anova(steady: pd.DataFrame, alpha: float = 0.05) -> Any:
 def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> Any:
     """CO₂e and cost per 1,000 generated tokens per model and concurrency, over the steady-state windows.
 
-    The same conversion as the other chapters (:mod:`nrg.carbon`): region,
+    The same conversion as the other chapters (:mod:`nrg.book.carbon`): region,
     price and PUE stated once above the table; energy, CO₂e and cost shown,
     "estimated" where the energy is. With nothing measured, the page says so.
     """

@@ -24,7 +24,7 @@ def batch_beside(params: Mapping[str, Any], models: Sequence[str]) -> pd.DataFra
     """Chapter 5's generate() rows of ``models`` when its run folder holds them (else empty)."""
     import pandas as pd
 
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     folder = Path(params["batch_run_dir"])
     if not (folder / "cells").is_dir():
@@ -59,7 +59,7 @@ def shape_table(means: pd.DataFrame | None, batch: pd.DataFrame, pub: pd.DataFra
     """Every curve as energy per token relative to its own smallest level (long form)."""
     import pandas as pd
 
-    from nrg.labels import estimated
+    from nrg.book.labels import estimated
 
     frames = []
     served = ", estimated" if means is not None and means.attrs.get("energy_estimated") else ""

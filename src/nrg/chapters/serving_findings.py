@@ -25,7 +25,7 @@ def _overlap(a: Any, b: Any, measure: str) -> bool:
 
 
 def _change(model: str, lo: Any, hi: Any) -> str:
-    from nrg.findings import num, pct
+    from nrg.book.findings import num, pct
 
     e_lo, e_hi = lo.energy_per_token_j, hi.energy_per_token_j
     level_lo, level_hi = int(getattr(lo, FACTOR)), int(getattr(hi, FACTOR))
@@ -56,7 +56,7 @@ def _lowest(model: str, part: pd.DataFrame) -> str:
 
 def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFrame | None = None) -> Any:
     """Sentences from :func:`nrg.chapters.serving.means` (with intervals) and the rows' energy method."""
-    from nrg.findings import Findings, num
+    from nrg.book.findings import Findings, num
 
     sentences = []
     for model, part in means.groupby("model", observed=True, sort=True):
@@ -83,9 +83,9 @@ def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFram
 
 def found(df: pd.DataFrame, params: Any) -> list[str]:
     """The "What this chapter found" sentences: the fall with concurrency, the lowest level, the ANOVA, the method."""
-    from nrg import findings
+    from nrg.book import findings
+    from nrg.book.statement import say
     from nrg.chapters import serving as chapter
-    from nrg.statement import say
     from nrg.stats import provenance_notes
 
     if df.empty:

@@ -43,7 +43,7 @@ def check(quality_floor: Any = 0.0, latency_measure: str = "tpot_s", latency_tar
           runs_dir: Any = None, chapters: Any = SWEEP_CHAPTERS, region: str = "USA",
           price_per_kwh: Any = None, pue: Any = 1.0) -> dict[str, Any]:
     """Checked parameters of the summary page (ParameterError before anything is read)."""
-    from nrg import carbon
+    from nrg.book import carbon
 
     impact = carbon.check_params(region, price_per_kwh, pue)
     floor = common.as_fraction("quality_floor", quality_floor, 0.0, 1.0)
@@ -61,7 +61,7 @@ def check(quality_floor: Any = 0.0, latency_measure: str = "tpot_s", latency_tar
 
 def load_rows(params: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Each chapter's stored rows, and for each chapter without rows the reason."""
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     rows: dict[str, pd.DataFrame] = {}
     missing: dict[str, str] = {}
@@ -169,7 +169,7 @@ def _overlaps(best: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 
 def choose(configs: pd.DataFrame, quality_floor: float, latency_measure: str, latency_target_s: float) -> Choice:
     """The cheapest configuration meeting the floor and the target; "not distinguishable" when intervals overlap."""
-    from nrg.findings import num
+    from nrg.book.findings import num
 
     fast = configs[configs[latency_measure] <= latency_target_s]
     eligible = fast if quality_floor <= 0 else fast[fast["quality"] >= quality_floor]
@@ -297,7 +297,7 @@ def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Se
         means = this_machine.groupby(["model", "batch_size"])["energy_per_token_j"].mean().reset_index()
         for model, rows in means.groupby("model", sort=True):
             ax.plot(rows["batch_size"], rows["energy_per_token_j"], marker="s", label=str(model))
-        from nrg.labels import energy_axis_label
+        from nrg.book.labels import energy_axis_label
 
         ax.set(xscale="log", yscale="log", title="this machine (nrg, chapter 5)", xlabel="batch size",
                ylabel=energy_axis_label("energy_per_token_j", this_machine))   # "Estimated ..." where it is
@@ -308,7 +308,7 @@ def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Se
 
 def _published_sentence(pub: pd.DataFrame, model: str = "meta-llama/Llama-3.1-8B-Instruct") -> str:
     """The published batch effect of one model on one H100 and one B200, as published."""
-    from nrg.findings import num
+    from nrg.book.findings import num
 
     table = published_by_batch(pub)
     if table.empty:
@@ -322,8 +322,8 @@ def _published_sentence(pub: pd.DataFrame, model: str = "meta-llama/Llama-3.1-8B
 
 
 def _carbon_sentence(choice: Choice, params: Mapping[str, Any]) -> str:
-    from nrg import carbon
-    from nrg.findings import num
+    from nrg.book import carbon
+    from nrg.book.findings import num
 
     if choice.eligible.empty:
         return ""

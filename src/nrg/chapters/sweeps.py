@@ -53,8 +53,8 @@ def check_configs(configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Run every config into ``run_dir`` (finished cells are reused); rows of these configs only."""
-    from nrg.sweep import store
     from nrg.sweep.run import run_sweep
+    from nrg.sweep.runfolder import store
 
     if not configs:
         raise ParameterError("no sweep configs to run")
@@ -65,8 +65,8 @@ def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool 
 
 
 def load_reference(reference: Mapping[str, Path]) -> dict[str, Any]:
-    """Committed GPU runs by GPU name, loaded as DataFrames (``model`` labelled as in :mod:`nrg.labels`)."""
-    from nrg.labels import with_model_labels
-    from nrg.sweep import store
+    """Committed GPU runs by GPU name, loaded as DataFrames (``model`` labelled as in :mod:`nrg.book.labels`)."""
+    from nrg.book.labels import with_model_labels
+    from nrg.sweep.runfolder import store
 
     return {gpu: with_model_labels(store.load(path)) for gpu, path in reference.items()}

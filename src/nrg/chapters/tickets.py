@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nrg import carbon
+from nrg.book import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 from nrg.tickets.options import DEFAULT_MODELS, DEFAULTS, TASKS, train_settings
@@ -246,11 +246,11 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def measure(params: Mapping[str, Any], progress: bool = True) -> Any:
     """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows.
 
-    ``model`` is labelled with what differs from the published model (:mod:`nrg.labels`:
+    ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`:
     layers, quantization, pruning) and ``params`` gives its parameter count; the
     published name stays in ``model_name``.
     """
-    from nrg.labels import with_model_labels
+    from nrg.book.labels import with_model_labels
 
     with torch_threads(params["threads"]):
         return with_model_labels(sweeps.measure(list(params["configs"].values()), Path(params["run_dir"]),

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
+from nrg.book.labels import model_columns
 from nrg.chapters.common import Text
 from nrg.chapters.tickets_chance import chance_quality
 from nrg.chapters.tickets_kernels import kernel_sentence, kernels
-from nrg.labels import model_columns
 
 __all__ = ["chance_quality", "kernel_sentence", "kernels"]   # re-exported: the notebook calls them from here
 from nrg.errors import ParameterError
@@ -67,7 +67,7 @@ def combinations(df: pd.DataFrame, task: str, metrics: Sequence[str]) -> pd.Data
         if column in rows.columns:
             out[column] = rows.groupby([*KEYS, "phase"], sort=False)[column].first()
     out["n"] = out["n"].fillna(0).astype(int)
-    from nrg.labels import mark_estimated
+    from nrg.book.labels import mark_estimated
 
     return mark_estimated(model_columns(out.reset_index(), rows, KEYS), rows)
 
@@ -206,8 +206,8 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     """Mean energy per phase and mean quality for each quant x prune, one heatmap per row."""
     from matplotlib.figure import Figure
 
-    from nrg.labels import estimated
-    from nrg.plots import quant_prune_heatmap
+    from nrg.book.labels import estimated
+    from nrg.book.plots import quant_prune_heatmap
 
     rows = task_rows(df, task)
     fig = Figure(figsize=(7, 13), layout="constrained")   # one heatmap per row: legible at page width
@@ -227,7 +227,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
 
 def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
     """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
-    from nrg.plots import energy_quality_scatter
+    from nrg.book.plots import energy_quality_scatter
 
     what = "estimated energy" if ranked.energy_estimated else "energy"
     fig = energy_quality_scatter(ranked.table, annotate=list(KEYS),
@@ -256,7 +256,7 @@ def combinations_section(df: pd.DataFrame, params: Mapping[str, Any], task: str)
 
 def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
     """The energy ANOVA of each phase (fine-tuning, inference) and the quality ANOVA, each with its findings."""
-    from nrg import findings
+    from nrg.book import findings
     from nrg.stats import AnovaResult
 
     if _skipped(params, task):
@@ -282,7 +282,7 @@ def rankings(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> dict[str
 
 def ranking_section(params: Mapping[str, Any], task: str, ranked: Mapping[str, Any]) -> list[Any]:
     """Each phase's ranking and its findings, or that nothing ran."""
-    from nrg import findings
+    from nrg.book import findings
 
     if _skipped(params, task):
         return _skipped(params, task)

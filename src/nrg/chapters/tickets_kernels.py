@@ -40,7 +40,7 @@ def kernels(df: pd.DataFrame) -> pd.DataFrame:
     table["time_vs_unpruned"] = (joined["time_s"] / joined["time_s_unpruned"]).to_numpy()
     table["energy_vs_unpruned"] = (joined["energy_j"] / joined["energy_j_unpruned"]).to_numpy()
     table["saves_compute"] = table.apply(_saves_compute, axis=1)
-    from nrg.labels import estimated, model_columns
+    from nrg.book.labels import estimated, model_columns
 
     out = model_columns(table[table["prune"] != "none"].reset_index(drop=True), inference, ("task", *KEYS))
     out.attrs["energy_estimated"] = estimated(inference)   # the page's headers say "estimated"
@@ -59,7 +59,7 @@ def _within_spread(r: Any) -> bool:
     """Whether a pruned model's mean time is within twice the combined sd of its and the unpruned one's."""
     import math
 
-    from nrg.statement import within_spread
+    from nrg.book.statement import within_spread
 
     spread = 2 * math.sqrt(r.time_sd_s ** 2 + r.time_sd_s_unpruned ** 2)
     return within_spread(r.time_s - r.time_s_unpruned, spread).passed

@@ -17,7 +17,7 @@ def _parse_value(name: str, text: str) -> Any:
 
 
 def _build(ns: argparse.Namespace) -> int:
-    from nrg import book
+    from nrg.book import build as book
     from nrg.paths import find_root
 
     root = find_root()
@@ -34,7 +34,7 @@ def _build(ns: argparse.Namespace) -> int:
 
 def _chapter(root: Path, chapter: str | None) -> str:
     """The chapter asked for; none given lists the chapters (as a wrong name does)."""
-    from nrg import book
+    from nrg.book import build as book
     from nrg.errors import ParameterError
 
     if chapter is None:
@@ -48,7 +48,7 @@ def _chapters_epilog() -> str | None:
     from nrg.errors import ParameterError
 
     try:
-        from nrg.book import chapters
+        from nrg.book.build import chapters
         from nrg.paths import find_root
 
         return "chapters: " + ", ".join(chapters(find_root()))
@@ -57,7 +57,7 @@ def _chapters_epilog() -> str | None:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    from nrg import book
+    from nrg.book import build as book
     from nrg.errors import ParameterError
     from nrg.paths import find_root
 
@@ -75,7 +75,7 @@ def _run(ns: argparse.Namespace) -> int:
 
 
 def _params(ns: argparse.Namespace) -> int:
-    from nrg import book
+    from nrg.book import build as book
     from nrg.paths import find_root
 
     root = find_root()

@@ -38,8 +38,8 @@ def add_command(subparsers: Any) -> None:
 
 def _run(ns: argparse.Namespace) -> int:
     from nrg.sweep.config import parse_config
-    from nrg.sweep.files import check_run_dir
     from nrg.sweep.run import run_sweep
+    from nrg.sweep.runfolder.files import check_run_dir
 
     config = parse_config(Path(ns.config))    # a path, never YAML text: `conf.txt` is a file
     if ns.allow_hardware_settings:

@@ -5,7 +5,7 @@ fit one consumer or older data-centre GPU; spreading the layers over the GPUs
 of one machine lets them run at all. ``device: auto`` places the model with
 accelerate's device map, *balanced* over the cell's GPUs (``devices``, else
 every GPU the process sees) so that each GPU holds a share of the layers and
-each is metered (see :mod:`nrg.sweep.devices`). Accelerate's map runs the
+each is metered (see :mod:`nrg.sweep.schedule.devices`). Accelerate's map runs the
 layers in order, so the GPUs take turns rather than work at once: the
 energy of all of them counts, and the roofline's aggregate bandwidth is a
 (loose) lower bound.

@@ -8,7 +8,7 @@ in a process group of its own, its output in ``<run>/logs/``. Stopping it:
   the group, waits :data:`STOP_GRACE_S`, then SIGKILL (the engine's worker
   processes are in the same group, so none is left);
 * SIGTERM, SIGINT, SIGHUP of the cell (how a sweep stops a cell, and its
-  timeout): they raise inside :func:`running` (:func:`nrg.sweep.signals.interruptible`),
+  timeout): they raise inside :func:`running` (:func:`nrg.sweep.schedule.signals.interruptible`),
   so the same ``finally`` runs, well within the sweep's ``TERM_GRACE_S``;
 * ``kill -9`` of the cell (or of a sweep, whose cell's watcher then dies):
   the engine's main process has ``PR_SET_PDEATHSIG`` = SIGKILL, and a
@@ -214,7 +214,7 @@ def start(spec: EngineSpec, log_path: Path, env: Mapping[str, str] | None = None
 def running(spec: EngineSpec, log_path: Path, start_timeout_s: float,
             env: Mapping[str, str] | None = None) -> Iterator[Engine]:
     """A healthy engine for the block; stopped however the block ends (see the module docstring)."""
-    from nrg.sweep import signals
+    from nrg.sweep.schedule import signals
 
     with signals.interruptible():
         engine = start(spec, log_path, env)

@@ -91,7 +91,7 @@ def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None, engine_p
     from nrg.meters import EnergyMonitor
     from nrg.meters.chain import choose_sources
     from nrg.meters.estimate import EstimateSource
-    from nrg.sweep.devices import cuda_indices, meter_gpus
+    from nrg.sweep.schedule.devices import cuda_indices, meter_gpus
 
     options = dict(monitor_options or {})
     proc_root = options.pop("proc_root", "/proc")

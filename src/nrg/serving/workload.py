@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from nrg.serving.engine import Engine, EngineSpec
     from nrg.serving.prom import Sampler
     from nrg.sweep.config import Cell, SweepConfig
-    from nrg.sweep.context import SweepContext
     from nrg.sweep.repeats import RepeatPolicy
+    from nrg.sweep.schedule.context import SweepContext
 
 __all__ = ["INTERLEAVE", "UNUSED_KEYS", "ServingWorker", "check", "factors", "parse_options", "precision",
            "repeat_policy"]
@@ -221,7 +221,7 @@ class ServingWorker:
 
     def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The engine's name, version, arguments and start-up time, with the cell's identity."""
-        from nrg.sweep.context import identity
+        from nrg.sweep.schedule.context import identity
 
         engine, (name, version) = self._engine, self._version
         startup_s = (engine.ready_s - engine.started_s) if engine is not None and engine.ready_s else math.nan

@@ -1,7 +1,7 @@
 """The run's blocks as a factor of the ANOVA (a randomized complete block design).
 
 Why: a sweep in ``order: blocked`` measures one repeat of every cell per
-block, in a random order per block (:mod:`nrg.sweep.blocks`). Background load
+block, in a random order per block (:mod:`nrg.sweep.schedule.blocks`). Background load
 that drifts between blocks then raises or lowers every cell of a block alike;
 taking the block as an additive factor moves that drift out of the error term,
 so the tests of model, task, length or clock are both fair (the random order)

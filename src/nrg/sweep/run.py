@@ -13,7 +13,7 @@ Order of work, and why:
    provenance, the idle baseline (``idle_s``; 0 skips it) and, for the CPU
    roofline, the memory bandwidth.
 4. Each cell whose Parquet file is missing runs -- by default in its own
-   isolated process (:func:`nrg.sweep.cell.command`), so a crash, a hang past
+   isolated process (:func:`nrg.sweep.schedule.cell.command`), so a crash, a hang past
    ``cell_timeout_s`` or the kernel's OOM killer becomes that cell's
    ``status``/``error`` row and the sweep goes on. ``isolate: false`` runs
    cells in this process (the benchmark, fast tests).
@@ -21,12 +21,12 @@ Order of work, and why:
 Stopping: a cell past its timeout, and the running cell when the sweep gets
 Ctrl-C, SIGTERM or SIGHUP, receives SIGTERM and ``TERM_GRACE_S`` seconds to
 restore its settings, then SIGKILL, then the marker is replayed here
-(:mod:`nrg.sweep.signals`); an interrupted sweep raises
-:class:`~nrg.sweep.signals.SweepInterrupted` saying how many cells are done.
+(:mod:`nrg.sweep.schedule.signals`); an interrupted sweep raises
+:class:`~nrg.sweep.schedule.signals.SweepInterrupted` saying how many cells are done.
 A rerun skips finished cells (``retry_failed=True`` reruns failed ones) and
-continues unfinished ones from their kept repeats (:mod:`nrg.sweep.checkpoints`):
+continues unfinished ones from their kept repeats (:mod:`nrg.sweep.runfolder.checkpoints`):
 ``kill -9`` at any moment loses at most the repeat in progress (the cell in
-progress, for cells run whole) and never duplicates rows (see :mod:`nrg.sweep.store`).
+progress, for cells run whole) and never duplicates rows (see :mod:`nrg.sweep.runfolder.store`).
 """
 from __future__ import annotations
 
@@ -37,20 +37,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
-from nrg.sweep import checkpoints, executors, signals
-from nrg.sweep.cell import dvfs_spec, run_cell, run_isolated
 from nrg.sweep.config import Cell, SweepConfig, check_timeout_isolated, parse_config
-from nrg.sweep.context import SweepContext
-from nrg.sweep.files import check_run_dir
-from nrg.sweep.interleave import changes_device, measure_interleaved
-from nrg.sweep.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
-from nrg.sweep.signals import SweepInterrupted
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder import checkpoints
+from nrg.sweep.runfolder.files import check_run_dir
+from nrg.sweep.runfolder.store import RunStore
+from nrg.sweep.schedule import executors, signals
+from nrg.sweep.schedule.cell import dvfs_spec, run_cell, run_isolated
+from nrg.sweep.schedule.context import SweepContext
+from nrg.sweep.schedule.interleave import changes_device, measure_interleaved
+from nrg.sweep.schedule.node import BANDWIDTH_MB, BANDWIDTH_REPEATS, measure_idle
+from nrg.sweep.schedule.signals import SweepInterrupted
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nrg.sweep.claims import Claim
+    from nrg.sweep.runfolder.locks import CellLock
 
 
 
@@ -77,12 +78,12 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     scheduler (see :func:`_interleaved`).
 
     With ``order: blocked`` (the default), cells on the local executor are
-    interleaved (:mod:`nrg.sweep.interleave`: one repeat of every cell per
+    interleaved (:mod:`nrg.sweep.schedule.interleave`: one repeat of every cell per
     block, in a seeded random order); otherwise (``order: sequential``, a
     workload whose cells run whole such as serving, the Ray executor, a sweep
     with a ``gate``) each cell runs whole, one after another, in the grid's order.
     Raises :class:`ParameterError` before any work, and
-    :class:`~nrg.sweep.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
+    :class:`~nrg.sweep.schedule.signals.SweepInterrupted` on Ctrl-C, SIGTERM or SIGHUP.
     """
     from nrg.sweep import check as sweep_check
 
@@ -156,7 +157,7 @@ def _interleaved(cfg: SweepConfig, cells: list[Cell], gate: Callable[[Cell], flo
 
 
 def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]
-             ) -> Callable[[Cell, ExitStack], Claim | None]:
+             ) -> Callable[[Cell, ExitStack], CellLock | None]:
     """Claim a cell for an interleaved sweep, unless another sweep holds it or finished it.
 
     The claim is entered on the sweep's stack (released at its end at the
@@ -164,7 +165,7 @@ def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]
     written; None when the cell is not this sweep's to measure.
     """
 
-    def claim(c: Cell, claims: ExitStack) -> Claim | None:
+    def claim(c: Cell, claims: ExitStack) -> CellLock | None:
         held = claims.enter_context(run.claim(c.cell_id))
         if not held.ours:  # another sweep on this folder is measuring it now
             busy[c.cell_id] = held.describe()
@@ -178,7 +179,7 @@ def _claimer(run: RunStore, done: Mapping[str, str], busy: dict[str, str]
     return claim
 
 
-def _claims_whole_sweep(claimer: Callable[[Cell, ExitStack], Claim | None]
+def _claims_whole_sweep(claimer: Callable[[Cell, ExitStack], CellLock | None]
                         ) -> Callable[[Cell, ExitStack], bool]:
     """The claimer for the Ray executor, which keeps its claims until the sweep ends."""
     return lambda c, stack: claimer(c, stack) is not None
@@ -226,7 +227,7 @@ def _current_rows(run: RunStore, cells: list[Cell], busy: Mapping[str, str],
     ``attrs["busy_cells"]``: cell id -> the sweep measuring it now (skipped here);
     ``attrs["damaged_files"]``: cell files moved aside by this run.
     """
-    from nrg.sweep import store
+    from nrg.sweep.runfolder import store
 
     ids = {c.cell_id for c in cells}
     frame = store.load(run.run_dir, cell_ids=ids)

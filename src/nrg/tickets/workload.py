@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from nrg.meters.protocols import Monitor
     from nrg.models import ModelSpec
     from nrg.sweep.config import Cell, ModelEntry, SweepConfig
-    from nrg.sweep.context import SweepContext
     from nrg.sweep.repeats import RepeatPolicy
+    from nrg.sweep.schedule.context import SweepContext
     from nrg.tickets.finetune import PhaseResult, TrainSettings
 
 __all__ = ["TASKS", "UNUSED_KEYS", "FinetuneWorker", "check", "factors", "parse_options", "precision",
@@ -211,7 +211,7 @@ class FinetuneWorker:
 
     def finish(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The columns every row carries: identity, the model, the prune columns, what the axes held, memory."""
-        from nrg.sweep.context import identity
+        from nrg.sweep.schedule.context import identity
         from nrg.workloads.cells import observe, peak_memory_bytes_safe
 
         base = self._base

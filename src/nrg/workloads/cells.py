@@ -27,7 +27,7 @@ def open_monitor(cell: Cell, monitor_options: Mapping[str, Any] | None = None) -
     options -- how tests put fake hardware in).
     """
     from nrg.meters import EnergyMonitor
-    from nrg.sweep.devices import monitor_targets
+    from nrg.sweep.schedule.devices import monitor_targets
 
     gpus, sync = monitor_targets(cell)  # NVML indices by UUID; every GPU of a sharded model
     meters = list(cell.settings.meters) if cell.settings.meters else None
@@ -63,7 +63,7 @@ def enter_environments(stack: ExitStack, cell: Cell) -> list[Callable[[], dict[s
     """Enter each axis' environment (clocks, power limit) on ``stack``; their observers."""
     from nrg import axes
     from nrg.dvfs.mapping import GPU_GLOBAL_AXES, dvfs_target
-    from nrg.sweep.devices import cuda_indices
+    from nrg.sweep.schedule.devices import cuda_indices
 
     if cell.settings.device.startswith("cuda") and any(n in GPU_GLOBAL_AXES for n, _ in cell.axes):
         stack.enter_context(dvfs_target(cuda_indices(cell)[0]))  # set and observe the cell's GPU, by UUID

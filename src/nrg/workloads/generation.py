@@ -19,7 +19,7 @@ counts the prompt tokens it processes, decode and generate the tokens they produ
 Each repeat is checked for interference (:mod:`nrg.sweep.interference`): a
 flagged repeat keeps its rows, marked, and up to a cap is redone.
 
-Apart from :mod:`nrg.sweep.cell` (process entry, failure handling) so the
+Apart from :mod:`nrg.sweep.schedule.cell` (process entry, failure handling) so the
 benchmark can drive :func:`measure_repeat` -- exactly what the runner times --
 on a model it loaded once.
 """
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell
-from nrg.sweep.context import SweepContext, identity
+from nrg.sweep.schedule.context import SweepContext, identity
 from nrg.workloads.cells import (
     apply_transforms,
     enter_environments,
@@ -145,7 +145,7 @@ def roofline_for(loaded: LoadedModel, cell: Cell, context: SweepContext) -> tupl
     if not cell.settings.roofline:
         return nan, {}
     if cell.settings.device != "cpu":
-        from nrg.sweep.devices import cuda_peaks
+        from nrg.sweep.schedule.devices import cuda_peaks
 
         peaks = cuda_peaks(cell)  # summed over a sharded model's GPUs
     elif context.mem_bandwidth_bytes_per_s:
@@ -175,7 +175,7 @@ def load_model(cell: Cell) -> LoadedModel:
 class PreparedCell:
     """A cell ready to measure: model loaded and transformed, inputs built, meters open, warmed up.
 
-    Why a long-lived object: a blocked run order (:mod:`nrg.sweep.blocks`)
+    Why a long-lived object: a blocked run order (:mod:`nrg.sweep.schedule.blocks`)
     asks for one repeat at a time, between which other cells run; loading and
     warm-up happen once, here, never inside a window. The axes' environments
     (a locked clock, a power limit) are entered once and left at :meth:`close`.

@@ -1,15 +1,15 @@
 """The contract between the sweep runner and a workload: prepare, repeat, finish, close.
 
 Why one protocol: the runner schedules repeats -- one at a time, in randomized
-blocks across cells (:mod:`nrg.sweep.blocks`), in this process or in a child
-process that keeps the cell loaded (:mod:`nrg.sweep.worker`) -- and must not
+blocks across cells (:mod:`nrg.sweep.schedule.blocks`), in this process or in a child
+process that keeps the cell loaded (:mod:`nrg.sweep.schedule.worker`) -- and must not
 care whether a repeat generates text, fine-tunes a model or serves a trace.
 Loading and warm-up belong to ``prepare`` and never fall inside a measured window.
 
 A workload module names its worker class in :mod:`nrg.workloads.registry`;
 the class is built as ``Worker(cell, context, monitor_options)`` and
 prepared by the runner. The runner's child-process proxy
-(:class:`nrg.sweep.worker.ProcessWorker`) implements the same protocol, so
+(:class:`nrg.sweep.schedule.worker.ProcessWorker`) implements the same protocol, so
 the block scheduler cannot tell the two apart.
 """
 from __future__ import annotations

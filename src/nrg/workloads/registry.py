@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nrg.sweep.config import Cell, Settings, SweepConfig, TaskEntry
-    from nrg.sweep.context import SweepContext
     from nrg.sweep.repeats import RepeatPolicy
+    from nrg.sweep.schedule.context import SweepContext
     from nrg.workloads.protocol import Worker
 
 GENERATION = "generation"

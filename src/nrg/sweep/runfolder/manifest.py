@@ -2,7 +2,7 @@
 
 Why each rule:
 
-* read-modify-write happens under the run's lock (:func:`nrg.sweep.files.locked`) and
+* read-modify-write happens under the run's lock (:func:`nrg.sweep.runfolder.files.locked`) and
   the file is replaced atomically: without the lock, concurrent sessions lost
   142 of 200 records in a race test.
 * a missing or unreadable manifest is rebuilt from the cell files, with the
@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nrg.sweep.files import CELLS, MANIFEST, DamagedCellError, atomic_write_bytes, cell_files, read_cell
+from nrg.sweep.runfolder.files import CELLS, MANIFEST, DamagedCellError, atomic_write_bytes, cell_files, read_cell
 
 VERSION = 2
 

@@ -1,11 +1,11 @@
 """The result schema as text: the book's appendix page and ARCHITECTURE.md's "Result columns".
 
 Why generated: a hand-written list drifted (it missed 22 of 74 columns). Both
-texts come from :data:`nrg.sweep.columns.COLUMNS`; tests compare the committed
+texts come from :data:`nrg.sweep.runfolder.columns.COLUMNS`; tests compare the committed
 files with what this module generates, so a column added in the code without
 regenerating fails the suite. Regenerate with::
 
-    python -m nrg.sweep.schema_doc --write
+    python -m nrg.sweep.runfolder.schema_doc --write
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from nrg.sweep.columns import COLUMNS, GROUPS, Column
+from nrg.sweep.runfolder.columns import COLUMNS, GROUPS, Column
 
 BOOK_PAGE = Path("book") / "schema.md"
 ARCHITECTURE = Path("ARCHITECTURE.md")
 SECTION_TITLE = "## Result columns (one row per measured phase per repeat)"
-_GENERATED = "Generated from `nrg.sweep.columns` by `python -m nrg.sweep.schema_doc --write`; do not edit by hand."
+_GENERATED = "Generated from `nrg.sweep.runfolder.columns` by `python -m nrg.sweep.runfolder.schema_doc --write`; do not edit by hand."
 
 
 def _by_group() -> dict[str, list[Column]]:
@@ -42,7 +42,7 @@ def book_page() -> str:
         "Every row of every run -- measured (`status` ok), failed or unsupported -- has all of",
         "these columns, in this order, with these types; a value that does not apply is null",
         "(NaN or None). Each cell of a run is one Parquet file in `RUN/cells/`, so a run reads",
-        "as one table with pandas (`nrg.sweep.store.load(RUN)`) or with any Parquet reader,",
+        "as one table with pandas (`nrg.sweep.runfolder.store.load(RUN)`) or with any Parquet reader,",
         "for example DuckDB:", "",
         "```sql",
         "SELECT model, phase, avg(energy_per_token_j) AS j_per_token",
@@ -50,7 +50,7 @@ def book_page() -> str:
         "WHERE status = 'ok'",
         "GROUP BY ALL;",
         "```", "",
-        "`nrg.sweep.store.load` returns the columns the run's code wrote; `load(RUN, all_columns=True)`",
+        "`nrg.sweep.runfolder.store.load` returns the columns the run's code wrote; `load(RUN, all_columns=True)`",
         "returns all of them. In pandas an `int64` column with a null reads as `float64` and a",
         "`bool` column with a null as `object`.", "",
     ]
@@ -69,7 +69,7 @@ def architecture_section() -> str:
             f"{_GENERATED} The book's appendix (`book/schema.md`) gives each column's dtype, unit "
             "and meaning. Every cell file has all of them, in this order, with the same types "
             "(null where not applicable): `RunStore.write_cell` conforms each frame "
-            "(`nrg.sweep.schema.to_arrow`), and an undeclared column is an error under test.",
+            "(`nrg.sweep.runfolder.schema.to_arrow`), and an undeclared column is an error under test.",
             width=100),
         "",
     ]
@@ -95,8 +95,8 @@ def current_section(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nrg.sweep.schema_doc [--write] [--root DIR]``: print or write both texts."""
-    parser = argparse.ArgumentParser(prog="python -m nrg.sweep.schema_doc", description=main.__doc__)
+    """``python -m nrg.sweep.runfolder.schema_doc [--write] [--root DIR]``: print or write both texts."""
+    parser = argparse.ArgumentParser(prog="python -m nrg.sweep.runfolder.schema_doc", description=main.__doc__)
     parser.add_argument("--write", action="store_true", help="update book/schema.md and ARCHITECTURE.md")
     parser.add_argument("--root", default=".", help="repository root (default: current folder)")
     ns = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """What every row of a cell carries, and what a sweep measured once for all its cells.
 
-Kept apart from :mod:`nrg.sweep.cell` (process entry) and
+Kept apart from :mod:`nrg.sweep.schedule.cell` (process entry) and
 :mod:`nrg.workloads.generation` (the measured path) so both can build rows --
 measured or failed -- without importing each other.
 """

@@ -7,7 +7,7 @@ process (:func:`command`) it measures the cell described by a JSON spec (see
 same program whether the cell runs in a child process here or on another
 machine.
 
-Why not ``python -m nrg.sweep.cell``: ``-m`` puts the working directory first
+Why not ``python -m nrg.sweep.schedule.cell``: ``-m`` puts the working directory first
 on ``sys.path``, so a ``json.py`` or ``resource.py`` lying there would replace
 the standard library in every cell. :func:`command` starts Python isolated
 (``-I``: no working directory, no user site, ``PYTHON*`` variables ignored)
@@ -31,16 +31,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep import signals
 from nrg.sweep.config import Cell
-from nrg.sweep.context import SweepContext, failed_frame
+from nrg.sweep.schedule import signals
+from nrg.sweep.schedule.context import SweepContext, failed_frame
 
 STDERR_TAIL_CHARS = 2000
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
 #: Seconds a cell whose sweep died gets to unwind after SIGTERM before it restores from
 #: the watcher thread and exits (a main thread inside one long C call cannot run handlers).
@@ -60,7 +60,7 @@ def run_cell(cell: Cell, context: SweepContext,
              monitor_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """All rows of ``cell``; a failure gives one row with ``status``/``error`` instead."""
     try:
-        from nrg.sweep.blocks import run_whole
+        from nrg.sweep.schedule.blocks import run_whole
         from nrg.workloads import registry
 
         return run_whole(cell, registry.worker(cell, context, monitor_options))
@@ -86,14 +86,14 @@ def import_paths() -> list[str]:
 
 def command(spec_path: str | Path, parent_pid: int | None = None) -> list[str]:
     """The argv of a cell process: isolated Python, only :func:`import_paths` importable."""
-    cmd = isolated_python("from nrg.sweep.cell import main; sys.exit(main(sys.argv[1:]))") + [str(spec_path)]
+    cmd = isolated_python("from nrg.sweep.schedule.cell import main; sys.exit(main(sys.argv[1:]))") + [str(spec_path)]
     return cmd + (["--parent-pid", str(parent_pid)] if parent_pid else [])
 
 
 def isolated_python(entry: str) -> list[str]:
     """Argv running ``entry`` in isolated Python with only :func:`import_paths` importable.
 
-    The one-shot cell process and a cell's worker (:mod:`nrg.sweep.worker`) both start this way.
+    The one-shot cell process and a cell's worker (:mod:`nrg.sweep.schedule.worker`) both start this way.
     """
     return [sys.executable, "-I", "-c", _PRELUDE + entry, json.dumps(import_paths())]
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure the cell of a JSON spec and write its file (see :func:`command`)."""
     import argparse
 
-    from nrg.sweep.store import RunStore
+    from nrg.sweep.runfolder.store import RunStore
 
     parser = argparse.ArgumentParser(prog="nrg-cell", description=main.__doc__)
     parser.add_argument("spec", help="JSON file with cell, context and run_dir")
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     cell = Cell.from_dict(spec["cell"])
     context = SweepContext.from_dict(spec["context"])
     if spec.get("node_context"):  # a Ray task: provenance, idle power, bandwidth of this node
-        from nrg.sweep.node import node_context
+        from nrg.sweep.schedule.node import node_context
 
         context = node_context(cell, context)
     frame = run_cell(cell, context)
@@ -227,7 +227,7 @@ def run_isolated(cell: Cell, context: SweepContext, run: RunStore, timeout_s: fl
     ``offline``: the cell may not reach the Hugging Face hub (``HF_HUB_OFFLINE=1``);
     the check already made sure its weights are on this machine.
     ``node_context`` and ``env`` (default: this process' environment) are how a
-    Ray task runs its cell (:func:`nrg.sweep.executors.cell_task`): measuring
+    Ray task runs its cell (:func:`nrg.sweep.schedule.executors.cell_task`): measuring
     its own node, seeing only the GPUs Ray gave it.
     """
     spec_path = run.logs_dir / f"{cell.cell_id}.json"

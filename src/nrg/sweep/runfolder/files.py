@@ -1,7 +1,7 @@
 """The files of a run folder, at the lowest level: names, atomic writes, the lock, reading one cell.
 
-Kept apart from :mod:`nrg.sweep.store` so that :mod:`nrg.sweep.manifest` and
-:mod:`nrg.sweep.claims` build on it without importing the store (no cycles).
+Kept apart from :mod:`nrg.sweep.runfolder.store` so that :mod:`nrg.sweep.runfolder.manifest` and
+:mod:`nrg.sweep.runfolder.locks` build on it without importing the store (no cycles).
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The result columns, defined once: name, dtype, unit and meaning of every column a row may carry.
 
-Why one schema: a run is read as one table -- by :func:`nrg.sweep.store.load`,
+Why one schema: a run is read as one table -- by :func:`nrg.sweep.runfolder.store.load`,
 by DuckDB (``read_parquet('RUN/cells/*.parquet')``) or by any Parquet reader.
 That only works when every cell file has the same columns with the same types,
 whether the cell measured (``ok``), failed or was unsupported. So
-:meth:`nrg.sweep.store.RunStore.write_cell` conforms every frame here before
+:meth:`nrg.sweep.runfolder.store.RunStore.write_cell` conforms every frame here before
 writing: known columns are cast to their dtype, missing ones are added as
 null (NaN / None), the columns come in schema order.
 
@@ -22,8 +22,8 @@ Columns of an axis registered outside nrg (``nrg.axes.register``) are
 *extension* columns: the axis' own name and names starting with
 ``<axis>_`` are kept (types inferred) in both modes.
 
-The columns themselves are listed in :mod:`nrg.sweep.columns`;
-``python -m nrg.sweep.schema_doc --write`` regenerates ``book/schema.md`` and
+The columns themselves are listed in :mod:`nrg.sweep.runfolder.columns`;
+``python -m nrg.sweep.runfolder.schema_doc --write`` regenerates ``book/schema.md`` and
 the "Result columns" section of ARCHITECTURE.md from them.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep.columns import COLUMNS, GROUPS, Column
+from nrg.sweep.runfolder.columns import COLUMNS, GROUPS, Column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +137,7 @@ def _cast(column: Column, values: list[Any], strict: bool) -> pa.Array:
         message = f"column {column.name!r} ({column.dtype}): {exc}"
         if strict:
             raise SchemaError(message + "; fix the value or the column's dtype in "
-                              "nrg.sweep.columns") from exc
+                              "nrg.sweep.runfolder.columns") from exc
         warnings.warn(f"nrg: {message}; stored as text", stacklevel=4)
         return pa.array([None if _is_null(v) else str(v) for v in values], type=pa.string())
 
@@ -161,7 +161,7 @@ def _undeclared(names: list[str], strict: bool) -> list[str]:
     bad = [n for n in unknown if not _is_extension(n, extension)]
     if bad:
         message = (f"column(s) {', '.join(map(repr, bad))} are not in the result schema; "
-                   "declare them (name, dtype, unit, meaning) in nrg.sweep.columns")
+                   "declare them (name, dtype, unit, meaning) in nrg.sweep.runfolder.columns")
         if strict:
             raise SchemaError(message)
         warnings.warn(f"nrg: {message}; kept after the schema columns", stacklevel=4)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nrg.sweep.config import Cell
-from nrg.sweep.context import SweepContext
+from nrg.sweep.schedule.context import SweepContext
 
 BANDWIDTH_MB = 256
 BANDWIDTH_REPEATS = 5

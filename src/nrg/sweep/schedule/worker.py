@@ -5,7 +5,7 @@ hardware) the runner uses the workload's own worker
 (:func:`nrg.workloads.registry.worker`); :class:`ProcessWorker` is the same
 protocol (:class:`nrg.workloads.protocol.Worker`) across a process boundary.
 
-Why a long-lived child per cell: a blocked run order (:mod:`nrg.sweep.blocks`)
+Why a long-lived child per cell: a blocked run order (:mod:`nrg.sweep.schedule.blocks`)
 visits each cell once per block, and reloading a model for every repeat would
 cost more than the repeats (SmolLM2's GGUF conversion takes ~25 s here). The
 child loads once, then answers ``repeat`` requests between which other cells
@@ -19,7 +19,7 @@ cell's log, so library prints cannot corrupt the protocol). End of stdin means
 the parent is gone: the child leaves through its normal exit path, so every
 setting it changed is restored. The parent can also die while the child is
 busy with a request (a model loading, a long repeat): a watcher thread sees
-its parent change (as a one-shot cell does, :mod:`nrg.sweep.cell`) and ends the child the
+its parent change (as a one-shot cell does, :mod:`nrg.sweep.schedule.cell`) and ends the child the
 same way, by SIGTERM, within a second rather than when the request is done.
 """
 from __future__ import annotations
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from nrg.sweep.cell import STDERR_TAIL_CHARS, _watch_parent, exit_reason, isolated_python
 from nrg.sweep.config import Cell
-from nrg.sweep.context import SweepContext
+from nrg.sweep.schedule.cell import STDERR_TAIL_CHARS, _watch_parent, exit_reason, isolated_python
+from nrg.sweep.schedule.context import SweepContext
 
 if TYPE_CHECKING:
     from nrg.workloads.protocol import Worker
@@ -63,9 +63,9 @@ def child_command() -> list[str]:
     ``-I`` keeps the working directory and PYTHONPATH off the path, so a
     ``json.py`` there cannot shadow the standard library; nrg's folder and the
     parent's PYTHONPATH entries come back made absolute
-    (:func:`nrg.sweep.cell.import_paths`).
+    (:func:`nrg.sweep.schedule.cell.import_paths`).
     """
-    return isolated_python("from nrg.sweep.worker import child_main; sys.exit(child_main())")
+    return isolated_python("from nrg.sweep.schedule.worker import child_main; sys.exit(child_main())")
 
 
 @dataclass
@@ -119,7 +119,7 @@ class ProcessWorker:
         """
         if self.proc is None:
             return
-        from nrg.sweep import signals
+        from nrg.sweep.schedule import signals
 
         proc, self.proc = self.proc, None
         try:
@@ -200,7 +200,7 @@ def _footprint(device: str) -> dict[str, float]:
 def _serve(worker: Worker | None, request: Mapping[str, Any]) -> tuple[Worker | None, dict[str, Any]]:
     cmd = request.get("cmd")
     if cmd == "prepare":
-        from nrg.sweep.cell import configure_dvfs
+        from nrg.sweep.schedule.cell import configure_dvfs
         from nrg.workloads import registry
 
         spec = request["spec"]
@@ -230,7 +230,7 @@ def child_main(argv: list[str] | None = None) -> int:
 
     SIGTERM and SIGHUP unwind the loop (closing the cell restores what it set)
     and then end the process by the same signal, so the parent reads the same
-    exit as from a one-shot cell process (:func:`nrg.sweep.cell.exit_reason`).
+    exit as from a one-shot cell process (:func:`nrg.sweep.schedule.cell.exit_reason`).
     ``argv``: the reply pipe's fd, then the parent's pid (watched: its death is
     a SIGTERM here, even in the middle of a request).
     """

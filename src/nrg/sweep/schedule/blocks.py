@@ -19,10 +19,10 @@ order (all repeats of a cell, then the next cell) for comparisons such as
 The scheduler only decides *when* each repeat runs; a
 :class:`~nrg.workloads.protocol.Worker` does the measuring (in this process, or
 in a child process that keeps the cell's model loaded between blocks: see
-:mod:`nrg.sweep.worker`).
+:mod:`nrg.sweep.schedule.worker`).
 
 Nothing finished is lost: after every repeat the caller may keep the cell's
-state (``checkpoint``: :mod:`nrg.sweep.store` writes it atomically), and a
+state (``checkpoint``: :mod:`nrg.sweep.runfolder.store` writes it atomically), and a
 later sweep starts from it. Each block's order is a *filter* of one seeded
 permutation of the cell ids (:func:`block_order`), and a cell joins block
 ``b`` only while it has at most ``b`` repeats, so a resumed sweep continues the

@@ -1,9 +1,9 @@
-"""What each claim of :mod:`nrg.claims` computes from measured rows, as a :class:`Measured` value.
+"""What each claim of :mod:`nrg.book.claims` computes from measured rows, as a :class:`Measured` value.
 
 Each function takes a chapter's rows (and its checked parameters) and returns
 the quantity the paper states, with a 95 % interval where the data give one;
 rows that lack what a claim needs raise :class:`nrg.errors.ParameterError`
-with the reason, which :class:`nrg.claims.Claim` shows as "not measured".
+with the reason, which :class:`nrg.book.claims.Claim` shows as "not measured".
 Tested on constructed DataFrames (tests/test_claims.py).
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Measured:
 
 
 def _pct(x: float) -> str:
-    from nrg.findings import pct
+    from nrg.book.findings import pct
 
     return pct(x)
 
@@ -259,10 +259,10 @@ def dvfs_latency_cost(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured
 
 def _rankings(rows: pd.DataFrame, params: Mapping[str, Any], prune: str | None = None) -> dict[str, Any]:
     """Chapter 4's R ranking of every task x phase with quality (only ``prune`` rows when given)."""
+    from nrg.book.findings import ranking_checks
     from nrg.chapters import tickets_analysis
     from nrg.chapters.tickets import METRICS
     from nrg.chapters.tickets_chance import chance_quality
-    from nrg.findings import ranking_checks
 
     metrics = dict(params.get("metrics") or {t: m[0] for t, m in METRICS.items()})
     w = float(params.get("w", 0.5))

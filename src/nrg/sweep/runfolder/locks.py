@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from nrg.sweep.files import CLAIMS, locked
+from nrg.sweep.runfolder.files import CLAIMS, locked
 
 
 def _read_text(path: str) -> str | None:
@@ -90,7 +90,7 @@ def _read_holder(path: Path) -> dict[str, Any] | None:
 
 
 @dataclass
-class Claim:
+class CellLock:
     """The outcome of claiming a cell: ``ours`` (release on exit), else who ``holder`` is."""
 
     run_dir: Path
@@ -119,7 +119,7 @@ class Claim:
                 self.path.unlink(missing_ok=True)
         self.ours = False
 
-    def __enter__(self) -> Claim:
+    def __enter__(self) -> CellLock:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -127,7 +127,7 @@ class Claim:
         self.release()
 
 
-def claim(run_dir: Path, cell_id: str) -> Claim:
+def claim(run_dir: Path, cell_id: str) -> CellLock:
     """Claim ``cell_id`` (a checked, safe id) for this process, taking over a stale claim."""
     path = run_dir / CLAIMS / cell_id
     with locked(run_dir):
@@ -136,7 +136,7 @@ def claim(run_dir: Path, cell_id: str) -> Claim:
         took_over = None
         if holder is not None:
             if holder and not is_stale(holder):
-                return Claim(run_dir, cell_id, False, holder)
+                return CellLock(run_dir, cell_id, False, holder)
             took_over = holder
             path.unlink(missing_ok=True)
         record = me()
@@ -145,4 +145,4 @@ def claim(run_dir: Path, cell_id: str) -> Claim:
             json.dump(record, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        return Claim(run_dir, cell_id, True, record, took_over)
+        return CellLock(run_dir, cell_id, True, record, took_over)

@@ -19,8 +19,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from nrg.book.labels import energy_axis_label, is_energy
 from nrg.errors import ParameterError
-from nrg.labels import energy_axis_label, is_energy
 from nrg.stats._data import as_list, axis_label, label, ok_rows, require_columns
 from nrg.stats.anova_result import AnovaResult
 from nrg.stats.clocks import clock_key

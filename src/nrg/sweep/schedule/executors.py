@@ -9,8 +9,8 @@ and on a cluster (``executor: ray``; install the extra from the repository with
 What stays exactly as with the local executor:
 
 * Each cell runs exactly as a local isolated cell does: the Ray task calls
-  :func:`nrg.sweep.cell.run_isolated` (an isolated one-shot ``python -I``
-  process, :mod:`nrg.sweep.cell`), so a crash, a hang past ``cell_timeout_s``
+  :func:`nrg.sweep.schedule.cell.run_isolated` (an isolated one-shot ``python -I``
+  process, :mod:`nrg.sweep.schedule.cell`), so a crash, a hang past ``cell_timeout_s``
   (SIGTERM, grace, SIGKILL) or an OOM kill becomes the same failed row with
   the same words, and clocks / power limits are restored as always.
 * The cell process writes into a scratch store on the worker; the task sends
@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
 from nrg.sweep.config import Cell, SweepConfig
-from nrg.sweep.context import SweepContext, failed_frame
-from nrg.sweep.store import RunStore
+from nrg.sweep.runfolder.store import RunStore
+from nrg.sweep.schedule.context import SweepContext, failed_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -277,7 +277,7 @@ def _result(ray: Any, ref: Any, cell: Cell, context: SweepContext) -> tuple[pd.D
     """
     import pyarrow.parquet as pq
 
-    from nrg.sweep.schema import written_columns
+    from nrg.sweep.runfolder.schema import written_columns
 
     try:
         data, log = ray.get(ref)
@@ -297,9 +297,9 @@ def cell_task(cell_dict: Mapping[str, Any], context_dict: Mapping[str, Any],
 
     The cell measures this node (``node_context``) and sees only the GPUs Ray
     gave the task (:func:`child_env`); everything else -- the process, its
-    timeout and exit reasons, the failed row -- is :func:`nrg.sweep.cell.run_isolated`'s.
+    timeout and exit reasons, the failed row -- is :func:`nrg.sweep.schedule.cell.run_isolated`'s.
     """
-    from nrg.sweep.cell import run_isolated
+    from nrg.sweep.schedule.cell import run_isolated
 
     cell = Cell.from_dict(cell_dict)
     context = SweepContext.from_dict(context_dict)

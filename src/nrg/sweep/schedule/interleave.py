@@ -2,13 +2,13 @@
 
 The run loop of :mod:`nrg.sweep.run` hands the cells of a sweep here (every
 workload whose cells may run side by side: generation, fine-tuning):
-:mod:`nrg.sweep.blocks` decides the order (one repeat of every unfinished
+:mod:`nrg.sweep.schedule.blocks` decides the order (one repeat of every unfinished
 cell per block, shuffled per block) and this module keeps a worker per cell
 -- a child process (``isolate: true``) or the workload's own worker in process --
 with its model loaded between blocks. When the next cell's model would not
 fit beside the loaded ones, the least recently used worker is closed and its
 model reloaded later (loading never falls inside a window). Each repeat is
-kept as it finishes (:mod:`nrg.sweep.checkpoints`) and each finished cell is
+kept as it finishes (:mod:`nrg.sweep.runfolder.checkpoints`) and each finished cell is
 written to the store at once, so a killed sweep keeps every finished repeat;
 the next run continues the interrupted block from them.
 """
@@ -21,12 +21,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep import checkpoints, signals
-from nrg.sweep.blocks import CellRun, Hooks, run_blocks
 from nrg.sweep.config import Cell, SweepConfig
-from nrg.sweep.context import SweepContext, failed_frame
-from nrg.sweep.store import RunStore
-from nrg.sweep.worker import ProcessWorker
+from nrg.sweep.runfolder import checkpoints
+from nrg.sweep.runfolder.store import RunStore
+from nrg.sweep.schedule import signals
+from nrg.sweep.schedule.blocks import CellRun, Hooks, run_blocks
+from nrg.sweep.schedule.context import SweepContext, failed_frame
+from nrg.sweep.schedule.worker import ProcessWorker
 from nrg.workloads import registry
 from nrg.workloads.protocol import Worker
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nrg.progress import SummaryBar
-    from nrg.sweep.claims import Claim
+    from nrg.sweep.runfolder.locks import CellLock
 
 HEADROOM = 1.5          # a model's footprint times this must fit in free memory beside the others
 RESERVE_FRACTION = 0.1  # of total memory, never planned for models
@@ -196,14 +197,14 @@ def _free_memory(device: str, live: Mapping[str, Worker]) -> tuple[float, float]
 
 
 def measure_interleaved(cells: list[Cell], cfg: SweepConfig, context: SweepContext, run: RunStore,
-                        claimable: Callable[[Cell, ExitStack], Claim | None],
+                        claimable: Callable[[Cell, ExitStack], CellLock | None],
                         monitor_options: Mapping[str, Any] | None = None,
                         dvfs: Mapping[str, Any] | None = None, progress: bool = True, skipped: int = 0,
                         on_repeat: Callable[[str], None] | None = None, run_order: int = 0) -> None:
     """Measure ``cells`` in blocks (``cfg.order``), keeping each repeat and writing each finished cell.
 
     Repeats kept by an earlier sweep are read back when a cell is claimed
-    (:mod:`nrg.sweep.checkpoints`); ``run_order`` numbers the first repeat
+    (:mod:`nrg.sweep.runfolder.checkpoints`); ``run_order`` numbers the first repeat
     measured here. ``claimable(cell, stack)`` returns the cell's claim (entered
     on ``stack``) when this sweep may measure it, else None.
     """
@@ -214,7 +215,7 @@ def measure_interleaved(cells: list[Cell], cfg: SweepConfig, context: SweepConte
         pool = WorkerPool(cfg, context, run, monitor_options, dvfs)
         by_id = {c.cell_id: c for c in cells}
         counter = RepeatProgress.start(runs, cfg.name, progress, skipped)
-        held: dict[str, Claim] = {}
+        held: dict[str, CellLock] = {}
 
         def done(cell_id: str, frame: pd.DataFrame) -> None:
             run.write_cell(cell_id, frame)      # the truth from now on; then its kept repeats go
@@ -260,7 +261,7 @@ def measure_interleaved(cells: list[Cell], cfg: SweepConfig, context: SweepConte
 def _failed_frame(cell: Cell, context: SweepContext, exc: BaseException) -> pd.DataFrame:
     """A worker's exception as the cell's failed row (its kept repeats are dropped with it)."""
     status = "unsupported" if isinstance(exc, NotImplementedError) else "failed"
-    if type(exc).__module__ == "nrg.sweep.worker":   # the child's words: its error, or how it ended
+    if type(exc).__module__ == "nrg.sweep.schedule.worker":   # the child's words: its error, or how it ended
         return failed_frame(cell, context, str(exc), status)
     tail = traceback.format_exc(limit=-3)
     return failed_frame(cell, context, f"{type(exc).__name__}: {exc}\n{tail}", status)

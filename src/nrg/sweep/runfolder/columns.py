@@ -1,8 +1,8 @@
-"""Every result column, once: name, dtype, unit, meaning (the data behind :mod:`nrg.sweep.schema`).
+"""Every result column, once: name, dtype, unit, meaning (the data behind :mod:`nrg.sweep.runfolder.schema`).
 
 Adding a column anywhere in the code means adding one line here; the book's
 appendix page (``book/schema.md``) and ARCHITECTURE.md's "Result columns"
-are generated from this table (``python -m nrg.sweep.schema_doc --write``) and
+are generated from this table (``python -m nrg.sweep.runfolder.schema_doc --write``) and
 tests fail when they are stale.
 
 dtypes are Parquet/Arrow types: ``string``, ``float64``, ``int64``, ``bool``;

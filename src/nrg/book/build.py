@@ -262,7 +262,7 @@ def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
 
     add("notebook", notebook_path(root, chapter).read_bytes())
     add("params", json.dumps(dict(params), sort_keys=True, default=str).encode())
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent   # the whole nrg package
     for path in sorted(package.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             add(str(path.relative_to(package)), path.read_bytes())

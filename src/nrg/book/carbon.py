@@ -115,7 +115,7 @@ def _unknown_region(region: str) -> ParameterError:
     return ParameterError(
         f"region={region!r} is not valid.{hint} Valid: {n_countries} ISO 3166 alpha-3 country codes "
         f"('FRA', 'USA', 'DEU', ...), {n_cloud} cloud regions ('gcp:europe-west9', 'gcp:us-central1', ...) "
-        "and 'world'; nrg.carbon.regions() lists them all.")
+        "and 'world'; nrg.book.carbon.regions() lists them all.")
 
 
 def grid_intensity(region: str) -> GridIntensity:

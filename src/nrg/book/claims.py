@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from nrg.claim_measures import (
+from nrg.book.claim_measures import (
     Measured,
     best_balance,
     decode_time_share,

@@ -6,10 +6,10 @@ nothing. After every repeat the sweep rewrites ``repeats/<cell_id>.json`` --
 the rows measured so far, the samples the adaptive rule watches and the number
 of repeats asked -- through a temporary file and an atomic rename, so the file
 is always a whole state. A later sweep that claims the cell starts from it
-(:meth:`nrg.sweep.blocks.CellRun.restore`), and the stop rule is applied to
+(:meth:`nrg.sweep.schedule.blocks.CellRun.restore`), and the stop rule is applied to
 the kept samples as if the sweep had never stopped.
 
-The cell file stays the truth: :func:`nrg.sweep.store.load` never reads these
+The cell file stays the truth: :func:`nrg.sweep.runfolder.store.load` never reads these
 files (kept rows are not results until their cell is finished), a cell's
 checkpoint is removed once its file is written, and one left beside a
 finished cell (the sweep died between the two) is removed at the next start.
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nrg.sweep.files import TMP_MARK, atomic_write_bytes, check_cell_id
+from nrg.sweep.runfolder.files import TMP_MARK, atomic_write_bytes, check_cell_id
 
 REPEATS = "repeats"
 SUFFIX = ".json"
@@ -46,7 +46,7 @@ def _plain(value: Any) -> Any:
 
 
 def keep(run_dir: Path, state: Mapping[str, Any]) -> Path:
-    """Write a cell's state (:meth:`nrg.sweep.blocks.CellRun.state`) atomically; replaces the last one."""
+    """Write a cell's state (:meth:`nrg.sweep.schedule.blocks.CellRun.state`) atomically; replaces the last one."""
     target = path(run_dir, str(state["cell_id"]))
     target.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps({"format": FORMAT, **state}, default=_plain, allow_nan=True)

@@ -7,7 +7,7 @@ onto ``<cell_id>.parquet`` -- a rename is atomic on POSIX, so a cell file is
 either complete or absent, and a rerun skips exactly the cells whose file
 exists. Temporary files of a killed writer are ignored by :func:`load` and
 removed by the next run. Every file has the same columns and types
-(:mod:`nrg.sweep.schema`), so DuckDB or any Parquet reader reads a run as one table.
+(:mod:`nrg.sweep.runfolder.schema`), so DuckDB or any Parquet reader reads a run as one table.
 
 Damage from outside (a disk that filled, a copy cut short, a stray file) must
 cost one cell, never the run: a cell file that cannot be read, is not ours
@@ -16,8 +16,8 @@ cost one cell, never the run: a cell file that cannot be read, is not ours
 ``cells/corrupt/`` (with a ``.why`` note) and measures the cell again.
 
 Two sweeps may share a folder: the manifest is read-modify-written under a
-lock (:mod:`nrg.sweep.manifest`) and each cell is claimed before it is
-measured (:mod:`nrg.sweep.claims`), so no cell is measured twice.
+lock (:mod:`nrg.sweep.runfolder.manifest`) and each cell is claimed before it is
+measured (:mod:`nrg.sweep.runfolder.locks`), so no cell is measured twice.
 
 Layout of a run directory::
 
@@ -27,7 +27,7 @@ Layout of a run directory::
     cells/corrupt/         damaged cell files moved aside, each with a .why note
     claims/<cell_id>       the sweep measuring the cell now (pid, host, start time)
     repeats/<cell_id>.json the repeats of an unfinished cell, kept after each one
-                           (:mod:`nrg.sweep.checkpoints`; never read by :func:`load`)
+                           (:mod:`nrg.sweep.runfolder.checkpoints`; never read by :func:`load`)
     logs/<cell_id>.log     stderr of isolated cells (kept for diagnosis)
 """
 from __future__ import annotations
@@ -41,8 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.sweep import checkpoints, claims, manifest
-from nrg.sweep.files import (
+from nrg.sweep.runfolder import checkpoints, locks, manifest
+from nrg.sweep.runfolder.files import (
     CELLS,
     CLAIMS,
     CORRUPT,
@@ -206,13 +206,13 @@ class RunStore:
     def write_cell(self, cell_id: str, frame: pd.DataFrame) -> Path:
         """Write one cell's rows atomically, conformed to the result schema; replaces an earlier file.
 
-        Every row gets every schema column (:func:`nrg.sweep.schema.to_arrow`),
+        Every row gets every schema column (:func:`nrg.sweep.runfolder.schema.to_arrow`),
         so failed and measured cells read back as one table.
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from nrg.sweep.schema import to_arrow
+        from nrg.sweep.runfolder.schema import to_arrow
 
         if len(frame) == 0:
             raise ValueError(f"cell {cell_id}: no rows to write (a failed cell writes one failed row)")
@@ -224,7 +224,7 @@ class RunStore:
         return path
 
     def keep_repeats(self, state: Mapping[str, Any]) -> Path:
-        """Keep an unfinished cell's repeats (see :mod:`nrg.sweep.checkpoints`)."""
+        """Keep an unfinished cell's repeats (see :mod:`nrg.sweep.runfolder.checkpoints`)."""
         return checkpoints.keep(self.run_dir, state)
 
     def kept_repeats(self, cell_id: str) -> dict[str, Any] | None:
@@ -280,7 +280,7 @@ class RunStore:
                     continue
                 except (OSError, ValueError):
                     holder = {}   # written half-way under this lock by a process that died
-                if not isinstance(holder, dict) or not holder or claims.is_stale(holder):
+                if not isinstance(holder, dict) or not holder or locks.is_stale(holder):
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
@@ -301,10 +301,10 @@ class RunStore:
         with self.locked():
             return manifest.open_session(self.run_dir, name, chapter, config, provenance)
 
-    def claim(self, cell_id: str) -> claims.Claim:
-        """Claim ``cell_id`` for this process (see :mod:`nrg.sweep.claims`); check ``.ours``."""
+    def claim(self, cell_id: str) -> locks.CellLock:
+        """Claim ``cell_id`` for this process (see :mod:`nrg.sweep.runfolder.locks`); check ``.ours``."""
         check_cell_id(cell_id)
-        return claims.claim(self.run_dir, cell_id)
+        return locks.claim(self.run_dir, cell_id)
 
 
 def _warn_damaged(path: Path, reason: str) -> None:
@@ -338,7 +338,7 @@ def load(run_dir: str | Path, cell_ids: Iterable[str] | None = None,
     import pandas as pd
     import pyarrow as pa
 
-    from nrg.sweep.schema import NAMES, align, written_columns
+    from nrg.sweep.runfolder.schema import NAMES, align, written_columns
 
     store = RunStore.at(run_dir)
     if not store.run_dir.is_dir():

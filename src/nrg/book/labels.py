@@ -114,7 +114,7 @@ def model_columns(table: pd.DataFrame, rows: pd.DataFrame, keys: Sequence[str]) 
     """``table`` with the truthful model label and parameter count of each ``keys`` combination, after the keys.
 
     Why: every per-model table of the book names the model as it ran
-    (``minilm-l6 [2/6 layers, nf4, pruned 2:4, 22.7 M params]``, :mod:`nrg.labels`)
+    (``minilm-l6 [2/6 layers, nf4, pruned 2:4, 22.7 M params]``, :mod:`nrg.book.labels`)
     and its parameter count; a table per configuration (chapter 4's quant x prune)
     gets its model's label and count for each configuration, from ``rows``.
     """

@@ -121,3 +121,15 @@ def test_parameters_are_checked_before_anything_is_read(tmp_path: Path) -> None:
         summary.check(chapters=["07_nope"])
     rows, missing = summary.load_rows(summary.check(runs_dir=str(tmp_path)))
     assert rows == {} and set(missing) == set(summary.SWEEP_CHAPTERS)
+
+
+def test_the_answer_names_a_model_as_it_ran(tmp_path: Path) -> None:
+    """A random-weight, truncated model is not the published one: the summary's labels say so."""
+    from test_batch_reference import _write_run
+
+    _write_run(tmp_path / "05_batch_size")
+    rows, missing = summary.load_rows(summary.check(runs_dir=str(tmp_path), chapters=["05_batch_size"]))
+    assert not missing
+    configs = summary.configurations(rows, latency_measure="time_s")
+    assert configs["configuration"].str.startswith("gpt2 [random, 124 M params] · ").all()
+    assert "gpt2 [random, 124 M params]" in summary.choose(configs, 0.0, "time_s", 10.0).sentence

@@ -61,6 +61,7 @@ def check(quality_floor: Any = 0.0, latency_measure: str = "tpot_s", latency_tar
 
 def load_rows(params: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Each chapter's stored rows, and for each chapter without rows the reason."""
+    from nrg.book.labels import with_model_labels
     from nrg.sweep.runfolder import store
 
     rows: dict[str, pd.DataFrame] = {}
@@ -74,7 +75,7 @@ def load_rows(params: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[
         if frame.empty or "status" not in frame.columns or not (frame["status"] == "ok").any():
             missing[chapter] = "its run holds no successful rows"
             continue
-        rows[chapter] = frame
+        rows[chapter] = with_model_labels(frame)   # every name says what ran: "gpt2 [random, 124 M params]"
     return rows, missing
 
 

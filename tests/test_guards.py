@@ -349,3 +349,21 @@ def test_a_single_window_is_not_called_spread_and_prints_no_nan() -> None:
                            "time_vs_unpruned": 0.2 / 0.15}])
     text = analysis.kernel_sentence(table, "cpu")
     assert "Within the measurement spread" not in text and "nan" not in text and "(one window)" in text
+
+
+def test_serving_box_opens_with_the_estimate_and_names_interference_without_a_flag_column() -> None:
+    """Chapter 6's rows record other processes' share but no `interference` column: the box says so truthfully."""
+    from nrg.chapters import serving_findings
+
+    rng = np.random.default_rng(1)
+    rows = [{"cell_id": "s", "status": "ok", "phase": "steady", "model": "m", "concurrency": c, "block": b,
+             "repeat": 5 * b + i, "energy_j": (30 + c) * (1 + rng.normal(0, 0.01)), "time_s": 1 + c / 30,
+             "tokens": 32 * c, "energy_per_token_j": (30 + c) / (32 * c), "itl_p50_s": 0.05 + 0.003 * c,
+             "ci_rel_halfwidth": 0.05, "repeats_n": 3, "other_cpu_frac": 0.6 if c == 4 else 0.05,
+             "energy_method": "estimated", "energy_source": "cpu=estimate"}
+            for b in range(3) for i, c in enumerate((1, 4))]
+    box = serving_findings.found(pd.DataFrame(rows), {"alpha": 0.05, "skip_reason": None})
+    assert box[0].startswith("**Energy here is estimated, not measured**")
+    trust = next(s for s in box if "measured repeats were flagged for interference" in s)
+    assert "3 of 6 measured repeats were flagged" in trust and "`other_cpu_frac` column" in trust
+    assert "marked in the `interference` column" not in trust and "no CI target" in trust

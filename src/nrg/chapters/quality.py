@@ -186,7 +186,10 @@ def _precision_and_interference(rows: Any, target: float | None) -> str:
                     f"{DEFAULT_MAX_OTHER_CPU_FRAC:.0%})")
     text = (f" {count} of {n_repeats} measured repeats were flagged for interference{inferred}: other processes "
             "used more than the sweep's share of the CPUs, or held the GPU.")
-    if count:
+    if count and inferred and "interference" not in ok.columns:     # e.g. serving rows: the share only
+        text += (" Their rows are kept; the `other_cpu_frac` column gives each one's share of other processes; "
+                 "treat their numbers with caution.")
+    elif count:
         text += " Their rows are kept and marked in the `interference` column; treat their numbers with caution."
     return ci + text
 

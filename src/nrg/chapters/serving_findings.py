@@ -86,6 +86,7 @@ def found(df: pd.DataFrame, params: Any) -> list[str]:
     from nrg.book import findings
     from nrg.book.statement import say
     from nrg.chapters import serving as chapter
+    from nrg.chapters.found import _framing, _trust
     from nrg.stats import provenance_notes
 
     if df.empty:
@@ -93,8 +94,11 @@ def found(df: pd.DataFrame, params: Any) -> list[str]:
     steady = chapter.ok_phase(df, "steady")
     if steady.empty:
         return ["Every cell failed: see the table of errors below."]
-    out = list(serving_findings(chapter.means(steady), steady))
+    # opened like every chapter's box (what estimated energy carries beyond time), closed with what
+    # disturbed the windows (other processes' CPU share; the engine's own processes count as ours)
+    out = _framing(steady) + list(serving_findings(chapter.means(steady), steady))
     if steady[FACTOR].nunique() > 1:
         result = chapter.anova(steady, params["alpha"])
         out += list(findings.anova_findings(result, response_label="energy per token"))[:1]
-    return say(out + provenance_notes(df))   # no sentence with an empty slot reaches the page
+    return say(out + _trust(steady) + [n for n in provenance_notes(df) if n not in _trust(steady)
+                                       and "estimated" not in n])   # no sentence with an empty slot

@@ -170,17 +170,35 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
         if len(part) < 2:
             continue
         energy, latency = hi["energy_per_token_change_pct"] / 100, hi["latency_change_pct"] / 100
-        sentences.append(
-            f"For {model}, going from batch {int(lo[FACTOR])} to {int(hi[FACTOR])} changes energy per token by "
-            f"{'−' if energy < 0 else '+'}{pct(abs(energy))} ({num(lo['energy_per_token_j'])} → "
-            f"{num(hi['energy_per_token_j'])} J/token) and a generation's latency by "
-            f"{'−' if latency < 0 else '+'}{pct(abs(latency))}.")
+        mine = gen[gen["model"] == model]
+        if _intervals_overlap(mine, lo[FACTOR], hi[FACTOR]):   # a change within the spread is no change
+            sentences.append(
+                f"For {model}, energy per token at batch {int(lo[FACTOR])} ({num(lo['energy_per_token_j'])} "
+                f"J/token) and at batch {int(hi[FACTOR])} ({num(hi['energy_per_token_j'])} J/token) cannot be "
+                "told apart here: their 95% intervals overlap (or one has a single repeat).")
+        else:
+            sentences.append(
+                f"For {model}, going from batch {int(lo[FACTOR])} to {int(hi[FACTOR])} changes energy per token by "
+                f"{'−' if energy < 0 else '+'}{pct(abs(energy))} ({num(lo['energy_per_token_j'])} → "
+                f"{num(hi['energy_per_token_j'])} J/token, 95% intervals apart) and a generation's latency by "
+                f"{'−' if latency < 0 else '+'}{pct(abs(latency))}.")
         fit = costs[costs["model"] == model].set_index("term")
         if {"Intercept", FACTOR} <= set(fit.index):
             measured = gen[(gen["model"] == model) & (gen[FACTOR] == lo[FACTOR])]["energy_j"].mean()
             sentences.append(_split_finding(str(model), fit.loc["Intercept"], fit.loc[FACTOR], int(lo[FACTOR]),
                                             float(measured)))
     return Findings(tuple(say(sentences)))
+
+
+def _intervals_overlap(rows: pd.DataFrame, batch_a: Any, batch_b: Any) -> bool:
+    """Whether the 95% t-intervals of energy per token at two batch sizes overlap (no interval: they do)."""
+    from nrg.book.claim_measures import t_interval
+
+    (_, lo_a, hi_a), (_, lo_b, hi_b) = (t_interval(rows.loc[rows[FACTOR] == b, "energy_per_token_j"])
+                                        for b in (batch_a, batch_b))
+    if lo_a is None or hi_a is None or lo_b is None or hi_b is None:
+        return True
+    return not (hi_a < lo_b or hi_b < lo_a)
 
 
 def _split_finding(model: str, fixed: Any, per: Any, batch: int, measured_j: float) -> Any:

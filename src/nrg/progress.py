@@ -207,4 +207,4 @@ def use_text_bars() -> None:
     for name in ("tqdm.autonotebook", "transformers.modeling_gguf_pytorch_utils"):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "tqdm"):
-            setattr(module, "tqdm", SummaryBar)  # a module attribute unknown to the type checker
+            setattr(module, "tqdm", SummaryBar)  # noqa: B010 - a module attribute unknown to the type checker

@@ -16,6 +16,7 @@ where it came from.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 from collections.abc import Mapping, Sequence
@@ -138,10 +139,8 @@ def grid_intensity(region: str) -> GridIntensity:
 
 def _number(name: str, value: Any, minimum: float, why: str) -> float:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not value >= minimum:
         raise ParameterError(f"{name}={value!r} is not valid; it must be a number >= {minimum:g} ({why})")
@@ -227,7 +226,7 @@ def _per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) 
         energy_j = float(part["energy_j"].sum()) / n_units * scale if n_units > 0 else math.nan
         methods = ", ".join(sorted(map(str, part["energy_method"].dropna().unique()))) \
             if "energy_method" in part.columns else ""
-        records.append({**dict(zip(by, key)), "per": per, "energy_j": energy_j,
+        records.append({**dict(zip(by, key, strict=True)), "per": per, "energy_j": energy_j,
                         "windows": len(part), "energy_method": methods})
     import pandas as pd
 

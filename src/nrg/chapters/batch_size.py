@@ -146,7 +146,7 @@ def _changes(gen: pd.DataFrame) -> pd.DataFrame:
              .pivot_table(index=["model", FACTOR], columns="measure", values="mean").reset_index())
     means.columns.name = None
     first = means.groupby("model", observed=True)[measures].transform("first")
-    for column, name in zip(measures, CHANGES):
+    for column, name in zip(measures, CHANGES, strict=True):
         means[name] = (means[column] / first[column] - 1) * 100
     return means
 

@@ -126,7 +126,7 @@ def _headers(columns: Iterable[Any]) -> dict[str, str]:
     """Original -> display name; a name that would repeat keeps its original spelling."""
     names = [str(c) for c in columns]
     shown = [header(c) for c in names]
-    return {c: (s if shown.count(s) == 1 else c) for c, s in zip(names, shown)}
+    return {c: (s if shown.count(s) == 1 else c) for c, s in zip(names, shown, strict=True)}
 
 
 def table(df: pd.DataFrame) -> Styler:

@@ -141,7 +141,7 @@ def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.Da
 
     phases = [p for p in PHASES if (rows["phase"] == p).any()]
     fig = Figure(figsize=(5.0 * len(phases), 4.2), layout="constrained")
-    for ax, phase in zip(fig.subplots(1, len(phases), squeeze=False)[0], phases):
+    for ax, phase in zip(fig.subplots(1, len(phases), squeeze=False)[0], phases, strict=True):
         part = rows[rows["phase"] == phase]
         best = None
         if optimal_long is not None and metric in OBJECTIVE_COLUMNS and not optimal_long.empty:

@@ -98,7 +98,7 @@ def interference_count(rows: Any) -> int:
         return 0
     hit = _windows(ok[flagged(ok).fillna(False).astype(bool)])
     keys = [c for c in ("cell_id", "_window", "repeat") if c in hit.columns]
-    return int(len(hit.drop_duplicates(keys))) if keys else int(len(hit))
+    return len(hit.drop_duplicates(keys)) if keys else len(hit)
 
 
 def _windows(rows: Any) -> Any:

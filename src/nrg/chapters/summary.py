@@ -227,7 +227,7 @@ def not_measured(rows: Mapping[str, pd.DataFrame], missing: Mapping[str, str], c
     """What this machine's data cannot say, and why: missing chapters, estimated energy, no GPU, no scores."""
     sentences = [f"**{chapter}**: {why}." for chapter, why in missing.items()]
     if not rows:
-        return sentences + ["Nothing was measured, so no configuration can be compared."]
+        return [*sentences, "Nothing was measured, so no configuration can be compared."]
     import pandas as pd
 
     every = pd.concat([f for f in rows.values()], ignore_index=True)
@@ -285,7 +285,7 @@ def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Se
     panels = list(gpus) + (["this machine"] if this_machine is not None and not this_machine.empty else [])
     fig = Figure(figsize=(7.0, 4.0 * len(panels)), layout="constrained")   # stacked: legible on a phone
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    for ax, gpu in zip(axes, gpus):
+    for ax, gpu in zip(axes[:len(gpus)], gpus, strict=True):   # a last axis shows this machine
         part = pub[(pub["num_gpus"] == 1) & (pub["gpu_model"] == gpu)]
         for model, rows in part.groupby("model_id", sort=True):
             rows = rows.sort_values("max_num_seqs")

@@ -212,7 +212,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     rows = task_rows(df, task)
     fig = Figure(figsize=(7, 13), layout="constrained")   # one heatmap per row: legible at page width
     axes = fig.subplots(3, 1)
-    for ax, phase in zip(axes, PHASES):
+    for ax, phase in zip(axes[:len(PHASES)], PHASES, strict=True):   # the last axis shows quality
         part = rows[rows["phase"] == phase]
         if ok(part).empty:
             ax.set_axis_off()

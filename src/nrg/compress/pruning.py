@@ -160,7 +160,7 @@ def structured(model: Any, ratio: float) -> PruneResult:
                 + down_layer.weight.detach().float().pow(2).sum(0)
             n_keep = max(1, round(down_layer.in_features * (1 - ratio)))
             keep = norms.topk(n_keep).indices.sort().values.to(device_of(down_layer))
-            for path, layer in zip(ups, up_layers):
+            for path, layer in zip(ups, up_layers, strict=True):
                 _replace(holder, path, _shrink(layer, keep, 0))
             _replace(holder, down, _shrink(down_layer, keep, 1))
     after = sum(_weights(h, (*ups, down)) for h, ups, down in blocks)

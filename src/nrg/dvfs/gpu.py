@@ -253,7 +253,7 @@ def gpu_power_limit(power_w: float, *, gpu_index: int | None = None,
     with open_gpu(gpu_index) as gpu:
         limit_w = check_power_w(power_w, gpu.power_limit_range_w())
         original_mw = int(gpu.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit"))
-        limit_mw = int(round(limit_w * 1000))
+        limit_mw = round(limit_w * 1000)
         apply = lambda: gpu.call(f"setting the power limit to {limit_w:g} W",  # noqa: E731
                                  "nvmlDeviceSetPowerManagementLimit", limit_mw)
         with _guarded_gpu(gpu, "gpu_power_limit", {"limit_mw": original_mw},

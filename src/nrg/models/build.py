@@ -178,7 +178,7 @@ def meta_param_count(config: Any, head: str) -> int:
     try:
         with torch.device("meta"):
             model = auto_class(head).from_config(config)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds (KeyError for an activation)
+    except Exception as exc:  # transformers raises many kinds (KeyError for an activation)
         raise ParameterError(f"the {config.model_type} config (with its overrides) does not build "
                              f"a model: {type(exc).__name__}: {exc}") from None
     return sum(p.numel() for p in model.parameters())

@@ -146,7 +146,7 @@ def package_folder(info: ModelInfo) -> Path | None:
     spec = importlib.util.find_spec(info.package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0])
+    folder = Path(next(iter(spec.submodule_search_locations)))
     return folder / info.subfolder if info.subfolder else folder
 
 

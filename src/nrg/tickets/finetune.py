@@ -231,9 +231,9 @@ def encode_generation(tokenizer: Any, texts: Sequence[str], responses: Sequence[
 
     rows, masks, labels = [], [], []
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for text, response in zip(texts, responses):
+    for text, response in zip(texts, responses, strict=True):
         prompt_ids = tokenizer(render_prompt(tokenizer, text), add_special_tokens=False).input_ids
-        answer_ids = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        answer_ids = [*tokenizer(response, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
         ids = (prompt_ids + answer_ids)[:max_len]
         rows.append(ids)
         labels.append(([-100] * len(prompt_ids) + answer_ids)[:max_len])

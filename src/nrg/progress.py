@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import tqdm.std
 
@@ -160,7 +160,7 @@ class SummaryBar(tqdm.std.tqdm):
     def display(self, msg: str | None = None, pos: int | None = None) -> bool | None:
         """Draw on the stream (terminal) or on the cell's board (kernel); tqdm's clear is skipped there."""
         if self._board is None:
-            return super().display(msg, pos)
+            return cast("bool | None", super().display(msg, pos))
         if msg != "":  # "" is tqdm clearing the line on close: close() replaces it by the summary
             self._board.draw(id(self), self.__str__() if msg is None else msg)
         return True

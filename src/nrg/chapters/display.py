@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.chapters import publish
 
@@ -245,7 +245,7 @@ def _formats(shell: Any, obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     hook = formatter.ipython_display_formatter
     hook.enabled = False
     try:
-        return formatter.format(obj)
+        return cast("tuple[dict[str, Any], dict[str, Any]]", formatter.format(obj))
     finally:
         hook.enabled = True
 

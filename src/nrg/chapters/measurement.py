@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from nrg.book import carbon
 from nrg.chapters.common import as_bool, as_int, as_list, runs_root
@@ -230,7 +230,7 @@ class Measurements:
         """The kept value of ``name`` measured with ``args`` when reused, else ``measure()`` (then kept)."""
         kept = self.record.results.get(name)
         if self.reused and kept is not None and kept[0] == args:
-            return kept[1]
+            return cast(T, kept[1])
         value = measure()
         self.record.results[name] = (args, value)
         self.path.parent.mkdir(parents=True, exist_ok=True)

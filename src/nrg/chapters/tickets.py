@@ -211,7 +211,7 @@ def _cpu_s() -> float:
     import psutil
 
     times = psutil.Process().cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def running_time(timer: Timer, df: Any, params: Mapping[str, Any]) -> str:

@@ -104,7 +104,7 @@ class Gpu:
 
     def power_w(self) -> float:
         """The current board power draw (W)."""
-        return self.call("reading power", "nvmlDeviceGetPowerUsage") / 1000.0
+        return float(self.call("reading power", "nvmlDeviceGetPowerUsage")) / 1000.0
 
     def power_limit_range_w(self) -> tuple[float, float]:
         """The (lowest, highest) power limit (W) the driver accepts, so a bad limit fails before it is set."""
@@ -114,12 +114,12 @@ class Gpu:
 
     def power_limit_w(self) -> float:
         """The power limit in force now (W)."""
-        return self.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit") / 1000.0
+        return float(self.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit")) / 1000.0
 
     def default_power_limit_w(self) -> float:
         """The factory power limit (W), restored when a power-limit change is undone."""
-        return self.call("reading the default power limit",
-                         "nvmlDeviceGetPowerManagementDefaultLimit") / 1000.0
+        return float(self.call("reading the default power limit",
+                               "nvmlDeviceGetPowerManagementDefaultLimit")) / 1000.0
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.errors import ParameterError, check_positive
 from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
@@ -220,7 +220,7 @@ def render_prompt(tokenizer: Any, ticket_text: str) -> str:
     """The chat prompt for one ticket (the model's template when it has one)."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ticket_text}]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return cast(str, tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     return f"{SYSTEM_PROMPT}\n\nTicket:\n{ticket_text}\n\nResolution:\n"
 
 

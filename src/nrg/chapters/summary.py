@@ -22,6 +22,7 @@ from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 CHAPTER = "summary"
 SWEEP_CHAPTERS: tuple[str, ...] = ("01_model_comparison", "02_sequence_length", "03_dvfs", "04_network_tickets",
@@ -278,7 +279,7 @@ def published_by_batch(pub: pd.DataFrame, gpus: Sequence[str] = ("H100", "B200")
     return pd.DataFrame.from_records(records)
 
 
-def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Sequence[str] = ("H100", "B200")) -> Any:
+def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Sequence[str] = ("H100", "B200")) -> Figure:
     """Energy per token against batch: one panel per published GPU, and this machine's chapter-5 rows in its own."""
     from matplotlib.figure import Figure
 

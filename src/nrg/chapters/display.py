@@ -18,6 +18,7 @@ from nrg.chapters import publish
 
 if TYPE_CHECKING:
     import pandas as pd
+    from IPython.display import HTML, Markdown
     from pandas.io.formats.style import Styler
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -165,7 +166,7 @@ def _estimated(text: str, mark: bool) -> str:
     return f"Estimated {text if acronym else text[:1].lower() + text[1:]}"
 
 
-def findings_block(sentences: Iterable[str], title: str = "What this chapter found") -> Any:
+def findings_block(sentences: Iterable[str], title: str = "What this chapter found") -> Markdown:
     """The findings as a MyST admonition (Markdown output): the box at the top of a chapter."""
     from IPython.display import Markdown
 
@@ -191,7 +192,7 @@ def fold(html: str, summary: str) -> str:
             f"{html}\n</details>")
 
 
-def folded(obj: Any, summary: str) -> Any:
+def folded(obj: Any, summary: str) -> HTML:
     """``obj`` (DataFrame, Styler or anything with ``_repr_html_``) as a folded HTML output."""
     from IPython.display import HTML
 

@@ -32,6 +32,8 @@ from nrg.errors import ParameterError, check_positive
 from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
 
 if TYPE_CHECKING:
+    import torch
+
     from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
 
@@ -125,9 +127,9 @@ def trainable_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_device(model: Any) -> Any:
+def model_device(model: Any) -> torch.device:
     """Where the model's weights are: token ids go there (tokenizers give CPU tensors)."""
-    return next(model.parameters()).device
+    return cast("torch.device", next(model.parameters()).device)
 
 
 def _batches(n: int, settings: TrainSettings) -> list[list[int]]:

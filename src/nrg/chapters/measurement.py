@@ -34,6 +34,7 @@ from nrg.meters import EnergyMonitor
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
     from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
@@ -115,7 +116,7 @@ def chain_table(monitor: EnergyMonitor) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _matmul(size: int) -> Any:
+def _matmul(size: int) -> Callable[[], torch.Tensor]:
     import torch
 
     a = torch.randn(size, size)

@@ -15,9 +15,12 @@ as zeros), and which kernel runs the result ("dense" or "sparse-2:4").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.compress.layers import as_linear, count_params, device_of, linear_layers
+
+if TYPE_CHECKING:
+    import torch
 
 # (input-side layers, output-side layer) of an MLP block, relative to the module holding them.
 MLP_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -121,7 +124,7 @@ def _replace(holder: Any, path: str, new: Any) -> None:
     setattr(holder.get_submodule(parent_path) if parent_path else holder, attr, new)
 
 
-def _shrink(linear: Any, keep: Any, dim: int) -> Any:
+def _shrink(linear: Any, keep: Any, dim: int) -> torch.nn.Linear:
     """A new Linear with only the ``keep`` rows (dim 0) or input columns (dim 1)."""
     import torch
 

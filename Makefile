@@ -57,7 +57,8 @@ reference:
 test: $(STAMP) $(VENV)/.nrg-ray-installed $(ENGINE_STAMP) browser-deps lint
 	$(BIN)/python -m pytest -q --durations=15
 
-# ruff (pyflakes, import order, pydocstyle on the public API) and mypy over src/.
+# ruff (pyflakes, import order, pydocstyle on the public API, bugbear, pyupgrade, simplify, ruff's own
+# rules) over src, tests and benchmarks; mypy (warn_return_any, per-module overrides) over src/nrg.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy

@@ -92,7 +92,7 @@ def main() -> None:
         ray.shutdown()
     local_s = statistics.median(per_cell["local"])
     ray_s = statistics.median(per_cell["ray"])
-    pairs = sorted(r - lo for r, lo in zip(per_cell["ray"], per_cell["local"]))
+    pairs = sorted(r - lo for r, lo in zip(per_cell["ray"], per_cell["local"], strict=True))
     overhead_s = statistics.median(pairs)
     print(f"\nRay start (once per session): {start_s:.1f} s; empty task round trip: {floor_s * 1e3:.1f} ms")
     print(f"seconds per cell (median of {ns.trials}): local {local_s:.2f}, ray {ray_s:.2f}; "

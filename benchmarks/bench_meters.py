@@ -111,7 +111,7 @@ def background_cpu_pct(config: str, tmp: Path, seconds: float = 1.0) -> float:
 
 
 def _slowdown(on: list[float], off: list[float]) -> tuple[float, float, float]:
-    slow = sorted(100.0 * (a / b - 1.0) for a, b in zip(on, off))
+    slow = sorted(100.0 * (a / b - 1.0) for a, b in zip(on, off, strict=True))
     q = statistics.quantiles(slow, n=4)
     return statistics.median(slow), q[0], q[2]
 

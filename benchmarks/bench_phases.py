@@ -121,7 +121,7 @@ def report(cells: dict[str, dict[str, Any]]) -> None:
             print(f"{name:<12}{method:<22}{share:>14.0%} {cv([r['decode_j'] for r in rows]):>12.3f}"
                   f"{statistics.median(r['ttft_s'] for r in rows):>12.4f}"
                   f"{statistics.median(r['other_cpu_frac'] for r in rows):>10.0%}")
-        ratios = [n["ttft_s"] / o["ttft_s"] for n, o in zip(out[NEW], out[OLD])]
+        ratios = [n["ttft_s"] / o["ttft_s"] for n, o in zip(out[NEW], out[OLD], strict=True)]
         lo, hi = iqr(ratios)
         print(f"{name:<12}TTFT new/old median {statistics.median(ratios):.3f} (IQR {lo:.3f}..{hi:.3f})")
         for key, unit in (("overhead", "wall"), ("overhead_cpu", "CPU")):

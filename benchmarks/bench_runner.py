@@ -78,7 +78,7 @@ def report(bare_tps: list[float], runner_tps: list[float], reported_tps: list[fl
     print(line("bare generate", bare_tps))
     print(line("runner (wall)", runner_tps))
     print(line("runner (reported)", reported_tps))
-    ratios = [r / b for r, b in zip(runner_tps, bare_tps)]
+    ratios = [r / b for r, b in zip(runner_tps, bare_tps, strict=True)]
     q = statistics.quantiles(ratios, n=4)
     ratio = statistics.median(runner_tps) / statistics.median(bare_tps)
     print(f"ratio of medians runner/bare = {ratio:.3f} (target >= 0.98); "

@@ -1,6 +1,8 @@
 """Run order as an experimental design: blocks interleave the repeats of different cells."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from nrg.sweep.config import parse_config
@@ -201,10 +203,8 @@ def _measure(runs: dict[str, CellRun], draw, stop_after: int | None = None, run_
             raise _Stop()
 
     hooks = Hooks(checkpoint=keep, on_done=lambda cid, frame: done.append(cid))
-    try:
+    with contextlib.suppress(_Stop):
         run_blocks(runs, worker, "blocked", seed=5, hooks=hooks, run_order=run_order)
-    except _Stop:
-        pass
     return log, kept, done
 
 
@@ -250,7 +250,7 @@ def test_kept_repeats_that_meet_the_rule_are_finished_without_a_new_repeat():
     """Stopped between the last repeat and writing the cell: the rerun only finishes it."""
     first = _runs(1, repeats=2)
     (cid,) = first
-    log, kept, done = _measure(first, lambda c, n: 1.0, stop_after=2)
+    _log, kept, done = _measure(first, lambda c, n: 1.0, stop_after=2)
     assert kept[cid]["attempts"] == 2 and done == []
     rest, _, done_rest = _measure(_resumed(first, kept, done), lambda c, n: 1.0)
     assert rest == [("finish", cid)] and done_rest == [cid]

@@ -197,7 +197,7 @@ def _visit(browser: Any, base_url: str, chapter: str, width: int, shots: Path) -
         math_error = None
         try:
             page.wait_for_function(MATH_DONE_JS, timeout=60_000)
-        except Exception as exc:  # noqa: BLE001 - reported by the test that checks typesetting
+        except Exception as exc:  # reported by the test that checks typesetting
             math_error = f"MathJax did not finish: {exc}"
         layout, reading = page.evaluate(LAYOUT_JS), page.evaluate(READING_JS)
         page.screenshot(path=str(shots / f"{chapter}-{width}px.png"), full_page=True)

@@ -136,6 +136,6 @@ def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
     assert name == "energy_per_token_j-vs-batch_size" and sorted(data["batch_size"]) == [1, 2]
     sentences = found.collect("05_batch_size", df, params)
     # a measured change, or (a tiny run's spread being wide) the overlap said in its place
-    assert any("from batch 1 to 2" in s and "95% intervals apart" in s
-               or "at batch 1" in s and "at batch 2" in s and "cannot be told apart" in s for s in sentences)
+    assert any(("from batch 1 to 2" in s and "95% intervals apart" in s)
+               or ("at batch 1" in s and "at batch 2" in s and "cannot be told apart" in s) for s in sentences)
     assert any("estimated" in s for s in sentences)          # CPU energy here is estimated, and says so

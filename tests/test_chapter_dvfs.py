@@ -110,7 +110,7 @@ def test_plan_sweeps_supported_clocks_on_a_gpu_that_allows_locking(params, fake_
     assert plan.values == (None, 1410, 1005, 210)          # default first, then spread over 210..1410
     explicit = chapter.plan({**on_gpu, "gpu_clocks_mhz": [1395, 600], "include_default_clock": False}, probe)
     assert explicit.values == (1395, 600)
-    with pytest.raises(ParameterError, match="does not support.*1410, 1395"):
+    with pytest.raises(ParameterError, match=r"does not support.*1410, 1395"):
         chapter.plan({**on_gpu, "gpu_clocks_mhz": [1500]}, probe)
 
 
@@ -170,7 +170,7 @@ def test_consent_parameter_is_a_strict_flag(value, expected):
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_consent_parameter_rejects_anything_but_a_flag(tmp_path, value):
-    with pytest.raises(ParameterError, match="allow_hardware_settings=.* is not valid; choose one of: True, False"):
+    with pytest.raises(ParameterError, match=r"allow_hardware_settings=.* is not valid; choose one of: True, False"):
         chapter.check(**TINY, run_dir=str(tmp_path / "run"), allow_hardware_settings=value)
     assert not (tmp_path / "run").exists()
 

@@ -123,7 +123,7 @@ def test_the_chapter_measures_its_cells_with_the_sweep_runner(tiny_rows: pd.Data
 
 def test_not_run_lists_every_unsupported_phase(tiny_rows: pd.DataFrame) -> None:
     table = analysis.not_run(tiny_rows)
-    assert set(zip(table["quant"], table["prune"], table["phase"])) == {
+    assert set(zip(table["quant"], table["prune"], table["phase"], strict=True)) == {
         ("int8-dynamic", "none", "finetune"), ("int8-dynamic", "2:4", "finetune")}
     assert table["reason"].str.contains("LoRA cannot wrap").all()
 
@@ -138,7 +138,7 @@ def with_failed_cell(rows: pd.DataFrame) -> pd.DataFrame:
 def test_a_whole_failed_cell_is_shown_and_named_in_every_ranking(tiny_rows: pd.DataFrame) -> None:
     rows = with_failed_cell(tiny_rows)
     table = analysis.not_run(rows)
-    assert ("fp4", analysis.WHOLE_CELL, "failed") in set(zip(table["quant"], table["phase"], table["status"]))
+    assert ("fp4", analysis.WHOLE_CELL, "failed") in set(zip(table["quant"], table["phase"], table["status"], strict=True))
     for phase in analysis.PHASES:
         ranked = analysis.ranking(rows, "root_cause", phase, "macro_f1", w=0.5)
         assert any(n.startswith("fp4 / none is not ranked") and "cell_timeout_s" in n for n in ranked.notes)

@@ -57,7 +57,7 @@ def test_anova_with_no_finite_share_prints_no_empty_list() -> None:
 def _ranked(quality: list[float], energy: list[float] | None = None, reps: int = 1):  # type: ignore[no-untyped-def]
     energy = energy or [10.0 + i for i in range(len(quality))]
     rows = [{"quant": f"q{i}", "prune": "none", "energy_j": e, "macro_f1": q, "train_repeat": r}
-            for i, (q, e) in enumerate(zip(quality, energy)) for r in range(reps)]
+            for i, (q, e) in enumerate(zip(quality, energy, strict=True)) for r in range(reps)]
     return rank_configs(pd.DataFrame(rows), by=["quant", "prune"], quality="macro_f1", replicate="train_repeat")
 
 

@@ -111,9 +111,8 @@ def test_monitor_reports_foreign_processes_on_fake_gpus() -> None:
 
 def test_container_pid_namespace_is_assumed_when_we_run_on_the_gpu() -> None:
     fake = FakeNvml([FakeGpu(processes=[31337])])          # a host PID, not ours
-    with EnergyMonitor.auto(meters=["nvml"], nvml_module=fake, sync=lambda: None) as mon:
-        with mon.window("w") as w:
-            pass
+    with EnergyMonitor.auto(meters=["nvml"], nvml_module=fake, sync=lambda: None) as mon, mon.window("w") as w:
+        pass
     assert w.measurement is not None and w.measurement.foreign_gpu_procs == 0
     assert mon.notes == {NAMESPACE_NOTE}
 

@@ -53,28 +53,27 @@ def lab(tmp_path: Path) -> Iterator[str]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
-            try:
-                _get(f"{base}/api/status?token={TOKEN}")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "JupyterLab did not start within 120 s"
-                time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
+    with open(tmp_path / "lab.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + 120
+            while True:
+                assert proc.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
+                try:
+                    _get(f"{base}/api/status?token={TOKEN}")
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "JupyterLab did not start within 120 s"
+                    time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_a_chapter_in_jupyterlab_renders_myst_and_starts_the_nrg_kernel(lab: str) -> None:

@@ -58,9 +58,9 @@ def test_this_kind_of_machine_no_gpu_no_rapl(tmp_path: Path) -> None:
 def test_excluded_meters_are_reported_as_not_selected(tmp_path: Path) -> None:
     fake = FakeNvml([FakeGpu()])
     with EnergyMonitor.auto(meters="estimate", sysfs_root=tmp_path, nvml_module=fake) as mon:
-        cpu = [d for d in mon.decisions if d.domain == "cpu"][0]
+        cpu = next(d for d in mon.decisions if d.domain == "cpu")
         assert cpu.skipped == (("rapl", "not selected (meters=estimate)"),)
-        gpu = [d for d in mon.decisions if d.domain == "gpu"][0]
+        gpu = next(d for d in mon.decisions if d.domain == "gpu")
         assert gpu.chosen is None
     assert fake.init_count == 0 and fake.shutdown_count == 0, "NVML never touched"
 
@@ -90,9 +90,8 @@ def test_window_bookkeeping_errors(tmp_path: Path) -> None:
             mon.measure_idle(0)
         with pytest.raises(ParameterError, match="duration_s"):
             mon.measure_idle(-1.0)
-        with pytest.raises(ValueError, match="boom"):
-            with mon.window("fails") as w:
-                raise ValueError("boom")
+        with pytest.raises(ValueError, match="boom"), mon.window("fails") as w:
+            raise ValueError("boom")
         assert mon.open_windows == () and w.measurement is not None
     with pytest.raises(RuntimeError, match="closed"):
         mon.begin_window("late")

@@ -40,7 +40,7 @@ def test_rule_matches_codecarbons_ram_class() -> None:
 
 def test_dram_domain_is_power_times_wall_time_and_idle_cancels_it() -> None:
     with EnergyMonitor.auto(meters=["estimate"], dram_power_w=12.0) as mon:
-        dram = [d for d in mon.decisions if d.domain == "dram"][0]
+        dram = next(d for d in mon.decisions if d.domain == "dram")
         assert dram.chosen == "estimate-dram" and dram.method is Method.ESTIMATED
         with mon.window("w") as w:
             time.sleep(0.2)

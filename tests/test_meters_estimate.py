@@ -54,9 +54,8 @@ def test_children_cpu_time_is_counted() -> None:
     results = {}
     for include in (True, False):
         with EnergyMonitor.auto(meters=["estimate"], power_per_core_w=1.0,
-                                include_children=include) as mon:
-            with mon.window("child") as w:
-                subprocess.run([sys.executable, "-c", code], check=True)
+                                include_children=include) as mon, mon.window("child") as w:
+            subprocess.run([sys.executable, "-c", code], check=True)
         assert w.measurement is not None
         results[include] = w.measurement.total_j("cpu")
     assert results[True] > 0.1                       # the child's CPU seconds x 1 W

@@ -81,7 +81,7 @@ def test_missing_dram_domain(tmp_path: Path) -> None:
     tree = FakePowercap(tmp_path)
     tree.add_package(0)
     with rapl_monitor(tmp_path) as mon:
-        dram = [d for d in mon.decisions if d.domain == "dram"][0]
+        dram = next(d for d in mon.decisions if d.domain == "dram")
         assert dram.chosen is None
         assert dram.skipped == (("rapl", dram.skipped[0][1]), ("estimate-dram", "not selected (meters=rapl)"))
         assert "no readable dram zone" in dram.skipped[0][1]
@@ -90,7 +90,7 @@ def test_missing_dram_domain(tmp_path: Path) -> None:
 
 def test_absent_powercap_falls_back_to_estimate(tmp_path: Path) -> None:
     with rapl_monitor(tmp_path, ("rapl", "estimate")) as mon:
-        cpu = [d for d in mon.decisions if d.domain == "cpu"][0]
+        cpu = next(d for d in mon.decisions if d.domain == "cpu")
         assert cpu.chosen == "estimate" and cpu.method is Method.ESTIMATED
         assert cpu.skipped[0][0] == "rapl" and "absent" in cpu.skipped[0][1]
 
@@ -101,7 +101,7 @@ def test_unreadable_counter_is_skipped_with_the_file_named(tmp_path: Path) -> No
     pkg = tree.add_package(0)
     tree.make_unreadable(pkg)
     with rapl_monitor(tmp_path, ("rapl", "estimate")) as mon:
-        cpu = [d for d in mon.decisions if d.domain == "cpu"][0]
+        cpu = next(d for d in mon.decisions if d.domain == "cpu")
         assert cpu.chosen == "estimate"
         assert str(pkg / "energy_uj") in cpu.skipped[0][1]
         assert "IsADirectoryError" in cpu.skipped[0][1]

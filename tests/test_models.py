@@ -51,7 +51,7 @@ def test_hub_ids_are_aliases(alias: str, name: str) -> None:
 
 def test_other_hub_ids_and_folders_resolve(tmp_path: Path) -> None:
     assert resolve("someone/some-model").kind == "hub"
-    with pytest.raises(ParameterError, match="config.json"):
+    with pytest.raises(ParameterError, match=r"config\.json"):
         resolve(str(tmp_path))
 
 

@@ -5,15 +5,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # this test module only; notebooks keep their inline backend
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-from nrg.book import plots  # noqa: E402
-from nrg.errors import ParameterError  # noqa: E402
-from nrg.stats import anova, fit_lengths, optimal_clocks, phase_share, rank_configs  # noqa: E402
+from nrg.book import plots
+from nrg.errors import ParameterError
+from nrg.stats import anova, fit_lengths, optimal_clocks, phase_share, rank_configs
 
 
 @pytest.fixture(autouse=True)

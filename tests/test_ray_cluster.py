@@ -186,6 +186,6 @@ def test_a_cell_another_live_sweep_holds_is_not_sent_to_ray(cluster, tmp_path):
 
 
 def test_a_gpu_cell_is_refused_by_a_cpu_cluster_before_any_write(cluster, tmp_path):
-    with pytest.raises(ParameterError, match="needs 1 CPU and 1 GPU on one node.*nodes: 2 CPU, 0 GPU"):
+    with pytest.raises(ParameterError, match=r"needs 1 CPU and 1 GPU on one node.*nodes: 2 CPU, 0 GPU"):
         run_sweep(_config(device="cuda"), tmp_path / "run", executor="ray")
     assert not (tmp_path / "run").exists()

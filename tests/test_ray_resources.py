@@ -42,7 +42,7 @@ def test_gpus_are_whole_and_a_cell_fits_one_node():
 
 
 def test_cuda_cell_on_a_cpu_cluster_and_a_fixed_gpu_are_refused():
-    with pytest.raises(ParameterError, match="no node of the Ray cluster has them.*use device='cpu'"):
+    with pytest.raises(ParameterError, match=r"no node of the Ray cluster has them.*use device='cpu'"):
         plan_resources([_cell(device="cuda")], [{"CPU": 2}])
     with pytest.raises(ParameterError, match="device='cuda:1' is not valid with executor='ray'"):
         plan_resources([_cell(device="cuda:1")], [{"CPU": 2, "GPU": 2}])
@@ -54,11 +54,11 @@ def test_executor_keys_are_checked():
     assert parse_config(cfg.to_dict()) == cfg
     assert cfg.cells()[0].cell_id == parse_config({"models": [TINY]}).cells()[0].cell_id, \
         "the executor does not change what a cell measures"
-    with pytest.raises(ParameterError, match="executor.*'local', 'ray'"):
+    with pytest.raises(ParameterError, match=r"executor.*'local', 'ray'"):
         parse_config({"models": [TINY], "executor": "dask"})
     with pytest.raises(ParameterError, match="ray_address=''"):
         parse_config({"models": [TINY], "ray_address": ""})
-    with pytest.raises(ParameterError, match="executor.*'local', 'ray'"):
+    with pytest.raises(ParameterError, match=r"executor.*'local', 'ray'"):
         executors.with_executor(cfg, "slurm", None)
     assert executors.with_executor(cfg, "local", "10.0.0.1:6379").ray_address == "10.0.0.1:6379"
 

@@ -64,7 +64,7 @@ def test_bad_devices_are_refused(raw, match):
 
 def test_spec_accepts_auto_and_refuses_devices_on_one_device():
     assert ModelSpec("gpt2", device="auto", devices=(0, 1)).devices == (0, 1)
-    with pytest.raises(ParameterError, match="devices=.* only valid with device='auto'"):
+    with pytest.raises(ParameterError, match=r"devices=.* only valid with device='auto'"):
         ModelSpec("gpt2", device="cuda", devices=(0,))
 
 
@@ -77,7 +77,7 @@ def test_sharding_needs_cuda_checked_before_loading():
 
 
 def test_clock_axes_refused_for_a_sharded_model():
-    with pytest.raises(ParameterError, match="gpu_clock_mhz=.* not valid with device='auto'"):
+    with pytest.raises(ParameterError, match=r"gpu_clock_mhz=.* not valid with device='auto'"):
         check(parse_config({"models": ["gpt2"], "devices": [0, 1], "gpu_clock_mhz": [1410],
                                   "allow_hardware_settings": True}))
 
@@ -124,9 +124,8 @@ def test_sharded_cell_is_metered_on_each_gpu_and_in_total():
     fake = UuidNvml(nvml_order, power_mw=[100_000, 300_000])
     gpus = meter_gpus((0, 1), visible="1,0", nvml_module=fake, cuda_uuid_of=cuda_side(["bbbb", "aaaa"]))
     assert gpus == [1, 0]
-    with EnergyMonitor.auto(meters=["nvml"], gpus=gpus, nvml_module=fake) as monitor:
-        with monitor.window("w") as w:
-            time.sleep(0.2)
+    with EnergyMonitor.auto(meters=["nvml"], gpus=gpus, nvml_module=fake) as monitor, monitor.window("w") as w:
+        time.sleep(0.2)
     assert w.measurement is not None
     record = w.measurement.to_record()
     assert record["gpu0_energy_j"] == pytest.approx(100.0 * record["time_s"], rel=0.15)
@@ -136,9 +135,8 @@ def test_sharded_cell_is_metered_on_each_gpu_and_in_total():
 
 def test_one_gpu_keeps_the_old_columns():
     fake = UuidNvml(["aaaa", "bbbb"])
-    with EnergyMonitor.auto(meters=["nvml"], gpus=[1], nvml_module=fake) as monitor:
-        with monitor.window("w") as w:
-            time.sleep(0.05)
+    with EnergyMonitor.auto(meters=["nvml"], gpus=[1], nvml_module=fake) as monitor, monitor.window("w") as w:
+        time.sleep(0.05)
     assert w.measurement is not None
     record = w.measurement.to_record()
     assert not [k for k in record if k.startswith("gpu") and k[3:4].isdigit()]

@@ -59,7 +59,7 @@ def test_an_earlier_run_folder_informs_the_plan_and_is_left_as_it_was(tmp_path):
     result = reference_plan.plan(300, device="cuda", out=out, gpu_name="NVIDIA H200", memory_gib=141)
     assert _snapshot(out) == before
     assert "1 cells of earlier runs" in result["estimator_from"]
-    first = [r for r in result["rows"] if r["decision"] == "would run"][0]
+    first = next(r for r in result["rows"] if r["decision"] == "would run")
     assert first["reason"] == "stopped in an earlier run: first"
     assert first["estimate_s"] > fresh.estimate(cell).total_s + 25              # the folder's corrections count
     other = reference_plan.plan(300, device="cuda", out=out, gpu_name="NVIDIA H100 80GB HBM3", memory_gib=80)

@@ -173,7 +173,7 @@ def test_claims_have_a_column_for_the_reference_run(measured, chapter):
     title = f"reference {SLUG} (NVIDIA H200; energy counter)"
     assert title in table.frame.columns
     assert set(table.frame[f"verdict (reference {SLUG})"]) <= set(claims.VERDICTS)
-    for claim, text in zip(claims.claims_of(chapter), table.frame[title]):
+    for claim, text in zip(claims.claims_of(chapter), table.frame[title], strict=True):
         assert text.startswith(claim.evaluate(ref, params)[0].text)     # computed from the reference rows
 
 
@@ -245,7 +245,7 @@ def test_the_documented_reference_command_feeds_a_chapter(tmp_path, monkeypatch)
     # gpt2's four lengths after them (5 of its cells ran in 137 s with a load of 4-5 on 2 cores); a longer
     # budget only adds cells of other chapters, which this test does not read.
     command = reference.gpu_owner_commands()[0].replace("<gpu-slug>", "cpu-test").replace("480", "150")
-    args = shlex.split(command)[1:] + ["--device", "cpu", "--no-progress"]
+    args = [*shlex.split(command)[1:], "--device", "cpu", "--no-progress"]
     env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}
     done = subprocess.run([sys.executable, "-m", "nrg", *args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=900)

@@ -57,7 +57,7 @@ def test_porter_stems_equal_nltk_on_thousands_of_words():
 
 
 def test_lcs_f_measure_by_hand():
-    target, prediction = "a b c d e".split(), "a c e x".split()
+    target, prediction = ["a", "b", "c", "d", "e"], ["a", "c", "e", "x"]
     assert rouge.lcs_length(target, prediction) == 3
     precision, recall = 3 / 4, 3 / 5
     assert rouge.rouge_l(target, prediction) == pytest.approx(2 * precision * recall / (precision + recall))

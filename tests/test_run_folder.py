@@ -252,7 +252,7 @@ def test_two_sweeps_on_one_folder_measure_each_cell_once(tmp_path):
     assert measured[0] and measured[1]                    # both sweeps took part
     assert not measured[0] & measured[1]                  # no cell measured twice
     assert len(measured[0] | measured[1]) == n_cells      # every cell measured
-    for result, mine in zip(results, measured):
+    for result, mine in zip(results, measured, strict=True):
         assert set(result["busy"]) | set(result["cells"]) >= mine
     df = store.load(out)
     assert df["cell_id"].nunique() == n_cells and not df.duplicated(["cell_id", "repeat", "phase"]).any()

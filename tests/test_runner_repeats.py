@@ -32,7 +32,7 @@ def test_stops_at_max_even_when_noisy():
     policy = RepeatPolicy(min_n=3, max_n=4, ci_rel=0.05)
     noisy = [1.0, 2.0, 3.0]
     assert not should_stop(noisy, policy)
-    assert should_stop(noisy + [4.0], policy)
+    assert should_stop([*noisy, 4.0], policy)
 
 
 def test_fixed_count():
@@ -47,7 +47,7 @@ def test_parse_mapping_and_errors():
     assert RepeatPolicy.parse({"min": 12}) == RepeatPolicy(12, 12, 0.05)
     with pytest.raises(ParameterError, match="min, max, ci_rel"):
         RepeatPolicy.parse({"minimum": 3})
-    with pytest.raises(ParameterError, match="repeats.max"):
+    with pytest.raises(ParameterError, match=r"repeats\.max"):
         RepeatPolicy.parse({"min": 5, "max": 2})
     with pytest.raises(ParameterError, match="ci_rel"):
         RepeatPolicy.parse({"ci_rel": 5})

@@ -85,7 +85,7 @@ def test_an_undeclared_column_is_an_error_when_strict_and_kept_with_a_warning_ot
     frame = pd.DataFrame({"status": ["ok"], "joules_per_banana": [1.0]})
     monkeypatch.setenv(schema.STRICT_ENV, "1")
     assert schema.strict_default()
-    with pytest.raises(schema.SchemaError, match="joules_per_banana.*nrg.sweep.runfolder.columns"):
+    with pytest.raises(schema.SchemaError, match=r"joules_per_banana.*nrg.sweep.runfolder.columns"):
         schema.to_arrow(frame)
     monkeypatch.setenv(schema.STRICT_ENV, "0")
     with pytest.warns(UserWarning, match="joules_per_banana"):

@@ -79,7 +79,7 @@ def test_kill_9_of_a_sweep_leaves_no_engine_and_a_rerun_resumes_with_two_levels(
     assert set(rows["status"]) == {"ok"} and sorted(set(rows["concurrency"])) == [1, 4]
     steady, whole = (rows[rows["phase"] == p].set_index("concurrency") for p in ("steady", "run"))
     assert (steady["time_s"] <= whole["time_s"]).all() and (steady["tokens"] <= whole["tokens"]).all()
-    assert ((0 < steady["steady_share"]) & (steady["steady_share"] <= 1)).all()
+    assert ((steady["steady_share"] > 0) & (steady["steady_share"] <= 1)).all()
     assert (whole["tokens"] == whole["requests"] * 8).all()           # fixed output length
     assert (steady["energy_per_token_j"] > 0).all() and steady["itl_p50_s"].notna().all()
     assert whole.loc[4, "tokens_per_s"] > whole.loc[1, "tokens_per_s"]  # continuous batching

@@ -169,7 +169,7 @@ def test_odd_column_names_are_quoted_and_missing_levels_kept_as_none():
 def test_heteroscedastic_data_fail_levene_and_get_robust_tables():
     df = model_task_frame(hetero=True, seed=1)
     res = anova(df, "energy_per_token_j", ["model", "task"])
-    homogeneity = [c for c in res.checks if c.name == "homogeneity"][0]
+    homogeneity = next(c for c in res.checks if c.name == "homogeneity")
     assert homogeneity.passed is False and "Levene" in homogeneity.message
     assert res.assumptions_ok is False
     assert list(res.robust_table.columns) == ["source", "df", "F", "p"]
@@ -214,7 +214,7 @@ def test_tukey_in_anova_uses_model_error_and_finds_the_planted_pairs():
     res = anova(model_task_frame(task_effect=0.05), "energy_per_token_j", ["model", "task"])
     assert set(res.tukey) == {"model", "task"}
     task = res.tukey["task"]
-    differs = {frozenset((a, b)) for a, b, r in zip(task["group1"], task["group2"], task["reject"]) if r}
+    differs = {frozenset((a, b)) for a, b, r in zip(task["group1"], task["group2"], task["reject"], strict=True) if r}
     assert differs == {frozenset(("generation", "qa")), frozenset(("generation", "summarization"))}
     assert res.tukey["model"]["reject"].all()
     assert "task" not in anova(model_task_frame(), "energy_per_token_j", ["model", "task"]).tukey
@@ -514,7 +514,7 @@ def test_pareto_mask_on_known_points():
     assert list(front["energy_j"]) == [1.0, 2.0, 2.0, 3.0]
     ranked = rank_configs(quant_frame())
     dominated = ranked.table[~ranked.table["pareto"]]
-    assert set(zip(dominated["quant"], dominated["prune_method"])) == {("int8", "2:4")}
+    assert set(zip(dominated["quant"], dominated["prune_method"], strict=True)) == {("int8", "2:4")}
 
 
 def test_quant_prune_anova_with_phase():
@@ -534,7 +534,7 @@ def test_provenance_summary_says_estimated_and_counts_repeats():
         repeats_n=3, ci_rel_halfwidth=lambda d: np.where(d["model"] == "gpt2", 0.02, 0.05))
     summary = provenance_summary(df).set_index("item")["value"]
     assert summary["CPU"] == "EPYC" and summary["torch"] == "2.13.0"
-    assert "estimated (27 rows)" == summary["Energy method"]
+    assert summary["Energy method"] == "estimated (27 rows)"
     assert summary["Repeats per cell"] == "3"
     assert summary["95% CI half-width (relative to the mean)"].startswith("2.0%–5.0%")
     assert "CPU energy on this machine is estimated, not measured" in summary["Note"]

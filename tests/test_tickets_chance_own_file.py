@@ -36,7 +36,7 @@ def _ranked(accuracies: tuple[float, ...]):  # type: ignore[no-untyped-def]
     from nrg.stats import rank_configs
 
     rows = [{"quant": q, "prune": "none", "energy_j": e, "accuracy": a}
-            for q, e, a in zip(("none", "int8-dynamic", "nf4"), (10.0, 7.0, 5.0), accuracies)]
+            for q, e, a in zip(("none", "int8-dynamic", "nf4"), (10.0, 7.0, 5.0), accuracies, strict=True)]
     return rank_configs(pd.DataFrame(rows), by=["quant", "prune"], quality="accuracy", w=0.0)
 
 
@@ -54,7 +54,8 @@ def test_the_chance_level_and_the_best_guard_follow_your_own_tickets(tmp_path: P
     assert chance_quality(own, "root_cause", "macro_f1") == pytest.approx(1 / 3)    # three classes: 1/k
     embedded_chance = chance_quality(embedded, "root_cause", "accuracy")
     assert embedded_chance is not None and embedded_chance < 0.75
-    rows = list(csv.DictReader(open(tmp_path / "tickets.csv", encoding="utf-8")))
+    with open(tmp_path / "tickets.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     replies = [r["response"] for r in rows[:5]]
     held_out = [r["response"] for r in rows[-10:][:4]]                              # n_generate = 4
     assert chance_quality(own, "response", "rouge_l") == pytest.approx(

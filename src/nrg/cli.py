@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         message = getattr(exc, "message", None) or "interrupted, rerun to resume"
         return _fail(ns.command, message, debug, EXIT_INTERRUPTED, prefix="")
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback; --debug shows it
+    except Exception as exc:  # one line, not a traceback; --debug shows it
         environment = environment_problem(exc)
         if environment is not None:
             return _fail(ns.command, environment, debug, EXIT_BAD_INPUT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +72,13 @@ def cite(relative: str) -> str:
     return f"codecarbon {version()} {relative}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_json(relative: str) -> Any:
     """One of codecarbon's JSON files, parsed once per process."""
     return json.loads(data_file(relative).read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_csv(relative: str) -> tuple[dict[str, str], ...]:
     """One of codecarbon's CSV files as rows of strings (its files start with a UTF-8 BOM)."""
     with data_file(relative).open(encoding="utf-8-sig", newline="") as handle:

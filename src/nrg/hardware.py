@@ -8,6 +8,7 @@ box has no GPU, a wheel install has no git checkout.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
@@ -110,10 +111,8 @@ def gpu_info(nvml_module: Any = None) -> list[dict[str, Any]]:
                 "memory_bytes": getattr(_try(nvml.nvmlDeviceGetMemoryInfo, handle), "total", None),
             })
     finally:
-        try:
+        with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
-        except Exception:
-            pass
     return gpus
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class measure(ContextDecorator):  # noqa: N801 - used like a function: nrg.measure("name")
+class measure(ContextDecorator):  # used like a function: nrg.measure("name")
     """Measure the energy of a ``with`` block, or of every call of a decorated function.
 
     Arguments go to :meth:`nrg.meters.EnergyMonitor.auto` (``meters``,

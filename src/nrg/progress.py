@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import tqdm.std
 
@@ -160,7 +160,7 @@ class SummaryBar(tqdm.std.tqdm):
     def display(self, msg: str | None = None, pos: int | None = None) -> bool | None:
         """Draw on the stream (terminal) or on the cell's board (kernel); tqdm's clear is skipped there."""
         if self._board is None:
-            return super().display(msg, pos)
+            return cast("bool | None", super().display(msg, pos))
         if msg != "":  # "" is tqdm clearing the line on close: close() replaces it by the summary
             self._board.draw(id(self), self.__str__() if msg is None else msg)
         return True
@@ -207,4 +207,4 @@ def use_text_bars() -> None:
     for name in ("tqdm.autonotebook", "transformers.modeling_gguf_pytorch_utils"):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "tqdm"):
-            setattr(module, "tqdm", SummaryBar)  # a module attribute unknown to the type checker
+            setattr(module, "tqdm", SummaryBar)  # noqa: B010 - a module attribute unknown to the type checker

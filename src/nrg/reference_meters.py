@@ -12,6 +12,7 @@ Writes ``meters.json`` and ``windows.csv`` under the chapter folder.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import statistics
 import time
@@ -76,7 +77,7 @@ def update_period(read: Callable[[], float], poll_s: float) -> dict[str, Any]:
             changes.append(time.perf_counter())
             last = value
         time.sleep(0.001)
-    steps = [b - a for a, b in zip(changes, changes[1:])]
+    steps = [b - a for a, b in itertools.pairwise(changes)]
     return {"counter_update_period_s": statistics.median(steps) if len(steps) >= 2 else None,
             "counter_changes": len(changes), "polled_s": poll_s}
 

@@ -43,7 +43,7 @@ def local_gpu(index: int = 0, nvml_module: Any = None) -> tuple[str, float] | No
     try:
         pynvml = load_nvml(nvml_module)
         pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no library, no driver: no local GPU
+    except Exception:  # no library, no driver: no local GPU
         return None
     try:
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)

@@ -92,7 +92,7 @@ def load(text: str, name: str, max_bytes: int = MAX_BYTES) -> Any:
 
     check_size(name, len(text.encode("utf-8", errors="replace")), max_bytes)
     try:
-        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = " ".join(str(exc).split())
         raise ParameterError(f"{name} is not valid YAML: {where[:500]}") from None

@@ -30,7 +30,7 @@ class FakeProcessInfo:
     """What pynvml's ``c_nvmlProcessInfo_t`` offers: a PID and the memory it holds."""
 
     pid: int
-    usedGpuMemory: int = 0  # noqa: N815 - pynvml's field name
+    usedGpuMemory: int = 0  # pynvml's field name
 
 
 @dataclass

@@ -233,7 +233,7 @@ def test_cli_messages_are_capped(capsys) -> None:
 
 def test_a_profile_with_a_key_given_twice_is_refused(tmp_path) -> None:
     profile = _write(tmp_path, f"{C1}:\n  idle_s: 1\n  idle_s: 2\n", "p.yaml")
-    with pytest.raises(ParameterError, match="idle_s.*given twice"):
+    with pytest.raises(ParameterError, match=r"idle_s.*given twice"):
         book.load_profile(ROOT, str(profile))
 
 

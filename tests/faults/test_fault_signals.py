@@ -95,7 +95,7 @@ def _in_background(action) -> threading.Thread:
     def run() -> None:
         try:
             action()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             errors.append(exc)
             os.kill(os.getpid(), signal.SIGINT)   # a failed check ends the sweep it watches: no hang
 

@@ -16,15 +16,19 @@ where it came from.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg import codecarbon_data
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 J_PER_KWH = 3.6e6
 #: The book needs a default to build; give yours. "USA" is the country with the most
@@ -138,10 +142,8 @@ def grid_intensity(region: str) -> GridIntensity:
 
 def _number(name: str, value: Any, minimum: float, why: str) -> float:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not value >= minimum:
         raise ParameterError(f"{name}={value!r} is not valid; it must be a number >= {minimum:g} ({why})")
@@ -201,7 +203,7 @@ def check_params(region: str = DEFAULT_REGION, price_per_kwh: float | None = Non
 # ------------------------------------------------------------------ tables
 
 
-def convert(frame: Any, conv: Conversion, energy: str = "energy_j") -> Any:
+def convert(frame: Any, conv: Conversion, energy: str = "energy_j") -> pd.DataFrame:
     """``frame`` with ``gco2e`` and ``cost_usd`` for its ``energy`` column, and the provenance columns."""
     out = frame.copy()
     out["gco2e"] = [conv.gco2e(e) for e in out[energy]]
@@ -211,13 +213,13 @@ def convert(frame: Any, conv: Conversion, energy: str = "energy_j") -> Any:
     return out
 
 
-def _ok(rows: Any) -> Any:
+def _ok(rows: Any) -> pd.DataFrame:
     if "status" in rows.columns:
         rows = rows[rows["status"].astype("string").fillna("ok") == "ok"]
     return rows
 
 
-def _per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) -> Any:
+def _per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) -> pd.DataFrame:
     """Energy per ``scale`` units (sum of energy / sum of units), per group."""
     grouped = rows.groupby(list(by), dropna=False, sort=True) if by else [((), rows)]
     records = []
@@ -227,7 +229,7 @@ def _per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) 
         energy_j = float(part["energy_j"].sum()) / n_units * scale if n_units > 0 else math.nan
         methods = ", ".join(sorted(map(str, part["energy_method"].dropna().unique()))) \
             if "energy_method" in part.columns else ""
-        records.append({**dict(zip(by, key)), "per": per, "energy_j": energy_j,
+        records.append({**dict(zip(by, key, strict=True)), "per": per, "energy_j": energy_j,
                         "windows": len(part), "energy_method": methods})
     import pandas as pd
 
@@ -236,7 +238,7 @@ def _per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) 
 
 def inference_table(rows: Any, by: Sequence[str] = ("model",), region: str = DEFAULT_REGION,
                     price_per_kwh: float | None = None, pue: float = DEFAULT_PUE,
-                    phase: str = "generate", tokens: str = "tokens") -> Any:
+                    phase: str = "generate", tokens: str = "tokens") -> pd.DataFrame:
     """gCO₂e and USD per 1,000 generated tokens, per group of sweep rows (chapters 1-3).
 
     Energy per 1,000 tokens is the group's total energy over its total generated
@@ -250,7 +252,7 @@ def inference_table(rows: Any, by: Sequence[str] = ("model",), region: str = DEF
 
 
 def tickets_table(rows: Any, by: Sequence[str] = ("task", "quant", "prune"), region: str = DEFAULT_REGION,
-                  price_per_kwh: float | None = None, pue: float = DEFAULT_PUE) -> Any:
+                  price_per_kwh: float | None = None, pue: float = DEFAULT_PUE) -> pd.DataFrame:
     """gCO₂e and USD per fine-tuning run and per 1,000 generated tokens (or tickets), chapter 4.
 
     ``finetune`` rows: per run (each row is one fine-tuning window). ``inference``
@@ -279,7 +281,7 @@ def tickets_table(rows: Any, by: Sequence[str] = ("task", "quant", "prune"), reg
 
 
 def dvfs_table(analyses: Mapping[str, Mapping[str, Any]], region: str = DEFAULT_REGION,
-               price_per_kwh: float | None = None, pue: float = DEFAULT_PUE) -> Any:
+               price_per_kwh: float | None = None, pue: float = DEFAULT_PUE) -> pd.DataFrame:
     """Chapter 3: per 1,000 generated tokens per model and setting, for every analysed run (label)."""
     import pandas as pd
 
@@ -334,7 +336,7 @@ class PageTable:
                 f"{row['grid_gco2e_per_kwh']:.4g} gCO₂e/kWh ({row['intensity_source']}, {row['intensity_year']}); "
                 f"PUE {row['pue']:g}; electricity {row['price_usd_per_kwh']:.4g} USD/kWh ({row['price_source']}).")
 
-    def visible(self) -> Any:
+    def visible(self) -> pd.DataFrame:
         """The rows with their groups, then energy, CO₂e and cost, then how the energy was obtained."""
         shown = self.frame.drop(columns=self.constant())
         values = [c for c in VALUE_COLUMNS if c in shown.columns]

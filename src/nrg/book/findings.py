@@ -116,7 +116,7 @@ def anova_findings(result: AnovaResult, response_label: str | None = None) -> Fi
     if eff.empty:
         return Findings(tuple(result.notes))
     if not eff["p"].notna().any():
-        shares = "; ".join(f"{label(s)} accounts for {pct(e)}" for s, e in zip(eff["source"], eff["eta_sq"])
+        shares = "; ".join(f"{label(s)} accounts for {pct(e)}" for s, e in zip(eff["source"], eff["eta_sq"], strict=True)
                            if math.isfinite(e))
         why = result.notes[-1] if result.notes else "F tests are undefined for this data."
         share = Finding("Of the variance in {what}: {shares}.", {"what": what, "shares": shares},
@@ -151,15 +151,15 @@ def _changed_by_robust(result: AnovaResult) -> dict[str, float]:
     """Terms whose robust (HC3, wild-bootstrap) verdict differs from the classical one: their robust p."""
     if result.robust_table is None:
         return {}
-    classical = dict(zip(result.effects["source"], result.effects["p"]))
-    return {s: float(p) for s, p in zip(result.robust_table["source"], result.robust_table["p"])
+    classical = dict(zip(result.effects["source"], result.effects["p"], strict=True))
+    return {s: float(p) for s, p in zip(result.robust_table["source"], result.robust_table["p"], strict=True)
             if s in classical and math.isfinite(p) and math.isfinite(classical[s])
             and (p < result.alpha) != (classical[s] < result.alpha)}
 
 
 def _verdict_p(result: AnovaResult) -> dict[str, float]:
     """The p-value each term's verdict follows: the robust one where it and the classical differ."""
-    verdict = {s: float(p) for s, p in zip(result.effects["source"], result.effects["p"])}
+    verdict = {s: float(p) for s, p in zip(result.effects["source"], result.effects["p"], strict=True)}
     verdict.update(_changed_by_robust(result))
     return verdict
 
@@ -185,7 +185,7 @@ def _robust_sentences(result: AnovaResult) -> list[str]:
     out = [f"Assumption check: {c.message}" for c in failed]
     if result.robust_table is None:
         return out
-    classical = dict(zip(result.effects["source"], result.effects["p"]))
+    classical = dict(zip(result.effects["source"], result.effects["p"], strict=True))
     changed = [f"{_term_name(s)} (robust {p_text(p)}, classical {p_text(classical[s])})"
                for s, p in _changed_by_robust(result).items()]
     if changed:
@@ -231,7 +231,7 @@ def _simple_sentence(simple: SimpleEffects, alpha: float) -> str:
         key = key if isinstance(key, tuple) else (key,)
         n_diff = int(part["reject"].sum())
         text = f"{', '.join(map(str, key))}: {n_diff} of {len(part)} pair{'s' if len(part) > 1 else ''} differ"
-        same = [f"{a}–{b}" for a, b, r in zip(part["group1"], part["group2"], part["reject"]) if not r]
+        same = [f"{a}–{b}" for a, b, r in zip(part["group1"], part["group2"], part["reject"], strict=True) if not r]
         if same and n_diff and len(same) <= 3:
             text += f" (not separated: {', '.join(same)})"
         parts.append(text)
@@ -247,7 +247,7 @@ def _tukey_sentence(factor: str, table: pd.DataFrame, alpha: float) -> str:
                 f"(difference {num(r['meandiff'])}, adjusted {p_text(r['p_adj'])}).")
     n_diff = int(table["reject"].sum())
     text = f"Tukey HSD: {n_diff} of {len(table)} pairs of {label(factor)} levels differ (adjusted p < {alpha:g})"
-    same = [f"{a}–{b}" for a, b, r in zip(table["group1"], table["group2"], table["reject"]) if not r]
+    same = [f"{a}–{b}" for a, b, r in zip(table["group1"], table["group2"], table["reject"], strict=True) if not r]
     if same and len(same) <= 5:
         text += "; not separated: " + ", ".join(same)
     return text + "."

@@ -89,7 +89,7 @@ def _tick(value: object, width: int = 16) -> str:
 def bar_by_group(df: pd.DataFrame, measure: str = "energy_per_token_j", x: str = "model",
                  hue: str | None = "task", confidence: float = 0.95, ax: Axes | None = None) -> Figure:
     """Mean of ``measure`` per ``x`` (bars grouped by ``hue``) with t-interval error bars."""
-    stats = summarize(df, [x] + as_list(hue), measure, confidence)
+    stats = summarize(df, [x, *as_list(hue)], measure, confidence)
     ax = _axes(ax)
     xs = list(dict.fromkeys(stats[x]))
     hues = list(dict.fromkeys(stats[hue])) if hue else [None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ def _install_display() -> None:
 _install_display()
 
 
-def driver(chapter: str) -> Any:
+def driver(chapter: str) -> types.ModuleType:
     """The driver module of ``chapter``."""
     if chapter not in DRIVERS:
         raise choice_error("chapter", chapter, sorted(DRIVERS))

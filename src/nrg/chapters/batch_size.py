@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from nrg.book.findings import Findings
+    from nrg.book.statement import Finding
+    from nrg.stats import AnovaResult
+
 CHAPTER = "05_batch_size"
 FACTOR = "batch_size"
 CHANGES = ("energy_per_token_change_pct", "latency_change_pct", "throughput_change_pct")
@@ -120,7 +124,7 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def anova(gen: pd.DataFrame, alpha: float = 0.05) -> Any:
+def anova(gen: pd.DataFrame, alpha: float = 0.05) -> AnovaResult:
     """ANOVA of energy per token on the batch size (and the model, when there are several)."""
     from nrg import stats
 
@@ -146,12 +150,12 @@ def _changes(gen: pd.DataFrame) -> pd.DataFrame:
              .pivot_table(index=["model", FACTOR], columns="measure", values="mean").reset_index())
     means.columns.name = None
     first = means.groupby("model", observed=True)[measures].transform("first")
-    for column, name in zip(measures, CHANGES):
+    for column, name in zip(measures, CHANGES, strict=True):
         means[name] = (means[column] / first[column] - 1) * 100
     return means
 
 
-def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Any:
+def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Findings:
     """Sentences: how far energy per token falls and latency rises from the smallest to the largest batch.
 
     The fixed + per-sequence split is quoted only when the fit is adequate
@@ -201,7 +205,7 @@ def _intervals_overlap(rows: pd.DataFrame, batch_a: Any, batch_b: Any) -> bool:
     return not (hi_a < lo_b or hi_b < lo_a)
 
 
-def _split_finding(model: str, fixed: Any, per: Any, batch: int, measured_j: float) -> Any:
+def _split_finding(model: str, fixed: Any, per: Any, batch: int, measured_j: float) -> Finding:
     """The fixed + per-sequence split of one model's fit, guarded by its adequacy (a Finding)."""
     from nrg.book.findings import num, p_text, pct
     from nrg.book.statement import Finding, fit_adequate, part_within

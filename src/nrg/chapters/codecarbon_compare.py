@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.book import carbon
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The window's length: long enough for codecarbon's 0.5 s power samples to average.
 COMPARE_S = 10.0
@@ -37,7 +40,7 @@ class SideBySide:
     cpu_w_per_core: float | None = None   # nrg's CPU estimate's W per core (None: not estimated)
     reason: str | None = None
 
-    def table(self) -> Any:
+    def table(self) -> pd.DataFrame:
         """One row per tool: CPU, RAM, GPU and total joules, the window's length, how they were got."""
         import pandas as pd
 
@@ -239,7 +242,7 @@ def generation_work(model: str = "smollm2-135m", input_tokens: int = 32,
 
 
 def carbon_table(result: SideBySide, region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
-                 pue: float = carbon.DEFAULT_PUE) -> Any:
+                 pue: float = carbon.DEFAULT_PUE) -> pd.DataFrame:
     """gCO₂e and USD per 1,000 generated tokens of the window, from each tool's total joules."""
     conv = carbon.conversion(region, price_per_kwh, pue)
     table = result.table()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.chapters import publish
 
 if TYPE_CHECKING:
     import pandas as pd
+    from IPython.display import HTML, Markdown
     from pandas.io.formats.style import Styler
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -126,7 +127,7 @@ def _headers(columns: Iterable[Any]) -> dict[str, str]:
     """Original -> display name; a name that would repeat keeps its original spelling."""
     names = [str(c) for c in columns]
     shown = [header(c) for c in names]
-    return {c: (s if shown.count(s) == 1 else c) for c, s in zip(names, shown)}
+    return {c: (s if shown.count(s) == 1 else c) for c, s in zip(names, shown, strict=True)}
 
 
 def table(df: pd.DataFrame) -> Styler:
@@ -165,7 +166,7 @@ def _estimated(text: str, mark: bool) -> str:
     return f"Estimated {text if acronym else text[:1].lower() + text[1:]}"
 
 
-def findings_block(sentences: Iterable[str], title: str = "What this chapter found") -> Any:
+def findings_block(sentences: Iterable[str], title: str = "What this chapter found") -> Markdown:
     """The findings as a MyST admonition (Markdown output): the box at the top of a chapter."""
     from IPython.display import Markdown
 
@@ -191,7 +192,7 @@ def fold(html: str, summary: str) -> str:
             f"{html}\n</details>")
 
 
-def folded(obj: Any, summary: str) -> Any:
+def folded(obj: Any, summary: str) -> HTML:
     """``obj`` (DataFrame, Styler or anything with ``_repr_html_``) as a folded HTML output."""
     from IPython.display import HTML
 
@@ -245,7 +246,7 @@ def _formats(shell: Any, obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     hook = formatter.ipython_display_formatter
     hook.enabled = False
     try:
-        return formatter.format(obj)
+        return cast("tuple[dict[str, Any], dict[str, Any]]", formatter.format(obj))
     finally:
         hook.enabled = True
 

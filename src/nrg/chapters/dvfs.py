@@ -28,6 +28,8 @@ from nrg.errors import ParameterError, check_choice
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nrg.dvfs.probe import DvfsProbe
+
 CHAPTER = "03_dvfs"
 DTYPES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
 
@@ -166,7 +168,7 @@ class Plan:
         return self.reason
 
 
-def probe_machine(params: Mapping[str, Any]) -> Any:
+def probe_machine(params: Mapping[str, Any]) -> DvfsProbe:
     """What this machine lets nrg change; writes to the GPU (a test lock) only with consent."""
     from nrg import dvfs
 

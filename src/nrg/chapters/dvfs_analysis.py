@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from nrg.stats import AnovaResult
+
 PHASES: tuple[str, ...] = ("prefill", "decode", "generate")
 MEASURES: tuple[str, ...] = ("energy_j", "time_s", "avg_power_w", "edp_j_s", "ed2p_j_s2")
 OBJECTIVES: tuple[str, ...] = ("energy", "edp", "ed2p")
@@ -31,7 +33,7 @@ OBSERVED = {"gpu_clock_mhz": "gpu_clock_mhz_observed", "power_limit_w": "gpu_pow
 TOOK_TOLERANCE = 0.02   # an observed clock within 2% of the lock counts as applied
 
 
-def _rows(df: Any, axis: str) -> Any:
+def _rows(df: Any, axis: str) -> pd.DataFrame:
     """Successful prefill / decode / generate rows, the setting as a number (NaN = default), EDP added."""
     from nrg import stats
 
@@ -64,7 +66,7 @@ def observed_settings(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     return out.drop(columns="requested_value")
 
 
-def _optimal_long(rows: Any, axis: str) -> Any:
+def _optimal_long(rows: Any, axis: str) -> pd.DataFrame:
     import pandas as pd
 
     from nrg import stats
@@ -141,7 +143,7 @@ def phase_figure(rows: pd.DataFrame, metric: str, axis: str, optimal_long: pd.Da
 
     phases = [p for p in PHASES if (rows["phase"] == p).any()]
     fig = Figure(figsize=(5.0 * len(phases), 4.2), layout="constrained")
-    for ax, phase in zip(fig.subplots(1, len(phases), squeeze=False)[0], phases):
+    for ax, phase in zip(fig.subplots(1, len(phases), squeeze=False)[0], phases, strict=True):
         part = rows[rows["phase"] == phase]
         best = None
         if optimal_long is not None and metric in OBJECTIVE_COLUMNS and not optimal_long.empty:
@@ -258,7 +260,7 @@ def _optimal_findings(optimal_long: Any, axis: str, alpha: float) -> list[str]:
     return out
 
 
-def _anova(rows: Any, axis: str, alpha: float) -> Any:
+def _anova(rows: Any, axis: str, alpha: float) -> AnovaResult | None:
     from nrg import stats
 
     generate = rows[rows["phase"] == "generate"]

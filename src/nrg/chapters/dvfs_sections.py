@@ -16,11 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.chapters import sweeps
 from nrg.chapters.dvfs import CHAPTER, power_limits, sweep_config
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.display import Markdown
 
 RUN = f"nrg book run {CHAPTER} out.ipynb"
 CONSENT = "`allow_hardware_settings=False` (the default): nrg changes no hardware setting without consent"
@@ -132,7 +136,7 @@ def plan(params: Mapping[str, Any], probe: Any) -> tuple[Section, Section]:
     return power_limit(params, probe), cpu_frequency(params, probe)
 
 
-def measure(params: Mapping[str, Any], section: Section, progress: bool = True) -> Any:
+def measure(params: Mapping[str, Any], section: Section, progress: bool = True) -> pd.DataFrame | None:
     """Run (or reuse) the section's sweep; None when it does not run (its text says why)."""
     if not section.runs:
         return None
@@ -166,7 +170,7 @@ def show(params: Mapping[str, Any], section: Section, keys: Sequence[tuple[str, 
         dvfs_analysis.show(analyses, key, figure)
 
 
-def not_measured(the_plan: Any, sections: Sequence[Section]) -> Any:
+def not_measured(the_plan: Any, sections: Sequence[Section]) -> Markdown | None:
     """The box that opens chapter 3 when a setting could not be swept: what was not measured, and why.
 
     Without consent or hardware the chapter measures the default setting only;

@@ -9,6 +9,7 @@ a chapter rerun with other parameters gets other sentences.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,7 +111,7 @@ def _follows_work(calib: Any) -> str:
 
     energy = {size: _interval(part["energy_j"]) for size, part in calib.groupby("matrix_size")}
     sizes = sorted(energy)
-    falls = [(a, b) for a, b in zip(sizes, sizes[1:]) if energy[b][0] <= energy[a][0]]
+    falls = [(a, b) for a, b in itertools.pairwise(sizes) if energy[b][0] <= energy[a][0]]
     if not falls:
         return "Energy per multiplication rises with the work at every matrix size."
     beyond = [f"{a} → {b}" for a, b in falls if separated(energy[a][1:], energy[b][1:], str(a), str(b)).passed]

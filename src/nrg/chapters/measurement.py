@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from nrg.book import carbon
 from nrg.chapters.common import as_bool, as_int, as_list, runs_root
@@ -34,6 +34,7 @@ from nrg.meters import EnergyMonitor
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
     from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
@@ -115,7 +116,7 @@ def chain_table(monitor: EnergyMonitor) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _matmul(size: int) -> Any:
+def _matmul(size: int) -> Callable[[], torch.Tensor]:
     import torch
 
     a = torch.randn(size, size)
@@ -230,7 +231,7 @@ class Measurements:
         """The kept value of ``name`` measured with ``args`` when reused, else ``measure()`` (then kept)."""
         kept = self.record.results.get(name)
         if self.reused and kept is not None and kept[0] == args:
-            return kept[1]
+            return cast(T, kept[1])
         value = measure()
         self.record.results[name] = (args, value)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Columns that name a cell, shown when present (extra sweep axes are added from nrg.axes).
 FACTORS: tuple[str, ...] = ("model", "weights", "dtype", "task", "quant", "prune", "batch_size",
@@ -32,11 +35,11 @@ def _factors(rows: Any) -> list[str]:
     return [c for c in dict.fromkeys(names) if c in rows.columns and rows[c].notna().any()]
 
 
-def _ok(rows: Any) -> Any:
+def _ok(rows: Any) -> pd.DataFrame:
     return rows[rows["status"] == "ok"] if "status" in rows.columns else rows
 
 
-def missed_ci(rows: Any, target: float | None = None) -> Any:
+def missed_ci(rows: Any, target: float | None = None) -> pd.DataFrame:
     """One row per cell (per phase where phases have their own interval) whose CI stayed wider than its target.
 
     Columns: the cell's factors, ``repeats_n``, ``ci_rel_halfwidth`` (reached;
@@ -70,7 +73,7 @@ DEFAULT_MAX_OTHER_CPU_FRAC = 0.25
 ONCE_PER_CELL = ("inference",)
 
 
-def flagged(rows: Any) -> Any:
+def flagged(rows: Any) -> pd.Series:
     """Whether each row was disturbed: its ``interference`` flag, else ``other_cpu_frac`` over the default.
 
     Why the fallback: rows written before fine-tuning windows were checked
@@ -98,10 +101,10 @@ def interference_count(rows: Any) -> int:
         return 0
     hit = _windows(ok[flagged(ok).fillna(False).astype(bool)])
     keys = [c for c in ("cell_id", "_window", "repeat") if c in hit.columns]
-    return int(len(hit.drop_duplicates(keys))) if keys else int(len(hit))
+    return len(hit.drop_duplicates(keys)) if keys else len(hit)
 
 
-def _windows(rows: Any) -> Any:
+def _windows(rows: Any) -> pd.DataFrame:
     """``rows`` with ``_window``: one value per measured window (a generation's three phases share one)."""
     if "phase" not in rows.columns:
         return rows
@@ -109,7 +112,7 @@ def _windows(rows: Any) -> Any:
     return rows.assign(_window=phase.where(~phase.isin(["prefill", "decode", "generate"]), "generate"))
 
 
-def _scored_once(ok: Any) -> Any:
+def _scored_once(ok: Any) -> pd.DataFrame:
     """Rows measured once per cell outside the repeats (quality scoring) in a frame whose repeats were blocked."""
     if "phase" not in ok.columns:
         return ok.iloc[:0]

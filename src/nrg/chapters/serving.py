@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from nrg.book.carbon import PageTable
+    from nrg.stats import AnovaResult
+
 CHAPTER = "06_serving"
 FACTOR = "concurrency"
 BATCH_CHAPTER = "05_batch_size"
@@ -183,7 +186,7 @@ def tradeoff_figure(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def anova(steady: pd.DataFrame, alpha: float = 0.05) -> Any:
+def anova(steady: pd.DataFrame, alpha: float = 0.05) -> AnovaResult:
     """ANOVA of steady-state energy per token on the concurrency (and the model), blocks when present."""
     from nrg import stats
 
@@ -192,7 +195,7 @@ def anova(steady: pd.DataFrame, alpha: float = 0.05) -> Any:
 
 
 
-def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> Any:
+def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> PageTable:
     """CO₂e and cost per 1,000 generated tokens per model and concurrency, over the steady-state windows.
 
     The same conversion as the other chapters (:mod:`nrg.book.carbon`): region,

@@ -15,6 +15,8 @@ from nrg.chapters.serving import FACTOR
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nrg.book.findings import Findings
+
 
 def _overlap(a: Any, b: Any, measure: str) -> bool:
     lo_a, hi_a = getattr(a, f"{measure}_ci_low"), getattr(a, f"{measure}_ci_high")
@@ -54,7 +56,7 @@ def _lowest(model: str, part: pd.DataFrame) -> str:
             "stricter test).")
 
 
-def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFrame | None = None) -> Any:
+def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFrame | None = None) -> Findings:
     """Sentences from :func:`nrg.chapters.serving.means` (with intervals) and the rows' energy method."""
     from nrg.book.findings import Findings, num
 

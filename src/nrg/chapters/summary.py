@@ -22,6 +22,7 @@ from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
 CHAPTER = "summary"
 SWEEP_CHAPTERS: tuple[str, ...] = ("01_model_comparison", "02_sequence_length", "03_dvfs", "04_network_tickets",
@@ -228,7 +229,7 @@ def not_measured(rows: Mapping[str, pd.DataFrame], missing: Mapping[str, str], c
     """What this machine's data cannot say, and why: missing chapters, estimated energy, no GPU, no scores."""
     sentences = [f"**{chapter}**: {why}." for chapter, why in missing.items()]
     if not rows:
-        return sentences + ["Nothing was measured, so no configuration can be compared."]
+        return [*sentences, "Nothing was measured, so no configuration can be compared."]
     import pandas as pd
 
     every = pd.concat([f for f in rows.values()], ignore_index=True)
@@ -279,14 +280,14 @@ def published_by_batch(pub: pd.DataFrame, gpus: Sequence[str] = ("H100", "B200")
     return pd.DataFrame.from_records(records)
 
 
-def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Sequence[str] = ("H100", "B200")) -> Any:
+def beside_figure(pub: pd.DataFrame, this_machine: pd.DataFrame | None, gpus: Sequence[str] = ("H100", "B200")) -> Figure:
     """Energy per token against batch: one panel per published GPU, and this machine's chapter-5 rows in its own."""
     from matplotlib.figure import Figure
 
     panels = list(gpus) + (["this machine"] if this_machine is not None and not this_machine.empty else [])
     fig = Figure(figsize=(7.0, 4.0 * len(panels)), layout="constrained")   # stacked: legible on a phone
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
-    for ax, gpu in zip(axes, gpus):
+    for ax, gpu in zip(axes[:len(gpus)], gpus, strict=True):   # a last axis shows this machine
         part = pub[(pub["num_gpus"] == 1) & (pub["gpu_model"] == gpu)]
         for model, rows in part.groupby("model_id", sort=True):
             rows = rows.sort_values("max_num_seqs")

@@ -28,12 +28,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.book import carbon
 from nrg.chapters import common, sweeps
 from nrg.errors import ParameterError
 from nrg.tickets.options import DEFAULT_MODELS, DEFAULTS, TASKS, train_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHAPTER = "04_network_tickets"
 METRICS: dict[str, tuple[str, ...]] = {"root_cause": ("macro_f1", "accuracy"), "response": ("rouge_l", "bleu")}
@@ -164,7 +167,7 @@ def tickets_source(params: Mapping[str, Any]) -> str:
     return f"{options['n_tickets']} synthetic tickets, seed {params['seed']}, noise {options['noise']}."
 
 
-def sample_tickets(params: Mapping[str, Any], n: int = 3) -> Any:
+def sample_tickets(params: Mapping[str, Any], n: int = 3) -> pd.DataFrame:
     """One ticket of each of the first ``n`` root causes: text, label and reference response."""
     from nrg.tickets.generator import to_frame
 
@@ -173,7 +176,7 @@ def sample_tickets(params: Mapping[str, Any], n: int = 3) -> Any:
     return picked[["ticket_id", "label", "text", "response"]].reset_index(drop=True)
 
 
-def class_counts(params: Mapping[str, Any]) -> Any:
+def class_counts(params: Mapping[str, Any]) -> pd.DataFrame:
     """Tickets per root cause, and how many carry each kind of noise (synthetic tickets only)."""
     import pandas as pd
 
@@ -211,7 +214,7 @@ def _cpu_s() -> float:
     import psutil
 
     times = psutil.Process().cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def running_time(timer: Timer, df: Any, params: Mapping[str, Any]) -> str:
@@ -243,7 +246,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
             os.environ["OMP_NUM_THREADS"] = env
 
 
-def measure(params: Mapping[str, Any], progress: bool = True) -> Any:
+def measure(params: Mapping[str, Any], progress: bool = True) -> pd.DataFrame:
     """Fine-tune and evaluate every cell of every task (stored cells are reused); their rows.
 
     ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`:

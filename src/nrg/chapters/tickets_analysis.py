@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,11 @@ from nrg.book.labels import model_columns
 from nrg.chapters.common import Text
 from nrg.chapters.tickets_chance import chance_quality
 from nrg.chapters.tickets_kernels import kernel_sentence, kernels
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from nrg.stats import AnovaResult, RankResult
 
 __all__ = ["chance_quality", "kernel_sentence", "kernels"]   # re-exported: the notebook calls them from here
 from nrg.errors import ParameterError
@@ -121,7 +126,7 @@ class NoAnova:
 
 
 def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
-           notes: Sequence[str]) -> Any:
+           notes: Sequence[str]) -> AnovaResult | NoAnova:
     """:func:`nrg.stats.anova`, unless even the main-effects model leaves no residual."""
     import warnings
 
@@ -140,7 +145,7 @@ def _anova(data: pd.DataFrame, response: str, factors: list[str], alpha: float,
     return dataclasses.replace(result, notes=tuple(notes) + result.notes)
 
 
-def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05, phase: str = "inference") -> Any:
+def energy_anova(df: pd.DataFrame, task: str, alpha: float = 0.05, phase: str = "inference") -> AnovaResult | NoAnova:
     """ANOVA of ``energy_j`` on quant x prune within one ``phase`` (complete levels only; notes say which not).
 
     Why per phase: a fine-tuning run costs tens of times an inference window,
@@ -174,7 +179,7 @@ def quality_rows(df: pd.DataFrame, task: str) -> pd.DataFrame:
     return rows[rows["window"] == 0] if "window" in rows.columns else rows
 
 
-def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> Any:
+def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05) -> AnovaResult | NoAnova:
     """ANOVA of the task's quality metric on quant x prune, one observation per tuned model."""
     data = quality_rows(df, task)
     models = data.groupby(list(KEYS)).size()
@@ -186,7 +191,7 @@ def quality_anova(df: pd.DataFrame, task: str, metric: str, alpha: float = 0.05)
     return _anova(data, metric, list(KEYS), alpha, [note])
 
 
-def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> Any:
+def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> RankResult:
     """R = w·φ + (1−w)·ρ of every quant x prune for one phase; unranked combinations in the notes."""
     from nrg.stats import rank_configs
 
@@ -202,7 +207,7 @@ def ranking(df: pd.DataFrame, task: str, phase: str, metric: str, w: float) -> A
     return dataclasses.replace(ranked, table=model_columns(ranked.table, rows, KEYS), notes=ranked.notes + tuple(notes))
 
 
-def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
+def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Figure:
     """Mean energy per phase and mean quality for each quant x prune, one heatmap per row."""
     from matplotlib.figure import Figure
 
@@ -212,7 +217,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     rows = task_rows(df, task)
     fig = Figure(figsize=(7, 13), layout="constrained")   # one heatmap per row: legible at page width
     axes = fig.subplots(3, 1)
-    for ax, phase in zip(axes, PHASES):
+    for ax, phase in zip(axes[:len(PHASES)], PHASES, strict=True):   # the last axis shows quality
         part = rows[rows["phase"] == phase]
         if ok(part).empty:
             ax.set_axis_off()
@@ -225,7 +230,7 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Any:
     return fig
 
 
-def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Any:
+def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Figure:
     """Energy vs quality of the ranked combinations, the Pareto front highlighted."""
     from nrg.book.plots import energy_quality_scatter
 

@@ -25,8 +25,8 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     columns = ("name", "class", "offline_weights", "n_params", "context_tokens", "hub_id")
     cells = [[f"{r[c] / 1e6:,.1f}M" if c == "n_params" else str(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
 
 

@@ -33,8 +33,16 @@ QUANT_METHODS: tuple[str, ...] = ("none", "fp32", "fp16", "bf16", "int8-bnb", "n
 PRUNE_METHODS: tuple[str, ...] = ("none", "unstructured", "structured", "2:4")
 PRUNE_FORMS = ("none", "unstructured:<ratio>", "structured:<ratio>", "2:4")
 
-__all__ = ["QUANT_METHODS", "PRUNE_METHODS", "parse_prune", "validate_quant", "validate_prune",
-           "quantize", "prune", "compress"]
+__all__ = [
+    "PRUNE_METHODS",
+    "QUANT_METHODS",
+    "compress",
+    "parse_prune",
+    "prune",
+    "quantize",
+    "validate_prune",
+    "validate_quant",
+]
 
 
 def parse_prune(value: str) -> tuple[str, float]:

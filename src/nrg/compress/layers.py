@@ -100,10 +100,10 @@ def count_params(model: Any) -> tuple[int, int]:
     return total, nonzero
 
 
-def device_of(model: Any) -> Any:
+def device_of(model: Any) -> torch.device:
     """The device of the model's first parameter (CPU for a model without any)."""
     import torch
 
     for param in model.parameters():
-        return param.device
+        return cast("torch.device", param.device)
     return torch.device("cpu")

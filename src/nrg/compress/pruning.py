@@ -15,9 +15,12 @@ as zeros), and which kernel runs the result ("dense" or "sparse-2:4").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.compress.layers import as_linear, count_params, device_of, linear_layers
+
+if TYPE_CHECKING:
+    import torch
 
 # (input-side layers, output-side layer) of an MLP block, relative to the module holding them.
 MLP_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -121,7 +124,7 @@ def _replace(holder: Any, path: str, new: Any) -> None:
     setattr(holder.get_submodule(parent_path) if parent_path else holder, attr, new)
 
 
-def _shrink(linear: Any, keep: Any, dim: int) -> Any:
+def _shrink(linear: Any, keep: Any, dim: int) -> torch.nn.Linear:
     """A new Linear with only the ``keep`` rows (dim 0) or input columns (dim 1)."""
     import torch
 
@@ -160,7 +163,7 @@ def structured(model: Any, ratio: float) -> PruneResult:
                 + down_layer.weight.detach().float().pow(2).sum(0)
             n_keep = max(1, round(down_layer.in_features * (1 - ratio)))
             keep = norms.topk(n_keep).indices.sort().values.to(device_of(down_layer))
-            for path, layer in zip(ups, up_layers):
+            for path, layer in zip(ups, up_layers, strict=True):
                 _replace(holder, path, _shrink(layer, keep, 0))
             _replace(holder, down, _shrink(down_layer, keep, 1))
     after = sum(_weights(h, (*ups, down)) for h, ups, down in blocks)

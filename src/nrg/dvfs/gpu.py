@@ -104,7 +104,7 @@ class Gpu:
 
     def power_w(self) -> float:
         """The current board power draw (W)."""
-        return self.call("reading power", "nvmlDeviceGetPowerUsage") / 1000.0
+        return float(self.call("reading power", "nvmlDeviceGetPowerUsage")) / 1000.0
 
     def power_limit_range_w(self) -> tuple[float, float]:
         """The (lowest, highest) power limit (W) the driver accepts, so a bad limit fails before it is set."""
@@ -114,12 +114,12 @@ class Gpu:
 
     def power_limit_w(self) -> float:
         """The power limit in force now (W)."""
-        return self.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit") / 1000.0
+        return float(self.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit")) / 1000.0
 
     def default_power_limit_w(self) -> float:
         """The factory power limit (W), restored when a power-limit change is undone."""
-        return self.call("reading the default power limit",
-                         "nvmlDeviceGetPowerManagementDefaultLimit") / 1000.0
+        return float(self.call("reading the default power limit",
+                               "nvmlDeviceGetPowerManagementDefaultLimit")) / 1000.0
 
 
 @contextlib.contextmanager
@@ -253,7 +253,7 @@ def gpu_power_limit(power_w: float, *, gpu_index: int | None = None,
     with open_gpu(gpu_index) as gpu:
         limit_w = check_power_w(power_w, gpu.power_limit_range_w())
         original_mw = int(gpu.call("reading the power limit", "nvmlDeviceGetPowerManagementLimit"))
-        limit_mw = int(round(limit_w * 1000))
+        limit_mw = round(limit_w * 1000)
         apply = lambda: gpu.call(f"setting the power limit to {limit_w:g} W",  # noqa: E731
                                  "nvmlDeviceSetPowerManagementLimit", limit_mw)
         with _guarded_gpu(gpu, "gpu_power_limit", {"limit_mw": original_mw},

@@ -86,7 +86,7 @@ def _write_entries(path: Path, entries: list[dict[str, Any]]) -> None:
 def add_entry(path: Path, entry: dict[str, Any]) -> None:
     """Append ``entry`` to the marker (created if needed) and flush it to disk."""
     with _locked(path):
-        _write_entries(path, read_entries(path) + [entry])
+        _write_entries(path, [*read_entries(path), entry])
 
 
 def remove_entries(path: Path, entry_ids: set[str], blocking: bool = True) -> bool:

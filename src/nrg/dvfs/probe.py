@@ -9,6 +9,7 @@ or not) and the report says they were not tried, and why.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -176,12 +177,10 @@ def probe_gpu(gpu_index: int | None = None, test_lock: bool = False,
             memory = device.memory_clocks_mhz()
             graphics = device.graphics_clocks_mhz()
             info: dict[str, Any] = {}
-            try:
+            with contextlib.suppress(DvfsError):
                 info = {"power_limit_w": device.power_limit_w(),
                         "power_limit_range_w": device.power_limit_range_w(),
                         "default_power_limit_w": device.default_power_limit_w()}
-            except DvfsError:
-                pass
             power_ok, lock_ok, why = _permissions(device, test_lock, graphics, allow_hardware_settings)
             return GpuCapability(
                 index, True, "ok", name=device.name(), virtualization=device.virtualization(),

@@ -67,7 +67,7 @@ def machine_memory_gb() -> float:
     """This machine's total memory in GB of 1024**3 bytes (what codecarbon's RAM rule takes)."""
     import psutil
 
-    return psutil.virtual_memory().total / BYTES_PER_GB
+    return float(psutil.virtual_memory().total) / BYTES_PER_GB
 
 
 def is_arm() -> bool:

@@ -252,7 +252,7 @@ class EnergyMonitor:
                 raise ParameterError(f"window {first!r} is not open; open windows: {opened}")
             end = self._read()
             begins = [self._open.pop(n) for n in names]
-        return tuple(self._measurement(n, b, end) for n, b in zip(names, begins))
+        return tuple(self._measurement(n, b, end) for n, b in zip(names, begins, strict=True))
 
     @contextmanager
     def window(self, name: str) -> Iterator[WindowResult]:

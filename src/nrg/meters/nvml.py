@@ -114,7 +114,7 @@ def probe_nvml(gpus: Sequence[int] | None = None, nvml_module: Any = None,
     probe.release = nvml.nvmlShutdown
     probe.details = {COUNTER: COUNTER, SAMPLING: f"{SAMPLING} (every {sample_period_s:g} s)"}
 
-    def build(source: str, domains: tuple[str, ...]) -> Any:
+    def build(source: str, domains: tuple[str, ...]) -> NvmlCounterSource | NvmlSamplingSource:
         chosen = [int(d.split(":")[1]) for d in domains]
         picked = {i: handles[i] for i in chosen}
         if source == COUNTER:

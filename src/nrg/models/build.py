@@ -8,7 +8,7 @@ so a 7B model is counted in milliseconds without allocating 28 GB.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from nrg.errors import ParameterError
 from nrg.models.registry import Resolved
@@ -25,18 +25,18 @@ def base_config_dict(resolved: Resolved) -> dict[str, Any]:
     if resolved.kind == "known" and resolved.info is not None:
         return resolved.info.config_dict()
     if resolved.kind == "folder" and resolved.path is not None:
-        return json.loads((resolved.path / "config.json").read_text())
+        return cast("dict[str, Any]", json.loads((resolved.path / "config.json").read_text()))
     if resolved.hub_id is None:
         raise ParameterError(f"{resolved!r} names no known model, folder or hub id")
     from transformers import AutoConfig
-    return AutoConfig.from_pretrained(resolved.hub_id).to_dict()
+    return cast("dict[str, Any]", AutoConfig.from_pretrained(resolved.hub_id).to_dict())
 
 
 def _canonical_key(model_type: str, key: str) -> str:
     """Map generic names (``hidden_size``) onto the config class's own (``n_embd`` for GPT-2)."""
     from transformers import AutoConfig
     cls = type(AutoConfig.for_model(model_type))
-    return getattr(cls, "attribute_map", {}).get(key, key)
+    return str(getattr(cls, "attribute_map", {}).get(key, key))
 
 
 def _layer_fields(model_type: str, layers: int) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def meta_param_count(config: Any, head: str) -> int:
     try:
         with torch.device("meta"):
             model = auto_class(head).from_config(config)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds (KeyError for an activation)
+    except Exception as exc:  # transformers raises many kinds (KeyError for an activation)
         raise ParameterError(f"the {config.model_type} config (with its overrides) does not build "
                              f"a model: {type(exc).__name__}: {exc}") from None
     return sum(p.numel() for p in model.parameters())

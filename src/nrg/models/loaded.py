@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.errors import ParameterError, check_positive
 from nrg.models.spec import ModelSpec
@@ -98,5 +98,5 @@ class LoadedModel:
         with torch.inference_mode():
             out = self.model.generate(**inputs, **options)
         if self.is_encoder_decoder:
-            return out[:, 1:]            # drop the decoder start token
-        return out[:, inputs["input_ids"].shape[1]:]
+            return cast("torch.Tensor", out[:, 1:])            # drop the decoder start token
+        return cast("torch.Tensor", out[:, inputs["input_ids"].shape[1]:])

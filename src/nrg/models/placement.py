@@ -16,9 +16,12 @@ so they are tested on a CPU machine without CUDA.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    import torch
 
 SHARDED = "auto"
 
@@ -112,10 +115,10 @@ def shard(model: Any, indices: Sequence[int],
     return dispatch_model(model, device_map=device_map)
 
 
-def input_device(model: Any) -> Any:
+def input_device(model: Any) -> torch.device:
     """Where a sharded model's inputs go: the device of its input embeddings (its first layer)."""
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     weight = getattr(embeddings, "weight", None)
     if weight is not None:
-        return weight.device
-    return next(model.parameters()).device
+        return cast("torch.device", weight.device)
+    return cast("torch.device", next(model.parameters()).device)

@@ -44,7 +44,7 @@ def _cache_valid(folder: Path, stamp: dict[str, Any]) -> bool:
     if not marker.is_file():
         return False
     try:
-        return json.loads(marker.read_text()) == stamp
+        return bool(json.loads(marker.read_text()) == stamp)
     except ValueError:
         return False
 

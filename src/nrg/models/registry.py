@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nrg.errors import ParameterError
 
@@ -51,7 +51,7 @@ class ModelInfo:
 
     def config_dict(self) -> dict[str, Any]:
         """The shipped config (a plain transformers config dict)."""
-        return json.loads(self.config_path.read_text())
+        return cast("dict[str, Any]", json.loads(self.config_path.read_text()))
 
 
 _KNOWN: tuple[ModelInfo, ...] = (
@@ -146,7 +146,7 @@ def package_folder(info: ModelInfo) -> Path | None:
     spec = importlib.util.find_spec(info.package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0])
+    folder = Path(next(iter(spec.submodule_search_locations)))
     return folder / info.subfolder if info.subfolder else folder
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from nrg.serving.client import Client
     from nrg.serving.engine import Engine, EngineSpec
     from nrg.serving.prom import Sampler
+    from nrg.serving.trace import Trace
     from nrg.sweep.config import Cell, SweepConfig
     from nrg.sweep.repeats import RepeatPolicy
     from nrg.sweep.schedule.context import SweepContext
@@ -307,7 +308,7 @@ class _Job:
         if options.fixed_length:   # vLLM's extensions: every response has exactly output_tokens tokens
             self.body.update({"ignore_eos": True, "min_tokens": cell.output_tokens})
 
-    def trace(self, concurrency: int, seed: int) -> Any:
+    def trace(self, concurrency: int, seed: int) -> Trace:
         """The level's trace: prompts in the task's seeded order, cycled."""
         from nrg.serving import trace
 

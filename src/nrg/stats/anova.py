@@ -74,7 +74,7 @@ def anova(
     typ_n = TYPES[typ]
     if not design.factors:
         return AnovaResult(response, (), f"{response} ~ 1", typ_n, _empty_table(), design.n_obs, alpha,
-                           notes=design.notes + ("No factor varies in the data: there is nothing to test.",))
+                           notes=(*design.notes, "No factor varies in the data: there is nothing to test."))
     formula = _formula(design, typ_n)
     fit = smf.ols(formula, data=design.data).fit()
     notes = list(design.notes)
@@ -211,7 +211,7 @@ def _tukey(design: Design, table: pd.DataFrame, fit, alpha: float) -> TukeyTable
     if fit.df_resid <= 0:
         return TukeyTables()
     ms_res, df_res = float(fit.ssr / fit.df_resid), float(fit.df_resid)
-    p_of = {s: p for s, p in zip(table["source"], table["p"]) if s != RESIDUAL and np.isfinite(p)}
+    p_of = {s: p for s, p in zip(table["source"], table["p"], strict=True) if s != RESIDUAL and np.isfinite(p)}
     mains = {f: tukey_kramer(design.data["_y"], design.data[f], ms_res, df_res, alpha)
              for f in design.factors if p_of.get(f, 1.0) < alpha}
     caveats, simple = [], []

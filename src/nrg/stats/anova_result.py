@@ -147,7 +147,7 @@ class AnovaResult:
         """Terms with p below ``alpha`` (default: the level the result was made with)."""
         level = self.alpha if alpha is None else alpha
         eff = self.effects
-        return [s for s, p in zip(eff["source"], eff["p"]) if np.isfinite(p) and p < level]
+        return [s for s, p in zip(eff["source"], eff["p"], strict=True) if np.isfinite(p) and p < level]
 
     @property
     def assumptions_ok(self) -> bool | None:

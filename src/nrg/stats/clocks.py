@@ -142,7 +142,7 @@ def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, refer
     default_rows = part[part["_clock"].isna()]
     metric_default = default_rows[metric].mean() if len(default_rows) else np.nan
     default_best = bool(np.isfinite(metric_default) and metric_default < means[metric].min())
-    return {**dict(zip(by_cols, key)), "objective": metric, "optimal_clock_mhz": best,
+    return {**dict(zip(by_cols, key, strict=True)), "objective": metric, "optimal_clock_mhz": best,
             "best_setting": "default" if default_best else _fmt(best), "default_best": default_best,
             "reference_clock": ref_label, "metric_opt": best_rows[metric].mean(),
             "metric_ref": ref_rows[metric].mean(), "metric_default": metric_default,

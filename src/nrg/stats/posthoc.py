@@ -55,7 +55,7 @@ def simple_effect_table(data: pd.DataFrame, response: str, factor: str, within: 
             continue
         table = tukey_kramer(part[response], part[factor], ms_res, df_res, alpha)
         key = key if isinstance(key, tuple) else (key,)
-        for column, value in reversed(list(zip(within, key))):
+        for column, value in reversed(list(zip(within, key, strict=True))):
             table.insert(0, column, str(value))
         frames.append(table)
     if not frames:

@@ -84,7 +84,7 @@ class RankResult:
         what = " (φ from <b>estimated</b> energy: a latency ranking times an assumed power)" \
             if self.energy_estimated else ""
         head = f"<p>Ranking R = w·φ + (1−w)·ρ with w = {self.w:g}{what}</p>"
-        return head + self.table.to_html(index=False) + (f"<ul>{notes}</ul>" if notes else "")
+        return head + str(self.table.to_html(index=False)) + (f"<ul>{notes}</ul>" if notes else "")
 
 
 def rank_configs(
@@ -173,7 +173,7 @@ def pareto_mask(energy: Sequence[float] | pd.Series, quality: Sequence[float] | 
     if e.shape != q.shape:
         raise ParameterError(f"energy and quality must have the same length ({e.size} vs {q.size})")
     valid = np.isfinite(e) & np.isfinite(q)
-    mask = valid.copy()
+    mask: np.ndarray = valid.copy()
     for i in np.flatnonzero(valid):
         better_or_equal = (e[valid] <= e[i]) & (q[valid] >= q[i])
         strictly = (e[valid] < e[i]) | (q[valid] > q[i])

@@ -127,7 +127,7 @@ def per_token_costs(
         key = key if isinstance(key, tuple) else (key,)
         slopes = fit.coefficients[fit.coefficients["term"].isin(as_list(lengths))]
         for _, row in slopes.iterrows():
-            rows.append({**dict(zip(by_cols, key)), "term": row["term"], "estimate": row["estimate"],
+            rows.append({**dict(zip(by_cols, key, strict=True)), "term": row["term"], "estimate": row["estimate"],
                          "ci_low": row["ci_low"], "ci_high": row["ci_high"], "p": row["p"],
                          "unit": per_token_unit(response), "r2": fit.r2, "n": fit.n_obs})
     from nrg.book.labels import estimated, is_energy
@@ -165,7 +165,7 @@ def phase_share(
         for m in measure_cols:
             row = _share_row(phases, m)
             if row is not None:
-                rows.append({**dict(zip(by_cols, key)), "measure": m, **row})
+                rows.append({**dict(zip(by_cols, key, strict=True)), "measure": m, **row})
     columns = [*by_cols, "measure", "prefill", "decode", "total", "prefill_share", "decode_share",
                "n", "decode_source"]
     from nrg.book.labels import estimated, is_energy

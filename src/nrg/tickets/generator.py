@@ -71,7 +71,7 @@ def class_weights(weights: Mapping[str, float] | Sequence[float] | None) -> dict
         if len(weights) != len(LABELS):
             raise ParameterError(
                 f"weights has {len(weights)} values; it needs one per label, in order: {list(LABELS)}")
-        raw = dict(zip(LABELS, weights))
+        raw = dict(zip(LABELS, weights, strict=True))
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in raw.values()):
         raise ParameterError(f"weights={weights!r} is not valid; each weight must be a number >= 0")
     total = sum(raw.values())

@@ -28,7 +28,7 @@ def _read_csv(path: Path, name: str) -> tuple[list[dict[str, Any]], list[str]]:
                     raise ParameterError(
                         f"{name}={str(path)!r} is not valid: line {reader.line_num} has {len(values)} "
                         f"field(s), the header has {len(header)} ({', '.join(header)})")
-                rows.append(dict(zip(header, values)))
+                rows.append(dict(zip(header, values, strict=True)))
         except csv.Error as exc:
             raise ParameterError(f"{name}={str(path)!r} is not valid CSV: line {reader.line_num}: "
                                  f"{exc}") from None

@@ -25,7 +25,7 @@ def _check_pairs(name: str, predictions: Sequence[object], references: Sequence[
 def accuracy(predictions: Sequence[object], references: Sequence[object]) -> float:
     """Share of predictions equal to their reference."""
     _check_pairs("accuracy", predictions, references)
-    return sum(p == r for p, r in zip(predictions, references)) / len(references)
+    return sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
 
 
 def f1_per_class(predictions: Sequence[object], references: Sequence[object],
@@ -35,9 +35,9 @@ def f1_per_class(predictions: Sequence[object], references: Sequence[object],
     classes = list(labels) if labels is not None else sorted(set(references) | set(predictions), key=str)
     scores: dict[object, float] = {}
     for cls in classes:
-        tp = sum(p == cls and r == cls for p, r in zip(predictions, references))
-        fp = sum(p == cls and r != cls for p, r in zip(predictions, references))
-        fn = sum(p != cls and r == cls for p, r in zip(predictions, references))
+        tp = sum(p == cls and r == cls for p, r in zip(predictions, references, strict=True))
+        fp = sum(p == cls and r != cls for p, r in zip(predictions, references, strict=True))
+        fn = sum(p != cls and r == cls for p, r in zip(predictions, references, strict=True))
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         scores[cls] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -58,7 +58,7 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
     from nrg.tasks.metrics import rouge_scores
 
     _check_pairs("rouge_l", predictions, references)
-    scores = [rouge_scores(pred, ref)["rouge_l"] for pred, ref in zip(predictions, references)]
+    scores = [rouge_scores(pred, ref)["rouge_l"] for pred, ref in zip(predictions, references, strict=True)]
     return sum(scores) / len(scores)
 
 

@@ -137,5 +137,5 @@ def peak_memory_bytes_safe(device: str) -> int | None:
     """Peak device memory of the cell, or None where it cannot be read: a missing figure is not a failure."""
     try:
         return peak_memory_bytes(device)
-    except Exception:  # noqa: BLE001 - a missing figure must not fail the cell
+    except Exception:  # a missing figure must not fail the cell
         return None

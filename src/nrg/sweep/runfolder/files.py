@@ -151,7 +151,7 @@ def read_cell(path: Path, columns: Iterable[str] | None = None) -> pa.Table:
     except PermissionError as exc:
         raise UnreadableCellError(errno.EACCES, f"cell file not readable by this user ({exc}); it is not "
                                   "damaged and was left as it is", str(path)) from exc
-    except Exception as exc:  # noqa: BLE001 - Arrow/OS errors of every kind mean "cannot read"
+    except Exception as exc:  # Arrow/OS errors of every kind mean "cannot read"
         raise DamagedCellError(f"cannot be read: {type(exc).__name__}: {exc}") from exc
     if table.num_rows == 0:
         raise DamagedCellError("has no rows (every cell writes at least one, failed or not)")

@@ -28,6 +28,7 @@ the "Result columns" section of ARCHITECTURE.md from them.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -41,8 +42,20 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["COLUMNS", "GROUPS", "Column", "SchemaError", "BY_NAME", "NAMES", "to_arrow", "align",
-           "written_columns", "strict_default", "STRICT_ENV", "WRITTEN_KEY"]
+__all__ = [
+    "BY_NAME",
+    "COLUMNS",
+    "GROUPS",
+    "NAMES",
+    "STRICT_ENV",
+    "WRITTEN_KEY",
+    "Column",
+    "SchemaError",
+    "align",
+    "strict_default",
+    "to_arrow",
+    "written_columns",
+]
 
 STRICT_ENV = "NRG_STRICT_SCHEMA"
 WRITTEN_KEY = b"nrg.written_columns"   # Parquet metadata: the columns the code really wrote
@@ -220,10 +233,8 @@ def align(table: pa.Table) -> pa.Table:
         if column.name in table.column_names:
             array = table.column(column.name)
             if array.type != target:
-                try:
+                with contextlib.suppress(pa.ArrowException, ValueError):
                     array = array.cast(target)
-                except (pa.ArrowException, ValueError):
-                    pass
         else:
             array = pa.chunked_array([pa.nulls(table.num_rows, target)])
         arrays.append(array)

@@ -65,8 +65,18 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["MANIFEST", "TMP_MARK", "SUFFIX", "DamagedCellError", "read_cell", "Damaged", "Scan",
-           "RunStore", "read_tables", "load"]
+__all__ = [
+    "MANIFEST",
+    "SUFFIX",
+    "TMP_MARK",
+    "Damaged",
+    "DamagedCellError",
+    "RunStore",
+    "Scan",
+    "load",
+    "read_cell",
+    "read_tables",
+]
 
 @dataclass(frozen=True)
 class Damaged:

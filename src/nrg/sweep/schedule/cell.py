@@ -64,7 +64,7 @@ def run_cell(cell: Cell, context: SweepContext,
         from nrg.workloads import registry
 
         return run_whole(cell, registry.worker(cell, context, monitor_options))
-    except Exception as exc:  # noqa: BLE001 - any failure of the cell is data
+    except Exception as exc:  # any failure of the cell is data
         tail = traceback.format_exc(limit=-3)
         return failed_frame(cell, context, f"{type(exc).__name__}: {exc}\n{tail}", _status_of(exc))
 
@@ -86,7 +86,7 @@ def import_paths() -> list[str]:
 
 def command(spec_path: str | Path, parent_pid: int | None = None) -> list[str]:
     """The argv of a cell process: isolated Python, only :func:`import_paths` importable."""
-    cmd = isolated_python("from nrg.sweep.schedule.cell import main; sys.exit(main(sys.argv[1:]))") + [str(spec_path)]
+    cmd = [*isolated_python("from nrg.sweep.schedule.cell import main; sys.exit(main(sys.argv[1:]))"), str(spec_path)]
     return cmd + (["--parent-pid", str(parent_pid)] if parent_pid else [])
 
 

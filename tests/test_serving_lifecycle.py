@@ -87,6 +87,17 @@ def test_a_sweep_starts_the_engine_measures_two_levels_and_stops_it(tmp_path: Pa
     assert_no_server_left(fake_python)
 
 
+def test_each_level_records_the_ci_target_it_stopped_by(tmp_path: Path, fake_python: Path) -> None:
+    """Levels stop by the sweep's adaptive rule, so their rows carry its target (a fixed count: none)."""
+    cfg = config(fake_python) | {"repeats": {"min": 2, "max": 3, "ci_rel": 0.5}}
+    rows = run_sweep(cfg, tmp_path / "run", progress=False)
+    steady = rows[rows["phase"] == "steady"]
+    assert (steady["ci_rel_target"] == 0.5).all() and steady["repeats_n"].between(2, 3).all()
+    fixed = run_sweep(config(fake_python), tmp_path / "fixed", progress=False)
+    assert fixed["ci_rel_target"].isna().all()
+    assert_no_server_left(fake_python)
+
+
 def test_an_engine_dying_mid_run_is_a_failure_row_with_the_log_tail(tmp_path: Path, fake_python: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_DIE_AFTER", "3")

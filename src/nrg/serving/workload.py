@@ -151,11 +151,17 @@ def repeat_policy(cell: Cell) -> RepeatPolicy:
     return RepeatPolicy(min_n=n, max_n=n, ci_rel=None)
 
 
-def precision(frame: pd.DataFrame) -> None:
-    """``repeats_n`` and ``ci_rel_halfwidth`` per level, on the steady-state energy per token."""
+def precision(cell: Cell, frame: pd.DataFrame) -> None:
+    """``repeats_n``, ``ci_rel_halfwidth`` and the rule's ``ci_rel_target`` per level (steady energy per token).
+
+    Each level stops by the sweep's rule (:class:`Levels`), so its target is the
+    sweep's: a level that stopped at ``max_n`` still wider than it missed it.
+    """
     from nrg.sweep.repeats import ci_rel_halfwidth
 
+    policy = cell.settings.repeats
     frame["repeats_n"], frame["ci_rel_halfwidth"] = 0, math.nan
+    frame["ci_rel_target"] = math.nan if policy.fixed or policy.ci_rel is None else float(policy.ci_rel)
     if "concurrency" not in frame:
         return
     for level, part in frame[(frame["phase"] == "steady") & (frame["status"] == "ok")].groupby("concurrency"):

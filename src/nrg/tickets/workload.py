@@ -129,7 +129,7 @@ def repeat_policy(cell: Cell) -> RepeatPolicy:
     return RepeatPolicy(min_n=n, max_n=n, ci_rel=None)
 
 
-def precision(frame: pd.DataFrame) -> None:
+def precision(cell: Cell, frame: pd.DataFrame) -> None:
     """``repeats_n`` and ``ci_rel_halfwidth`` per phase, over its ok rows' energy."""
     from nrg.sweep.repeats import ci_rel_halfwidth
 

@@ -34,7 +34,7 @@ turns into the cell's failure row) and may provide these hooks:
 * ``factors(cell)`` -- factor columns replacing the generation grid's;
 * ``repeat_policy(cell)`` -- how many repeats the runner asks of a cell
   (default: the sweep's ``repeats``);
-* ``precision(frame)`` -- ``repeats_n`` and ``ci_rel_halfwidth`` as the workload
+* ``precision(cell, frame)`` -- ``repeats_n``, ``ci_rel_halfwidth`` and ``ci_rel_target`` as the workload
   counts them (default: one sample per repeat, for the whole cell).
 """
 from __future__ import annotations
@@ -160,7 +160,7 @@ def repeat_policy(cell: Cell) -> RepeatPolicy:
 
 
 def precision(cell: Cell, frame: pd.DataFrame) -> None:
-    """Let the cell's workload set ``repeats_n`` and ``ci_rel_halfwidth`` its own way (in place)."""
+    """Let the cell's workload set ``repeats_n``, ``ci_rel_halfwidth`` and ``ci_rel_target`` its own way (in place)."""
     hook = _hook(cell.settings.workload, "precision")
     if hook is not None:
-        hook(frame)
+        hook(cell, frame)

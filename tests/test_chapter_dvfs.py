@@ -322,3 +322,10 @@ def test_a_refused_lock_is_a_failed_cell_listed_with_its_error(params, fake_gpu,
         analysis.analyse(df)
     (explained,) = analysis.analyse_all(df, {}).values()     # the notebook shows why, and the failures
     assert "Nothing to analyse" in next(iter(explained["findings"])) and len(explained["failures"]) == 1
+
+
+def test_the_phase_share_of_estimated_energy_says_estimated(measured):
+    said = analysis.analyse(measured.assign(energy_method="estimated"))["findings"].sentences
+    assert any(s.startswith("Decode takes") and "of estimated energy across" in s for s in said)
+    counted = analysis.analyse(measured.assign(energy_method="counter"))["findings"].sentences
+    assert any(s.startswith("Decode takes") and " of energy across" in s for s in counted)

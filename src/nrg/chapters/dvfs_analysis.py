@@ -212,15 +212,17 @@ def _sensitivity_findings(sens: Any, axis: str) -> list[str]:
     return out
 
 
-def _share_findings(shares: Any) -> list[str]:
+def _share_findings(shares: Any, rows: Any) -> list[str]:
     from nrg.book.findings import pct
+    from nrg.book.labels import estimated
     from nrg.stats import label
 
     out = []
     for measure in ("time_s", "energy_j"):
         values = shares.xs(measure, level="measure").stack().dropna() if len(shares) else shares
+        what = f"estimated {label(measure)}" if measure == "energy_j" and estimated(rows) else label(measure)
         if len(values):
-            out.append(f"Decode takes {pct(values.min())}–{pct(values.max())} of {label(measure)} across "
+            out.append(f"Decode takes {pct(values.min())}–{pct(values.max())} of {what} across "
                        f"{len(values)} model × setting combinations; prefill the rest.")
     return out
 
@@ -304,7 +306,7 @@ def analyse(df: pd.DataFrame, axis: str | None = None, alpha: float = 0.05) -> d
     sentences = _optimal_findings(optimal_long, axis, alpha) + _sensitivity_findings(sens, axis)
     if optimal_long.empty:   # the first thing to say: nothing was compared
         sentences.insert(0, "Only the default setting was measured: there is no other setting to compare with.")
-    sentences += _share_findings(shares) + _observed_findings(observed)
+    sentences += _share_findings(shares, rows) + _observed_findings(observed)
     result_findings = findings.Findings(tuple(sentences))
     if anova is not None:
         anova_text = findings.anova_findings(anova, response_label="energy per token")

@@ -224,12 +224,13 @@ def _signed(x: float) -> str:
     return ("+" if x > 0 else "") + _pct(x)
 
 
-def _dvfs_measured(rows: pd.DataFrame, measure: str) -> Measured:
-    """Mean over models (t interval over models), or one model's change with its delta-method interval."""
+def _pooled(effects: Mapping[str, _Effect], fmt: Callable[[float], str], samples: str) -> Measured:
+    """Mean over models (t interval over models), or one model's change with its delta-method interval.
+
+    ``samples`` names what the one model's interval is over ("repeats", "steady-state windows").
+    """
     from scipy import stats as sps
 
-    effects = _dvfs_effects(rows, measure)
-    fmt: Callable[[float], str] = _pct if measure == "energy_j" else _signed
     low: float | None
     high: float | None
     if len(effects) >= 2:
@@ -241,10 +242,16 @@ def _dvfs_measured(rows: pd.DataFrame, measure: str) -> Measured:
         if effect.df > 0 and math.isfinite(effect.variance):
             half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, effect.df) * math.sqrt(effect.variance))
             low, high = mean - half, mean + half
-        how = "1 model, delta-method interval over its repeats"
+        how = f"1 model, delta-method interval over its {samples}"
     ci = f"95 % CI {fmt(low)} to {fmt(high)}; " if low is not None and high is not None else ""
     each = "; ".join(f"{m}: {fmt(e.change)} at {e.setting}" for m, e in effects.items())
     return Measured(mean, low, high, f"{fmt(mean)} ({ci}{how}; {each})")
+
+
+def _dvfs_measured(rows: pd.DataFrame, measure: str) -> Measured:
+    """A clock's change of ``measure`` against the reference, pooled over models (:func:`_pooled`)."""
+    fmt: Callable[[float], str] = _pct if measure == "energy_j" else _signed
+    return _pooled(_dvfs_effects(rows, measure), fmt, "repeats")
 
 
 def dvfs_energy_saving(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured:
@@ -333,8 +340,6 @@ def serving_batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measu
     steady-state windows, minus one; over several models the mean and its t
     interval, for one model the delta-method interval of the ratio.
     """
-    from scipy import stats as sps
-
     good = _ok(rows)
     if not {"phase", "concurrency", "energy_per_token_j"} <= set(good.columns):
         raise ParameterError("the rows have no steady-state serving windows (phase, concurrency, energy per token)")
@@ -350,18 +355,4 @@ def serving_batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measu
         effects[str(model)] = _Effect(f"concurrency {int(high_level)} vs {int(low_level)}", ratio - 1, variance, df)
     if not effects:
         raise ParameterError("fewer than two concurrency levels were served: nothing to compare")
-    low: float | None
-    high: float | None
-    if len(effects) >= 2:
-        mean, low, high = t_interval([e.change for e in effects.values()])
-        how = f"mean of {len(effects)} models"
-    else:
-        (effect,) = effects.values()
-        mean, low, high = effect.change, None, None
-        if effect.df > 0 and math.isfinite(effect.variance):
-            half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, effect.df) * math.sqrt(effect.variance))
-            low, high = mean - half, mean + half
-        how = "1 model, delta-method interval over its steady-state windows"
-    ci = f"95 % CI {_signed(low)} to {_signed(high)}; " if low is not None and high is not None else ""
-    each = "; ".join(f"{m}: {_signed(e.change)} at {e.setting}" for m, e in effects.items())
-    return Measured(mean, low, high, f"{_signed(mean)} ({ci}{how}; {each})")
+    return _pooled(effects, _signed, "steady-state windows")

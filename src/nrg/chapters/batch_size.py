@@ -163,7 +163,7 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Find
     than the energy measured at the smallest batch; otherwise the sentence says
     why the split is not given.
     """
-    from nrg.book.findings import Findings, num, pct
+    from nrg.book.findings import Findings
     from nrg.book.statement import say
 
     table = _changes(gen)
@@ -173,19 +173,7 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Find
         lo, hi = part.iloc[0], part.iloc[-1]
         if len(part) < 2:
             continue
-        energy, latency = hi["energy_per_token_change_pct"] / 100, hi["latency_change_pct"] / 100
-        mine = gen[gen["model"] == model]
-        if _intervals_overlap(mine, lo[FACTOR], hi[FACTOR]):   # a change within the spread is no change
-            sentences.append(
-                f"For {model}, energy per token at batch {int(lo[FACTOR])} ({num(lo['energy_per_token_j'])} "
-                f"J/token) and at batch {int(hi[FACTOR])} ({num(hi['energy_per_token_j'])} J/token) cannot be "
-                "told apart here: their 95% intervals overlap (or one has a single repeat).")
-        else:
-            sentences.append(
-                f"For {model}, going from batch {int(lo[FACTOR])} to {int(hi[FACTOR])} changes energy per token by "
-                f"{'−' if energy < 0 else '+'}{pct(abs(energy))} ({num(lo['energy_per_token_j'])} → "
-                f"{num(hi['energy_per_token_j'])} J/token, 95% intervals apart) and a generation's latency by "
-                f"{'−' if latency < 0 else '+'}{pct(abs(latency))}.")
+        sentences.append(_change_finding(str(model), gen[gen["model"] == model], lo, hi))
         fit = costs[costs["model"] == model].set_index("term")
         if {"Intercept", FACTOR} <= set(fit.index):
             measured = gen[(gen["model"] == model) & (gen[FACTOR] == lo[FACTOR])]["energy_j"].mean()
@@ -194,15 +182,32 @@ def batch_findings(gen: pd.DataFrame, costs: pd.DataFrame | None = None) -> Find
     return Findings(tuple(say(sentences)))
 
 
-def _intervals_overlap(rows: pd.DataFrame, batch_a: Any, batch_b: Any) -> bool:
-    """Whether the 95% t-intervals of energy per token at two batch sizes overlap (no interval: they do)."""
-    from nrg.book.claim_measures import t_interval
+def _change_finding(model: str, rows: pd.DataFrame, lo: Any, hi: Any) -> Finding:
+    """Energy per token and latency from the smallest batch to the largest, as a checked statement.
 
-    (_, lo_a, hi_a), (_, lo_b, hi_b) = (t_interval(rows.loc[rows[FACTOR] == b, "energy_per_token_j"])
-                                        for b in (batch_a, batch_b))
-    if lo_a is None or hi_a is None or lo_b is None or hi_b is None:
-        return True
-    return not (hi_a < lo_b or hi_b < lo_a)
+    Said as a change only when the two batches' 95% t-intervals of energy per
+    token separate (:func:`nrg.book.statement.separated`): a change within the
+    spread is no change, and the overlap is said instead.
+    """
+    from nrg.book.claim_measures import t_interval
+    from nrg.book.findings import num, pct
+    from nrg.book.statement import Finding, separated
+
+    def interval(batch: Any) -> tuple[float, float]:
+        _, low, high = t_interval(rows.loc[rows[FACTOR] == batch, "energy_per_token_j"])
+        return (math.nan if low is None else low, math.nan if high is None else high)
+
+    energy, latency = hi["energy_per_token_change_pct"] / 100, hi["latency_change_pct"] / 100
+    b_lo, b_hi = int(lo[FACTOR]), int(hi[FACTOR])
+    values = {"model": model, "b_lo": b_lo, "b_hi": b_hi, "e_lo": num(lo["energy_per_token_j"]),
+              "e_hi": num(hi["energy_per_token_j"]), "energy": f"{'−' if energy < 0 else '+'}{pct(abs(energy))}",
+              "latency": f"{'−' if latency < 0 else '+'}{pct(abs(latency))}"}
+    return Finding("For {model}, going from batch {b_lo} to {b_hi} changes energy per token by {energy} ({e_lo} → "
+                   "{e_hi} J/token, 95% intervals apart) and a generation's latency by {latency}.", values,
+                   (separated(interval(lo[FACTOR]), interval(hi[FACTOR]), f"batch {b_lo}", f"batch {b_hi}"),),
+                   fallback="For {model}, energy per token at batch {b_lo} ({e_lo} J/token) and at batch {b_hi} "
+                            "({e_hi} J/token) cannot be told apart here: their 95% intervals overlap (or one has "
+                            "a single repeat).")
 
 
 def _split_finding(model: str, fixed: Any, per: Any, batch: int, measured_j: float) -> Finding:

@@ -102,5 +102,6 @@ def found(df: pd.DataFrame, params: Any) -> list[str]:
     if steady[FACTOR].nunique() > 1:
         result = chapter.anova(steady, params["alpha"])
         out += list(findings.anova_findings(result, response_label="energy per token"))[:1]
-    return say(out + _trust(steady) + [n for n in provenance_notes(df) if n not in _trust(steady)
-                                       and "estimated" not in n])   # no sentence with an empty slot
+    trust = _trust(steady)
+    return say(out + trust + [n for n in provenance_notes(df) if n not in trust
+                              and "estimated" not in n])   # no sentence with an empty slot

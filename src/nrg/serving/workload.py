@@ -159,9 +159,8 @@ def precision(cell: Cell, frame: pd.DataFrame) -> None:
     """
     from nrg.sweep.repeats import ci_rel_halfwidth
 
-    policy = cell.settings.repeats
     frame["repeats_n"], frame["ci_rel_halfwidth"] = 0, math.nan
-    frame["ci_rel_target"] = math.nan if policy.fixed or policy.ci_rel is None else float(policy.ci_rel)
+    frame["ci_rel_target"] = cell.settings.repeats.ci_target
     if "concurrency" not in frame:
         return
     for level, part in frame[(frame["phase"] == "steady") & (frame["status"] == "ok")].groupby("concurrency"):

@@ -60,6 +60,11 @@ class RepeatPolicy:
         """True when the count does not depend on the samples."""
         return self.ci_rel is None or self.min_n == self.max_n
 
+    @property
+    def ci_target(self) -> float:
+        """The CI half-width the adaptive rule aims at (the rows' ``ci_rel_target``); NaN for a fixed count."""
+        return math.nan if self.fixed or self.ci_rel is None else float(self.ci_rel)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the config file and the cell id hash."""
         return {"min": self.min_n, "max": self.max_n, "ci_rel": self.ci_rel}

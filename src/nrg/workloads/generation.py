@@ -226,7 +226,7 @@ class PreparedCell:
                           "interference": cell.settings.interference.flags(m), **observed})
         common = {
             **identity(cell, self.context), "weights": self.loaded.weights, "n_params": self.loaded.n_params,
-            "dataset": None if task is None else task.dataset, "ci_rel_target": _ci_target(cell),
+            "dataset": None if task is None else task.dataset, "ci_rel_target": cell.settings.repeats.ci_target,
             "interference_retries": self.retries, "peak_mem_bytes": peak_memory_bytes_safe(cell.settings.device),
             "load_time_s": self.loaded.load_time_s, **self.columns, **quality_cols,
         }
@@ -293,12 +293,6 @@ class GenerationWorker:
         if self.prepared is not None:
             self.prepared.close()
             self.prepared = None
-
-
-def _ci_target(cell: Cell) -> float:
-    """The CI half-width the adaptive rule aimed at; NaN for a fixed repeat count."""
-    policy = cell.settings.repeats
-    return math.nan if policy.fixed or policy.ci_rel is None else float(policy.ci_rel)
 
 
 def _task_for(cell: Cell) -> Any | None:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from nrg import axes
 from nrg.errors import ParameterError
+from nrg.sweep import axes
 
 
 def _spin(stop_at: float) -> None:

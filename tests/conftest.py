@@ -32,7 +32,8 @@ from typing import Any
 
 import pytest
 
-from nrg import dvfs, hardware
+from nrg import dvfs
+from nrg.meters import hardware
 from nrg.sweep.runfolder import schema
 
 # Every column a test run writes must be declared in nrg.sweep.runfolder.columns (cell

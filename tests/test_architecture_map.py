@@ -70,8 +70,8 @@ def test_the_check_reads_the_map_format_and_can_fail():
     """The parser sees a package's files, a glob and a shared row; a stale or missing name is found."""
     text = (f"{MAP_HEADING} (`src/nrg`)\n\n| module | owns |\n|---|---|\n"
             "| `errors.py` | rules |\n| `meters/` | `Measurement` (`measurement.py`), `nope.py` |\n"
-            "| `cli.py`, `commands/*.py` | `nrg <command>` |\n| `gone.py` | |\n\n## next\n| `paths.py` | x |\n")
+            "| `progress.py`, `commands/*.py` | `nrg <command>` |\n| `gone.py` | |\n\n## next\n| `book/paths.py` | x |\n")
     covered, missing = _listed(_map_rows(text))
-    assert {"errors.py", "meters/__init__.py", "meters/measurement.py", "cli.py", "commands/sweep.py"} <= covered
-    assert "paths.py" not in covered and "commands/__init__.py" in covered
+    assert {"errors.py", "meters/__init__.py", "meters/measurement.py", "progress.py", "commands/sweep.py"} <= covered
+    assert "book/paths.py" not in covered and "commands/__init__.py" in covered
     assert missing == ["meters/nope.py", "gone.py"]

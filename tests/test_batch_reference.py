@@ -2,7 +2,7 @@
 
 Unit level: the run folder is written here with the store's own API (a manifest
 and one cell file of rows standing for a GPU run), under ``tmp_path``; no model
-runs. The part that writes it on a GPU is :func:`nrg.reference_parts.parts`.
+runs. The part that writes it on a GPU is :func:`nrg.reference.parts.parts`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from nrg.chapters import batch_size, common, reference
-from nrg.reference_parts import parts
+from nrg.reference.parts import parts
 from nrg.sweep.runfolder import manifest
 from nrg.sweep.runfolder.store import RunStore
 

@@ -120,8 +120,8 @@ def test_a_sweep_that_changes_device_settings_runs_whole_cells_never_side_by_sid
     """A setting is held for a cell's life and acts on the whole device: such cells are not interleaved."""
     from contextlib import contextmanager
 
-    from nrg import axes
     from nrg.errors import ParameterError
+    from nrg.sweep import axes
 
     live: list[object] = []
     overlaps: list[list[object]] = []

@@ -71,7 +71,7 @@ def test_check_refuses_bad_levels_and_says_why_nothing_is_measured_without_an_en
 
 
 def test_nrg_reference_lists_the_serving_part_as_not_run_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nrg.reference_parts import parts
+    from nrg.reference.parts import parts
 
     monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)
     serving = {p.chapter: p for p in parts("cpu")}["06_serving"]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nrg import hardware
-from nrg.cli import EXIT_CODES, _subparsers, build_parser, environment_problem, main
+from nrg.commands.cli import EXIT_CODES, _subparsers, build_parser, environment_problem, main
 from nrg.errors import ParameterError
+from nrg.meters import hardware
 from nrg.sweep.schedule import executors
 
 SRC = Path(__file__).resolve().parents[1] / "src"

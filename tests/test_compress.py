@@ -6,10 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from nrg import axes  # noqa: E402
 from nrg.compress import compress, parse_prune, prune, quantize  # noqa: E402
 from nrg.compress.layers import linear_layers  # noqa: E402
 from nrg.errors import ParameterError  # noqa: E402
+from nrg.sweep import axes  # noqa: E402
 
 
 def tiny_llama() -> torch.nn.Module:

@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
-from nrg import axes, dvfs
-from nrg.cli import main
+from nrg import dvfs
+from nrg.commands.cli import main
 from nrg.dvfs import marker
 from nrg.errors import ParameterError
+from nrg.sweep import axes
 
 try:
     from fakes.nvml_dvfs import configure_fakes
@@ -39,8 +40,8 @@ def _stale_entry(kind, target, original, applied):
 
 @pytest.mark.process
 def test_import_registers_axes_without_pynvml():
-    code = ("import sys, nrg.dvfs, nrg.axes; "
-            "assert 'pynvml' not in sys.modules; print(sorted(nrg.axes._REGISTRY))")
+    code = ("import sys, nrg.dvfs, nrg.sweep.axes; "
+            "assert 'pynvml' not in sys.modules; print(sorted(nrg.sweep.axes._REGISTRY))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     for name in AXES:
         assert name in out.stdout

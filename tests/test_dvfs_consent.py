@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from nrg import dvfs
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.dvfs import marker
 from nrg.errors import ParameterError
 from nrg.sweep.config import parse_config

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from nrg import hardware
+from nrg.meters import hardware
 
 
 class _FakeNvml(types.SimpleNamespace):

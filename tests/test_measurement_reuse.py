@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from nrg import hardware
 from nrg.chapters import codecarbon_compare
 from nrg.chapters import measurement as chapter
 from nrg.errors import ParameterError
+from nrg.meters import hardware
 from nrg.models import ModelSpec
 
 SMALL = {"idle_s": 0.05, "meters": "estimate", "matrix_sizes": [16, 32], "min_duration_s": 0.01, "repeats": 2}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fakes.sysfs import FakePowercap
-from nrg.cli import main
+from nrg.commands.cli import main
 
 
 def nvml_works() -> bool:

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
-from nrg import codecarbon_data
 from nrg.errors import ParameterError
-from nrg.meters import EnergyMonitor, Method, choose_sources, dram, estimate
+from nrg.meters import EnergyMonitor, Method, choose_sources, codecarbon_data, dram, estimate
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nrg.cli import main as cli_main
+from nrg.commands.cli import main as cli_main
 from nrg.errors import ParameterError
 from nrg.models import EMBEDDED_MODELS, PAPER_MODELS, ModelSpec, known_models, load, param_count, resolve
 from nrg.models.build import check_fits

@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 from fakes.h200 import FakeH200
-from nrg import hardware, reference_plan
 from nrg.dvfs import common
+from nrg.meters import hardware
+from nrg.reference import plan as reference_plan
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "nrg"
 LOADER = SRC / "meters" / "nvml.py"

@@ -87,7 +87,7 @@ def test_a_cell_without_gpus_sees_none_of_the_node():
 
 
 def test_cli_has_the_executor_flags(capsys):
-    from nrg.cli import main
+    from nrg.commands.cli import main
 
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])

@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nrg import reference, reference_state
 from nrg.errors import ParameterError
-from nrg.reference_estimate import Estimator, repeats_of
-from nrg.reference_parts import OBSERVE_ONLY, PAPER_MODELS, parts
+from nrg.reference import run as reference
+from nrg.reference import state as reference_state
+from nrg.reference.estimate import Estimator, repeats_of
+from nrg.reference.parts import OBSERVE_ONLY, PAPER_MODELS, parts
 from nrg.sweep.config import parse_config
 from nrg.sweep.runfolder.store import RunStore
 from nrg.sweep.schedule.signals import TERM_GRACE_S
@@ -303,7 +304,7 @@ def test_the_fake_h200_records_a_write_from_any_process(tmp_path):
 
 def _stop_parts(device: str = "cpu") -> list:
     """Part a: two quick cells; part b (lower priority): one cell far longer than any budget below."""
-    from nrg.reference_parts import Part
+    from nrg.reference.parts import Part
 
     quick = {"name": "a", "chapter": "02_sequence_length", "device": "cpu", "isolate": True, "idle_s": 0,
              "warmup": 0, "repeats": 1, "roofline": False, "meters": ["estimate"], "quality": {"items": 0},
@@ -338,7 +339,7 @@ class _SkippingBudget(reference.Budget):
 def test_a_cell_stopped_at_the_budget_is_recorded_so_and_retried_first(tmp_path, monkeypatch):
     """Run 1 leaves a's second cell out (estimated too long) and the budget stops b's cell; run 2
     starts b's cell before a's, which now fits and would come first in priority order."""
-    from nrg.reference_estimate import Estimate
+    from nrg.reference.estimate import Estimate
 
     a2_estimate_s = {"value": 1000.0}
     budgets: list[_SkippingBudget] = []

@@ -5,11 +5,12 @@ import json
 
 import pytest
 
-from nrg import reference_plan, reference_state
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.errors import ParameterError
-from nrg.reference_estimate import Estimator
-from nrg.reference_parts import parts
+from nrg.reference import plan as reference_plan
+from nrg.reference import state as reference_state
+from nrg.reference.estimate import Estimator
+from nrg.reference.parts import parts
 from nrg.sweep.config import parse_config
 
 

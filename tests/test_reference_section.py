@@ -1,7 +1,7 @@
 """The chapters' reference section and claims table on a reference folder measured in the test.
 
 The folder is what ``nrg reference --out <root>/<gpu-slug>`` writes: the same
-sweep configs (:func:`nrg.reference_parts.parts`, cut to one-layer models so
+sweep configs (:func:`nrg.reference.parts.parts`, cut to one-layer models so
 the test stays short) run into ``<root>/<gpu-slug>/<chapter>/``, on a fake
 H200 behind pynvml (tests/fakes/h200.py): the rows carry its name, its driver
 and a counter-measured energy. The fake stands in for the GPU only; the
@@ -25,7 +25,7 @@ from nrg import dvfs
 from nrg.book import claims
 from nrg.chapters import common, dvfs_analysis, model_comparison, reference, sequence_length, tickets
 from nrg.errors import ParameterError
-from nrg.reference_parts import parts
+from nrg.reference.parts import parts
 from nrg.sweep.run import run_sweep
 
 try:

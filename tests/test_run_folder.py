@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.sweep.run import run_sweep
 from nrg.sweep.runfolder import locks, store
 from nrg.sweep.runfolder.store import RunStore

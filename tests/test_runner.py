@@ -9,9 +9,9 @@ import pytest
 
 from fakes.nvml import FakeGpu, FakeNvml
 from fakes.sysfs import FakePowercap
-from nrg import axes
 from nrg.errors import ParameterError
 from nrg.models import PAPER_MODELS
+from nrg.sweep import axes
 from nrg.sweep.run import run_sweep
 from nrg.sweep.runfolder import store
 from nrg.tasks import TASKS

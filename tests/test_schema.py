@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from nrg import axes
+from nrg.sweep import axes
 from nrg.sweep.run import run_sweep
 from nrg.sweep.runfolder import schema, schema_doc, store
 from nrg.sweep.runfolder.columns import COLUMNS, DTYPES, GROUPS

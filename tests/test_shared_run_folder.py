@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.sweep.run import run_sweep
 from nrg.sweep.runfolder import store
 from nrg.sweep.runfolder.files import atomic_write_bytes, current_umask

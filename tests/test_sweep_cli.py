@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.sweep.runfolder import store
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}

@@ -14,7 +14,7 @@ __all__ = ["__version__", "measure"]
 def __getattr__(name: str) -> object:
     """``nrg.measure`` on first use: ``import nrg`` stays light (the meters load then)."""
     if name == "measure":
-        from nrg.measuring import measure
+        from nrg.meters.measuring import measure
 
         return measure
     raise AttributeError(f"module 'nrg' has no attribute {name!r}")

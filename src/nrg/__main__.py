@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from nrg.cli import main
+from nrg.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 Three ways in, as a user meets them:
 
-* ``nrg sweep CONFIG --out DIR`` (``nrg.cli.main`` in-process): exit status 2,
+* ``nrg sweep CONFIG --out DIR`` (``nrg.commands.cli.main`` in-process): exit status 2,
   one line on stderr naming the parameter, no traceback, nothing written;
 * ``nrg book run CHAPTER OUT -p NAME VALUE``: values parsed as that command
   parses them (YAML), checked by :func:`nrg.book.build.check_parameters` -- what
@@ -30,7 +30,7 @@ from fault_helpers import config
 
 from nrg.book import build as book
 from nrg.chapters import DRIVERS, driver, reject_unknown_injected
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,7 +224,7 @@ def test_an_alias_bomb_is_refused_in_one_short_line(tmp_path, work, capsys) -> N
 
 
 def test_cli_messages_are_capped(capsys) -> None:
-    from nrg.cli import MAX_MESSAGE_CHARS, _fail
+    from nrg.commands.cli import MAX_MESSAGE_CHARS, _fail
 
     _fail("sweep", "x" * 10_000_000, debug=False, status=2)
     err = capsys.readouterr().err

@@ -37,7 +37,7 @@ from fault_helpers import (
 
 from fakes.nvml_dvfs import configure_fakes
 from nrg import dvfs
-from nrg.cli import main
+from nrg.commands.cli import main
 from nrg.sweep.run import run_sweep
 from nrg.sweep.schedule import signals
 from nrg.sweep.schedule.signals import SweepInterrupted
@@ -221,7 +221,7 @@ SWEEP = r"""
 import sys
 from fakes.nvml_dvfs import FakeNvml
 from nrg import dvfs
-from nrg.cli import main
+from nrg.commands.cli import main
 state, root, marker, cfg, out = sys.argv[1:6]
 dvfs.configure(nvml_module=FakeNvml(state), sysfs_root=root, marker_path=marker)
 sys.exit(main(["sweep", cfg, "--out", out, "--no-progress"]))

@@ -86,7 +86,7 @@ def profiles(root: Path) -> list[str]:
 
 def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
     """Per-chapter parameters of a profile: a name under ``notebooks/params`` or a path."""
-    from nrg import yaml_input
+    from nrg.sweep import yaml_input
 
     path = Path(profile)
     if not path.suffix:
@@ -284,7 +284,7 @@ def _environment() -> str:
 def _installed_and_machine() -> str:
     import importlib.metadata
 
-    from nrg import hardware
+    from nrg.meters import hardware
 
     versions = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
     machine = {k: v for k, v in hardware.provenance().items() if k not in VOLATILE}

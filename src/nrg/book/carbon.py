@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from nrg import codecarbon_data
 from nrg.errors import ParameterError
+from nrg.meters import codecarbon_data
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -29,7 +29,7 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 
 def _yaml(name: str, text: str) -> Any:
-    from nrg import yaml_input  # strict: a key given twice, an oversized value refused
+    from nrg.sweep import yaml_input  # strict: a key given twice, an oversized value refused
 
     return yaml_input.load(text, f"{name}={text[:200]!r}")
 
@@ -101,7 +101,7 @@ def runs_root() -> Path:
     env = os.environ.get("NRG_RUNS_DIR")
     if env:
         return Path(env).expanduser().resolve()
-    from nrg.paths import find_root
+    from nrg.book.paths import find_root
 
     try:
         return find_root() / "runs"
@@ -123,7 +123,7 @@ def reference_root(value: str | None) -> Path | None:
     if value:
         path = Path(value).expanduser()
     else:
-        from nrg.paths import find_root
+        from nrg.book.paths import find_root
 
         try:
             path = find_root() / "results" / "reference"

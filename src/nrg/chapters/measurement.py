@@ -44,7 +44,7 @@ RECORD_FILE = "measurements.pkl"
 # What a measurement depends on besides the machine: these parameters (region:
 # codecarbon's figures follow the country) and this code.
 MEASURED_PARAMS = ("idle_s", "meters", "matrix_sizes", "min_duration_s", "repeats", "power_per_core_w", "region")
-MEASURING_CODE = ("meters", "chapters/measurement.py", "chapters/codecarbon_compare.py", "hardware.py")
+MEASURING_CODE = ("meters", "chapters/measurement.py", "chapters/codecarbon_compare.py")
 # Provenance that identifies the machine (not the hostname, the time or a clock that moves under load).
 MACHINE_KEYS = ("cpu", "cpu_cores", "mem_bytes", "gpu", "gpu_count", "driver", "power_limit_w_current",
                 "python", "torch", "transformers")
@@ -257,7 +257,7 @@ def machine_identity(monitor: EnergyMonitor) -> dict[str, Any]:
     """The machine as far as these measurements depend on it: hardware, versions, the sources chosen."""
     import importlib.metadata
 
-    from nrg import hardware
+    from nrg.meters import hardware
 
     provenance = hardware.provenance()
     machine = {name: provenance.get(name) for name in MACHINE_KEYS}
@@ -298,7 +298,7 @@ def _load(path: Path) -> Record | None:
 
 
 def _shown_path(path: Path) -> str:
-    from nrg.paths import find_root
+    from nrg.book.paths import find_root
 
     try:
         return str(path.relative_to(find_root()))

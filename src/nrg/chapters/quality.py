@@ -23,13 +23,13 @@ from nrg.errors import ParameterError
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Columns that name a cell, shown when present (extra sweep axes are added from nrg.axes).
+#: Columns that name a cell, shown when present (extra sweep axes are added from nrg.sweep.axes).
 FACTORS: tuple[str, ...] = ("model", "weights", "dtype", "task", "quant", "prune", "batch_size",
                             "input_tokens", "output_tokens")
 
 
 def _factors(rows: Any) -> list[str]:
-    from nrg import axes
+    from nrg.sweep import axes
 
     names = [*FACTORS, *sorted(axes.registered())]
     return [c for c in dict.fromkeys(names) if c in rows.columns and rows[c].notna().any()]

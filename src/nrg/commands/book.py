@@ -11,14 +11,14 @@ def _parse_value(name: str, text: str) -> Any:
 
     A YAML error, a key given twice (``{min: 2, min: 3}``) or an oversized value names the parameter.
     """
-    from nrg import yaml_input
+    from nrg.sweep import yaml_input
 
     return yaml_input.load(text, f"-p {name} {text[:200]!r}")
 
 
 def _build(ns: argparse.Namespace) -> int:
     from nrg.book import build as book
-    from nrg.paths import find_root
+    from nrg.book.paths import find_root
 
     root = find_root()
     report = book.build(root, profile=ns.profile, only=ns.only or None,
@@ -49,7 +49,7 @@ def _chapters_epilog() -> str | None:
 
     try:
         from nrg.book.build import chapters
-        from nrg.paths import find_root
+        from nrg.book.paths import find_root
 
         return "chapters: " + ", ".join(chapters(find_root()))
     except (ParameterError, OSError):
@@ -58,8 +58,8 @@ def _chapters_epilog() -> str | None:
 
 def _run(ns: argparse.Namespace) -> int:
     from nrg.book import build as book
+    from nrg.book.paths import find_root
     from nrg.errors import ParameterError
-    from nrg.paths import find_root
 
     root = find_root()
     ns.chapter = _chapter(root, ns.chapter)
@@ -76,7 +76,7 @@ def _run(ns: argparse.Namespace) -> int:
 
 def _params(ns: argparse.Namespace) -> int:
     from nrg.book import build as book
-    from nrg.paths import find_root
+    from nrg.book.paths import find_root
 
     root = find_root()
     for name, default in book.declared_parameters(book.notebook_path(root, _chapter(root, ns.chapter))).items():

@@ -19,7 +19,7 @@ from nrg.errors import ParameterError
 
 def _run(ns: argparse.Namespace) -> int:
     if ns.plan:
-        from nrg import reference_plan
+        from nrg.reference import plan as reference_plan
 
         result = reference_plan.plan(ns.budget_s, device=ns.device, out=ns.out, margin_s=ns.margin_s,
                                      gpu_name=ns.gpu_name, memory_gib=ns.gpu_memory_gib,
@@ -32,7 +32,7 @@ def _run(ns: argparse.Namespace) -> int:
                                       ("--gpu-bandwidth-gbs", ns.gpu_bandwidth_gbs)) if value is not None]
     if given:
         raise ParameterError(f"{given[0]} is only valid with --plan (a run measures the GPU it has)")
-    from nrg import reference
+    from nrg.reference import run as reference
 
     summary = reference.run(ns.budget_s, ns.out, device=ns.device, margin_s=ns.margin_s,
                             progress=not ns.no_progress, retry_failed=ns.retry_failed,

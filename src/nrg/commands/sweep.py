@@ -13,7 +13,7 @@ from typing import Any
 
 def add_command(subparsers: Any) -> None:
     """Register ``nrg sweep CONFIG --out DIR`` on the CLI's subparsers (exit codes in its epilog)."""
-    from nrg.cli import EXIT_CODES
+    from nrg.commands.cli import EXIT_CODES
 
     parser = subparsers.add_parser(
         "sweep", help="run a sweep config (YAML) and store one Parquet file per cell",

@@ -1,6 +1,6 @@
 """Compression of a loaded model -- quantization and pruning -- as sweep axes.
 
-Importing this module registers two axes in :mod:`nrg.axes` (cheap: torch is
+Importing this module registers two axes in :mod:`nrg.sweep.axes` (cheap: torch is
 imported only when a transform runs):
 
 * ``prune`` -- ``"none"``, ``"unstructured:<ratio>"``, ``"structured:<ratio>"``,
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nrg import axes
 from nrg.errors import ParameterError, choice_error
+from nrg.sweep import axes
 
 if TYPE_CHECKING:
     from nrg.compress.layers import ModelOrLoaded

@@ -2,7 +2,7 @@
 
 Importing this module registers the sweep axes ``gpu_clock_mhz``,
 ``mem_clock_mhz``, ``power_limit_w`` and ``cpu_max_freq_khz`` in
-:mod:`nrg.axes`; it stays cheap (pynvml is imported only when a GPU is used).
+:mod:`nrg.sweep.axes`; it stays cheap (pynvml is imported only when a GPU is used).
 
 Typical use::
 

@@ -7,7 +7,7 @@ Before applying, it replays the marker of a previous killed run.
 
 Any value other than None changes the machine, so each axis says what it
 would change and where (``changes``); the sweep refuses such values unless
-the config has ``allow_hardware_settings: true`` (:func:`nrg.axes.require_consent`).
+the config has ``allow_hardware_settings: true`` (:func:`nrg.sweep.axes.require_consent`).
 None only observes: the clock, power or frequency the hardware chose itself.
 """
 from __future__ import annotations
@@ -17,11 +17,11 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from nrg import axes
 from nrg.dvfs import cpu, gpu, recovery
 from nrg.dvfs.common import DvfsError, DvfsUnavailableError, settings
 from nrg.dvfs.sampler import sampling
 from nrg.errors import ParameterError
+from nrg.sweep import axes
 
 Columns = Callable[[], dict[str, Any]]
 
@@ -158,7 +158,7 @@ power_limit_environment = _gpu_environment(lambda v: gpu.gpu_power_limit(v), "po
 
 
 def register_all() -> None:
-    """Register the four axes in :mod:`nrg.axes` (done when :mod:`nrg.dvfs` is imported)."""
+    """Register the four axes in :mod:`nrg.sweep.axes` (done when :mod:`nrg.dvfs` is imported)."""
     axes.register(axes.Axis(
         "gpu_clock_mhz", None, _validate_gpu("gpu_clock_mhz", _check_graphics),
         environment=gpu_clock_environment, changes=_gpu_change("lock the graphics clock at", "MHz"),

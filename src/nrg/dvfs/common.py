@@ -1,7 +1,7 @@
 """Configuration and failure types shared by the GPU and CPU halves of :mod:`nrg.dvfs`.
 
 Why a module-level configuration: the runner reaches the DVFS axes through
-``nrg.axes`` with only a value (``environment(1410)``), so the GPU index, the
+``nrg.sweep.axes`` with only a value (``environment(1410)``), so the GPU index, the
 NVML module and the sysfs root must come from somewhere the notebook or a test
 can set once -- :func:`configure` -- rather than from arguments.
 """

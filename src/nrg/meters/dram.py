@@ -16,8 +16,8 @@ import math
 import platform
 import time
 
-from nrg import codecarbon_data
 from nrg.errors import ParameterError
+from nrg.meters import codecarbon_data
 from nrg.meters.measurement import Method
 
 ESTIMATE_DRAM = "estimate-dram"

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from nrg import codecarbon_data
 from nrg.errors import ParameterError
+from nrg.meters import codecarbon_data
 from nrg.meters.dram import ESTIMATE_DRAM, DramEstimateSource, resolve_dram_power
 from nrg.meters.measurement import Method
 from nrg.meters.source import EnergySource, Probe

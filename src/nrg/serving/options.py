@@ -126,7 +126,7 @@ def parse_options(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def default_engine_python() -> Path | None:
     """``$NRG_ENGINE_PYTHON``, else the Makefile's ``.venv-engine/bin/python`` beside the book; None if absent."""
-    from nrg.paths import find_root
+    from nrg.book.paths import find_root
 
     env = os.environ.get("NRG_ENGINE_PYTHON")
     if env:

@@ -189,8 +189,8 @@ def _check_tasks(cfg: SweepConfig) -> None:
 
 
 def _check_axes(cfg: SweepConfig) -> None:
-    from nrg import axes
     from nrg.dvfs.mapping import GPU_GLOBAL_AXES
+    from nrg.sweep import axes
 
     for name, values in cfg.axes:  # every consent first: validating may read the device
         axes.require_consent(axes.get(name), values, cfg.allow_hardware_settings)

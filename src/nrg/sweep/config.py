@@ -17,7 +17,7 @@ Keys (all but ``models`` optional)::
                                  # GPUs with accelerate's device map; metered on each)
     devices: null                # with device auto: the CUDA indices to shard over, e.g. [0, 1];
                                  # null = every GPU the cell can see
-    axes: {gpu_clock_mhz: [1980, 1410]}  # extra registered axes (nrg.axes); an axis
+    axes: {gpu_clock_mhz: [1980, 1410]}  # extra registered axes (nrg.sweep.axes); an axis
                                  # name may also be given as a top-level key
     repeats: {min: 3, max: 10, ci_rel: 0.05}  # adaptive; an integer = fixed count
     warmup: 1                    # unmeasured full generations before the repeats
@@ -374,7 +374,7 @@ def _axes(raw: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[tuple[str, 
 
 def _split_keys(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Known keys, and top-level keys that name a registered axis; else an error."""
-    from nrg import axes as axes_registry
+    from nrg.sweep import axes as axes_registry
 
     known = {k: v for k, v in raw.items() if k in KEYS}
     unknown = [k for k in raw if k not in KEYS]
@@ -457,13 +457,13 @@ def _exists(text: str) -> bool:
 
 
 def load_mapping(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """The raw mapping from a dict, a YAML file path, or YAML text (read by :func:`nrg.yaml_input.load`).
+    """The raw mapping from a dict, a YAML file path, or YAML text (read by :func:`nrg.sweep.yaml_input.load`).
 
-    A file over :data:`nrg.yaml_input.MAX_BYTES` is refused before it is read.
+    A file over :data:`nrg.sweep.yaml_input.MAX_BYTES` is refused before it is read.
     """
     if isinstance(config, Mapping):
         return dict(config)
-    from nrg import yaml_input
+    from nrg.sweep import yaml_input
 
     path = _config_file(config)
     name = f"config={_short(str(config))!r}" if path is not None else "config"

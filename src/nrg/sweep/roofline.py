@@ -29,7 +29,7 @@ Where the peaks come from:
   else 8 fp32 FLOP/cycle; AMX-BF16 1024 and AVX512-BF16 128 for bfloat16) and
   the highest clock the kernel reports (cpufreq max, else /proc/cpuinfo MHz).
   Turbo above that clock is not counted.
-* CPU bandwidth: the STREAM-like copy of :func:`nrg.hardware.memory_bandwidth_bytes_per_s`,
+* CPU bandwidth: the STREAM-like copy of :func:`nrg.meters.hardware.memory_bandwidth_bytes_per_s`,
   measured once per sweep. A sustained copy can fall short of what many
   threads achieve, so on CPU a fraction slightly above 1 is possible.
 """

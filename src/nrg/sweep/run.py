@@ -257,7 +257,7 @@ def _dvfs_for_cells(cfg: SweepConfig, cells: list[Cell]) -> dict[str, Any] | Non
 def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
                    monitor_options: Mapping[str, Any] | None) -> SweepContext:
     """Provenance, idle baseline and bandwidth: measured once, applied to every cell."""
-    from nrg.hardware import memory_bandwidth_bytes_per_s, provenance
+    from nrg.meters.hardware import memory_bandwidth_bytes_per_s, provenance
 
     prov = provenance()
     run_id = run.open_session(cfg.name, cfg.chapter, cfg.to_dict(), prov)

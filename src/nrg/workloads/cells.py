@@ -42,7 +42,7 @@ def apply_transforms(loaded: LoadedModel, cell: Cell, only: Sequence[str] | None
     keyword arguments: the finetune workload prunes once, then quantizes a copy per
     tuned model, with sparse kernels deferred until after training.
     """
-    from nrg import axes
+    from nrg.sweep import axes
 
     columns: dict[str, Any] = {}
     for name, value in cell.axes:
@@ -61,8 +61,8 @@ def apply_transforms(loaded: LoadedModel, cell: Cell, only: Sequence[str] | None
 
 def enter_environments(stack: ExitStack, cell: Cell) -> list[Callable[[], dict[str, Any]]]:
     """Enter each axis' environment (clocks, power limit) on ``stack``; their observers."""
-    from nrg import axes
     from nrg.dvfs.mapping import GPU_GLOBAL_AXES, dvfs_target
+    from nrg.sweep import axes
     from nrg.sweep.schedule.devices import cuda_indices
 
     if cell.settings.device.startswith("cuda") and any(n in GPU_GLOBAL_AXES for n, _ in cell.axes):

@@ -149,7 +149,7 @@ def roofline_for(loaded: LoadedModel, cell: Cell, context: SweepContext) -> tupl
 
         peaks = cuda_peaks(cell)  # summed over a sharded model's GPUs
     elif context.mem_bandwidth_bytes_per_s:
-        from nrg.hardware import cpu_cores
+        from nrg.meters.hardware import cpu_cores
 
         peaks = roofline.cpu_peaks(context.mem_bandwidth_bytes_per_s, cell.dtype, cpu_cores())
     else:

@@ -32,7 +32,7 @@ class Column:
 GROUPS: dict[str, str] = {
     "identity": "Identity: which run, cell, repeat and phase a row is",
     "factor": "Factors: what was measured",
-    "axis": "Extra axes (nrg.axes): requested settings; null = left as it was",
+    "axis": "Extra axes (nrg.sweep.axes): requested settings; null = left as it was",
     "compression": "Compression: what quantization and pruning did",
     "measure": "Measures",
     "how": "How it was measured",
@@ -41,7 +41,7 @@ GROUPS: dict[str, str] = {
     "quality": "Quality (task scores; higher is better, 0 to 1)",
     "training": "Fine-tuning and evaluation (chapter 4)",
     "serving": "Serving under load (chapter 6): the engine, its load and the clients' latencies",
-    "provenance": "Provenance: the machine and software (nrg.hardware.provenance)",
+    "provenance": "Provenance: the machine and software (nrg.meters.hardware.provenance)",
 }
 
 

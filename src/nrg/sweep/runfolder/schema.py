@@ -18,7 +18,7 @@ An **unknown column** is a column the code writes but forgot to declare.
   column is kept after the schema columns with a warning, so nothing measured
   is lost; a value that cannot be cast is kept as text, also with a warning.
 
-Columns of an axis registered outside nrg (``nrg.axes.register``) are
+Columns of an axis registered outside nrg (``nrg.sweep.axes.register``) are
 *extension* columns: the axis' own name and names starting with
 ``<axis>_`` are kept (types inferred) in both modes.
 
@@ -83,7 +83,7 @@ def arrow_type(column: Column) -> pa.DataType:
 
 def _extension_axes() -> set[str]:
     """Axes registered outside the schema (their columns are allowed, types inferred)."""
-    from nrg import axes
+    from nrg.sweep import axes
 
     return {name for name in axes.registered() if name not in BY_NAME}
 

@@ -178,7 +178,7 @@ def changes_device(cell: Cell) -> bool:
 
     Such cells are never interleaved (:func:`nrg.sweep.run._interleaved`).
     """
-    from nrg import axes
+    from nrg.sweep import axes
 
     return any(value is not None and axes.get(name).environment is not None for name, value in cell.axes)
 

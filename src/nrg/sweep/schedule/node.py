@@ -33,7 +33,7 @@ def node_context(cell: Cell, context: SweepContext) -> SweepContext:
     devices (``idle_s``; 0 skips it) and, for the CPU roofline, this node's
     memory bandwidth: cells of one Ray sweep may run on different machines.
     """
-    from nrg.hardware import memory_bandwidth_bytes_per_s, provenance
+    from nrg.meters.hardware import memory_bandwidth_bytes_per_s, provenance
 
     settings = cell.settings
     idle = measure_idle(cell) if settings.idle_s > 0 else {}

@@ -2,15 +2,15 @@
 
 Why a budget: a lent GPU comes for minutes, one command at most ten; a run
 that overshoots loses everything it had not written. Before each cell the
-estimate of :mod:`nrg.reference_estimate` (refined by every finished cell)
+estimate of :mod:`nrg.reference.estimate` (refined by every finished cell)
 must fit in what is left of the budget minus a margin -- else the cell is
 left for a later run and the reason is recorded. A cell that outruns its
 estimate is stopped at the budget (an isolated cell's process is stopped)
 and recorded as *stopped*: the run that gave it its time knows it used all
-of it, and ``reference-state.json`` (:mod:`nrg.reference_state`) lists it.
+of it, and ``reference-state.json`` (:mod:`nrg.reference.state`) lists it.
 
 Order, in rounds: the cells the last run's budget stopped, first; then the
-meters and one ok cell of each part of :mod:`nrg.reference_parts` (at most
+meters and one ok cell of each part of :mod:`nrg.reference.parts` (at most
 two tries per part), so that even a short turn on a GPU brings back some
 data for every chapter; then everything else in priority order. Cells that
 failed in an earlier run are reused as failed unless ``retry_failed``. The
@@ -20,9 +20,9 @@ run folder per chapter, so a rerun with the same folder resumes where the
 last one stopped. No GPU, CPU or clock setting is ever changed: the sweeps
 only observe (their DVFS axes are None).
 
-The summary (``summary.json``, ``summary.md``; :mod:`nrg.reference_report`)
+The summary (``summary.json``, ``summary.md``; :mod:`nrg.reference.report`)
 says what ran, what was reused, what did not run and why, and the
-estimator's corrections. :mod:`nrg.reference_plan` says beforehand what a
+estimator's corrections. :mod:`nrg.reference.plan` says beforehand what a
 budget would buy on a given GPU.
 """
 from __future__ import annotations
@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nrg import reference_state
 from nrg.errors import ParameterError
-from nrg.reference_estimate import Estimator, peak_bandwidth
-from nrg.reference_parts import Part, parts
-from nrg.reference_report import ARCHIVE_LIMIT_BYTES, STOPPED, archive, summary_text, write_summary
+from nrg.reference import state as reference_state
+from nrg.reference.estimate import Estimator, peak_bandwidth
+from nrg.reference.parts import Part, parts
+from nrg.reference.report import ARCHIVE_LIMIT_BYTES, STOPPED, archive, summary_text, write_summary
 from nrg.sweep.schedule.signals import TERM_GRACE_S
 
 __all__ = ["ARCHIVE_LIMIT_BYTES", "STOPPED", "Budget", "CellRecord", "archive", "check", "run", "summary_text",
@@ -282,7 +282,7 @@ def _run_config(part: Part, config: dict[str, Any], run: _Run, allow: Any, quiet
 
 
 def _run_meters(part: Part, out: Path, budget: Budget, records: list[CellRecord]) -> None:
-    from nrg import reference_meters
+    from nrg.reference import meters as reference_meters
 
     assert part.meters is not None
     folder = out / part.chapter

@@ -49,7 +49,7 @@ class Axis:
 _REGISTRY: dict[str, Axis] = {}
 
 # Modules that register axes when imported; imported lazily so that
-# ``import nrg.axes`` stays cheap and free of torch / NVML imports.
+# ``import nrg.sweep.axes`` stays cheap and free of torch / NVML imports.
 PROVIDERS: tuple[str, ...] = ("nrg.dvfs", "nrg.compress")
 
 

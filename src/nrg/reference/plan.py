@@ -2,7 +2,7 @@
 
 Why: a lent GPU comes for a few minutes, each start and each idle wait
 counted. Whoever holds one chooses the budget *before* starting it: this
-walks the run's rounds (:mod:`nrg.reference`: cells the budget stopped last
+walks the run's rounds (:mod:`nrg.reference.run`: cells the budget stopped last
 time, one cell per part, then everything in priority order) with the
 estimator's predictions -- from the GPU's data-sheet bandwidth, and from the
 corrections an earlier run left in ``--out`` when there is one -- and says
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError
-from nrg.reference_estimate import Estimator, peak_bandwidth
+from nrg.reference.estimate import Estimator, peak_bandwidth
 
 DEFAULT_GPU = ("NVIDIA H100 80GB HBM3", 80.0)
 #: Share of the GPU's memory the weights may take before a cell is flagged (activations, KV cache, CUDA context).
@@ -105,8 +105,9 @@ def plan(budget_s: Any, device: str = "cuda", out: str | Path | None = None, mar
          gpu_name: str | None = None, memory_gib: Any = None, bandwidth_gbs: Any = None,
          retry_failed: bool = False) -> dict[str, Any]:
     """What ``nrg reference`` with these options would start, in order, and what would not fit."""
-    from nrg import reference, reference_state
-    from nrg.reference_parts import parts
+    from nrg.reference import run as reference
+    from nrg.reference import state as reference_state
+    from nrg.reference.parts import parts
 
     params = reference.check(budget_s, out, device, margin_s, need_device=False)
     gpu = resolve_gpu(device, gpu_name, memory_gib, bandwidth_gbs) if device.startswith("cuda") else None
@@ -126,7 +127,7 @@ def plan(budget_s: Any, device: str = "cuda", out: str | Path | None = None, mar
 
 def _walk(planned: list[Any], folder: Path | None, state: Any, estimator: Estimator, clock: _Clock,
           gpu: Gpu | None, retry_failed: bool) -> list[dict[str, Any]]:
-    """The run's rounds, simulated: stopped cells, one cell per part, then the rest (see nrg.reference)."""
+    """The run's rounds, simulated: stopped cells, one cell per part, then the rest (see nrg.reference.run)."""
     from nrg.sweep.config import parse_config
     from nrg.sweep.runfolder.store import RunStore
 
@@ -166,7 +167,7 @@ def _walk(planned: list[Any], folder: Path | None, state: Any, estimator: Estima
 
 
 def _label(cell: Any) -> str:
-    from nrg.reference import _cell_label
+    from nrg.reference.run import _cell_label
 
     return _cell_label(cell)
 

@@ -3,7 +3,7 @@
 Each part writes what one chapter reads, under ``<out>/<chapter>/``:
 
 1. ``00_how_energy_is_measured`` -- the meters: NVML counter against integrated
-   power samples (:mod:`nrg.reference_meters`);
+   power samples (:mod:`nrg.reference.meters`);
 2. ``02_sequence_length`` -- the prefill / decode split and the length slopes
    of two paper models (a 2 x 2 grid of input and output lengths);
 3. ``01_model_comparison`` -- the six paper models at full size, random weights,
@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nrg.reference_meters import MetersPlan
+from nrg.reference.meters import MetersPlan
 
 PAPER_MODELS: tuple[str, ...] = ("gpt2", "gpt-neo-2.7b", "t5-3b", "gpt-j-6b", "falcon-7b", "mistral-7b-v0.1")
 OBSERVE_ONLY: dict[str, list[Any]] = {"gpu_clock_mhz": [None], "mem_clock_mhz": [None], "power_limit_w": [None]}

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
-    from nrg.reference import Budget, CellRecord
-    from nrg.reference_estimate import Estimator
-    from nrg.reference_parts import Part
+    from nrg.reference.estimate import Estimator
+    from nrg.reference.parts import Part
+    from nrg.reference.run import Budget, CellRecord
 
 #: A cell's result when the budget stopped it (it failed having used all the time it was allowed).
 STOPPED = "stopped"
@@ -27,7 +27,7 @@ ARCHIVE_LIMIT_BYTES = 16 * 2**20
 def write_summary(out_dir: Path, params: dict[str, Any], budget: Budget, estimator: Estimator,
                   planned: list[Part], records: list[CellRecord]) -> dict[str, Any]:
     """``summary.json`` and ``summary.md``: what ran, what was reused, what did not and why."""
-    from nrg.hardware import provenance
+    from nrg.meters.hardware import provenance
 
     summary = {
         "device": params["device"], "budget_s": params["budget_s"], "margin_s": params["margin_s"],

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nrg.chapters import batch_size, common, reference
+from nrg.book import common
+from nrg.book import reference_section as reference
+from nrg.book.chapters.c05_batch_size import driver as batch_size
 from nrg.reference.parts import parts
 from nrg.sweep.runfolder import manifest
 from nrg.sweep.runfolder.store import RunStore

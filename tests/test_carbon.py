@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nrg.book import carbon
-from nrg.chapters import DRIVERS, driver
+from nrg.book.chapters import DRIVERS, driver
 from nrg.errors import ParameterError
 
 

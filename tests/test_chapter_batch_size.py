@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg.book import plots
-from nrg.chapters import batch_size as chapter
-from nrg.chapters import found
+from nrg.book import found, plots
+from nrg.book.chapters.c05_batch_size import driver as chapter
 from nrg.errors import ParameterError
 
 TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from nrg.book import build as book
-from nrg.chapters import DRIVERS, driver
+from nrg.book.chapters import DRIVERS, driver
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 
 from nrg import dvfs
 from nrg.book import build as book
-from nrg.chapters import common
-from nrg.chapters import dvfs as chapter
-from nrg.chapters import dvfs_analysis as analysis
+from nrg.book import common
+from nrg.book.chapters.c03_dvfs import analysis
+from nrg.book.chapters.c03_dvfs import driver as chapter
 from nrg.errors import ParameterError
 from nrg.stats import AnovaResult
 from nrg.sweep.config import parse_config

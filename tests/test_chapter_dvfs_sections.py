@@ -9,9 +9,8 @@ import dataclasses
 
 import pytest
 
-from nrg.chapters import dvfs as chapter
-from nrg.chapters import dvfs_analysis as analysis
-from nrg.chapters import dvfs_sections as sections
+from nrg.book.chapters.c03_dvfs import analysis, sections
+from nrg.book.chapters.c03_dvfs import driver as chapter
 from nrg.errors import ParameterError
 
 try:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nrg.book import build as book
-from nrg.chapters import DRIVERS, driver, model_comparison, reject_unknown_injected
+from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected
+from nrg.book.chapters.c01_model_comparison import driver as model_comparison
 from nrg.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from nrg.chapters import quality
+from nrg.book import quality
 from nrg.errors import ParameterError
 
 

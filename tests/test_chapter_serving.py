@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg.chapters import serving as chapter
-from nrg.chapters import serving_beside as beside
-from nrg.chapters.serving_findings import serving_findings
+from nrg.book.chapters.c06_serving import beside
+from nrg.book.chapters.c06_serving import driver as chapter
+from nrg.book.chapters.c06_serving.findings import serving_findings
 from nrg.errors import ParameterError
 
 
@@ -79,7 +79,7 @@ def test_nrg_reference_lists_the_serving_part_as_not_run_with_the_reason(monkeyp
 
 
 def test_the_findings_box_says_why_nothing_was_measured_and_summarizes_what_was() -> None:
-    from nrg.chapters.serving_findings import found
+    from nrg.book.chapters.c06_serving.findings import found
 
     assert "no engine here" in found(pd.DataFrame(), {"skip_reason": "no engine here", "alpha": 0.05})[0]
     steady = rows({1: 1.0, 4: 0.4, 16: 0.1}, {1: 0.05, 4: 0.06, 16: 0.09}, spread=0.01)

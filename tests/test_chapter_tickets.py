@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nrg.chapters import tickets as chapter
-from nrg.chapters import tickets_analysis as analysis
+from nrg.book.chapters.c04_network_tickets import analysis
+from nrg.book.chapters.c04_network_tickets import driver as chapter
 from nrg.errors import ParameterError
 
 torch = pytest.importorskip("torch")

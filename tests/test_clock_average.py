@@ -63,7 +63,7 @@ def test_the_default_is_not_called_best_without_a_test() -> None:
 
 def test_the_chapter_judges_separation_at_its_own_alpha() -> None:
     """Chapter 3's ``alpha`` reaches the clock findings (it was always 0.05 there)."""
-    from nrg.chapters import dvfs_analysis
+    from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
 
     rows = pd.DataFrame(_group("a", 70.0, 0.5, 0) + _group("c", 96.0, 4.0, 2)).assign(phase="generate")
     p_c = optimal_clocks(rows).set_index("model").loc["c", "p_energy"]

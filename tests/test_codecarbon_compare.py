@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from nrg.book import carbon
-from nrg.chapters import codecarbon_compare
-from nrg.chapters import measurement as chapter
+from nrg.book.chapters.c00_how_energy_is_measured import codecarbon_compare
+from nrg.book.chapters.c00_how_energy_is_measured import driver as chapter
 
 
 def burn() -> int:

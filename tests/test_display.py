@@ -8,8 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from nrg.book import plots
-from nrg.chapters import display, publish
+from nrg.book import display, plots, publish
 
 
 def test_headers_carry_units() -> None:
@@ -111,7 +110,7 @@ def test_findings_block_is_an_admonition() -> None:
 
 
 CELLS = [
-    "%matplotlib inline\nimport pandas as pd\nimport nrg.chapters\nfrom nrg.book import plots\n"
+    "%matplotlib inline\nimport pandas as pd\nimport nrg.book.chapters\nfrom nrg.book import plots\n"
     "df = pd.DataFrame({'model': ['a', 'a', 'b', 'b'], 'energy_j': [1.0, 1.2, 2.0, 2.1]})\ndf",
     "from IPython.display import display\n"
     "display(plots.bar_by_group(df, measure='energy_j', x='model', hue=None))\nprint('after')",

@@ -1,7 +1,7 @@
 """Chapter 3's analysis when the default clock uses the least energy, and when a lock beats it.
 
 Synthetic rows (no hardware): gpt2 at the default clock, 1410 MHz and 900 MHz,
-with planted energies, through :func:`nrg.chapters.dvfs_analysis.analyse`.
+with planted energies, through :func:`nrg.book.chapters.c03_dvfs.analysis.analyse`.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nrg.book.chapters.c03_dvfs import analysis
 from nrg.book.findings import pct
-from nrg.chapters import dvfs_analysis as analysis
 
 PHASE_SHARES = (("prefill", 0.2), ("decode", 0.8), ("generate", 1.0))
 

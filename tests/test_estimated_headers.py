@@ -1,6 +1,6 @@
 """Every header and axis of estimated energy says "estimated": carbon tables, fits, phase shares.
 
-The mark comes from one place (:mod:`nrg.book.labels` + :func:`nrg.chapters.display.table`);
+The mark comes from one place (:mod:`nrg.book.labels` + :func:`nrg.book.display.table`);
 these tests give each table estimated rows and check the text a reader sees,
 and measured rows to check that nothing is marked there.
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nrg.book import carbon, plots
-from nrg.chapters import batch_size, display, dvfs_analysis
+from nrg.book import carbon, display, plots
+from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
+from nrg.book.chapters.c05_batch_size import driver as batch_size
 from nrg.stats import per_token_costs, phase_share
 
 

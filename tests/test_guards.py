@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from nrg.book import findings as F
-from nrg.book import statement
-from nrg.chapters import found, quality
+from nrg.book import found, quality, statement
 from nrg.errors import ParameterError
 from nrg.stats import anova, rank_configs
 from nrg.stats.energy_time import energy_beyond_time, energy_lead
@@ -91,8 +90,8 @@ def test_chance_is_judged_on_the_lower_end_of_the_quality_interval() -> None:
 
 def test_chance_of_the_tickets_tasks_comes_from_the_tickets(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
-    from nrg.chapters import tickets as chapter
-    from nrg.chapters.tickets_chance import chance_quality
+    from nrg.book.chapters.c04_network_tickets import driver as chapter
+    from nrg.book.chapters.c04_network_tickets.chance import chance_quality
 
     params = chapter.check(n_tickets=60, run_dir=str(tmp_path / "run"))
     root = chance_quality(params, "root_cause", "macro_f1")
@@ -140,7 +139,7 @@ def test_cheapest_only_when_separated() -> None:
 
 def test_measurement_spread_only_for_differences_within_it() -> None:
     """0.152 s (sd 0.003) vs 0.221 s (sd 0.020) is not "measurement spread"."""
-    from nrg.chapters import tickets_analysis as analysis
+    from nrg.book.chapters.c04_network_tickets import analysis
 
     table = pd.DataFrame([{"task": "root_cause", "quant": "none", "prune": "2:4", "kernel": "dense",
                            "saves_compute": "no: dense kernels multiply the zeros", "time_s": 0.221,
@@ -267,8 +266,8 @@ def test_a_model_that_is_not_the_published_one_says_so() -> None:
 
 
 def test_summary_tables_of_estimated_energy_say_so_in_their_headers() -> None:
+    from nrg.book import display
     from nrg.book.labels import is_energy
-    from nrg.chapters import display
     from nrg.stats import summarize
 
     rows = _estimated_rows().assign(model=["a", "b", "c"] * 10)
@@ -341,7 +340,7 @@ def test_every_generated_box_sentence_is_whole() -> None:
 
 
 def test_a_single_window_is_not_called_spread_and_prints_no_nan() -> None:
-    from nrg.chapters import tickets_analysis as analysis
+    from nrg.book.chapters.c04_network_tickets import analysis
 
     table = pd.DataFrame([{"task": "root_cause", "quant": "none", "prune": "2:4", "kernel": "dense",
                            "saves_compute": "no: dense kernels multiply the zeros", "time_s": 0.2,
@@ -353,7 +352,7 @@ def test_a_single_window_is_not_called_spread_and_prints_no_nan() -> None:
 
 def test_serving_box_opens_with_the_estimate_and_names_interference_without_a_flag_column() -> None:
     """Chapter 6's rows record other processes' share but no `interference` column: the box says so truthfully."""
-    from nrg.chapters import serving_findings
+    from nrg.book.chapters.c06_serving import findings as serving_findings
 
     rng = np.random.default_rng(1)
     rows = [{"cell_id": "s", "status": "ok", "phase": "steady", "model": "m", "concurrency": c, "block": b,

@@ -37,6 +37,24 @@ def test_provenance_on_this_machine_has_every_column() -> None:
     assert prov["started_at"].endswith("+00:00")  # UTC
 
 
+def test_provenance_names_the_commit_of_the_checkout_it_runs_from() -> None:
+    """Run from a git checkout (as the tests are), git_sha is that checkout's HEAD, not "unknown".
+
+    The repository root is found from the module's own place in ``src/nrg``; a module moved
+    to another depth would silently lose the commit from every row.
+    """
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert hardware.provenance()["git_sha"].split("+")[0] == head
+
+
 def test_gpu_info_reads_fake_nvml_and_shuts_down() -> None:
     fake = _FakeNvml()
     gpus = hardware.gpu_info(fake)

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from nrg.chapters import codecarbon_compare
-from nrg.chapters import measurement as chapter
+from nrg.book.chapters.c00_how_energy_is_measured import codecarbon_compare
+from nrg.book.chapters.c00_how_energy_is_measured import driver as chapter
 from nrg.errors import ParameterError
 from nrg.meters import hardware
 from nrg.models import ModelSpec

@@ -14,7 +14,7 @@ for _ in logging.tqdm(range(3), desc="before nrg"):
     pass
 """
 CODE_AFTER_NRG = """
-import nrg.chapters
+import nrg.book.chapters
 from transformers.utils import logging
 from transformers import modeling_gguf_pytorch_utils as gguf
 for _ in logging.tqdm(range(3), desc="loading"):
@@ -128,7 +128,7 @@ def test_third_party_bars_leave_a_summary_in_the_page() -> None:
 # stderr, either one ended the sweep bar's first line and kept "0%|" in the page.
 CODE_SWEEP_IN_A_KERNEL = """
 import sys, warnings
-import nrg.chapters
+import nrg.book.chapters
 from nrg.progress import bar
 from transformers.utils import logging
 with bar(range(2), "sweep-z", unit="cell", done_before=1) as cells:
@@ -194,7 +194,7 @@ def test_outside_a_kernel_there_is_no_board() -> None:
 @pytest.mark.process
 def test_each_cell_keeps_its_own_summary() -> None:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(f"import nrg.chapters\nfrom nrg.progress import bar\n"
+    nb.cells = [nbformat.v4.new_code_cell(f"import nrg.book.chapters\nfrom nrg.progress import bar\n"
                                           f"for _ in bar(range({n}), 'cell-{n}'):\n    pass")
                 for n in (2, 3)]
     NotebookClient(nb, kernel_name="python3", timeout=120).execute()

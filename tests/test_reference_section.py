@@ -22,8 +22,12 @@ import pandas as pd
 import pytest
 
 from nrg import dvfs
-from nrg.book import claims
-from nrg.chapters import common, dvfs_analysis, model_comparison, reference, sequence_length, tickets
+from nrg.book import claims, common
+from nrg.book import reference_section as reference
+from nrg.book.chapters.c01_model_comparison import driver as model_comparison
+from nrg.book.chapters.c02_sequence_length import driver as sequence_length
+from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
+from nrg.book.chapters.c04_network_tickets import driver as tickets
 from nrg.errors import ParameterError
 from nrg.reference.parts import parts
 from nrg.sweep.run import run_sweep
@@ -78,7 +82,7 @@ def _params(chapter: str, root: Path | None) -> dict:
         return sequence_length.check(reference_dir=reference_dir)
     if chapter == "04_network_tickets":
         return tickets.check(reference_dir=reference_dir)
-    from nrg.chapters import dvfs as chapter3
+    from nrg.book.chapters.c03_dvfs import driver as chapter3
 
     return chapter3.check(models=["gpt2"], device="cpu", reference_dir=reference_dir)
 
@@ -210,7 +214,7 @@ def test_readme_reproduce_and_chapter_3_give_the_same_gpu_commands():
     commands = reference.gpu_owner_commands()
     for page in (ROOT / "README.md", ROOT / "book" / "reproduce.md"):
         assert _documented(page) == list(commands), page.name
-    from nrg.chapters import dvfs as chapter3
+    from nrg.book.chapters.c03_dvfs import driver as chapter3
 
     message = chapter3.no_reference_message(_params("03_dvfs", None))
     assert all(f"`{c}`" in message for c in commands)
@@ -224,7 +228,7 @@ def test_the_handed_out_sweep_covers_the_gpus_clocks_with_the_paper_models():
     import yaml
 
     from nrg.book import build as book
-    from nrg.chapters import dvfs as chapter3
+    from nrg.book.chapters.c03_dvfs import driver as chapter3
 
     paper = book.load_profile(ROOT, "gpu-paper")["03_dvfs"]
     assert paper["gpu_clocks_mhz"] == "auto" and paper["models"] == [m["name"] for m in chapter3.PAPER_SETTING["models"]]

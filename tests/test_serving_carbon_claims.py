@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nrg.book import claims
-from nrg.chapters import display
-from nrg.chapters import serving as chapter
+from nrg.book import claims, display
+from nrg.book.chapters.c06_serving import driver as chapter
 
 
 def _rows(fall: float = 0.5, spread: float = 0.01, method: str = "estimated") -> pd.DataFrame:
@@ -83,7 +82,7 @@ def test_the_level_table_and_the_tradeoff_axis_say_estimated() -> None:
 
 
 def test_a_missing_latency_leaves_no_empty_slot_in_the_box() -> None:
-    from nrg.chapters.serving_findings import found
+    from nrg.book.chapters.c06_serving.findings import found
 
     said = found(_with_latency(_rows(), itl_at_1=0.0), {"alpha": 0.05, "skip_reason": None})
     first = next(s for s in said if "changes steady-state energy per token" in s)   # after the estimate's lead

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nrg.chapters import summary
+from nrg.book.chapters.summary import driver as summary
 from nrg.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]

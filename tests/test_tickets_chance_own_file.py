@@ -42,9 +42,9 @@ def _ranked(accuracies: tuple[float, ...]):  # type: ignore[no-untyped-def]
 
 def test_the_chance_level_and_the_best_guard_follow_your_own_tickets(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from nrg.chapters import tickets as chapter
-    from nrg.chapters import tickets_analysis as analysis
-    from nrg.chapters.tickets_chance import chance_quality
+    from nrg.book.chapters.c04_network_tickets import analysis
+    from nrg.book.chapters.c04_network_tickets import driver as chapter
+    from nrg.book.chapters.c04_network_tickets.chance import chance_quality
     from nrg.tickets.metrics import rouge_l
 
     own = chapter.check(tickets_path=str(_write(tmp_path / "tickets.csv")), run_dir=str(tmp_path / "run"),

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nrg.book.chapters.c04_network_tickets import analysis
 from nrg.book.labels import with_model_labels
-from nrg.chapters import tickets_analysis as analysis
 
 
 def _rows() -> pd.DataFrame:
@@ -44,7 +44,7 @@ def test_combinations_ranking_and_kernels_carry_the_label_and_the_parameter_coun
 
 
 def test_the_shown_ranking_names_the_model_and_says_its_energy_is_estimated(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from nrg.chapters import display
+    from nrg.book import display
 
     shown: list[dict] = []
     monkeypatch.setattr(display, "_publish", lambda data, metadata=None: shown.append(data))

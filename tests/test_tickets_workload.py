@@ -85,7 +85,7 @@ def test_a_cell_id_hashes_only_what_its_task_uses(tmp_path: Path) -> None:
 
 
 def test_the_shipped_configs_are_the_chapters_default_sweeps(tmp_path: Path) -> None:
-    from nrg.chapters import tickets as chapter
+    from nrg.book.chapters.c04_network_tickets import driver as chapter
 
     params = chapter.check(run_dir=str(tmp_path / "run"))
     for task, config in params["configs"].items():
@@ -219,7 +219,7 @@ def test_a_quantization_the_device_cannot_run_is_an_unsupported_cell(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The device (faked: a machine without nf4 kernels) decides; the runner keeps the reason as the row."""
     import nrg.compress.quantization as quantization
-    from nrg.chapters import tickets_analysis as analysis
+    from nrg.book.chapters.c04_network_tickets import analysis
 
     monkeypatch.setattr(quantization, "support",
                         lambda method, device_type: "no 4-bit kernel on this device" if method == "nf4" else "")
@@ -288,7 +288,7 @@ def _nrg_sweep(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.timeout(1800)   # several `nrg sweep` runs of up to 900 s each
 def test_nrg_sweep_runs_chapter_4_with_isolated_cells_timeouts_and_resume(tmp_path: Path) -> None:
     """The shipped configs, shrunk: a cell per process; a timeout is a failed row; --retry-failed reruns it."""
-    from nrg.chapters import tickets_analysis as analysis
+    from nrg.book.chapters.c04_network_tickets import analysis
     from nrg.sweep.runfolder import store
 
     small = {"n_tickets": 24, "classifier": {"batch_size": 8, "max_len": 48, "max_steps": 1},

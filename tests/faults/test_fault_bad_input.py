@@ -11,7 +11,7 @@ Three ways in, as a user meets them:
   converts them (``papermill.cli._resolve_type``: ``false`` stays the string
   ``"false"``, ``nan`` becomes a float NaN) given to the chapter's ``check``,
   which each notebook calls first; unknown names through
-  :func:`nrg.chapters.reject_unknown_injected`.
+  :func:`nrg.book.chapters.reject_unknown_injected`.
 
 Each case names the text its message must contain (the parameter); the work
 folder (cwd, ``NRG_RUNS_DIR``, the ``--out`` parent) must stay empty.
@@ -29,7 +29,7 @@ import yaml
 from fault_helpers import config
 
 from nrg.book import build as book
-from nrg.chapters import DRIVERS, driver, reject_unknown_injected
+from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected
 from nrg.commands.cli import main
 from nrg.errors import ParameterError
 

@@ -277,7 +277,7 @@ def test_sweep_without_clock_axes_recovers_a_killed_runs_settings_first(env, tmp
 
 
 def test_chapter_0_recovers_a_killed_runs_settings_before_measuring(env):
-    from nrg.chapters import measurement
+    from nrg.book.chapters.c00_how_energy_is_measured import driver as measurement
 
     _leave_settings_after_kill9(env)
     params = measurement.check(idle_s=0.1, meters=["estimate"])

@@ -113,7 +113,7 @@ def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> Non
     if unknown:
         raise ParameterError(
             f"chapter {chapter}: unknown parameter(s) {unknown}; valid parameters are: {sorted(declared)}")
-    from nrg import chapters as chapter_checks
+    from nrg.book import chapters as chapter_checks
 
     chapter_checks.validate(chapter, {**declared, **params})
 
@@ -127,7 +127,7 @@ def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str,
         raise ParameterError("running a chapter needs papermill and a Jupyter kernel: pip install 'nrg[book]' "
                              "(or use `nrg sweep` / `nrg reference`, which need no Jupyter)") from None
 
-    from nrg.chapters.publish import page_env
+    from nrg.book.publish import page_env
 
     check_parameters(root, chapter, params)
     check_output(output)
@@ -253,7 +253,7 @@ def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
     Deliberately broad (any change to nrg's code executes every chapter again):
     a page left stale is worse than a build that takes longer.
     """
-    from nrg.chapters.common import runs_root
+    from nrg.book.common import runs_root
 
     digest = hashlib.sha256()
 
@@ -304,7 +304,7 @@ def _listing(folder: Path) -> str:
 
 
 def _page_data(notebook: Path) -> Path:
-    from nrg.chapters.publish import DATA_DIR
+    from nrg.book.publish import DATA_DIR
 
     return notebook.parent / DATA_DIR / notebook.stem
 

@@ -266,10 +266,10 @@ def dvfs_latency_cost(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured
 
 def _rankings(rows: pd.DataFrame, params: Mapping[str, Any], prune: str | None = None) -> dict[str, Any]:
     """Chapter 4's R ranking of every task x phase with quality (only ``prune`` rows when given)."""
+    from nrg.book.chapters.c04_network_tickets import analysis as tickets_analysis
+    from nrg.book.chapters.c04_network_tickets.chance import chance_quality
+    from nrg.book.chapters.c04_network_tickets.driver import METRICS
     from nrg.book.findings import ranking_checks
-    from nrg.chapters import tickets_analysis
-    from nrg.chapters.tickets import METRICS
-    from nrg.chapters.tickets_chance import chance_quality
 
     metrics = dict(params.get("metrics") or {t: m[0] for t, m in METRICS.items()})
     w = float(params.get("w", 0.5))

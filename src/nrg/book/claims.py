@@ -255,6 +255,6 @@ def table(chapter: str, live: pd.DataFrame | None, reference: Mapping[str, pd.Da
 
 def section(chapter: str, live: pd.DataFrame | None, params: Mapping[str, Any]) -> ClaimsTable:
     """The claims table of a chapter: the live rows and the committed reference runs of ``params``."""
-    from nrg.chapters import reference
+    from nrg.book import reference_section as reference
 
     return table(chapter, live, reference.load(params), params)

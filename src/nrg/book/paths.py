@@ -1,6 +1,6 @@
 """Where the book lives on disk.
 
-Its own module, below both :mod:`nrg.book.build` and :mod:`nrg.chapters`, so a
+Its own module, below both :mod:`nrg.book.build` and :mod:`nrg.book.chapters`, so a
 chapter driver can find its runs folder without importing the book builder.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ def find_root(start: str | Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
             return folder
-    source_root = Path(__file__).resolve().parents[2]
+    source_root = Path(__file__).resolve().parents[3]
     if (source_root / "_toc.yml").is_file():
         return source_root
     raise ParameterError(f"no book found: no _toc.yml with notebooks/ above {here}")

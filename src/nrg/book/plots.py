@@ -7,7 +7,7 @@ to draw into an existing axes instead. Axis labels carry units (J/token, s,
 W, MHz). :func:`set_theme` is the only function with a global effect.
 
 Each figure keeps the tidy table it was drawn from (:func:`figure_data`), so
-the book can publish that table beside the page (``nrg.chapters.publish``).
+the book can publish that table beside the page (``nrg.book.publish``).
 """
 from __future__ import annotations
 

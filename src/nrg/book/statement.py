@@ -13,7 +13,7 @@ cannot be concluded and why (or nothing). Filling refuses empty slots, so
 The checks here are the shared guards (:func:`at_least`, :func:`separated`,
 :func:`above`, :func:`fit_adequate`, :func:`part_within`,
 :func:`within_spread`); every module that writes sentences for the book
-(:mod:`nrg.book.findings`, :mod:`nrg.book.claims`, :mod:`nrg.chapters.found`, the
+(:mod:`nrg.book.findings`, :mod:`nrg.book.claims`, :mod:`nrg.book.found`, the
 chapter analyses) builds its guarded sentences from them.
 """
 from __future__ import annotations

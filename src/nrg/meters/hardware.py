@@ -23,7 +23,7 @@ from typing import Any
 import nrg
 from nrg.errors import check_int
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def cpu_model() -> str:

@@ -15,8 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.book import carbon
-from nrg.chapters import common, sweeps
+from nrg.book import carbon, common, sweeps
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:

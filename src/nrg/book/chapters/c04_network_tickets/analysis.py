@@ -1,6 +1,6 @@
 """Analysis of chapter 4: per-combination tables, ANOVA, the ranking R and the Pareto front.
 
-Every function takes the rows :func:`nrg.chapters.tickets.measure` returns and
+Every function takes the rows :func:`nrg.book.chapters.c04_network_tickets.driver.measure` returns and
 gives back a DataFrame, an :class:`nrg.stats.AnovaResult` or a
 :class:`nrg.stats.RankResult`, so each table and figure of the chapter has its
 data in the package. Rows that did not run (``status`` "unsupported" or
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from nrg.book.chapters.c04_network_tickets.chance import chance_quality
+from nrg.book.chapters.c04_network_tickets.kernels import kernel_sentence, kernels
+from nrg.book.common import Text
 from nrg.book.labels import model_columns
-from nrg.chapters.common import Text
-from nrg.chapters.tickets_chance import chance_quality
-from nrg.chapters.tickets_kernels import kernel_sentence, kernels
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -252,7 +252,7 @@ def _skipped(params: Mapping[str, Any], task: str) -> list[Any]:
 
 def combinations_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
     """Every combination's energy and quality (table), then as heatmaps."""
-    from nrg.chapters.tickets import METRICS
+    from nrg.book.chapters.c04_network_tickets.driver import METRICS
 
     if _skipped(params, task):
         return _skipped(params, task)

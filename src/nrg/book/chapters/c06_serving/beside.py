@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters.serving import FACTOR, PUBLISHED, PUBLISHED_MODELS
+from nrg.book.chapters.c06_serving.driver import FACTOR, PUBLISHED, PUBLISHED_MODELS
 
 if TYPE_CHECKING:
     import pandas as pd

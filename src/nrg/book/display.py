@@ -5,7 +5,7 @@ and snake_case names whose unit a reader must guess. :func:`table` shows the
 same data with three significant figures, units in the headers ("Energy (J)")
 and no row numbers. :func:`install` makes a notebook kernel do this for every
 DataFrame a cell shows, and put the link to the data behind each table and
-figure (:mod:`nrg.chapters.publish`) right under it -- so the chapters'
+figure (:mod:`nrg.book.publish`) right under it -- so the chapters'
 cells stay as they are: ``df`` or ``plots.bar_by_group(...)`` as the last line.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from nrg.chapters import publish
+from nrg.book import publish
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,7 +3,7 @@
 A pruned model saves time only when the kernel skips the zeros
 (``sparse-2:4``) or the matrices shrink (structured pruning); a ``dense``
 kernel multiplies the zeros like any other weight. Re-exported by
-:mod:`nrg.chapters.tickets_analysis`, where the notebook calls them.
+:mod:`nrg.book.chapters.c04_network_tickets.analysis`, where the notebook calls them.
 """
 from __future__ import annotations
 

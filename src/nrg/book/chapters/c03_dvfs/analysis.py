@@ -4,7 +4,7 @@ The same :func:`analyse` serves the live run and every committed reference run
 (``results/reference/<gpu>/03_dvfs/``): the optimal setting per objective, the
 saving and latency cost against the default, how far each phase moves with the
 clock, whether a lock took (observed clocks), and an ANOVA of energy per token
-on setting x model. The driver (:mod:`nrg.chapters.dvfs`) decides what to measure.
+on setting x model. The driver (:mod:`nrg.book.chapters.c03_dvfs.driver`) decides what to measure.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters import sweeps
-from nrg.chapters.dvfs import CHAPTER
+from nrg.book import sweeps
+from nrg.book.chapters.c03_dvfs.driver import CHAPTER
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -341,7 +341,7 @@ def analyse_all(live: Any, reference: Mapping[str, Path], alpha: float = 0.05) -
     if live is not None and not live.empty:
         gpus = ", ".join(sorted(map(str, live["gpu"].dropna().unique()))) if "gpu" in live.columns else ""
         out[f"Measured live on this machine{' (' + gpus + ')' if gpus else ''}"] = _analyse_or_explain(live, alpha)
-    from nrg.chapters.reference import describe
+    from nrg.book.reference_section import describe
 
     for gpu, frame in sweeps.load_reference(reference).items():
         label = f"Reference data measured on {gpu} (results/reference/{gpu}/{CHAPTER}; {describe(frame)})"

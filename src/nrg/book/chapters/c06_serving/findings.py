@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters.serving import FACTOR
+from nrg.book.chapters.c06_serving.driver import FACTOR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,7 @@ def _lowest(model: str, part: pd.DataFrame) -> str:
 
 
 def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFrame | None = None) -> Findings:
-    """Sentences from :func:`nrg.chapters.serving.means` (with intervals) and the rows' energy method."""
+    """Sentences from :func:`nrg.book.chapters.c06_serving.driver.means` (with intervals) and the rows' energy method."""
     from nrg.book.findings import Findings, num
 
     sentences = []
@@ -86,9 +86,9 @@ def serving_findings(means: pd.DataFrame, steady: pd.DataFrame, pub: pd.DataFram
 def found(df: pd.DataFrame, params: Any) -> list[str]:
     """The "What this chapter found" sentences: the fall with concurrency, the lowest level, the ANOVA, the method."""
     from nrg.book import findings
+    from nrg.book.chapters.c06_serving import driver as chapter
+    from nrg.book.found import _framing, _trust
     from nrg.book.statement import say
-    from nrg.chapters import serving as chapter
-    from nrg.chapters.found import _framing, _trust
     from nrg.stats import provenance_notes
 
     if df.empty:

@@ -4,7 +4,7 @@ The workload is a float32 matmul of growing size, repeated until a minimum
 window length (so no window is shorter than the meter's update period): more
 work must give more joules, whatever the source, and the page shows by which
 method each joule was obtained. Then one generation window is measured by nrg
-and by codecarbon at once (:mod:`nrg.chapters.codecarbon_compare`), and its
+and by codecarbon at once (:mod:`nrg.book.chapters.c00_how_energy_is_measured.codecarbon_compare`), and its
 energy is converted to carbon and money (:mod:`nrg.book.carbon`).
 
 A build of the book must not pay for these measurements again when nothing
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from nrg.book import carbon
-from nrg.chapters.common import as_bool, as_int, as_list, runs_root
+from nrg.book.common import as_bool, as_int, as_list, runs_root
 from nrg.errors import ParameterError, check_positive
 from nrg.meters import EnergyMonitor
 
@@ -44,7 +44,7 @@ RECORD_FILE = "measurements.pkl"
 # What a measurement depends on besides the machine: these parameters (region:
 # codecarbon's figures follow the country) and this code.
 MEASURED_PARAMS = ("idle_s", "meters", "matrix_sizes", "min_duration_s", "repeats", "power_per_core_w", "region")
-MEASURING_CODE = ("meters", "chapters/measurement.py", "chapters/codecarbon_compare.py")
+MEASURING_CODE = ("meters", "book/chapters/c00_how_energy_is_measured")
 # Provenance that identifies the machine (not the hostname, the time or a clock that moves under load).
 MACHINE_KEYS = ("cpu", "cpu_cores", "mem_bytes", "gpu", "gpu_count", "driver", "power_limit_w_current",
                 "python", "torch", "transformers")
@@ -270,8 +270,8 @@ def machine_identity(monitor: EnergyMonitor) -> dict[str, Any]:
 
 
 def code_digest() -> str:
-    """A digest of the code that measures (the meters, this driver, the comparison)."""
-    package = Path(__file__).resolve().parents[1]
+    """A digest of the code that measures (the meters, this chapter's folder: driver and comparison)."""
+    package = Path(__file__).resolve().parents[3]
     digest = hashlib.sha256()
     for name in MEASURING_CODE:
         target = package / name

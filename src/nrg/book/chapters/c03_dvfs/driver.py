@@ -9,7 +9,7 @@ machine it slows everyone's work): without it nothing is written to the
 hardware, not even the probe's permission test, and the plan says why no
 clock was swept. Whatever was measured -- here, or on a GPU machine whose run
 was committed under ``results/reference/<gpu>/03_dvfs/`` -- goes through the
-same :func:`nrg.chapters.dvfs_analysis.analyse`. Nothing is ever modelled in
+same :func:`nrg.book.chapters.c03_dvfs.analysis.analyse`. Nothing is ever modelled in
 place of a measurement: without reference data, the chapter says so and
 prints the sweep config that would produce the data.
 """
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.book import carbon
-from nrg.chapters import common, sweeps
+from nrg.book import carbon, common, sweeps
 from nrg.dvfs.common import as_consent
 from nrg.errors import ParameterError, check_choice
 
@@ -317,7 +316,7 @@ def reference_sweep_yaml(params: Mapping[str, Any], clocks: Sequence[int] | None
 
 def no_reference_message(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> str:
     """Markdown: no reference data is committed, and the commands that would produce it."""
-    from nrg.chapters.reference import gpu_owner_text
+    from nrg.book.reference_section import gpu_owner_text
 
     return (
         f"No reference data has been committed for this chapter (`results/reference/<gpu-slug>/{CHAPTER}/`). "

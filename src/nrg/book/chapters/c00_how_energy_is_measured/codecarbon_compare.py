@@ -142,10 +142,10 @@ def side_by_side(work: Callable[[], int], params: Mapping[str, Any], min_duratio
     codecarbon runs with PUE 1 so both tools report the machine's own joules;
     the chapter's PUE is applied afterwards, to both alike (:func:`carbon_table`).
     The chapter's own work (a :class:`GenerationWork`) is measured once per
-    machine and parameters (:class:`nrg.chapters.measurement.Measurements`): a
+    machine and parameters (:class:`nrg.book.chapters.c00_how_energy_is_measured.driver.Measurements`): a
     kept result is reused without loading its model.
     """
-    from nrg.chapters.measurement import open_monitor
+    from nrg.book.chapters.c00_how_energy_is_measured.driver import open_monitor
 
     with open_monitor(dict(params), announce=False) as monitor:
         if not isinstance(work, GenerationWork):

@@ -9,7 +9,7 @@ process may write the setting, the work can feel it and the user consented
 that applies -- no GPU, no cpufreq, no permission, no consent, no values --
 and the command that would run it, and nothing is written to the hardware.
 What is measured goes through the same
-:func:`nrg.chapters.dvfs_analysis.analyse` as the clock sweep.
+:func:`nrg.book.chapters.c03_dvfs.analysis.analyse` as the clock sweep.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters import sweeps
-from nrg.chapters.dvfs import CHAPTER, power_limits, sweep_config
+from nrg.book import sweeps
+from nrg.book.chapters.c03_dvfs.driver import CHAPTER, power_limits, sweep_config
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def measure(params: Mapping[str, Any], section: Section, progress: bool = True) 
 
 def analyse(params: Mapping[str, Any], section: Section, progress: bool = True) -> dict[str, dict[str, Any]]:
     """The section's live sweep analysed like the clock sweep ({} when it does not run)."""
-    from nrg.chapters import dvfs_analysis
+    from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
 
     rows = measure(params, section, progress=progress)
     return dvfs_analysis.analyse_all(rows, {}, alpha=params["alpha"]) if rows is not None else {}
@@ -162,7 +162,7 @@ def show(params: Mapping[str, Any], section: Section, keys: Sequence[tuple[str, 
     """Display the section: why not, or what is swept, then energy, time and power per setting and the ANOVA."""
     from IPython.display import Markdown, display
 
-    from nrg.chapters import dvfs_analysis
+    from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
 
     display(Markdown(section.text()))
     analyses = analyse(params, section)
@@ -180,7 +180,7 @@ def not_measured(the_plan: Any, sections: Sequence[Section]) -> Markdown | None:
     """
     from IPython.display import Markdown
 
-    from nrg.chapters.reference import gpu_owner_text
+    from nrg.book.reference_section import gpu_owner_text
 
     items = []
     if not the_plan.sweeps:
@@ -198,14 +198,14 @@ def not_measured(the_plan: Any, sections: Sequence[Section]) -> Markdown | None:
 
 
 def show_swept(analyses: Mapping[str, Mapping[str, Any]], key: str, figure: str | None = None) -> None:
-    """Like :func:`nrg.chapters.dvfs_analysis.show`, for items that compare settings.
+    """Like :func:`nrg.book.chapters.c03_dvfs.analysis.show`, for items that compare settings.
 
     An analysis that measured one setting only gets one line instead of an
     empty figure, a figure of a factor with one level, or an empty table.
     """
     from IPython.display import Markdown, display
 
-    from nrg.chapters import dvfs_analysis
+    from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
 
     for label, result in analyses.items():
         rows, axis = result.get("rows"), result.get("axis")

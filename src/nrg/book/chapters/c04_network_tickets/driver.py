@@ -18,7 +18,7 @@ Parameters are checked here before any work; the tickets are the synthetic
 ones of :mod:`nrg.tickets.generator` unless ``tickets_path`` names a CSV/JSONL file of
 your own (its columns are named by ``text_column``, ``label_column``,
 ``response_column``). The analysis (tables, ANOVA, ranking, Pareto front) is
-in :mod:`nrg.chapters.tickets_analysis`.
+in :mod:`nrg.book.chapters.c04_network_tickets.analysis`.
 """
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.book import carbon
-from nrg.chapters import common, sweeps
+from nrg.book import carbon, common, sweeps
 from nrg.errors import ParameterError
 from nrg.tickets.options import DEFAULT_MODELS, DEFAULTS, TASKS, train_settings
 
@@ -262,6 +261,6 @@ def measure(params: Mapping[str, Any], progress: bool = True) -> pd.DataFrame:
 
 def load_reference(params: Mapping[str, Any]) -> dict[str, Any]:
     """Committed GPU runs of this chapter by GPU name (empty when there are none)."""
-    from nrg.chapters.sweeps import load_reference as load
+    from nrg.book.sweeps import load_reference as load
 
     return load(params["reference"])

@@ -2,7 +2,7 @@
 
 A notebook's ``parameters`` cell declares plain values; papermill's ``-p`` passes
 lists and mappings as strings, so every driver reads them through
-:func:`nrg.chapters.common.as_list` / ``as_mapping``.  :func:`validate` is what
+:func:`nrg.book.common.as_list` / ``as_mapping``.  :func:`validate` is what
 ``nrg book`` calls before executing a chapter, and what each notebook calls
 first, so a bad value fails before any measurement and nothing is written.
 """
@@ -20,16 +20,12 @@ from nrg.progress import use_text_bars
 
 use_text_bars()  # the notebooks import this package: bars as text, not widgets
 
-# notebook stem -> driver module (under nrg.chapters)
+# notebook stem -> its folder under nrg.book.chapters (``c`` + the stem for a numbered chapter),
+# whose ``driver`` module checks the parameters and measures.
 DRIVERS: dict[str, str] = {
-    "00_how_energy_is_measured": "measurement",
-    "01_model_comparison": "model_comparison",
-    "02_sequence_length": "sequence_length",
-    "03_dvfs": "dvfs",
-    "04_network_tickets": "tickets",
-    "05_batch_size": "batch_size",
-    "06_serving": "serving",
-    "summary": "summary",
+    stem: (f"c{stem}" if stem[0].isdigit() else stem)
+    for stem in ("00_how_energy_is_measured", "01_model_comparison", "02_sequence_length", "03_dvfs",
+                 "04_network_tickets", "05_batch_size", "06_serving", "summary")
 }
 
 
@@ -37,7 +33,7 @@ def _install_display() -> None:
     """In a notebook kernel: tables and figures shown readably, with links to their data.
 
     The chapters import this package first thing, so every cell that ends in
-    a DataFrame or a figure gets :mod:`nrg.chapters.display`'s treatment
+    a DataFrame or a figure gets :mod:`nrg.book.display`'s treatment
     without changing the cell. Outside a kernel (the CLI, tests) nothing happens.
     """
     try:
@@ -46,7 +42,7 @@ def _install_display() -> None:
         return
     shell = get_ipython()
     if shell is not None and hasattr(shell, "kernel"):
-        from nrg.chapters.display import install
+        from nrg.book.display import install
 
         install(shell)
 
@@ -58,7 +54,7 @@ def driver(chapter: str) -> types.ModuleType:
     """The driver module of ``chapter``."""
     if chapter not in DRIVERS:
         raise choice_error("chapter", chapter, sorted(DRIVERS))
-    return importlib.import_module(f"nrg.chapters.{DRIVERS[chapter]}")
+    return importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}.driver")
 
 
 def validate(chapter: str, params: Mapping[str, Any]) -> None:

@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.book import carbon
-from nrg.chapters import common, sweeps
+from nrg.book import carbon, common, sweeps
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 CHAPTER = "06_serving"
 FACTOR = "concurrency"
 BATCH_CHAPTER = "05_batch_size"
-PUBLISHED = Path(__file__).resolve().parents[1] / "serving" / "data" / "mlenergy_v3_lm_arena_chat.csv"
+PUBLISHED = Path(__file__).resolve().parents[3] / "serving" / "data" / "mlenergy_v3_lm_arena_chat.csv"
 PUBLISHED_MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-14B")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters.common import as_int, as_list, as_mapping
+from nrg.book.common import as_int, as_list, as_mapping
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters import common
+from nrg.book import common
 from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:

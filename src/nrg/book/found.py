@@ -25,7 +25,7 @@ def _framing(rows: Any) -> list[str]:
 
 def _trust(rows: Any) -> list[str]:
     """What closes every box: missed CI targets and interference, always named, and failed rows."""
-    from nrg.chapters import quality
+    from nrg.book import quality
     from nrg.stats import provenance_notes
 
     notes = [n for n in provenance_notes(rows) if "estimated" not in n]   # the lead already says it
@@ -126,7 +126,7 @@ def _follows_work(calib: Any) -> str:
 def model_comparison(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 1: the spread of energy per token and what the ANOVA attributes it to."""
     from nrg import stats
-    from nrg.chapters.model_comparison import generate_rows
+    from nrg.book.chapters.c01_model_comparison.driver import generate_rows
 
     gen = generate_rows(df)
     out = _framing(gen) + _extremes(gen, ["model", "task"])
@@ -139,7 +139,7 @@ def sequence_length(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 2: the fitted cost per input and output token, the ANOVA and the decode share."""
     from nrg import stats
     from nrg.book import findings
-    from nrg.chapters import sequence_length as chapter
+    from nrg.book.chapters.c02_sequence_length import driver as chapter
 
     gen = chapter.ok_phase(df, "generate")
     out = _framing(gen)
@@ -168,7 +168,7 @@ def dvfs(analyses: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def tickets(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 4: the best-ranked combination of each task and phase (when the data carry one)."""
     from nrg.book import findings
-    from nrg.chapters import tickets_analysis as analysis
+    from nrg.book.chapters.c04_network_tickets import analysis
 
     out = _framing(df[df["phase"] == "inference"]) if "phase" in df.columns else []
     for task in params["tasks"]:
@@ -185,7 +185,7 @@ def tickets(df: Any, params: Mapping[str, Any]) -> list[str]:
 
 def batch_size(df: Any, params: Mapping[str, Any]) -> list[str]:
     """Chapter 5: energy per token and latency from the smallest to the largest batch, the fit, the ANOVA."""
-    from nrg.chapters import batch_size as chapter
+    from nrg.book.chapters.c05_batch_size import driver as chapter
 
     gen = chapter.ok_phase(df, "generate")
     out = _framing(gen) + list(chapter.batch_findings(gen))
@@ -214,6 +214,6 @@ def collect(chapter: str, *args: Any, **kwargs: Any) -> list[str]:
 
 def block(chapter: str, *args: Any, **kwargs: Any) -> Any:
     """The "What this chapter found" box (a MyST admonition) for the top of ``chapter``."""
-    from nrg.chapters.display import findings_block
+    from nrg.book.display import findings_block
 
     return findings_block(collect(chapter, *args, **kwargs))

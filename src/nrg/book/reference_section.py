@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nrg.chapters import common
-from nrg.chapters.common import Text
+from nrg.book import common
+from nrg.book.common import Text
 from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def _dvfs(rows: pd.DataFrame, params: Mapping[str, Any]) -> list[Any]:
 
 def _tickets(rows: pd.DataFrame, params: Mapping[str, Any]) -> list[Any]:
     """Ranked like the live run when the rows are chapter 4's fine-tuning cells, else inference by quant x prune."""
-    from nrg.chapters import tickets_analysis
+    from nrg.book.chapters.c04_network_tickets import analysis as tickets_analysis
 
     if {"finetune", "inference"} & set(rows["phase"].dropna()):
         shown: list[Any] = []
@@ -192,7 +192,7 @@ def _tickets(rows: pd.DataFrame, params: Mapping[str, Any]) -> list[Any]:
 
 def _batch_size(rows: pd.DataFrame, params: Mapping[str, Any]) -> list[Any]:
     """Chapter 5: per model and batch size, energy per token, latency, throughput and their change from the smallest."""
-    from nrg.chapters import batch_size
+    from nrg.book.chapters.c05_batch_size import driver as batch_size
 
     gen = _ok_phase(rows, "generate")
     if gen.empty:
@@ -217,7 +217,7 @@ KEY_TABLES: dict[str, Callable[[pd.DataFrame, Mapping[str, Any]], list[Any]]] = 
 
 def load(params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """The committed reference rows of a chapter's ``params["reference"]``, by GPU folder."""
-    from nrg.chapters.sweeps import load_reference
+    from nrg.book.sweeps import load_reference
 
     return load_reference(params.get("reference") or {})
 

@@ -1,0 +1,1 @@
+"""The chapter ``notebooks/summary.ipynb``: its driver (checks, measurement) and analysis."""

@@ -267,8 +267,8 @@ def test_a_model_that_is_not_the_published_one_says_so() -> None:
 
 def test_summary_tables_of_estimated_energy_say_so_in_their_headers() -> None:
     from nrg.book import display
-    from nrg.book.labels import is_energy
     from nrg.stats import summarize
+    from nrg.stats._data import is_energy
 
     rows = _estimated_rows().assign(model=["a", "b", "c"] * 10)
     summary = summarize(rows, by=["model"], measures=["energy_j", "time_s"])

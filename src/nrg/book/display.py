@@ -136,7 +136,7 @@ def table(df: pd.DataFrame) -> Styler:
     A meaningful index (a pivot table's rows) becomes ordinary columns; a
     ``measure`` column of measure names (long summaries) reads as their labels.
     """
-    from nrg.book.labels import estimated, is_energy
+    from nrg.stats._data import estimated, is_energy
 
     flat = publish.tidy(df)
     mark = bool(df.attrs.get("energy_estimated")) or estimated(df)   # estimated energy says so (nrg.book.labels)

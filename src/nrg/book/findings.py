@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from nrg.book.labels import is_energy
 from nrg.book.statement import Check, Finding, above, at_least, say
 from nrg.errors import ParameterError
-from nrg.stats._data import label, unit
+from nrg.stats._data import is_energy, label, unit
 from nrg.stats.anova_result import AnovaResult, SimpleEffects
 from nrg.stats.provenance import provenance_notes
 from nrg.stats.rank import RankResult

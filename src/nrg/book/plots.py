@@ -19,9 +19,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from nrg.book.labels import energy_axis_label, is_energy
+from nrg.book.labels import energy_axis_label
 from nrg.errors import ParameterError
-from nrg.stats._data import as_list, axis_label, label, ok_rows, require_columns
+from nrg.stats._data import as_list, axis_label, is_energy, label, ok_rows, require_columns
 from nrg.stats.anova_result import AnovaResult
 from nrg.stats.clocks import clock_key
 from nrg.stats.rank import pareto_mask

@@ -115,3 +115,30 @@ def check_confidence(confidence: float) -> None:
     """Confidence level must be a probability strictly between 0 and 1."""
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
         raise ParameterError(f"confidence={confidence!r} is not valid; it must be a number in (0, 1)")
+
+
+#: Column name endings that carry energy (or power derived from it): labelled "estimated" when it is.
+ENERGY_SUFFIXES = ("_j", "_per_token_j", "_j_s", "_j_s2", "_per_j", "avg_power_w")
+#: Columns computed from energy by a fixed factor (carbon tables): as estimated as the energy they convert.
+FROM_ENERGY = ("gco2e", "cost_usd")
+
+
+def is_energy(column: str) -> bool:
+    """Whether ``column`` holds energy or a quantity computed from it (EDP, GFLOP/J, average power)."""
+    base = str(column).split(" ")[0]
+    if base.endswith(("_method", "_source", "_warning")):   # how energy was obtained, not energy
+        return False
+    return base in FROM_ENERGY or base.endswith(ENERGY_SUFFIXES) or base.startswith(
+        ("energy", "net_energy", "cpu_energy", "gpu_energy", "dram_energy"))
+
+
+def estimated(rows: pd.DataFrame | None) -> bool:
+    """Whether any row's energy is estimated rather than measured (``energy_method``).
+
+    A table that joins a group's methods ("counter, estimated", as the carbon
+    tables do) counts too: part of that group's energy is an estimate.
+    """
+    if rows is None or "energy_method" not in rows.columns:
+        return False
+    methods = rows["energy_method"].astype("string").fillna("")
+    return bool(methods.str.split(",").map(lambda parts: "estimated" in [p.strip() for p in parts]).any())

@@ -93,7 +93,7 @@ def anova(
         log_table = _log_table(design, typ_n, formula, notes)
     tukey_tables = _tukey(design, table, fit, alpha) if tukey else TukeyTables()
     shown = quote(response) + formula[2:].replace(_term(BLOCK, typ_n), BLOCK_SOURCE)
-    from nrg.book.labels import estimated, is_energy
+    from nrg.stats._data import estimated, is_energy
 
     return AnovaResult(response, design.factors, shown, typ_n, table, design.n_obs, alpha,
                        checks, robust_table, log_table, tukey_tables, tuple(notes), fit,

@@ -139,7 +139,7 @@ def rank_configs(
     table["pareto"] = pareto_mask(table["energy_mean"], table["quality_mean"])
     table = table.sort_values(["R", "energy_mean"], ascending=[False, True], kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    from nrg.book.labels import estimated
+    from nrg.stats._data import estimated
 
     return RankResult(table, float(w), tuple(by_cols), energy, quality, tuple(notes), estimated(data))
 

@@ -130,7 +130,7 @@ def per_token_costs(
             rows.append({**dict(zip(by_cols, key, strict=True)), "term": row["term"], "estimate": row["estimate"],
                          "ci_low": row["ci_low"], "ci_high": row["ci_high"], "p": row["p"],
                          "unit": per_token_unit(response), "r2": fit.r2, "n": fit.n_obs})
-    from nrg.book.labels import estimated, is_energy
+    from nrg.stats._data import estimated, is_energy
 
     out = pd.DataFrame(rows, columns=[*by_cols, "term", "estimate", "ci_low", "ci_high", "p", "unit", "r2", "n"])
     out.attrs["energy_estimated"] = is_energy(response) and estimated(ok_rows(df))
@@ -168,7 +168,7 @@ def phase_share(
                 rows.append({**dict(zip(by_cols, key, strict=True)), "measure": m, **row})
     columns = [*by_cols, "measure", "prefill", "decode", "total", "prefill_share", "decode_share",
                "n", "decode_source"]
-    from nrg.book.labels import estimated, is_energy
+    from nrg.stats._data import estimated, is_energy
 
     out = pd.DataFrame(rows, columns=columns)
     # shares of estimated energy are shares of estimated energy: figures and tables say so

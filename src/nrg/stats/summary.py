@@ -64,7 +64,7 @@ def summarize(
     out["ci_halfwidth"] = t_halfwidth(out["std"], out["n"], confidence)
     out["ci_low"] = out["mean"] - out["ci_halfwidth"]
     out["ci_high"] = out["mean"] + out["ci_halfwidth"]
-    from nrg.book.labels import estimated
+    from nrg.stats._data import estimated
 
     out = out[[*by_cols, *SUMMARY_COLUMNS]]
     out.attrs["energy_estimated"] = estimated(data)   # pivots keep it: their energy headers say "estimated"

@@ -214,8 +214,8 @@ def _sensitivity_findings(sens: Any, axis: str) -> list[str]:
 
 def _share_findings(shares: Any, rows: Any) -> list[str]:
     from nrg.book.findings import pct
-    from nrg.book.labels import estimated
     from nrg.stats import label
+    from nrg.stats._data import estimated
 
     out = []
     for measure in ("time_s", "energy_j"):

@@ -211,8 +211,8 @@ def heatmaps(df: pd.DataFrame, task: str, metric: str) -> Figure:
     """Mean energy per phase and mean quality for each quant x prune, one heatmap per row."""
     from matplotlib.figure import Figure
 
-    from nrg.book.labels import estimated
     from nrg.book.plots import quant_prune_heatmap
+    from nrg.stats._data import estimated
 
     rows = task_rows(df, task)
     fig = Figure(figsize=(7, 13), layout="constrained")   # one heatmap per row: legible at page width

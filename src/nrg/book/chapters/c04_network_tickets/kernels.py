@@ -40,7 +40,8 @@ def kernels(df: pd.DataFrame) -> pd.DataFrame:
     table["time_vs_unpruned"] = (joined["time_s"] / joined["time_s_unpruned"]).to_numpy()
     table["energy_vs_unpruned"] = (joined["energy_j"] / joined["energy_j_unpruned"]).to_numpy()
     table["saves_compute"] = table.apply(_saves_compute, axis=1)
-    from nrg.book.labels import estimated, model_columns
+    from nrg.book.labels import model_columns
+    from nrg.stats._data import estimated
 
     out = model_columns(table[table["prune"] != "none"].reset_index(drop=True), inference, ("task", *KEYS))
     out.attrs["energy_estimated"] = estimated(inference)   # the page's headers say "estimated"

@@ -116,7 +116,7 @@ def batch_costs(gen: pd.DataFrame) -> pd.DataFrame:
         for r in result.coefficients.itertuples(index=False):
             rows.append({"model": model, "term": r.term, "estimate_j": r.estimate, "ci_low_j": r.ci_low,
                          "ci_high_j": r.ci_high, "p": r.p, "r2": result.r2, "n": result.n_obs})
-    from nrg.book.labels import estimated
+    from nrg.stats._data import estimated
 
     out = pd.DataFrame(rows, columns=["model", "term", "estimate_j", "ci_low_j", "ci_high_j", "p", "r2", "n"])
     out.attrs["energy_estimated"] = estimated(gen)   # the page's headers say "estimated" (nrg.book.labels)

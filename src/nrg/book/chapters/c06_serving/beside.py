@@ -59,7 +59,7 @@ def shape_table(means: pd.DataFrame | None, batch: pd.DataFrame, pub: pd.DataFra
     """Every curve as energy per token relative to its own smallest level (long form)."""
     import pandas as pd
 
-    from nrg.book.labels import estimated
+    from nrg.stats._data import estimated
 
     frames = []
     served = ", estimated" if means is not None and means.attrs.get("energy_estimated") else ""

@@ -137,7 +137,7 @@ def means(steady: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index=["model", FACTOR], columns="measure", values=["mean", "ci_low", "ci_high"])
     wide.columns = [f"{m}" if s == "mean" else f"{m}_{s}" for s, m in wide.columns]
     order = [c for m in present for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in wide.columns]
-    from nrg.book.labels import estimated
+    from nrg.stats._data import estimated
 
     out = wide[order].reset_index()
     out.attrs["energy_estimated"] = estimated(steady)   # headers and axes of estimated energy say so

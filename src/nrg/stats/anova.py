@@ -138,7 +138,7 @@ def _formula(design: Design, typ: int) -> str:
 
 
 def _raw_anova(fit, typ: int, design: Design) -> pd.DataFrame:
-    raw = anova_lm(fit, typ=typ)
+    raw: pd.DataFrame = anova_lm(fit, typ=typ)
     raw = raw.drop(index="Intercept", errors="ignore")
     names = _term_names(design, typ)
     raw.index = [names.get(i, i) for i in raw.index]

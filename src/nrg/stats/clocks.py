@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,7 @@ def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, refer
     if locked.empty:
         return None
     means = locked.groupby("_clock")[list(dict.fromkeys([metric, energy, time]))].mean()
-    best = float(means[metric].idxmin())
+    best = float(cast(float, means[metric].idxmin()))   # the index is ``_clock``: clock numbers
     ref_rows, ref_label = _reference_rows(part, part["_clock"], reference)
     best_rows = locked[locked["_clock"] == best]
     e_opt, e_ref = best_rows[energy].mean(), ref_rows[energy].mean()

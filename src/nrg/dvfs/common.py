@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 MARKER_NAME = "dvfs-applied.json"
 PERMISSION_HINT = "needs root or `nvidia-smi -acp UNRESTRICTED`"
@@ -109,7 +112,7 @@ def consent_error(change: str) -> ParameterError:
                           f"{HOW_TO_CONSENT} (every change is restored afterwards)")
 
 
-def load_nvml(nvml_module: Any = None) -> Any:
+def load_nvml(nvml_module: Nvml | None = None) -> Nvml:
     """The NVML module: the one given, the configured one, or ``pynvml`` (imported lazily)."""
     from nrg.meters.nvml import load_nvml as load_nvml_module  # the one loader of the package
 

@@ -62,7 +62,11 @@ class Gpu:
     index: int
 
     def call(self, action: str, function: str, *args: Any) -> Any:
-        """Call NVML ``function`` on this GPU; its errors become DVFS errors that say what was tried."""
+        """Call NVML ``function`` on this GPU; its errors become DVFS errors that say what was tried.
+
+        Returns ``Any``: the function is named at run time and NVML's results differ
+        (an int, bytes, a list of clocks, a pair of limits); each caller converts.
+        """
         try:
             return getattr(self.nvml, function)(self.handle, *args)
         except self.nvml.NVMLError as exc:

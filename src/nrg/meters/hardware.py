@@ -16,12 +16,15 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nrg
 from nrg.errors import check_int
+
+T = TypeVar("T")
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -120,7 +123,7 @@ def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _try(fn: Any, *args: Any) -> Any:
+def _try(fn: Callable[..., T], *args: object) -> T | None:
     try:
         return fn(*args)
     except Exception:  # a query this GPU or driver does not support

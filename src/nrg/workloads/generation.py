@@ -242,7 +242,7 @@ def prepare_cell(cell: Cell, context: SweepContext,
     """Load, transform, build inputs, open the meters and warm up (under the cell's settings)."""
     loaded = load_model(cell)
     loaded, transform_cols = apply_transforms(loaded, cell)
-    task = _task_for(cell)
+    task: Task | _LabelOnly | None = _task_for(cell)
     if loaded.weights != "real" or loaded.tokenizer is None:
         task = None if task is None else _LabelOnly(task.dataset)  # systems run: synthetic ids
     inputs = make_inputs(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
@@ -295,7 +295,7 @@ class GenerationWorker:
             self.prepared = None
 
 
-def _task_for(cell: Cell) -> Any | None:
+def _task_for(cell: Cell) -> Task | None:
     """The cell's task object (None for systems runs without a task)."""
     if cell.task.name == NO_TASK:
         return None

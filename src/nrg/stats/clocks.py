@@ -8,7 +8,7 @@ driver's default setting when the sweep measured it, else the highest clock.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import cast
 
 import numpy as np
@@ -125,7 +125,7 @@ def optimal_clocks(
     return pd.DataFrame([r for r in rows if r is not None])
 
 
-def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, reference: str | float,
+def _optimal_row(key: Hashable, part: pd.DataFrame, by_cols: list[str], metric: str, reference: str | float,
                  energy: str, time: str) -> dict | None:
     key = key if isinstance(key, tuple) else (key,)
     locked = part[part["_clock"].notna()]

@@ -46,7 +46,7 @@ class DvfsConfig:
     """Where DVFS acts: which GPU, through which NVML module, on which sysfs tree."""
 
     gpu_index: int = 0
-    nvml_module: Any = None          # None: ``import pynvml`` when first needed
+    nvml_module: Nvml | None = None          # None: ``import pynvml`` when first needed
     sysfs_root: Path = Path("/")
     marker_path: Path | None = None  # None: $NRG_STATE_DIR or ~/.cache/nrg
     sample_interval_s: float = 0.1
@@ -55,7 +55,7 @@ class DvfsConfig:
 _CONFIG = DvfsConfig()
 
 
-def configure(gpu_index: int = 0, nvml_module: Any = None, sysfs_root: str | Path = "/",
+def configure(gpu_index: int = 0, nvml_module: Nvml | None = None, sysfs_root: str | Path = "/",
               marker_path: str | Path | None = None, sample_interval_s: float = 0.1) -> DvfsConfig:
     """Set the target of every later DVFS call; calling it with no argument restores defaults."""
     if isinstance(gpu_index, bool) or not isinstance(gpu_index, int) or gpu_index < 0:

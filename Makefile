@@ -58,7 +58,8 @@ test: $(STAMP) $(VENV)/.nrg-ray-installed $(ENGINE_STAMP) browser-deps lint
 	$(BIN)/python -m pytest -q --durations=15
 
 # ruff (pyflakes, import order, pydocstyle on the public API, bugbear, pyupgrade, simplify, ruff's own
-# rules) over src, tests and benchmarks; mypy (warn_return_any, per-module overrides) over src/nrg.
+# rules) over src, tests and benchmarks; mypy (warn_return_any, no untyped defs, pandas-stubs,
+# per-module overrides) over src/nrg.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy

@@ -203,7 +203,7 @@ def check_params(region: str = DEFAULT_REGION, price_per_kwh: float | None = Non
 # ------------------------------------------------------------------ tables
 
 
-def convert(frame: Any, conv: Conversion, energy: str = "energy_j") -> pd.DataFrame:
+def convert(frame: pd.DataFrame, conv: Conversion, energy: str = "energy_j") -> pd.DataFrame:
     """``frame`` with ``gco2e`` and ``cost_usd`` for its ``energy`` column, and the provenance columns."""
     out = frame.copy()
     out["gco2e"] = [conv.gco2e(e) for e in out[energy]]
@@ -213,7 +213,7 @@ def convert(frame: Any, conv: Conversion, energy: str = "energy_j") -> pd.DataFr
     return out
 
 
-def _ok(rows: Any) -> pd.DataFrame:
+def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     if "status" in rows.columns:
         rows = rows[rows["status"].astype("string").fillna("ok") == "ok"]
     return rows
@@ -338,7 +338,7 @@ class PageTable:
 
     def visible(self) -> pd.DataFrame:
         """The rows with their groups, then energy, CO₂e and cost, then how the energy was obtained."""
-        shown = self.frame.drop(columns=self.constant())
+        shown: pd.DataFrame = self.frame.drop(columns=self.constant())
         values = [c for c in VALUE_COLUMNS if c in shown.columns]
         keys = [c for c in shown.columns if c not in values and c not in ("windows", "energy_method")]
         tail = [c for c in ("windows", "energy_method") if c in shown.columns]

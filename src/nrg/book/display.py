@@ -18,6 +18,7 @@ from nrg.book import publish
 
 if TYPE_CHECKING:
     import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
     from IPython.display import HTML, Markdown
     from pandas.io.formats.style import Styler
 
@@ -402,12 +403,13 @@ def _handlers() -> dict[str, Callable[[Any, str | None], None]]:
     }
 
 
-def _shell() -> Any:
+def _shell() -> InteractiveShell | None:
     try:
         from IPython import get_ipython
     except ImportError:
         return None
-    return get_ipython()
+    shell: InteractiveShell | None = get_ipython()
+    return shell
 
 
 def install(shell: Any = None) -> bool:

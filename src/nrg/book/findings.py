@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -102,6 +103,11 @@ def _two_decimals(x: float) -> str:
     return "> 0.99" if 0.995 <= x < 1 else f"= {x:.2f}"
 
 
+def _columns(frame: pd.DataFrame, *names: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``frame``'s columns ``names`` as tuples (what ``itertuples`` gives, typed by position)."""
+    return zip(*(frame[name] for name in names), strict=True)
+
+
 def anova_findings(result: AnovaResult, response_label: str | None = None) -> Findings:
     """Which factors explain how much variance, which do not, and whether checks held.
 
@@ -126,19 +132,19 @@ def anova_findings(result: AnovaResult, response_label: str | None = None) -> Fi
     robust_used = {s for s in verdict_p if s in _changed_by_robust(result)}
     sig = eff[eff["source"].isin(sig_sources)].sort_values("eta_sq", ascending=False)
     sentences = []
-    parts = [f"{_term_name(r.source)} explains {pct(r.eta_sq)}"
+    parts = [f"{_term_name(source)} explains {pct(eta_sq)}"
              f"{' of the variance in ' + what if i == 0 else ''} "
-             f"(partial η² {_two_decimals(r.partial_eta_sq)}, {_p_of(r.source, verdict_p, robust_used)})"
-             for i, r in enumerate(sig.itertuples())]
+             f"(partial η² {_two_decimals(partial)}, {_p_of(source, verdict_p, robust_used)})"
+             for i, (source, eta_sq, partial) in enumerate(_columns(sig, "source", "eta_sq", "partial_eta_sq"))]
     if parts:
         sentences.append(_cap("; ".join(parts)) + ".")
-    for r in eff[~eff["source"].isin(sig_sources)].itertuples():
-        p = _p_of(r.source, verdict_p, robust_used)
-        if ":" in r.source:
-            sentences.append(f"The {_term_name(r.source)} interaction is not significant ({p}, η² {_share(r.eta_sq)}).")
+    for source, eta_sq in _columns(eff[~eff["source"].isin(sig_sources)], "source", "eta_sq"):
+        p = _p_of(source, verdict_p, robust_used)
+        if ":" in source:
+            sentences.append(f"The {_term_name(source)} interaction is not significant ({p}, η² {_share(eta_sq)}).")
         else:
-            sentences.append(f"{_cap(_term_name(r.source))} has no significant effect on {what} "
-                             f"({p}, η² {_share(r.eta_sq)}).")
+            sentences.append(f"{_cap(_term_name(source))} has no significant effect on {what} "
+                             f"({p}, η² {_share(eta_sq)}).")
     sentences += _share_note(result)
     sentences += _robust_sentences(result)
     sentences += [_tukey_sentence(f, t, result.alpha) for f, t in result.tukey.items() if f in sig_sources]
@@ -260,8 +266,7 @@ def length_findings(costs: pd.DataFrame, response: str = "energy_j", per: int = 
     u = unit(response) or per_token_unit(response)
     what = ("estimated " if costs.attrs.get("energy_estimated") else "") + label(response)
     sentences = []
-    for row in costs.itertuples(index=False):
-        d = row._asdict()
+    for d in costs.to_dict("records"):
         who = ", ".join(str(d[c]) for c in by)
         prefix = f"For {who}, {what}" if who else _cap(what)
         kind = "input" if "input" in d["term"] else "output" if "output" in d["term"] else d["term"]
@@ -286,7 +291,7 @@ def phase_share_findings(shares: pd.DataFrame) -> Findings:
             continue
         spread = pct(s.min()) if pct(s.min()) == pct(s.max()) else \
             f"{pct(s.min())}–{pct(s.max())} (median {pct(s.median())})"
-        what = ("estimated " if shares.attrs.get("energy_estimated") and is_energy(str(measure)) else "") + label(measure)
+        what = ("estimated " if shares.attrs.get("energy_estimated") and is_energy(str(measure)) else "") + label(str(measure))
         sentences.append(f"Decode takes {spread} of {what} across {len(s)} cell(s); prefill the rest.")
     return Findings(tuple(sentences))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -65,7 +65,7 @@ def params_text(n_params: Any) -> str:
     return f"{n:.0f}"
 
 
-def model_label(row: Mapping[str, Any], with_params: bool = True) -> str:
+def model_label(row: Mapping[str, Any] | Mapping[Hashable, Any], with_params: bool = True) -> str:
     """The model's name, with what differs from the published model in brackets.
 
     ``t5-3b [2/24 layers, random]``, ``gpt2 [tiny widths, random]``,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -257,4 +258,5 @@ def quant_prune_heatmap(df: pd.DataFrame, value: str = "energy_j", rows: str = "
     sns.heatmap(table, annot=True, fmt=fmt, cmap="viridis", ax=ax, cbar_kws={"label": energy_axis_label(value, data)})
     ax.set_xlabel(axis_label(cols))
     ax.set_ylabel(axis_label(rows))
-    return _keep(ax, table.stack().rename(value).reset_index(), f"{value}-by-{rows}-{cols}")
+    stacked = cast("pd.Series", table.stack())   # one level of columns: stack gives a Series
+    return _keep(ax, stacked.rename(value).reset_index(), f"{value}-by-{rows}-{cols}")

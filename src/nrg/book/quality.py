@@ -35,7 +35,7 @@ def _factors(rows: Any) -> list[str]:
     return [c for c in dict.fromkeys(names) if c in rows.columns and rows[c].notna().any()]
 
 
-def _ok(rows: Any) -> pd.DataFrame:
+def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == "ok"] if "status" in rows.columns else rows
 
 
@@ -104,7 +104,7 @@ def interference_count(rows: Any) -> int:
     return len(hit.drop_duplicates(keys)) if keys else len(hit)
 
 
-def _windows(rows: Any) -> pd.DataFrame:
+def _windows(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with ``_window``: one value per measured window (a generation's three phases share one)."""
     if "phase" not in rows.columns:
         return rows
@@ -112,7 +112,7 @@ def _windows(rows: Any) -> pd.DataFrame:
     return rows.assign(_window=phase.where(~phase.isin(["prefill", "decode", "generate"]), "generate"))
 
 
-def _scored_once(ok: Any) -> pd.DataFrame:
+def _scored_once(ok: pd.DataFrame) -> pd.DataFrame:
     """Rows measured once per cell outside the repeats (quality scoring) in a frame whose repeats were blocked."""
     if "phase" not in ok.columns:
         return ok.iloc[:0]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _parse_value(name: str, text: str) -> Any:
+def _parse_value(name: str, text: str) -> object:
     """A ``-p name value`` value: YAML (``false``, ``[1, 2]``, ``{a: 1}``), read strictly.
 
     A YAML error, a key given twice (``{min: 2, min: 3}``) or an oversized value names the parameter.

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from nrg.compress.layers import as_linear, device_of, linear_layers
+
+if TYPE_CHECKING:
+    import torch
 
 FLOAT_DTYPES = {"none": None, "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 BNB_METHODS = ("int8-bnb", "nf4", "fp4")
@@ -68,7 +72,7 @@ def _cast(model: Any, method: str) -> QuantResult:
     return QuantResult(method, layers=len(linear_layers(model)))
 
 
-def import_bitsandbytes() -> Any:
+def import_bitsandbytes() -> ModuleType:
     """``bitsandbytes``, imported without its start-up warning about an optional CPU kernel.
 
     On a CPU with AVX512-BF16 it tries to fetch ``kernels-community``'s 4-bit
@@ -84,7 +88,7 @@ def import_bitsandbytes() -> Any:
     return bitsandbytes
 
 
-def _bnb_layer(linear: Any, method: str, device: Any) -> Any:
+def _bnb_layer(linear: Any, method: str, device: Any) -> torch.nn.Module:
     import torch
 
     bnb = import_bitsandbytes()

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 MARKER_NAME = "dvfs-applied.json"
 PERMISSION_HINT = "needs root or `nvidia-smi -acp UNRESTRICTED`"
@@ -43,7 +46,7 @@ class DvfsConfig:
     """Where DVFS acts: which GPU, through which NVML module, on which sysfs tree."""
 
     gpu_index: int = 0
-    nvml_module: Any = None          # None: ``import pynvml`` when first needed
+    nvml_module: Nvml | None = None          # None: ``import pynvml`` when first needed
     sysfs_root: Path = Path("/")
     marker_path: Path | None = None  # None: $NRG_STATE_DIR or ~/.cache/nrg
     sample_interval_s: float = 0.1
@@ -52,7 +55,7 @@ class DvfsConfig:
 _CONFIG = DvfsConfig()
 
 
-def configure(gpu_index: int = 0, nvml_module: Any = None, sysfs_root: str | Path = "/",
+def configure(gpu_index: int = 0, nvml_module: Nvml | None = None, sysfs_root: str | Path = "/",
               marker_path: str | Path | None = None, sample_interval_s: float = 0.1) -> DvfsConfig:
     """Set the target of every later DVFS call; calling it with no argument restores defaults."""
     if isinstance(gpu_index, bool) or not isinstance(gpu_index, int) or gpu_index < 0:
@@ -109,7 +112,7 @@ def consent_error(change: str) -> ParameterError:
                           f"{HOW_TO_CONSENT} (every change is restored afterwards)")
 
 
-def load_nvml(nvml_module: Any = None) -> Any:
+def load_nvml(nvml_module: Nvml | None = None) -> Nvml:
     """The NVML module: the one given, the configured one, or ``pynvml`` (imported lazily)."""
     from nrg.meters.nvml import load_nvml as load_nvml_module  # the one loader of the package
 

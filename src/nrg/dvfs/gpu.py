@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.dvfs import guard, marker
 from nrg.dvfs.common import (
@@ -29,10 +29,13 @@ from nrg.dvfs.common import (
 )
 from nrg.errors import ParameterError
 
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
+
 _VIRTUALIZATION = {0: "none", 1: "passthrough", 2: "vGPU guest", 3: "vGPU host", 4: "vSGA host"}
 
 
-def explain(exc: Exception, nvml: Any, action: str, virtualization: str | None = None) -> DvfsError:
+def explain(exc: Exception, nvml: Nvml, action: str, virtualization: str | None = None) -> DvfsError:
     """The NVML error ``exc`` met while ``action`` as a DvfsError that says why and what to do."""
     code = getattr(exc, "value", None)
     if code == nvml.NVML_ERROR_LIBRARY_NOT_FOUND:
@@ -57,12 +60,16 @@ def explain(exc: Exception, nvml: Any, action: str, virtualization: str | None =
 class Gpu:
     """An open NVML device; ``call`` runs one NVML function with errors explained."""
 
-    nvml: Any
-    handle: Any
+    nvml: Nvml
+    handle: object
     index: int
 
     def call(self, action: str, function: str, *args: Any) -> Any:
-        """Call NVML ``function`` on this GPU; its errors become DVFS errors that say what was tried."""
+        """Call NVML ``function`` on this GPU; its errors become DVFS errors that say what was tried.
+
+        Returns ``Any``: the function is named at run time and NVML's results differ
+        (an int, bytes, a list of clocks, a pair of limits); each caller converts.
+        """
         try:
             return getattr(self.nvml, function)(self.handle, *args)
         except self.nvml.NVMLError as exc:
@@ -123,7 +130,7 @@ class Gpu:
 
 
 @contextlib.contextmanager
-def open_gpu(gpu_index: int | None = None, nvml_module: Any = None) -> Iterator[Gpu]:
+def open_gpu(gpu_index: int | None = None, nvml_module: Nvml | None = None) -> Iterator[Gpu]:
     """Initialise NVML (reference-counted by NVML itself) and open one GPU."""
     nvml = load_nvml(nvml_module)
     index = settings().gpu_index if gpu_index is None else gpu_index

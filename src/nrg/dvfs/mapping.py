@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.dvfs import common
 from nrg.dvfs.common import DvfsUnavailableError
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 #: Axes whose value changes a whole physical GPU (every process on it feels it).
 GPU_GLOBAL_AXES: tuple[str, ...] = ("gpu_clock_mhz", "mem_clock_mhz", "power_limit_w")
@@ -43,7 +46,7 @@ def normalize_uuid(uuid: Any) -> str:
     return text[4:] if text.startswith("gpu-") else text
 
 
-def nvml_uuids(nvml_module: Any = None) -> list[str]:
+def nvml_uuids(nvml_module: Nvml | None = None) -> list[str]:
     """Every GPU's UUID in NVML's order (normalized)."""
     nvml = common.load_nvml(nvml_module)
     try:
@@ -66,7 +69,7 @@ def cuda_uuid(cuda_index: int) -> str:
     return normalize_uuid(torch.cuda.get_device_properties(cuda_index).uuid)
 
 
-def nvml_index_for_cuda_device(cuda_index: int, nvml_module: Any = None,
+def nvml_index_for_cuda_device(cuda_index: int, nvml_module: Nvml | None = None,
                                cuda_uuid_of: Callable[[int], Any] | None = None) -> int:
     """NVML's index of the GPU this process calls ``cuda:<cuda_index>``.
 
@@ -82,7 +85,7 @@ def nvml_index_for_cuda_device(cuda_index: int, nvml_module: Any = None,
         "a MIG slice or a container that hides NVML devices cannot be metered or tuned by index")
 
 
-def nvml_indices_for_cuda_devices(cuda_indices: Sequence[int], nvml_module: Any = None,
+def nvml_indices_for_cuda_devices(cuda_indices: Sequence[int], nvml_module: Nvml | None = None,
                                   cuda_uuid_of: Callable[[int], Any] | None = None) -> tuple[int, ...]:
     """:func:`nvml_index_for_cuda_device` for each index (NVML is read once)."""
     if not cuda_indices:
@@ -98,7 +101,7 @@ def nvml_indices_for_cuda_devices(cuda_indices: Sequence[int], nvml_module: Any 
 
 
 @contextlib.contextmanager
-def dvfs_target(cuda_index: int, nvml_module: Any = None,
+def dvfs_target(cuda_index: int, nvml_module: Nvml | None = None,
                 cuda_uuid_of: Callable[[int], Any] | None = None) -> Iterator[int]:
     """Point :mod:`nrg.dvfs` at the physical GPU behind ``cuda:<cuda_index>``; restore the target after.
 

@@ -12,11 +12,14 @@ import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.dvfs import cpu, gpu, guard, marker
 from nrg.dvfs.common import DvfsError
 from nrg.dvfs.common import marker_path as _marker_path
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 GPU_KINDS = ("gpu_locked_clocks", "mem_locked_clocks", "gpu_power_limit")
 CPU_KINDS = ("cpu_max_freq", "cpu_governor")
@@ -65,7 +68,7 @@ def _owned_elsewhere(entry: dict[str, Any], active: set[str]) -> str | None:
     return None
 
 
-def _restore(entry: dict[str, Any], nvml_module: Any, sysfs_root: str | Path | None) -> None:
+def _restore(entry: dict[str, Any], nvml_module: Nvml | None, sysfs_root: str | Path | None) -> None:
     kind = entry.get("kind")
     if kind in GPU_KINDS:
         with gpu.open_gpu(int(entry["target"]["gpu_index"]), nvml_module) as device:
@@ -76,7 +79,7 @@ def _restore(entry: dict[str, Any], nvml_module: Any, sysfs_root: str | Path | N
         raise DvfsError(f"unknown marker entry kind {kind!r}")
 
 
-def recover(marker_path: str | Path | None = None, nvml_module: Any = None,
+def recover(marker_path: str | Path | None = None, nvml_module: Nvml | None = None,
             sysfs_root: str | Path | None = None, force: bool = False) -> RecoveryReport:
     """Restore every stale entry of the marker, newest first, and delete what was restored.
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_positive, choice_error
 from nrg.meters.measurement import DOMAIN_FAMILIES, Method, domain_family
 from nrg.meters.source import EnergySource, Probe
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 #: Meters a user can choose (``--meters nvml,rapl,estimate``).
 METERS: tuple[str, ...] = ("nvml", "rapl", "estimate")
@@ -77,7 +80,7 @@ def check_meters(meters: Sequence[str] | str | None) -> tuple[str, ...]:
 
 
 def _probe_all(meters: tuple[str, ...], gpus: Sequence[int] | None, sysfs_root: str | Path,
-               nvml_module: Any, sample_period_s: float,
+               nvml_module: Nvml | None, sample_period_s: float,
                estimate_options: dict[str, Any]) -> list[Probe]:
     from nrg.meters.estimate import check_estimate_options, probe_estimate
     from nrg.meters.nvml import check_gpu_indices, probe_nvml
@@ -140,7 +143,7 @@ def _decide(domain: str, meters: tuple[str, ...], probes: dict[str, Probe]) -> C
 
 
 def choose_sources(meters: Sequence[str] | str | None = None, gpus: Sequence[int] | None = None,
-                   sysfs_root: str | Path = "/", nvml_module: Any = None,
+                   sysfs_root: str | Path = "/", nvml_module: Nvml | None = None,
                    sample_period_s: float = 0.1, **estimate_options: Any) -> Chain:
     """Probe the chosen meters and pick the best source per domain (sources not started)."""
     names = check_meters(meters)

@@ -73,9 +73,10 @@ def cite(relative: str) -> str:
 
 
 @cache
-def read_json(relative: str) -> Any:
-    """One of codecarbon's JSON files, parsed once per process."""
-    return json.loads(data_file(relative).read_text(encoding="utf-8"))
+def read_json(relative: str) -> dict[str, Any]:
+    """One of codecarbon's JSON files (each is an object at the top), parsed once per process."""
+    data: dict[str, Any] = json.loads(data_file(relative).read_text(encoding="utf-8"))
+    return data
 
 
 @cache

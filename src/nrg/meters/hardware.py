@@ -16,12 +16,18 @@ import platform
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nrg
 from nrg.errors import check_int
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
+
+T = TypeVar("T")
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -84,7 +90,7 @@ def git_sha(root: str | Path | None = None) -> str | None:
     return f"{sha}+dirty" if dirty else sha
 
 
-def gpu_info(nvml_module: Any = None) -> list[dict[str, Any]]:
+def gpu_info(nvml_module: Nvml | None = None) -> list[dict[str, Any]]:
     """Name, driver, current clocks and power limit of each NVIDIA GPU; [] if none.
 
     ``nvml_module`` lets tests pass a fake ``pynvml``; by default the real one.
@@ -120,7 +126,7 @@ def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _try(fn: Any, *args: Any) -> Any:
+def _try(fn: Callable[..., T], *args: object) -> T | None:
     try:
         return fn(*args)
     except Exception:  # a query this GPU or driver does not support
@@ -131,7 +137,7 @@ def _scale(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
 
-def provenance(nvml_module: Any = None) -> dict[str, Any]:
+def provenance(nvml_module: Nvml | None = None) -> dict[str, Any]:
     """Flat provenance columns for a result row (see ARCHITECTURE.md)."""
     gpus = gpu_info(nvml_module)
     first = gpus[0] if gpus else {}

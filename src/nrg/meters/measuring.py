@@ -84,7 +84,7 @@ class measure(ContextDecorator):  # used like a function: nrg.measure("name")
     def __call__(self, func: F) -> F:
         """Decorate ``func``: each call is measured; ``func.last_measurement`` holds the latest."""
         @functools.wraps(func)
-        def measured(*args: Any, **kwargs: Any) -> Any:
+        def measured(*args: Any, **kwargs: Any) -> object:
             try:
                 with self:
                     return func(*args, **kwargs)

@@ -28,13 +28,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_positive
 from nrg.meters.activity import CpuActivity, CpuActivityReader, foreign_gpu_processes, other_cpu
 from nrg.meters.chain import ChainDecision, choose_sources
 from nrg.meters.measurement import DomainEnergy, Measurement, Method
 from nrg.meters.source import EnergySource, MeterReadError
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 
 class NoEnergySourceError(RuntimeError):
@@ -99,7 +102,7 @@ class EnergyMonitor:
     @classmethod
     def auto(cls, meters: Sequence[str] | str | None = None, gpus: Sequence[int] | None = None,
              sysfs_root: str | Path = "/", sync: Callable[[], None] | None = None,
-             nvml_module: Any = None, sample_period_s: float = 0.1,
+             nvml_module: Nvml | None = None, sample_period_s: float = 0.1,
              proc_root: str | Path = "/proc", **estimate_options: Any) -> EnergyMonitor:
         """The best source per domain on this machine (see :mod:`nrg.meters.chain`).
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Protocol
 
 from nrg.errors import ParameterError
 from nrg.meters.measurement import Method
@@ -29,7 +29,82 @@ NVML_UPDATE_PERIOD_S = 0.1
 DEFAULT_SAMPLE_PERIOD_S = 0.1
 
 
-def load_nvml(nvml_module: Any = None) -> Any:
+class MemoryInfo(Protocol):
+    """What ``nvmlDeviceGetMemoryInfo`` returns, as far as nrg reads it."""
+
+    total: int
+
+
+class RunningProcess(Protocol):
+    """One entry of ``nvmlDeviceGetComputeRunningProcesses``."""
+
+    pid: int
+
+
+class Nvml(Protocol):
+    """The part of ``pynvml`` (nvidia-ml-py) that nrg calls; tests pass a fake module with these.
+
+    Handles are opaque (``object``); names and versions come as ``bytes`` from
+    old nvidia-ml-py releases and ``str`` from new ones. The clock and power
+    setters of :mod:`nrg.dvfs.gpu` are called by name (``Gpu.call``), so they
+    are not listed.
+    """
+
+    NVMLError: type[Exception]
+    NVML_CLOCK_GRAPHICS: int
+    NVML_CLOCK_MEM: int
+    NVML_ERROR_INVALID_ARGUMENT: int
+    NVML_ERROR_NO_PERMISSION: int
+    NVML_ERROR_NOT_SUPPORTED: int
+    NVML_ERROR_LIBRARY_NOT_FOUND: int
+    NVML_ERROR_GPU_IS_LOST: int
+    NVML_ERROR_FUNCTION_NOT_FOUND: int
+    NVML_ERROR_DRIVER_NOT_LOADED: int
+
+    def nvmlInit(self) -> None:
+        """Start NVML (reference-counted: one shutdown per init)."""
+
+    def nvmlShutdown(self) -> None:
+        """Release one init."""
+
+    def nvmlSystemGetDriverVersion(self) -> bytes | str:
+        """The driver's version string."""
+
+    def nvmlDeviceGetCount(self) -> int:
+        """How many GPUs NVML sees."""
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> object:
+        """An opaque handle for GPU ``index`` (NVML's numbering, not CUDA's)."""
+
+    def nvmlDeviceGetName(self, handle: object) -> bytes | str:
+        """The product name."""
+
+    def nvmlDeviceGetUUID(self, handle: object) -> bytes | str:
+        """``GPU-...``: how a CUDA device is matched to an NVML one."""
+
+    def nvmlDeviceGetMemoryInfo(self, handle: object) -> MemoryInfo:
+        """Memory sizes (bytes)."""
+
+    def nvmlDeviceGetClockInfo(self, handle: object, clock_type: int) -> int:
+        """The current clock of ``clock_type`` (MHz)."""
+
+    def nvmlDeviceGetPowerUsage(self, handle: object) -> int:
+        """The board's power draw now (mW)."""
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: object) -> int:
+        """The power limit in force (mW)."""
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: object) -> int:
+        """Energy since the driver loaded (mJ; Volta and newer)."""
+
+    def nvmlDeviceGetVirtualizationMode(self, handle: object) -> int:
+        """0 none, 1 passthrough, 2 vGPU guest, 3 vGPU host, 4 vSGA host."""
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: object) -> Sequence[RunningProcess]:
+        """Processes holding a compute context on the GPU."""
+
+
+def load_nvml(nvml_module: Nvml | None = None) -> Nvml:
     """The NVML module to use: the injected one, else ``pynvml`` (nvidia-ml-py).
 
     The package's only ``import pynvml``: meters, DVFS, provenance and the
@@ -40,7 +115,8 @@ def load_nvml(nvml_module: Any = None) -> Any:
         return nvml_module
     import pynvml  # heavy-ish and optional: imported only when GPUs are probed
 
-    return pynvml
+    module: Nvml = pynvml
+    return module
 
 
 def nvml_error_text(exc: BaseException) -> str:
@@ -86,7 +162,7 @@ def _validate_against_count(gpus: tuple[int, ...] | None, count: int) -> tuple[i
     return gpus
 
 
-def probe_nvml(gpus: Sequence[int] | None = None, nvml_module: Any = None,
+def probe_nvml(gpus: Sequence[int] | None = None, nvml_module: Nvml | None = None,
                sample_period_s: float = DEFAULT_SAMPLE_PERIOD_S) -> Probe:
     """Find which GPUs offer the energy counter and which only power samples."""
     wanted = check_gpu_indices(gpus)
@@ -125,9 +201,9 @@ def probe_nvml(gpus: Sequence[int] | None = None, nvml_module: Any = None,
     return probe
 
 
-def _inspect_gpus(nvml: Any, indices: tuple[int, ...], probe: Probe) -> dict[int, Any]:
+def _inspect_gpus(nvml: Nvml, indices: tuple[int, ...], probe: Probe) -> dict[int, object]:
     """Try each reading once per GPU; record offers and the reason for each refusal."""
-    handles: dict[int, Any] = {}
+    handles: dict[int, object] = {}
     counter: list[str] = []
     sampling: list[str] = []
     for index in indices:
@@ -154,7 +230,7 @@ def _inspect_gpus(nvml: Any, indices: tuple[int, ...], probe: Probe) -> dict[int
     return handles
 
 
-def running_pids(nvml: Any, handles: dict[int, Any]) -> dict[str, tuple[int, ...]]:
+def running_pids(nvml: Nvml, handles: dict[int, object]) -> dict[str, tuple[int, ...]]:
     """PIDs holding a compute context per GPU; a GPU whose list cannot be read is left out.
 
     Why not an error: the list only flags interference, it never changes a joule,
@@ -178,7 +254,7 @@ class NvmlCounterSource:
     update_period_s = NVML_UPDATE_PERIOD_S
     description = COUNTER
 
-    def __init__(self, nvml: Any, handles: dict[int, Any]) -> None:
+    def __init__(self, nvml: Nvml, handles: dict[int, object]) -> None:
         self._nvml = nvml
         self._handles = dict(handles)
         self.domains = tuple(f"gpu:{i}" for i in self._handles)
@@ -219,7 +295,7 @@ class NvmlSamplingSource:
     name = SAMPLING
     method = Method.INTEGRATED
 
-    def __init__(self, nvml: Any, handles: dict[int, Any],
+    def __init__(self, nvml: Nvml, handles: dict[int, object],
                  sample_period_s: float = DEFAULT_SAMPLE_PERIOD_S,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         if not sample_period_s > 0:

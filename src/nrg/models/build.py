@@ -8,16 +8,30 @@ so a 7B model is counted in milliseconds without allocating 28 GB.
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from nrg.errors import ParameterError
 from nrg.models.registry import Resolved
 from nrg.models.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedModel
+
 ENCODER_ONLY_TYPES = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta",
                                 "deberta-v2", "xlm-roberta", "mpnet"})
 T5_PRACTICAL_CONTEXT = 512   # T5 was pre-trained on 512-token inputs (relative attention has no hard cap)
 _RAM_FRACTION = 0.9          # refuse when weights alone need more than this share of free memory
+
+
+class AutoModelClass(Protocol):
+    """The two calls nrg makes on a transformers ``AutoModel...`` class (untyped in transformers)."""
+
+    def from_config(self, config: PreTrainedConfig, **kwargs: Any) -> PreTrainedModel:
+        """The architecture of ``config`` with random weights."""
+
+    def from_pretrained(self, source: str | Path, **kwargs: Any) -> PreTrainedModel:
+        """Saved weights from a folder or a hub id."""
 
 
 def base_config_dict(resolved: Resolved) -> dict[str, Any]:
@@ -111,7 +125,7 @@ def shaped_config_dict(base: dict[str, Any], spec: ModelSpec, tiny: dict[str, An
     return cfg
 
 
-def make_config(cfg: dict[str, Any]) -> Any:
+def make_config(cfg: dict[str, Any]) -> PreTrainedConfig:
     """A transformers config object from a plain dict (offline), with shapes that fit together."""
     from transformers import AutoConfig
     rest = dict(cfg)
@@ -160,12 +174,13 @@ def resolve_head(config: Any, head: str) -> str:
     return "causal-lm"
 
 
-def auto_class(head: str) -> Any:
+def auto_class(head: str) -> AutoModelClass:
     """The transformers ``AutoModel...`` class that builds a model with this head."""
     import transformers
     names = {"causal-lm": "AutoModelForCausalLM", "seq2seq-lm": "AutoModelForSeq2SeqLM",
              "base": "AutoModel", "sequence-classification": "AutoModelForSequenceClassification"}
-    return getattr(transformers, names[head])
+    auto: AutoModelClass = getattr(transformers, names[head])
+    return auto
 
 
 def meta_param_count(config: Any, head: str) -> int:
@@ -259,7 +274,7 @@ def check_workload_fits(spec: ModelSpec, config: Any, n_params: int, batch_size:
     return need
 
 
-def build_random(config: Any, head: str, spec: ModelSpec, seed: int = 0) -> Any:
+def build_random(config: Any, head: str, spec: ModelSpec, seed: int = 0) -> PreTrainedModel:
     """Instantiate the architecture with random weights directly on the target device."""
     import torch
     torch.manual_seed(seed)

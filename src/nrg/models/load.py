@@ -11,7 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError, check_device, device_index
 from nrg.models import build, real
@@ -19,6 +19,9 @@ from nrg.models.loaded import LoadedModel
 from nrg.models.real import real_available_offline
 from nrg.models.registry import Resolved, resolve
 from nrg.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def check_device_available(parameter: str, device: str) -> str:
@@ -108,7 +111,7 @@ def _real_source(resolved: Resolved) -> tuple[str | Path, bool]:
     return resolved.hub_id, False
 
 
-def local_tokenizer(p: Plan) -> Any | None:
+def local_tokenizer(p: Plan) -> PreTrainedTokenizerBase | None:
     """The tokenizer ``load`` would use for plan ``p`` when it is on this machine (embedded, folder).
 
     Lets a sweep check prompt lengths before any work. Random weights have no
@@ -127,7 +130,7 @@ def local_tokenizer(p: Plan) -> Any | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _tokenizer_at(source: str) -> Any | None:
+def _tokenizer_at(source: str) -> PreTrainedTokenizerBase | None:
     """A sweep is checked several times (chapter, then runner): read each tokenizer once."""
     return real.load_tokenizer(source)
 

@@ -9,6 +9,7 @@ from nrg.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedTokenizerBase
 
 _FIRST_SYNTHETIC_ID = 10   # skip the low ids where most vocabularies keep special tokens
 
@@ -23,7 +24,7 @@ class LoadedModel:
 
     spec: ModelSpec
     model: Any
-    tokenizer: Any | None
+    tokenizer: PreTrainedTokenizerBase | None
     n_params: int
     weights: str
     is_encoder_decoder: bool

@@ -16,12 +16,14 @@ so they are tested on a CPU machine without CUDA.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
     import torch
+
+M = TypeVar("M", bound="torch.nn.Module")
 
 SHARDED = "auto"
 
@@ -105,14 +107,15 @@ def occupied_devices(device_map: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-def shard(model: Any, indices: Sequence[int],
-          max_memory_bytes: Mapping[int, int] | None = None) -> Any:
+def shard(model: M, indices: Sequence[int],
+          max_memory_bytes: Mapping[int, int] | None = None) -> M:
     """Dispatch a model built on the CPU over the GPUs ``indices`` (balanced); returns the model."""
     from accelerate import dispatch_model
 
     budget = dict(max_memory_bytes) if max_memory_bytes is not None else free_memory_bytes(indices)
     device_map = balanced_device_map(model, budget)
-    return dispatch_model(model, device_map=device_map)
+    dispatched: M = dispatch_model(model, device_map=device_map)   # the same model, hooked
+    return dispatched
 
 
 def input_device(model: Any) -> torch.device:

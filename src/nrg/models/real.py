@@ -14,10 +14,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
 from nrg.models.registry import ModelInfo, Resolved, hub_cached, package_folder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from nrg.models.build import AutoModelClass
 
 _MARKER = "nrg-source.json"
 
@@ -115,7 +120,7 @@ def embedded_folder(info: ModelInfo) -> tuple[Path, bool]:
     return target, False
 
 
-def load_tokenizer(source: str | Path) -> Any | None:
+def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase | None:
     """The tokenizer saved with a model, or None when the source has none."""
     from transformers import AutoTokenizer
     try:
@@ -124,8 +129,8 @@ def load_tokenizer(source: str | Path) -> Any | None:
         return None
 
 
-def load_pretrained(auto_cls: Any, source: str | Path, config: Any | None, dtype: str,
-                    device: str) -> Any:
+def load_pretrained(auto_cls: AutoModelClass, source: str | Path, config: Any | None, dtype: str,
+                    device: str) -> PreTrainedModel:
     """Real weights through transformers' Auto classes (hub ids need network or the HF cache)."""
     import torch
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
@@ -138,7 +143,8 @@ def load_pretrained(auto_cls: Any, source: str | Path, config: Any | None, dtype
     except OSError as exc:
         raise OSError(f"could not load real weights from {str(source)!r} ({exc}); without network "
                       f"use weights='random' for the architecture only") from exc
-    return model if device.startswith("cuda") else model.to(device)
+    # transformers declares ``to`` through functools.wraps(nn.Module.to), which mypy reads as unbound
+    return model if device.startswith("cuda") else model.to(device)  # type: ignore[arg-type]
 
 
 def embedded_available(info: ModelInfo) -> bool:

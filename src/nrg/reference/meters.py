@@ -19,7 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from nrg.dvfs.sampler import Sampler
 
 RESULT = "meters.json"
 
@@ -82,7 +87,7 @@ def update_period(read: Callable[[], float], poll_s: float) -> dict[str, Any]:
             "counter_changes": len(changes), "polled_s": poll_s}
 
 
-def _observer(gpu_index: int) -> Any:
+def _observer(gpu_index: int) -> tuple[contextlib.ExitStack[bool | None], Callable[[], Sampler] | None]:
     """Sample the GPU's graphics clock and power during a window (reads only)."""
     import contextlib
 

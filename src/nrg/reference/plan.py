@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
 from nrg.reference.estimate import Estimator, peak_bandwidth
+
+if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
 
 DEFAULT_GPU = ("NVIDIA H100 80GB HBM3", 80.0)
 #: Share of the GPU's memory the weights may take before a cell is flagged (activations, KV cache, CUDA context).
@@ -36,7 +39,7 @@ class Gpu:
     source: str
 
 
-def local_gpu(index: int = 0, nvml_module: Any = None) -> tuple[str, float] | None:
+def local_gpu(index: int = 0, nvml_module: Nvml | None = None) -> tuple[str, float] | None:
     """Name and memory (GiB) of this machine's GPU ``index`` through NVML (reads only), None without one."""
     from nrg.meters.nvml import load_nvml
 

@@ -33,6 +33,7 @@ from nrg.serving.options import UNUSED_KEYS, ServingOptions, engine_python, pars
 
 if TYPE_CHECKING:
     import pandas as pd
+    from transformers import PreTrainedTokenizerBase
 
     from nrg.meters import EnergyMonitor
     from nrg.serving.client import Client
@@ -293,7 +294,7 @@ def _prompts(cell: Cell, engine: Engine | None) -> list[tuple[str, Any]]:
     return [(task.render(item, tokenizer) if tokenizer is not None else item.prompt, item) for item in items]
 
 
-def _tokenizer(source: str) -> Any | None:
+def _tokenizer(source: str) -> PreTrainedTokenizerBase | None:
     """The model's tokenizer when it is on this machine (for the chat template), else None."""
     if not Path(source).is_dir():
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from nrg.stats.blocking import BLOCK, BLOCK_SOURCE, block_ids
 from nrg.stats.design import Design, prepare_design
 from nrg.stats.posthoc import simple_effect_table, tukey_kramer
 from nrg.stats.robust import ROBUST_DRAWS, sum_coded_matrix, wald_design, wild_bootstrap_wald
+
+if TYPE_CHECKING:
+    from statsmodels.regression.linear_model import RegressionResultsWrapper  # untyped: Any to mypy
 
 ROBUST_CHOICES = ("auto", "always", "never")
 TYPES = {2: 2, 3: 3, "II": 2, "III": 3, "2": 2, "3": 3}
@@ -137,8 +141,8 @@ def _formula(design: Design, typ: int) -> str:
     return "_y ~ " + joiner.join(_term(f, typ) for f in design.factors) + block
 
 
-def _raw_anova(fit, typ: int, design: Design) -> pd.DataFrame:
-    raw = anova_lm(fit, typ=typ)
+def _raw_anova(fit: RegressionResultsWrapper, typ: int, design: Design) -> pd.DataFrame:
+    raw: pd.DataFrame = anova_lm(fit, typ=typ)
     raw = raw.drop(index="Intercept", errors="ignore")
     names = _term_names(design, typ)
     raw.index = [names.get(i, i) for i in raw.index]
@@ -147,7 +151,7 @@ def _raw_anova(fit, typ: int, design: Design) -> pd.DataFrame:
     return raw.rename(columns={"PR(>F)": "p"}).rename_axis("source").reset_index()
 
 
-def _anova_table(fit, design: Design, typ: int, notes: list[str]) -> pd.DataFrame:
+def _anova_table(fit: RegressionResultsWrapper, design: Design, typ: int, notes: list[str]) -> pd.DataFrame:
     """The classical table with η², partial η² and ω²; guards zero residual variance."""
     table = _raw_anova(fit, typ, design)
     y = design.data["_y"].to_numpy(dtype=float)
@@ -206,7 +210,7 @@ def _log_table(design: Design, typ: int, formula: str, notes: list[str]) -> pd.D
     return _anova_table(fit, log_design, typ, notes)
 
 
-def _tukey(design: Design, table: pd.DataFrame, fit, alpha: float) -> TukeyTables:
+def _tukey(design: Design, table: pd.DataFrame, fit: RegressionResultsWrapper, alpha: float) -> TukeyTables:
     """Tukey HSD per significant main effect; caveats and simple effects per significant interaction."""
     if fit.df_resid <= 0:
         return TukeyTables()

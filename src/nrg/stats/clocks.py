@@ -8,7 +8,8 @@ driver's default setting when the sweep measured it, else the highest clock.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -124,14 +125,14 @@ def optimal_clocks(
     return pd.DataFrame([r for r in rows if r is not None])
 
 
-def _optimal_row(key, part: pd.DataFrame, by_cols: list[str], metric: str, reference: str | float,
+def _optimal_row(key: Hashable, part: pd.DataFrame, by_cols: list[str], metric: str, reference: str | float,
                  energy: str, time: str) -> dict | None:
     key = key if isinstance(key, tuple) else (key,)
     locked = part[part["_clock"].notna()]
     if locked.empty:
         return None
     means = locked.groupby("_clock")[list(dict.fromkeys([metric, energy, time]))].mean()
-    best = float(means[metric].idxmin())
+    best = float(cast(float, means[metric].idxmin()))   # the index is ``_clock``: clock numbers
     ref_rows, ref_label = _reference_rows(part, part["_clock"], reference)
     best_rows = locked[locked["_clock"] == best]
     e_opt, e_ref = best_rows[energy].mean(), ref_rows[energy].mean()

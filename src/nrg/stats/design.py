@@ -31,7 +31,7 @@ class Design:
     blocked: bool = False   # the frame's ``_block`` column enters the model (nrg.stats.blocking)
 
 
-def _as_factor(series: pd.Series) -> tuple[pd.Series, int]:
+def _as_factor(series: pd.Series) -> tuple[pd.Categorical, int]:
     """A categorical with levels in natural order; missing values become "none".
 
     Unquantized or unpruned rows often carry no value in ``quant`` /

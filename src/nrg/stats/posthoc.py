@@ -27,12 +27,13 @@ def tukey_kramer(y: pd.Series, groups: pd.Series, ms_res: float, df_res: float,
     if isinstance(groups.dtype, pd.CategoricalDtype):
         order = [str(c) for c in groups.cat.categories if str(c) in set(order)]
     agg = stats.groupby("g")["y"].agg(["mean", "count"]).loc[order]
+    mean, count = agg["mean"].astype(float), agg["count"].astype(int)
     k = len(order)
     q_crit = float(studentized_range.ppf(1 - alpha, k, df_res))
     rows = []
     for a, b in itertools.combinations(order, 2):
-        diff = agg.at[b, "mean"] - agg.at[a, "mean"]
-        se = np.sqrt(ms_res / 2 * (1 / agg.at[a, "count"] + 1 / agg.at[b, "count"]))
+        diff = mean[b] - mean[a]
+        se = np.sqrt(ms_res / 2 * (1 / count[a] + 1 / count[b]))
         q = abs(diff) / se if se > 0 else np.inf
         p = float(studentized_range.sf(q, k, df_res)) if np.isfinite(q) else 0.0
         half = q_crit * se

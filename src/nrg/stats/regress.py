@@ -179,12 +179,13 @@ def phase_share(
 def _share_row(phases: pd.DataFrame, measure: str) -> dict[str, Any] | None:
     if "prefill" not in phases.index:
         return None
-    prefill = phases.at["prefill", (measure, "mean")]
-    n = int(phases.at["prefill", (measure, "count")])
+    mean = phases[(measure, "mean")].astype(float)
+    prefill = mean["prefill"]
+    n = int(phases[(measure, "count")].astype(int)["prefill"])
     if "decode" in phases.index:
-        decode, source = phases.at["decode", (measure, "mean")], "measured"
+        decode, source = mean["decode"], "measured"
     elif "generate" in phases.index:
-        decode, source = phases.at["generate", (measure, "mean")] - prefill, "generate − prefill"
+        decode, source = mean["generate"] - prefill, "generate − prefill"
     else:
         return None
     total = prefill + decode

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats as sps
 
@@ -17,7 +18,7 @@ from nrg.stats._data import as_list, check_confidence, ok_rows, require_columns
 SUMMARY_COLUMNS = ("measure", "mean", "std", "n", "sem", "ci_low", "ci_high", "ci_halfwidth")
 
 
-def t_halfwidth(std: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95) -> np.ndarray:
+def t_halfwidth(std: npt.ArrayLike, n: npt.ArrayLike, confidence: float = 0.95) -> np.ndarray:
     """Half-width of the two-sided t interval of a mean; NaN where n < 2."""
     n_arr = np.asarray(n, dtype=float)
     std_arr = np.asarray(std, dtype=float)

@@ -251,9 +251,9 @@ def fraction(bound_s: float, measured_s: float) -> float:
     return bound_s / measured_s
 
 
-def _first(config: Any, names: tuple[str, ...]) -> Any:
+def _first(config: Any, names: tuple[str, ...]) -> int | None:
     for name in names:
-        value = getattr(config, name, None)
+        value: int | None = getattr(config, name, None)
         if value is not None:
             return value
     return None

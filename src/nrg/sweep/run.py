@@ -51,6 +51,7 @@ from nrg.sweep.schedule.signals import SweepInterrupted
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nrg.progress import SummaryBar
     from nrg.sweep.runfolder.locks import CellLock
 
 
@@ -270,7 +271,7 @@ def _sweep_context(cfg: SweepConfig, run: RunStore, cells: list[Cell],
                         run_dir=str(run.run_dir.resolve()))
 
 
-def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> Any:
+def _progress(cells: list[Cell], enabled: bool, name: str, skipped: int) -> SummaryBar:
     from nrg.progress import bar  # text, not a widget; one summary line stays in a page
 
     return bar(cells, desc=name, unit="cell", enabled=enabled, done_before=skipped)

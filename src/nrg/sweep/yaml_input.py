@@ -15,6 +15,7 @@ override as YAML defines; only a key written twice in one mapping is refused.
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from nrg.errors import ParameterError
@@ -29,7 +30,7 @@ def _strict_loader() -> type:
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
             seen: dict[Any, Any] = {}
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE_TAG:
@@ -87,7 +88,11 @@ def expanded_nodes(value: Any, limit: int = MAX_NODES) -> int:
 
 
 def load(text: str, name: str, max_bytes: int = MAX_BYTES) -> Any:
-    """Parse ``text`` (named ``name`` in messages): duplicate keys, oversized text and alias bombs refused."""
+    """Parse ``text`` (named ``name`` in messages): duplicate keys, oversized text and alias bombs refused.
+
+    ``Any``: YAML gives whatever the text holds (a mapping, a list, a scalar);
+    each caller checks the shape it needs.
+    """
     import yaml
 
     check_size(name, len(text.encode("utf-8", errors="replace")), max_bytes)

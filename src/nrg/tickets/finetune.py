@@ -33,6 +33,7 @@ from nrg.tickets.metrics import accuracy, bleu, macro_f1, rouge_l
 
 if TYPE_CHECKING:
     import torch
+    from peft import PeftModel
 
     from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
@@ -107,7 +108,7 @@ def quiet() -> Iterator[None]:
         hf_logging.enable_progress_bar()
 
 
-def attach_lora(model: Any, kind: str, settings: TrainSettings) -> Any:
+def attach_lora(model: Any, kind: str, settings: TrainSettings) -> PeftModel:
     """LoRA adapters on the attention projections; the classifier head stays trainable.
 
     Raises whatever peft raises for layers it cannot wrap (e.g. torch's dynamic

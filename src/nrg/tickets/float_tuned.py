@@ -22,10 +22,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
+    import torch
+    from peft import PeftModel
+
     from nrg.sweep.config import Cell
+
+M = TypeVar("M", bound="torch.nn.Module")
 
 ADAPTER = "trained.pt"
 META = "meta.json"
@@ -97,7 +102,7 @@ class FloatCache:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def reapply_mask(merged: Any, pruned: Any) -> Any:
+def reapply_mask(merged: M, pruned: Any) -> M:
     """Zero in ``merged`` every weight that pruning zeroed in ``pruned``.
 
     Why: merging a LoRA update (dense, low rank) into pruned weights fills the
@@ -109,13 +114,14 @@ def reapply_mask(merged: Any, pruned: Any) -> Any:
 
     with torch.no_grad():
         for name, module in linear_layers(pruned):
-            target = merged.get_submodule(name)
+            # merge_and_unload left the same-named layer a plain Linear again
+            target = cast("torch.nn.Linear", merged.get_submodule(name))
             if target.weight.shape == module.weight.shape:
                 target.weight.mul_((module.weight != 0).to(target.weight.dtype))
     return merged
 
 
-def merged_float(lora_model: Any, pruned: Any, prune_value: str) -> Any:
+def merged_float(lora_model: PeftModel, pruned: Any, prune_value: str) -> torch.nn.Module:
     """A merged copy of a float LoRA model, with the pruning pattern of ``pruned`` kept."""
-    merged = copy.deepcopy(lora_model).merge_and_unload()
+    merged: torch.nn.Module = copy.deepcopy(lora_model).merge_and_unload()
     return merged if prune_value == "none" else reapply_mask(merged, pruned)

@@ -47,6 +47,7 @@ from nrg.tickets.options import KIND, TASKS, UNUSED_KEYS, FinetuneOptions, parse
 
 if TYPE_CHECKING:
     import pandas as pd
+    from peft import PeftModel
 
     from nrg.meters.protocols import Monitor
     from nrg.models import ModelSpec
@@ -347,7 +348,7 @@ class _Job:
                 "train_repeat": k, "settings": dataclasses.asdict(self.settings(k)), "cell_id": self.cell.cell_id}
 
 
-def _lora(model: Any, task: str, settings: TrainSettings) -> Any:
+def _lora(model: Any, task: str, settings: TrainSettings) -> PeftModel:
     """LoRA adapters, initialised from the repeat's seed (so a cell's numbers reproduce)."""
     import torch
 

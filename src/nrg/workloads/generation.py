@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from nrg.errors import ParameterError
 from nrg.sweep.config import NO_TASK, Cell
@@ -115,7 +115,7 @@ def run_quality(inputs: GenerationInputs, task: Task, cell: Cell, monitor: Monit
                                         pad_token_id=loaded.pad_token_id())
         new = out[0] if loaded.is_encoder_decoder else out[0, ids.shape[1]:]
         produced += int(new.numel())
-        predictions.append(loaded.tokenizer.decode(new, skip_special_tokens=True))
+        predictions.append(cast(str, loaded.tokenizer.decode(new, skip_special_tokens=True)))   # one sequence: one str
     m = monitor.end_window("quality")
     return m, {k: float(v) for k, v in task.score(predictions, items).items()}, produced
 
@@ -242,7 +242,7 @@ def prepare_cell(cell: Cell, context: SweepContext,
     """Load, transform, build inputs, open the meters and warm up (under the cell's settings)."""
     loaded = load_model(cell)
     loaded, transform_cols = apply_transforms(loaded, cell)
-    task = _task_for(cell)
+    task: Task | _LabelOnly | None = _task_for(cell)
     if loaded.weights != "real" or loaded.tokenizer is None:
         task = None if task is None else _LabelOnly(task.dataset)  # systems run: synthetic ids
     inputs = make_inputs(loaded, cell, task if not isinstance(task, _LabelOnly) else None)
@@ -295,7 +295,7 @@ class GenerationWorker:
             self.prepared = None
 
 
-def _task_for(cell: Cell) -> Any | None:
+def _task_for(cell: Cell) -> Task | None:
     """The cell's task object (None for systems runs without a task)."""
     if cell.task.name == NO_TASK:
         return None

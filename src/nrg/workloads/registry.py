@@ -83,6 +83,11 @@ def _module(name: str) -> ModuleType:
 
 
 def _hook(name: str, attr: str) -> Any:
+    """Workload ``name``'s optional ``attr`` (None when absent).
+
+    ``Any``: hooks are found by name and differ in shape (a parser, a
+    ``TASKS`` tuple, an ``UNUSED_KEYS`` mapping); each caller knows its own.
+    """
     return getattr(_module(name), attr, None)
 
 

@@ -38,7 +38,7 @@ def path(run_dir: Path, cell_id: str) -> Path:
     return run_dir / REPEATS / f"{cell_id}{SUFFIX}"
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any) -> object:
     """Numpy and torch scalars as JSON values (the rows of an in-process worker hold them)."""
     if hasattr(value, "item"):
         return value.item()

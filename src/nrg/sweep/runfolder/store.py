@@ -362,4 +362,5 @@ def load(run_dir: str | Path, cell_ids: Iterable[str] | None = None,
     table = pa.concat_tables([align(t).replace_schema_metadata(None) for t in tables],
                              promote_options="permissive")
     names = [n for n in table.column_names if all_columns or n in written]
-    return table.select(names).to_pandas()
+    frame: pd.DataFrame = table.select(names).to_pandas()
+    return frame

@@ -115,8 +115,8 @@ def dvfs_spec() -> dict[str, Any]:
     nvml: dict[str, Any] | None = None
     if isinstance(module, types.ModuleType):
         nvml = {"module": module.__name__}
-    elif module is not None and callable(getattr(module, "cell_spec", None)):
-        portable = module.cell_spec()
+    elif callable(cell_spec_of := getattr(module, "cell_spec", None)):   # a fake's optional method
+        portable = cell_spec_of()
         if portable is not None:
             nvml = {"factory": str(portable[0]), "kwargs": dict(portable[1])}
     return {"gpu_index": s.gpu_index, "sysfs_root": str(s.sysfs_root),

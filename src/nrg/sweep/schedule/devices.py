@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from nrg.sweep.config import Cell
 
 if TYPE_CHECKING:
+    from nrg.meters.nvml import Nvml
     from nrg.sweep.roofline import Peaks
 
 
@@ -24,7 +25,7 @@ def cuda_indices(cell: Cell) -> tuple[int, ...]:
     return indices(cell.settings.device, cell.settings.devices)
 
 
-def meter_gpus(cuda: Sequence[int], visible: str | None = None, nvml_module: Any = None,
+def meter_gpus(cuda: Sequence[int], visible: str | None = None, nvml_module: Nvml | None = None,
                cuda_uuid_of: Callable[[int], Any] | None = None) -> list[int] | None:
     """NVML indices to meter for a cell on CUDA devices ``cuda``; None = every GPU (the default chain).
 

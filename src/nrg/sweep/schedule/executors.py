@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from nrg.errors import ParameterError
@@ -59,7 +60,7 @@ RAY_CONNECT_TIMEOUT_S = 3.0   # a HOST:PORT that does not answer a TCP connect i
 ERROR_CHARS = 2000
 
 
-def import_ray() -> Any:
+def import_ray() -> ModuleType:
     """The ``ray`` module, or a ParameterError saying how to install it."""
     try:
         import ray
@@ -130,7 +131,7 @@ def plan_resources(cells: Sequence[Cell], nodes: Sequence[Mapping[str, float]]) 
 # ------------------------------------------------------------------ driver
 
 
-def connect(address: str | None) -> Any:
+def connect(address: str | None) -> ModuleType:
     """Ray, connected: the running session, the cluster at ``address``, or a new local instance.
 
     A local instance started here lives until this process exits (Ray

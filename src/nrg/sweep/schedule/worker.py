@@ -48,7 +48,7 @@ class WorkerError(RuntimeError):
     """A cell's worker failed; the message says how (exit status, timeout, the child's error)."""
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any) -> object:
     """Numpy / torch scalars and paths as plain JSON values (NaN stays NaN)."""
     if hasattr(value, "item"):
         return value.item()

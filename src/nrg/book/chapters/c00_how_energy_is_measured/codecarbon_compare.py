@@ -180,7 +180,7 @@ def _side_by_side(work: Callable[[], int], params: Mapping[str, Any], monitor: A
                       w_per_core, reason)
 
 
-def _plain(data: Any) -> Any:
+def _plain(data: Any) -> object:
     """Codecarbon's EmissionsData as plain attributes: kept and read back without importing codecarbon."""
     if data is None or not dataclasses.is_dataclass(data) or isinstance(data, type):
         return data

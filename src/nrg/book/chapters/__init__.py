@@ -37,8 +37,10 @@ use_text_bars()  # the notebooks import this package: bars as text, not widgets
 
 #: Folders (``os.pathsep``-separated) holding more chapter folders, added to ``__path__`` on import.
 PATH_ENV = "NRG_CHAPTERS_PATH"
-__path__.extend(folder for folder in os.environ.get(PATH_ENV, "").split(os.pathsep)
-                if folder and folder not in __path__)
+#: The folders ``NRG_CHAPTERS_PATH`` named, each holding chapter folders: on ``__path__`` after the package's own.
+ADDED_FOLDERS: tuple[Path, ...] = tuple(Path(folder).resolve() for folder in os.environ.get(PATH_ENV, "").split(os.pathsep)
+                                        if folder)
+__path__.extend(str(folder) for folder in ADDED_FOLDERS if str(folder) not in __path__)
 
 
 def stem(folder: str) -> str:
@@ -104,6 +106,18 @@ def part(chapter: str, name: str) -> types.ModuleType:
     if not has_part(chapter, name):
         raise choice_error("chapter", chapter, with_part(name))
     return importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}.{name}")
+
+
+def reads_every_chapter(chapter: str) -> bool:
+    """Whether ``chapter``'s page is built from every chapter's stored rows (its package's ``READS_EVERY_CHAPTER``).
+
+    Such a page's kept execution is stale when any chapter's rows change
+    (:func:`nrg.book.build.execution_key`).
+    """
+    if chapter not in DRIVERS:
+        return False
+    package = importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}")
+    return bool(getattr(package, "READS_EVERY_CHAPTER", False))
 
 
 def validate(chapter: str, params: Mapping[str, Any]) -> None:

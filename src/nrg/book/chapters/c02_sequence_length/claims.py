@@ -42,7 +42,7 @@ def output_vs_input_token(rows: pd.DataFrame, params: Mapping[str, Any]) -> Meas
     """β_out − β_in (J/token) per model; the value is the least favourable model's (lowest interval)."""
     gen = successful(rows)
     gen = gen[gen["phase"] == "generate"] if "phase" in gen.columns else gen
-    fits = {m: d for m, part in gen.groupby("model", sort=True) if (d := _slope_difference(part)) is not None}
+    fits = {str(m): d for m, part in gen.groupby("model", sort=True) if (d := _slope_difference(part)) is not None}
     if not fits:
         raise ParameterError("input and output length do not both vary for any model in these rows")
     worst = min(fits, key=lambda m: fits[m][1])

@@ -38,7 +38,8 @@ def _dvfs_effects(rows: pd.DataFrame, measure: str) -> dict[str, Effect]:
         candidates = locked if len(default) else locked[locked["_clock"] < top]
         if candidates.empty or ref.empty:
             continue
-        best = float(candidates.groupby("_clock")["energy_j"].mean().idxmin())
+        energy = candidates.groupby("_clock")["energy_j"].mean()
+        best = float(energy.index[int(energy.argmin())])   # the clock (MHz) of the least mean energy (NaN skipped)
         ratio, variance, df = ratio_of_means(candidates.loc[candidates["_clock"] == best, measure], ref[measure])
         against = "default" if len(default) else f"{top:g} MHz"
         change = 1 - ratio if measure == "energy_j" else ratio - 1

@@ -12,6 +12,8 @@ import pytest
 
 from nrg.book import carbon
 from nrg.book.chapters import DRIVERS, driver
+from nrg.book.chapters.c03_dvfs.carbon import dvfs_table
+from nrg.book.chapters.c04_network_tickets.carbon import tickets_table
 from nrg.errors import ParameterError
 
 
@@ -135,7 +137,7 @@ def test_tickets_table_per_run_and_per_unit() -> None:
         {"task": "root_cause", "quant": "nf4", "prune": "none", "phase": "finetune", "status": "unsupported",
          "energy_j": math.nan},
     ])
-    table = carbon.tickets_table(rows, region="FRA").set_index(["task", "quant", "per"])
+    table = tickets_table(rows, region="FRA").set_index(["task", "quant", "per"])
     assert table.loc[("response", "none", "fine-tuning run"), "energy_j"] == pytest.approx(100.0)
     assert table.loc[("response", "none", "1,000 generated tokens"), "energy_j"] == pytest.approx(500.0)
     assert table.loc[("root_cause", "none", "1,000 tickets classified"), "energy_j"] == pytest.approx(200.0)
@@ -145,10 +147,10 @@ def test_tickets_table_per_run_and_per_unit() -> None:
 
 def test_dvfs_table_labels_settings() -> None:
     rows = sweep_rows().assign(gpu_clock_mhz=[1410.0, 1410.0, 1410.0, math.nan, math.nan])
-    table = carbon.dvfs_table({"live": {"rows": rows, "axis": "gpu_clock_mhz"}, "empty": {"findings": ""}},
-                              region="USA")
+    table = dvfs_table({"live": {"rows": rows, "axis": "gpu_clock_mhz"}, "empty": {"findings": ""}},
+                       region="USA")
     assert set(table["setting"]) == {"1410 MHz", "default"} and set(table["data"]) == {"live"}
-    assert carbon.dvfs_table({}, region="USA").empty
+    assert dvfs_table({}, region="USA").empty
 
 
 @pytest.mark.parametrize("chapter", sorted(DRIVERS))

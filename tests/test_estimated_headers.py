@@ -11,6 +11,7 @@ import pandas as pd
 
 from nrg.book import carbon, display, plots
 from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
+from nrg.book.chapters.c04_network_tickets.carbon import tickets_table
 from nrg.book.chapters.c05_batch_size import driver as batch_size
 from nrg.stats import per_token_costs, phase_share
 
@@ -42,7 +43,7 @@ def test_the_tickets_carbon_table_marks_estimated_energy() -> None:
     rows = pd.DataFrame([{"task": "root_cause", "quant": "none", "prune": "none", "phase": p, "status": "ok",
                           "energy_j": e, "n_eval": 20, "generated_tokens": 0, "energy_method": "estimated"}
                          for p, e in (("finetune", 250.0), ("inference", 10.0))])
-    assert "Estimated CO₂e (g)" in _headers(carbon.for_page(carbon.tickets_table(rows)).visible())
+    assert "Estimated CO₂e (g)" in _headers(carbon.for_page(tickets_table(rows)).visible())
 
 
 def test_chapter_5_fit_table_says_its_energy_is_estimated() -> None:

@@ -130,11 +130,11 @@ def test_cheapest_only_when_separated() -> None:
     rng = np.random.default_rng(1)
     rows = [{"model": m, "task": "qa", "energy_per_token_j": mean + rng.normal(0, sd)}
             for m, mean, sd in (("a", 1.0, 0.3), ("b", 1.1, 0.3), ("c", 3.0, 0.01)) for _ in range(4)]
-    said = found._extremes(pd.DataFrame(rows), ["model", "task"])
+    said = found.extremes(pd.DataFrame(rows), ["model", "task"])
     assert said[0].startswith("Mean energy per token ranges from") and said[1].startswith("No single cheapest")
     rows = [{"model": m, "task": "qa", "energy_per_token_j": mean + rng.normal(0, 0.01)}
             for m, mean in (("a", 1.0), ("b", 2.0), ("c", 3.0)) for _ in range(4)]
-    assert found._extremes(pd.DataFrame(rows), ["model", "task"])[1].startswith("The cheapest, a, qa")
+    assert found.extremes(pd.DataFrame(rows), ["model", "task"])[1].startswith("The cheapest, a, qa")
 
 
 def test_measurement_spread_only_for_differences_within_it() -> None:

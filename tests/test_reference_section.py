@@ -27,6 +27,7 @@ from nrg.book import reference_section as reference
 from nrg.book.chapters.c01_model_comparison import driver as model_comparison
 from nrg.book.chapters.c02_sequence_length import driver as sequence_length
 from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
+from nrg.book.chapters.c03_dvfs.reference import CLOCK_SWEEP_COMMAND
 from nrg.book.chapters.c04_network_tickets import driver as tickets
 from nrg.errors import ParameterError
 from nrg.reference.parts import parts
@@ -148,7 +149,7 @@ def test_without_reference_data_the_section_says_so_and_gives_the_command(chapte
     text = str(shown[0])
     assert "No GPU reference data has been committed" in text
     assert "`nrg reference --budget-s 480 --out results/reference/<gpu-slug>`" in text
-    assert f"`{reference.CLOCK_SWEEP_COMMAND}`" in text and "owner agrees" in text
+    assert f"`{CLOCK_SWEEP_COMMAND}`" in text and "owner agrees" in text
 
 
 def test_a_run_without_rows_is_labelled_and_says_so(measured, tmp_path):

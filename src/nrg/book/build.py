@@ -34,8 +34,6 @@ from typing import Any
 from nrg.errors import ParameterError, check_writable_dir, choice_error
 
 BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
-#: Pages built from every chapter's stored rows: their kept execution is stale when any chapter's rows change.
-READS_EVERY_CHAPTER: frozenset[str] = frozenset({"summary"})
 EXECUTED_DIR = "executed"      # under <out>/_build: each chapter's last executed page, its data, its key
 KEY_FILE = "inputs.sha256"
 # Provenance that changes between two identical builds (a clock under load, the time): not a key.
@@ -253,6 +251,7 @@ def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
     Deliberately broad (any change to nrg's code executes every chapter again):
     a page left stale is worse than a build that takes longer.
     """
+    from nrg.book.chapters import ADDED_FOLDERS, reads_every_chapter
     from nrg.book.common import runs_root
 
     digest = hashlib.sha256()
@@ -262,13 +261,14 @@ def execution_key(root: Path, chapter: str, params: Mapping[str, Any]) -> str:
 
     add("notebook", notebook_path(root, chapter).read_bytes())
     add("params", json.dumps(dict(params), sort_keys=True, default=str).encode())
-    package = Path(__file__).resolve().parent.parent   # the whole nrg package
-    for path in sorted(package.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            add(str(path.relative_to(package)), path.read_bytes())
+    package = Path(__file__).resolve().parent.parent   # the whole nrg package, and chapters added from outside it
+    for base in (package, *ADDED_FOLDERS):
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                add(str(path.relative_to(base)), path.read_bytes())
     add("environment", _environment().encode())
     # A page that reads every chapter's rows (the summary) depends on all of runs/, not on its own folder.
-    runs = runs_root() if chapter in READS_EVERY_CHAPTER else runs_root() / chapter
+    runs = runs_root() if reads_every_chapter(chapter) else runs_root() / chapter
     for folder in (runs, root / "results", root / "notebooks" / "params"):
         add(str(folder), _listing(folder).encode())
     return digest.hexdigest()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -213,13 +213,14 @@ def convert(frame: pd.DataFrame, conv: Conversion, energy: str = "energy_j") -> 
     return out
 
 
-def _ok(rows: pd.DataFrame) -> pd.DataFrame:
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose ``status`` is ok (all rows when there is no status column)."""
     if "status" in rows.columns:
         rows = rows[rows["status"].astype("string").fillna("ok") == "ok"]
     return rows
 
 
-def _per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) -> pd.DataFrame:
+def per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) -> pd.DataFrame:
     """Energy per ``scale`` units (sum of energy / sum of units), per group."""
     grouped = rows.groupby(list(by), dropna=False, sort=True) if by else [((), rows)]
     records = []
@@ -246,58 +247,9 @@ def inference_table(rows: Any, by: Sequence[str] = ("model",), region: str = DEF
     weigh by the tokens they produced.
     """
     conv = conversion(region, price_per_kwh, pue)
-    selected = _ok(rows)
+    selected = ok_rows(rows)
     selected = selected[(selected["phase"] == phase) & selected["energy_j"].notna()]
-    return convert(_per_unit(selected, by, tokens, "1,000 generated tokens", 1000.0), conv)
-
-
-def tickets_table(rows: Any, by: Sequence[str] = ("task", "quant", "prune"), region: str = DEFAULT_REGION,
-                  price_per_kwh: float | None = None, pue: float = DEFAULT_PUE) -> pd.DataFrame:
-    """gCO₂e and USD per fine-tuning run and per 1,000 generated tokens (or tickets), chapter 4.
-
-    ``finetune`` rows: per run (each row is one fine-tuning window). ``inference``
-    rows: per 1,000 generated tokens where tokens were generated (responses), else
-    per 1,000 tickets classified (root cause: a classifier generates no tokens).
-    """
-    import pandas as pd
-
-    conv = conversion(region, price_per_kwh, pue)
-    ok = _ok(rows)
-    ok = ok[ok["energy_j"].notna()]
-    frames = []
-    tuned = ok[ok["phase"] == "finetune"].assign(_runs=1.0)
-    if not tuned.empty:
-        frames.append(_per_unit(tuned, by, "_runs", "fine-tuning run", 1.0))
-    inferred = ok[ok["phase"] == "inference"]
-    generated = inferred["generated_tokens"] if "generated_tokens" in inferred.columns else None
-    if generated is not None and (generated > 0).any():
-        frames.append(_per_unit(inferred[generated > 0], by, "generated_tokens", "1,000 generated tokens", 1000.0))
-        inferred = inferred[~(generated > 0)]
-    if not inferred.empty and "n_eval" in inferred.columns:
-        frames.append(_per_unit(inferred, by, "n_eval", "1,000 tickets classified", 1000.0))
-    if not frames:
-        return convert(pd.DataFrame(columns=[*by, "per", "energy_j", "windows", "energy_method"]), conv)
-    return convert(pd.concat(frames, ignore_index=True), conv)
-
-
-def dvfs_table(analyses: Mapping[str, Mapping[str, Any]], region: str = DEFAULT_REGION,
-               price_per_kwh: float | None = None, pue: float = DEFAULT_PUE) -> pd.DataFrame:
-    """Chapter 3: per 1,000 generated tokens per model and setting, for every analysed run (label)."""
-    import pandas as pd
-
-    conversion(region, price_per_kwh, pue)        # checked even when there is no data
-    frames = []
-    for label, result in analyses.items():
-        if "rows" not in result:
-            continue
-        axis = result["axis"]
-        rows = result["rows"].assign(data=label, setting=lambda d, a=axis: [
-            "default" if pd.isna(v) else f"{v:g} {'MHz' if a == 'gpu_clock_mhz' else 'W'}" for v in d[a]])
-        frames.append(inference_table(rows, ("data", "model", "setting"), region, price_per_kwh, pue))
-    if not frames:
-        return convert(pd.DataFrame(columns=["data", "model", "setting", "per", "energy_j", "windows",
-                                             "energy_method"]), conversion(region, price_per_kwh, pue))
-    return pd.concat(frames, ignore_index=True)
+    return convert(per_unit(selected, by, tokens, "1,000 generated tokens", 1000.0), conv)
 
 
 # ------------------------------------------------------------------ how a table reads on a page
@@ -346,5 +298,5 @@ class PageTable:
 
 
 def for_page(frame: Any) -> PageTable:
-    """Wrap a table of :func:`inference_table`, :func:`tickets_table` or :func:`dvfs_table` for a page."""
+    """Wrap a table of :func:`inference_table` (or a chapter's own carbon table) for a page."""
     return PageTable(frame)

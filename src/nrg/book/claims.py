@@ -5,9 +5,10 @@ measurements here support the paper. Each :class:`Claim` is data -- its
 chapter, the claim as the paper states it, the paper's value, the function
 that computes the same quantity from measured rows, and the :class:`Rule`
 that turns the measurement into a verdict (agrees / differs / not measured).
-:func:`table` evaluates a chapter's claims on the live run and on every
-committed GPU reference run, one column each; nothing in it is written by
-hand except the papers' values.
+A chapter's claims are the ``CLAIMS`` of its folder's ``claims`` module
+(``nrg/book/chapters/c<stem>/claims.py``). :func:`table` evaluates a chapter's
+claims on the live run and on every committed GPU reference run, one column
+each; nothing in it is written by hand except the papers' values.
 
 The rules (:class:`Rule`), on the measured value's 95 % interval:
 
@@ -33,16 +34,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from nrg.book.claim_measures import (
-    Measured,
-    best_balance,
-    decode_time_share,
-    dvfs_energy_saving,
-    dvfs_latency_cost,
-    output_vs_input_token,
-    serving_batch_change,
-    sixteen_bit_best,
-)
+from nrg.book.claim_measures import Measured, decode_time_share
 from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
@@ -142,9 +134,6 @@ class Claim:
 # ------------------------------------------------------------------ the claims, as data
 
 MALIAKEL, TRAN = "Maliakel et al. 2025", "Tran et al. 2025"
-#: The ML.ENERGY benchmark (arXiv 2505.06371) and its v3 data description (arXiv 2601.22076), whose published
-#: curves chapter 6 shows beside its own (src/nrg/serving/data/README.md).
-CHUNG = "Chung et al. 2026, ML.ENERGY v3"
 MAX_WIDTH = 0.30   # a fraction claim is judged only on a 95 % interval at most 30 points wide
 
 
@@ -153,35 +142,19 @@ def reported(low: float, high: float, step: float = 0.01) -> tuple[float, float]
     return low - step / 2, high + step / 2
 
 
-_DECODE = ("Decode dominates inference time: share of each generation's time spent after the first token",
-           "77–91 %", MALIAKEL, decode_time_share, Rule("overlaps", *reported(0.77, 0.91), max_width=MAX_WIDTH))
-CLAIMS: tuple[Claim, ...] = (
-    Claim("01_model_comparison", "decode_share", *_DECODE),
-    Claim("02_sequence_length", "decode_share", *_DECODE),
-    Claim("02_sequence_length", "output_costs_more",
-          "Output length dominates: an output token costs more energy than an input token (β_out − β_in)",
-          "β_out > β_in", MALIAKEL, output_vs_input_token, Rule("within", 0.0, math.inf), unit="J/token"),
-    Claim("03_dvfs", "dvfs_saving", "A lower GPU clock saves energy (each model's energy-optimal clock vs the "
-          "default)", "42 % on average", MALIAKEL, dvfs_energy_saving, Rule("overlaps", *reported(0.42, 0.42), max_width=MAX_WIDTH)),
-    Claim("03_dvfs", "dvfs_latency", "... for a small latency cost (the same clock; positive = slower)",
-          "1–6 %", MALIAKEL, dvfs_latency_cost, Rule("overlaps", *reported(0.01, 0.06), max_width=MAX_WIDTH)),
-    Claim("04_network_tickets", "best_balance", "16-bit with 2:4 structured pruning gives the best balance "
-          "(highest R)", "16-bit + 2:4 ranks first", TRAN, best_balance, Rule("holds")),
-    Claim("04_network_tickets", "sixteen_bit", "16-bit is the best quantization trade-off (highest R, unpruned)",
-          "16-bit ranks first", TRAN, sixteen_bit_best, Rule("holds")),
-    # Chapter 6 tests none of the seed papers' claims (no prefill/decode split, no clock, no compression:
-    # its section says so); it tests the serving benchmark's: a larger batch lowers the energy per token.
-    Claim("06_serving", "batching_saves", "Serving more requests at once lowers the energy per token "
-          "(steady-state energy per token at the highest concurrency vs the lowest; negative = less)",
-          "falls as the batch grows (Llama-3.1-8B, one H100: 0.455 → 0.070 J/token from max_num_seqs 8 to 512)",
-          CHUNG, serving_batch_change, Rule("within", -math.inf, 0.0)),
-)
+def decode_share_claim(chapter: str) -> Claim:
+    """Maliakel et al.'s "decode dominates inference time", as checked by ``chapter`` (more than one checks it)."""
+    return Claim(chapter, "decode_share",
+                 "Decode dominates inference time: share of each generation's time spent after the first token",
+                 "77–91 %", MALIAKEL, decode_time_share, Rule("overlaps", *reported(0.77, 0.91), max_width=MAX_WIDTH))
 
 
 def claims_of(chapter: str) -> list[Claim]:
-    """The claims a chapter checks."""
-    check_choice("chapter", chapter, sorted({c.chapter for c in CLAIMS}))
-    return [c for c in CLAIMS if c.chapter == chapter]
+    """The claims a chapter checks: the ``CLAIMS`` of its folder's ``claims`` module."""
+    from nrg.book.chapters import part
+
+    claims: tuple[Claim, ...] = part(chapter, "claims").CLAIMS
+    return list(claims)
 
 
 # ------------------------------------------------------------------ the table

@@ -5,14 +5,29 @@ lists and mappings as strings, so every driver reads them through
 :func:`nrg.book.common.as_list` / ``as_mapping``.  :func:`validate` is what
 ``nrg book`` calls before executing a chapter, and what each notebook calls
 first, so a bad value fails before any measurement and nothing is written.
+
+Chapters are discovered, not listed: every folder on this package's
+``__path__`` that holds a ``driver.py`` is one, named ``c`` + the notebook's
+stem (``c03_dvfs`` for ``notebooks/03_dvfs.ipynb``) or the stem itself for an
+unnumbered page (``summary``). ``NRG_CHAPTERS_PATH`` (folders separated by
+``os.pathsep``) adds folders to ``__path__`` when this package is imported, so
+a chapter can live outside the source tree (tests/test_new_chapter.py builds
+one from a temporary folder). A chapter's optional parts are modules of its
+folder that the shared book modules look up by name (:func:`part`):
+``found`` (its "What this chapter found" box), ``claims`` (the papers' claims
+it checks), ``reference`` (its GPU reference section and what ``nrg
+reference`` measures for it).
 """
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
+import os
 import types
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, choice_error
@@ -20,13 +35,32 @@ from nrg.progress import use_text_bars
 
 use_text_bars()  # the notebooks import this package: bars as text, not widgets
 
-# notebook stem -> its folder under nrg.book.chapters (``c`` + the stem for a numbered chapter),
-# whose ``driver`` module checks the parameters and measures.
-DRIVERS: dict[str, str] = {
-    stem: (f"c{stem}" if stem[0].isdigit() else stem)
-    for stem in ("00_how_energy_is_measured", "01_model_comparison", "02_sequence_length", "03_dvfs",
-                 "04_network_tickets", "05_batch_size", "06_serving", "summary")
-}
+#: Folders (``os.pathsep``-separated) holding more chapter folders, added to ``__path__`` on import.
+PATH_ENV = "NRG_CHAPTERS_PATH"
+#: The folders ``NRG_CHAPTERS_PATH`` named, each holding chapter folders: on ``__path__`` after the package's own.
+ADDED_FOLDERS: tuple[Path, ...] = tuple(Path(folder).resolve() for folder in os.environ.get(PATH_ENV, "").split(os.pathsep)
+                                        if folder)
+__path__.extend(str(folder) for folder in ADDED_FOLDERS if str(folder) not in __path__)
+
+
+def stem(folder: str) -> str:
+    """The notebook stem of a chapter folder: ``c03_dvfs`` -> ``03_dvfs``; ``summary`` stays."""
+    return folder[1:] if folder[:1] == "c" and folder[1:2].isdigit() else folder
+
+
+def _discover() -> dict[str, str]:
+    """Notebook stem -> chapter folder, for every folder on ``__path__`` holding a ``driver.py``."""
+    found: dict[str, str] = {}
+    for entry in __path__:
+        for folder in sorted(Path(entry).iterdir()) if Path(entry).is_dir() else ():
+            if (folder / "driver.py").is_file() and folder.name.isidentifier():
+                found.setdefault(stem(folder.name), folder.name)
+    return dict(sorted(found.items()))
+
+
+#: Notebook stem -> its folder under nrg.book.chapters, whose ``driver`` module checks the parameters and
+#: measures: the folders present when this package was imported.
+DRIVERS: dict[str, str] = _discover()
 
 
 def _install_display() -> None:
@@ -55,6 +89,35 @@ def driver(chapter: str) -> types.ModuleType:
     if chapter not in DRIVERS:
         raise choice_error("chapter", chapter, sorted(DRIVERS))
     return importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}.driver")
+
+
+def has_part(chapter: str, name: str) -> bool:
+    """Whether ``chapter``'s folder holds a module ``name`` (``found``, ``claims``, ``reference`` ...)."""
+    return chapter in DRIVERS and importlib.util.find_spec(f"nrg.book.chapters.{DRIVERS[chapter]}.{name}") is not None
+
+
+def with_part(name: str) -> list[str]:
+    """The chapters (stems, in book order) whose folder holds a module ``name``."""
+    return [chapter for chapter in DRIVERS if has_part(chapter, name)]
+
+
+def part(chapter: str, name: str) -> types.ModuleType:
+    """The module ``name`` of ``chapter``'s folder; a chapter without one is refused, naming those with one."""
+    if not has_part(chapter, name):
+        raise choice_error("chapter", chapter, with_part(name))
+    return importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}.{name}")
+
+
+def reads_every_chapter(chapter: str) -> bool:
+    """Whether ``chapter``'s page is built from every chapter's stored rows (its package's ``READS_EVERY_CHAPTER``).
+
+    Such a page's kept execution is stale when any chapter's rows change
+    (:func:`nrg.book.build.execution_key`).
+    """
+    if chapter not in DRIVERS:
+        return False
+    package = importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}")
+    return bool(getattr(package, "READS_EVERY_CHAPTER", False))
 
 
 def validate(chapter: str, params: Mapping[str, Any]) -> None:

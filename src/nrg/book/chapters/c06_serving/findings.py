@@ -87,7 +87,8 @@ def found(df: pd.DataFrame, params: Any) -> list[str]:
     """The "What this chapter found" sentences: the fall with concurrency, the lowest level, the ANOVA, the method."""
     from nrg.book import findings
     from nrg.book.chapters.c06_serving import driver as chapter
-    from nrg.book.found import _framing, _trust
+    from nrg.book.found import framing as _framing
+    from nrg.book.found import trust as _trust
     from nrg.book.statement import say
     from nrg.stats import provenance_notes
 

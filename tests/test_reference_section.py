@@ -77,7 +77,7 @@ def measured(tmp_path_factory):
 def _params(chapter: str, root: Path | None) -> dict:
     reference_dir = str(root) if root is not None else None
     if chapter == "01_model_comparison":
-        return model_comparison.check(models=["gpt2"], reference_dir=reference_dir)
+        return model_comparison.Params(models=["gpt2"], reference_dir=reference_dir)
     if chapter == "02_sequence_length":
         return sequence_length.check(reference_dir=reference_dir)
     if chapter == "04_network_tickets":

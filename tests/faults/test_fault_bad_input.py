@@ -29,7 +29,7 @@ import yaml
 from fault_helpers import config
 
 from nrg.book import build as book
-from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected
+from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected, validate
 from nrg.commands.cli import main
 from nrg.errors import ParameterError
 
@@ -434,7 +434,7 @@ def _declared(chapter: str) -> dict[str, Any]:
 def test_papermill_injected_values_refused(chapter, given, name, tmp_path, work) -> None:
     injected = {k: _papermill_value(v) for k, v in given.items()}
     with pytest.raises(ParameterError) as info:
-        driver(chapter).check(**{**_declared(chapter), **injected})
+        validate(chapter, {**_declared(chapter), **injected})
     assert name in str(info.value), str(info.value)
     assert not list(work.rglob("*"))
 

@@ -57,19 +57,34 @@ def driver(chapter: str) -> types.ModuleType:
     return importlib.import_module(f"nrg.book.chapters.{DRIVERS[chapter]}.driver")
 
 
-def validate(chapter: str, params: Mapping[str, Any]) -> None:
-    """Raise :class:`nrg.errors.ParameterError` if any value of ``params`` is bad."""
-    driver(chapter).check(**dict(params))
+def parameter_names(chapter_driver: types.ModuleType) -> set[str]:
+    """The parameters a chapter takes: its ``Params`` fields (or, not yet typed, ``check``'s arguments)."""
+    if hasattr(chapter_driver, "Params"):
+        return set(chapter_driver.Params.names())
+    return {name for name, p in inspect.signature(chapter_driver.check).parameters.items()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD}
 
 
-def reject_unknown_injected(chapter_driver: Any, history: Sequence[str] | None = None) -> None:
+def validate(chapter: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The chapter's checked parameters; raise :class:`nrg.errors.ParameterError` if any value is bad."""
+    chapter_driver = driver(chapter)
+    if hasattr(chapter_driver, "Params"):
+        unknown = sorted(set(params) - parameter_names(chapter_driver))
+        if unknown:
+            raise ParameterError(f"unknown parameter(s) {unknown}; valid parameters are: "
+                                 f"{sorted(parameter_names(chapter_driver))}")
+        return chapter_driver.Params(**params)  # type: ignore[no-any-return]
+    return chapter_driver.check(**dict(params))  # type: ignore[no-any-return]
+
+
+def reject_unknown_injected(chapter_driver: types.ModuleType, history: Sequence[str] | None = None) -> None:
     """Fail on a ``papermill -p NAME`` whose NAME the chapter does not take.
 
     papermill only warns about such a name and the run would silently use the
     default instead (a typo like ``-p output_token 8`` would measure the wrong
     thing). papermill injects its values as a cell starting ``# Parameters``;
-    the names assigned there are compared with ``chapter_driver.check``'s
-    parameters. ``history`` defaults to IPython's input history (``In``);
+    the names assigned there are compared with the chapter's parameters
+    (:func:`parameter_names`). ``history`` defaults to IPython's input history (``In``);
     interactive edits without an injected cell are never affected.
     """
     if history is None:
@@ -85,8 +100,7 @@ def reject_unknown_injected(chapter_driver: Any, history: Sequence[str] | None =
         return
     names = {target.id for node in ast.walk(ast.parse(injected)) if isinstance(node, ast.Assign)
              for target in node.targets if isinstance(target, ast.Name)}
-    valid = {name for name, p in inspect.signature(chapter_driver.check).parameters.items()
-             if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    valid = parameter_names(chapter_driver)
     unknown = sorted(names - valid)
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown} given with papermill -p; "

@@ -52,7 +52,7 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
         raise ParameterError("joint_input_tokens and joint_output_tokens need >= 2 lengths each "
                              "(the joint grid estimates the interaction)")
     base = {
-        "chapter": CHAPTER, "models": sweeps.model_entries(as_seq(models), weights, layers),
+        "chapter": CHAPTER, "models": sweeps.model_specs(as_seq(models), weights, layers),
         "tasks": ["none"], "batch_sizes": [common.as_int("batch_size", batch_size)],
         "dtypes": [dtype], "device": common.as_device("device", device),
         "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),

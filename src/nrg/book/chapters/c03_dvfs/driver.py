@@ -85,7 +85,7 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
     isolate = common.as_bool("isolate", isolate)
     device, dtype = _device_and_dtype(device, dtype)
     params = {
-        "models": sweeps.model_entries(list(models) if isinstance(models, tuple) else models, weights, layers),
+        "models": sweeps.model_specs(list(models) if isinstance(models, tuple) else models, weights, layers),
         "gpu_clocks_mhz": _clock_list("gpu_clocks_mhz", gpu_clocks_mhz, allow_auto=True),
         "n_clocks": common.as_int("n_clocks", n_clocks, minimum=2),
         "include_default_clock": include_default_clock,

@@ -56,7 +56,7 @@ def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | 
     n_out = common.as_int("output_tokens", output_tokens, minimum=2)  # decode needs a second token
     config = {
         "chapter": CHAPTER, "name": f"{CHAPTER}-batch",
-        "models": sweeps.model_entries(as_seq(models), weights, layers),
+        "models": sweeps.model_specs(as_seq(models), weights, layers),
         "tasks": ["none"], "batch_sizes": sizes,
         "input_tokens": [common.as_int("input_tokens", input_tokens)], "output_tokens": [n_out],
         "dtypes": [dtype], "device": device, "warmup": warmup, "idle_s": idle_s,

@@ -80,7 +80,7 @@ def test_chapter_4_options_defaults_are_the_notebooks() -> None:
 
     cell = declared("04_network_tickets")
     shared = [f.name for f in dataclasses.fields(DEFAULTS) if f.name in cell]
-    assert set(shared) >= {"n_tickets", "noise", "tickets_path", "train_repeats", "n_generate", "max_new_tokens",
+    assert set(shared) >= {"n_tickets", "noise", "tickets_path", "train_repeats", "n_generate", "output_tokens",
                            "generate_batch_size", "classifier", "generator"}
     for name in shared:
         value = getattr(DEFAULTS, name)
@@ -103,4 +103,4 @@ def test_chapter_4_sweep_configs_get_the_notebooks_values() -> None:
         assert {k: options[kind][k] for k in cell[kind]} == cell[kind]
         assert parse_config(config).settings.repeats.min_n == cell["repeats" if task == "root_cause"
                                                                    else "response_repeats"]
-    assert params["options"]["max_new_tokens"] == cell["max_new_tokens"]
+    assert params["options"]["output_tokens"] == cell["output_tokens"]

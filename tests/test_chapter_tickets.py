@@ -215,7 +215,7 @@ def test_figures_are_built(tiny_rows: pd.DataFrame) -> None:
 TINY = {"n_tickets": 24, "quant": '["none", "int8-dynamic"]', "prune": '["none", "2:4"]',
         "response_quant": '["none"]', "response_prune": '["none"]', "repeats": 2, "response_repeats": 2,
         "classifier": '{"epochs": 1, "batch_size": 8, "max_len": 64, "max_steps": 2}',
-        "generator": '{"max_steps": 1, "max_len": 96}', "n_generate": 2, "max_new_tokens": 4,
+        "generator": '{"max_steps": 1, "max_len": 96}', "n_generate": 2, "output_tokens": 4,
         "model_layers": '{"root_cause": 1, "response": 1}', "isolate": False}
 
 

@@ -43,7 +43,7 @@ Keys (all but ``models`` optional)::
                                  # noise, eval_fraction, tickets_path, text_column, label_column,
                                  # response_column, classifier and generator ({epochs, batch_size,
                                  # max_len, learning_rate, max_steps, lora_r, lora_alpha}),
-                                 # train_repeats, n_generate, max_new_tokens, generate_batch_size;
+                                 # train_repeats, n_generate, output_tokens, generate_batch_size;
                                  # defaults: chapter 4's (nrg.tickets.options.FinetuneOptions)
     serving: {concurrency: [1, 8]}  # the serving workload's settings (workload: serving only): engine,
                                  # engine_python or base_url, concurrency, arrival (closed / poisson),

@@ -108,7 +108,7 @@ def factors(cell: Cell) -> dict[str, Any]:
     options = FinetuneOptions.from_dict(cell.settings.options)
     train = options.train(cell.task.name)
     return {"batch_size": train.batch_size, "input_tokens": train.max_len,
-            "output_tokens": options.max_new_tokens if cell.task.name == "response" else None,
+            "output_tokens": options.output_tokens if cell.task.name == "response" else None,
             "dataset": dataset_name(options, cell.settings.seed)}
 
 
@@ -324,7 +324,7 @@ class _Job:
                                                 settings, monitor)
         batch = self.options.generate_batch_size or settings.batch_size
         return finetune.evaluate_generator(model, tokenizer, data.eval_texts, data.eval_targets,
-                                           self.options.max_new_tokens, batch, monitor)
+                                           self.options.output_tokens, batch, monitor)
 
     def row(self, result: PhaseResult, k: int, window: int = 0) -> dict[str, Any]:
         """A measured phase as a row: energy with the sweep's idle baseline, tokens, quality."""

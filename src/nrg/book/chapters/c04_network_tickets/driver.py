@@ -67,7 +67,7 @@ def _grids(quant: Any, prune: Any, response_quant: Any, response_prune: Any
 
 def _finetune_section(n_tickets: Any, noise: Any, tickets_path: Any, text_column: str, label_column: str,
                       response_column: str | None, train_repeats: Any, classifier: Any, generator: Any,
-                      n_generate: Any, max_new_tokens: Any, generate_batch_size: Any) -> dict[str, Any]:
+                      n_generate: Any, output_tokens: Any, generate_batch_size: Any) -> dict[str, Any]:
     """The ``finetune:`` section of the chapter's sweep configs (papermill strings parsed)."""
     batch = None if generate_batch_size is None else common.as_int("generate_batch_size", generate_batch_size)
     return {"n_tickets": common.as_int("n_tickets", n_tickets, minimum=2), "noise": common.as_fraction("noise", noise),
@@ -79,7 +79,7 @@ def _finetune_section(n_tickets: Any, noise: Any, tickets_path: Any, text_column
             "generator": train_settings("generator", common.as_mapping("generator", generator),
                                         DEFAULTS.generator).to_dict(),
             "n_generate": common.as_int("n_generate", n_generate),
-            "max_new_tokens": common.as_int("max_new_tokens", max_new_tokens), "generate_batch_size": batch}
+            "output_tokens": common.as_int("output_tokens", output_tokens), "generate_batch_size": batch}
 
 
 def sweep_config(task: str, quant: list[str], prune: list[str], repeats: Any, section: Mapping[str, Any],
@@ -100,7 +100,7 @@ def check(n_tickets: int = DEFAULTS.n_tickets, seed: int = 0, noise: float = DEF
           response_quant: Any = ("none", "int8-dynamic"), response_prune: Any = ("none", "2:4"),
           w: Any = 0.5, repeats: Any = 3, response_repeats: Any = 2,
           train_repeats: int = DEFAULTS.train_repeats, classifier: Any = None, generator: Any = None,
-          n_generate: int = DEFAULTS.n_generate, max_new_tokens: int = DEFAULTS.max_new_tokens,
+          n_generate: int = DEFAULTS.n_generate, output_tokens: int = DEFAULTS.output_tokens,
           generate_batch_size: int | None = DEFAULTS.generate_batch_size, models: Any = None,
           model_layers: Any = None, metrics: Any = None, device: str = "cpu", threads: int | None = None,
           idle_s: float = 0.0, isolate: bool = True, run_dir: str | None = None,
@@ -124,7 +124,7 @@ def check(n_tickets: int = DEFAULTS.n_tickets, seed: int = 0, noise: float = DEF
     idle_s = common.as_number("idle_s", idle_s)
     grids = _grids(quant, prune, response_quant, response_prune)
     section = _finetune_section(n_tickets, noise, tickets_path, text_column, label_column, response_column,
-                                train_repeats, classifier, generator, n_generate, max_new_tokens,
+                                train_repeats, classifier, generator, n_generate, output_tokens,
                                 generate_batch_size)
     names = {**DEFAULT_MODELS, **{k: str(v) for k, v in _tasks_mapping("models", models).items()}}
     layers = {t: common.as_int(f"model_layers[{t}]", v) for t, v in _tasks_mapping("model_layers", model_layers).items()}

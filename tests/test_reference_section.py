@@ -79,7 +79,7 @@ def _params(chapter: str, root: Path | None) -> dict:
     if chapter == "01_model_comparison":
         return model_comparison.Params(models=["gpt2"], reference_dir=reference_dir)
     if chapter == "02_sequence_length":
-        return sequence_length.check(reference_dir=reference_dir)
+        return sequence_length.Params(reference_dir=reference_dir)
     if chapter == "04_network_tickets":
         return tickets.check(reference_dir=reference_dir)
     from nrg.book.chapters.c03_dvfs import driver as chapter3

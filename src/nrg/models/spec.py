@@ -91,6 +91,17 @@ class ModelSpec:
         return cls(d["name"], d.get("weights", "auto"), layers=d.get("layers"), tiny=bool(d.get("tiny", False)),
                    overrides=tuple((str(k), v) for k, v in d.get("overrides") or ()))
 
+    def config_entry(self) -> dict[str, Any]:
+        """This spec as a model entry of a sweep config written for a reader: only what differs from the defaults."""
+        out: dict[str, Any] = {"name": self.name, "weights": self.weights}
+        if self.layers is not None:
+            out["layers"] = self.layers
+        if self.tiny:
+            out["tiny"] = True
+        if self.overrides:
+            out["overrides"] = dict(self.overrides)
+        return out
+
     @property
     def is_entry(self) -> bool:
         """True for a spec a sweep config may hold: dtype, device and head left at their defaults."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nrg.book import sweeps
 from nrg.book.chapters.c01_model_comparison.params import CHAPTER, TASKS, Params
 
 if TYPE_CHECKING:
@@ -30,10 +29,7 @@ def measure(params: Params, progress: bool = True) -> pd.DataFrame:
     ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`);
     the published name stays in ``model_name``.
     """
-    from nrg.book.labels import with_model_labels
-
-    assert params.run_dir is not None   # resolved when the parameters were built
-    return with_model_labels(sweeps.measure_checked(params.checked, params.run_dir, progress=progress))
+    return params.measure(progress)
 
 
 def generate_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nrg.book import carbon, common, sweeps
 from nrg.dvfs.common import as_consent
 from nrg.errors import ParameterError, check_choice
+from nrg.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -294,8 +295,11 @@ def reference_sweep_config(params: Mapping[str, Any], clocks: Sequence[int] | No
     chosen = list(wanted) if wanted != "auto" else list(clocks or [])
     default = [None] if params["include_default_clock"] or not chosen else []
     paper = {} if params["device"].startswith("cuda") else PAPER_SETTING   # CPU models mean nothing on a GPU
-    return sweep_config({**params, "dtype": "bfloat16", **paper, "device": "cuda", "isolate": True,
-                         "allow_hardware_settings": False}, "gpu_clock_mhz", default + chosen)
+    config = sweep_config({**params, "dtype": "bfloat16", **paper, "device": "cuda", "isolate": True,
+                           "allow_hardware_settings": False}, "gpu_clock_mhz", default + chosen)
+    # plain data: the config is shown as YAML for a GPU owner to save and run
+    config["models"] = [m.config_entry() if isinstance(m, ModelSpec) else m for m in config["models"]]
+    return config
 
 
 def reference_sweep_yaml(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> str:

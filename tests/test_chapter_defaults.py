@@ -95,7 +95,7 @@ def test_chapter_4_sweep_configs_get_the_notebooks_values() -> None:
     from nrg.sweep.config import parse_config
 
     cell = declared("04_network_tickets")
-    params = driver("04_network_tickets").check()
+    params = driver("04_network_tickets").Params()
     for task, config in params["configs"].items():
         options = parse_config(config).settings.options
         assert options["n_tickets"] == cell["n_tickets"] and options["noise"] == cell["noise"]

@@ -81,7 +81,7 @@ def _params(chapter: str, root: Path | None) -> dict:
     if chapter == "02_sequence_length":
         return sequence_length.Params(reference_dir=reference_dir)
     if chapter == "04_network_tickets":
-        return tickets.check(reference_dir=reference_dir)
+        return tickets.Params(reference_dir=reference_dir)
     from nrg.book.chapters.c03_dvfs import driver as chapter3
 
     return chapter3.check(models=["gpt2"], device="cpu", reference_dir=reference_dir)

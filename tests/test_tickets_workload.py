@@ -87,7 +87,7 @@ def test_a_cell_id_hashes_only_what_its_task_uses(tmp_path: Path) -> None:
 def test_the_shipped_configs_are_the_chapters_default_sweeps(tmp_path: Path) -> None:
     from nrg.book.chapters.c04_network_tickets import driver as chapter
 
-    params = chapter.check(run_dir=str(tmp_path / "run"))
+    params = chapter.Params(run_dir=str(tmp_path / "run"))
     for task, config in params["configs"].items():
         shipped = parse_config(SWEEPS / f"04_network_tickets_{task}.yaml")
         assert [c.cell_id for c in shipped.cells()] == [c.cell_id for c in parse_config(config).cells()]

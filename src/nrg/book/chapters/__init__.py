@@ -2,9 +2,11 @@
 
 A notebook's ``parameters`` cell declares plain values; papermill's ``-p`` passes
 lists and mappings as strings, so every driver reads them through
-:func:`nrg.book.common.as_list` / ``as_mapping``.  :func:`validate` is what
-``nrg book`` calls before executing a chapter, and what each notebook calls
-first, so a bad value fails before any measurement and nothing is written.
+:func:`nrg.book.common.as_list` / ``as_mapping``.  A typed chapter's driver has
+a frozen ``Params`` dataclass (:mod:`nrg.book.params`), which the notebook builds
+first; the others still have ``check(**params)``. :func:`validate` is what
+``nrg book`` calls before executing a chapter, so a bad value fails before any
+measurement and nothing is written.
 """
 from __future__ import annotations
 

@@ -185,3 +185,24 @@ def test_without_nrg_book_run_the_notebook_checks_its_params_itself(counts: dict
     with checked_env(params):   # other values than the kernel's: not trusted
         driver(C1).Params(**{**cell(C1), **TINY_RUN, "warmup": 1})
     assert counts["configs checked"] == 2
+
+
+def test_measuring_hands_the_runner_the_checked_cells(counts: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast loop's half of the count: the runner gets the cells checked with the Params, checks nothing."""
+    import pandas as pd
+
+    from nrg.book import sweeps
+    from nrg.sweep import run
+    from nrg.sweep.runfolder import store
+
+    params = driver(C1).Params(**{**cell(C1), **TINY_RUN, "tasks": ["qa", "summarization"],
+                                  "task_lengths": {"qa": [8, 2], "summarization": [8, 3]}})
+    handed: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(run, "run_sweep", lambda config, out, progress=True, checked_cells=None:
+                        handed.append((config, checked_cells)))
+    monkeypatch.setattr(store, "load", lambda folder, cell_ids: pd.DataFrame({"cell_id": list(cell_ids)}))
+    assert params.run_dir is not None
+    rows = sweeps.measure_checked(params.checked, params.run_dir, progress=False)
+    assert [(config, cells) for config, cells in handed] == [(i.config, i.cells) for i in params.checked]
+    assert list(rows["cell_id"]) == [c.cell_id for i in params.checked for c in i.cells]
+    assert counts["configs checked"] == 2 and counts["models parsed"] == 1   # both in building the Params

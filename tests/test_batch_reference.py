@@ -48,7 +48,7 @@ def test_nrg_reference_on_a_gpu_writes_the_folder_chapter_5_reads() -> None:
 def test_chapter_5_finds_and_shows_the_reference_layout(tmp_path: Path) -> None:
     root = tmp_path / "results" / "reference"
     run = _write_run(root / SLUG / batch_size.CHAPTER)
-    params = batch_size.check(reference_dir=str(root), run_dir=str(tmp_path / "runs"))
+    params = batch_size.Params(reference_dir=str(root), run_dir=str(tmp_path / "runs"))
     assert params["reference"] == {SLUG: run} == common.reference_runs(root, batch_size.CHAPTER)
     shown = reference.section(batch_size.CHAPTER, params)
     label = str(shown[0])
@@ -62,10 +62,10 @@ def test_chapter_5_finds_and_shows_the_reference_layout(tmp_path: Path) -> None:
 def test_an_archive_level_and_a_budget_cut_run_are_handled(tmp_path: Path) -> None:
     root = tmp_path / "reference"
     run = _write_run(root / SLUG / "ref" / batch_size.CHAPTER, sizes=(1,))     # tar of --out ref, one size
-    params = batch_size.check(reference_dir=str(root), run_dir=str(tmp_path / "runs"))
+    params = batch_size.Params(reference_dir=str(root), run_dir=str(tmp_path / "runs"))
     assert params["reference"] == {SLUG: run}
     said = " ".join(str(x) for x in reference.section(batch_size.CHAPTER, params) if isinstance(x, common.Text))
     assert "Only batch size 1 was measured" in said
-    empty = batch_size.check(reference_dir=str(tmp_path / "none"), run_dir=str(tmp_path / "runs"))
+    empty = batch_size.Params(reference_dir=str(tmp_path / "none"), run_dir=str(tmp_path / "runs"))
     (text,) = reference.section(batch_size.CHAPTER, empty)
     assert "results/reference/<gpu-slug>/05_batch_size/" in str(text) and "nrg reference" in str(text)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nrg.book import carbon
-from nrg.book.chapters import DRIVERS, driver
+from nrg.book.chapters import DRIVERS, validate
 from nrg.book.chapters.c03_dvfs.carbon import dvfs_table
 from nrg.book.chapters.c04_network_tickets.carbon import tickets_table
 from nrg.errors import ParameterError
@@ -156,6 +156,6 @@ def test_dvfs_table_labels_settings() -> None:
 @pytest.mark.parametrize("chapter", sorted(DRIVERS))
 def test_every_chapter_checks_the_carbon_parameters(chapter: str) -> None:
     with pytest.raises(ParameterError, match="region='Atlantis'"):
-        driver(chapter).check(region="Atlantis")
+        validate(chapter, {"region": "Atlantis"})
     with pytest.raises(ParameterError, match="pue"):
-        driver(chapter).check(pue=0.5)
+        validate(chapter, {"pue": 0.5})

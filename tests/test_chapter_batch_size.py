@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nrg.book import found, plots
+from nrg.book.chapters import validate
 from nrg.book.chapters.c05_batch_size import driver as chapter
 from nrg.errors import ParameterError
 
@@ -15,16 +16,16 @@ TINY = {"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}
 
 
 def test_defaults_are_the_cpu_profile(tmp_path: Path) -> None:
-    params = chapter.check(run_dir=str(tmp_path / "run"))
-    (config,) = params["configs"]
-    assert config["batch_sizes"] == [1, 2, 4, 8]
-    assert config["input_tokens"] == [64] and config["output_tokens"] == [16]
-    assert params["batch_sizes"] == [1, 2, 4, 8] and params["run_dir"] == (tmp_path / "run").resolve()
+    params = chapter.Params(run_dir=str(tmp_path / "run"))
+    (config,) = (item.config for item in params.checked)
+    assert config.batch_sizes == (1, 2, 4, 8)
+    assert config.input_tokens == (64,) and config.output_tokens == (16,)
+    assert params.batch_sizes == (1, 2, 4, 8) and params.run_dir == (tmp_path / "run").resolve()
 
 
 def test_papermill_strings_are_read(tmp_path: Path) -> None:
-    params = chapter.check(batch_sizes="[8, 1, 2]", input_tokens="32", run_dir=str(tmp_path))
-    assert params["batch_sizes"] == [1, 2, 8] and params["configs"][0]["input_tokens"] == [32]
+    params = chapter.Params(batch_sizes="[8, 1, 2]", input_tokens="32", run_dir=str(tmp_path))
+    assert params.batch_sizes == (1, 2, 8) and params.checked[0].config.input_tokens == (32,)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -40,7 +41,7 @@ def test_papermill_strings_are_read(tmp_path: Path) -> None:
 ])
 def test_bad_values_are_refused_before_anything_is_written(tmp_path: Path, changes: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
-        chapter.check(run_dir=str(tmp_path / "run"), **changes)
+        validate(chapter.CHAPTER, {"run_dir": str(tmp_path / "run"), **changes})
     assert not (tmp_path / "run").exists()
 
 
@@ -123,8 +124,8 @@ def test_found_names_the_chapters() -> None:
 
 
 def test_a_tiny_run_end_to_end(tmp_path: Path) -> None:
-    params = chapter.check(models=[TINY], batch_sizes=[1, 2], input_tokens=8, output_tokens=3, repeats=2,
-                           warmup=0, idle_s=0, isolate=False, run_dir=str(tmp_path / "run"))
+    params = chapter.Params(models=[TINY], batch_sizes=[1, 2], input_tokens=8, output_tokens=3, repeats=2,
+                            warmup=0, idle_s=0, isolate=False, run_dir=str(tmp_path / "run"))
     df = chapter.measure(params, progress=False)
     gen = chapter.ok_phase(df)
     assert sorted(gen["batch_size"].unique()) == [1, 2]

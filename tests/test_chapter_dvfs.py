@@ -202,6 +202,9 @@ def test_reference_config_is_a_valid_gpu_sweep(params):
     assert "No reference data has been committed" in message
     assert "nrg sweep dvfs.yaml --allow-hardware-settings" in message
     assert "gpu_clock_mhz: [null, 1410, 600]" in message
+    on_gpu = yaml.safe_load(chapter.reference_sweep_yaml({**params, "device": "cuda"}))   # the chapter's own models
+    assert [m["name"] for m in on_gpu["models"]] == [m.name for m in params["models"]]
+    assert parse_config(on_gpu).models == tuple(params["models"])
 
 
 # ---------------------------------------------------------------- analysis of a measured sweep

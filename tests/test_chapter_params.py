@@ -1,13 +1,12 @@
 """papermill -p with a name the chapter does not take fails, naming it and the valid ones."""
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
 
 from nrg.book import build as book
-from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected
+from nrg.book.chapters import DRIVERS, driver, parameter_names, reject_unknown_injected
 from nrg.book.chapters.c01_model_comparison import driver as model_comparison
 from nrg.errors import ParameterError
 
@@ -36,9 +35,7 @@ def test_outside_ipython_nothing_is_checked() -> None:
 
 @pytest.mark.parametrize("chapter", sorted(DRIVERS))
 def test_notebook_parameters_are_exactly_the_driver_parameters(chapter: str) -> None:
-    """`nrg book` checks names against the parameters cell, the notebook against ``check``:
-    both must mean the same set, or one path would accept a name the other refuses."""
+    """`nrg book` checks names against the parameters cell, the notebook against the chapter's
+    ``Params`` (or ``check``): both must mean the same set, or one path would accept a name the other refuses."""
     declared = set(book.declared_parameters(book.notebook_path(ROOT, chapter)))
-    taken = {name for name, p in inspect.signature(driver(chapter).check).parameters.items()
-             if p.kind is not inspect.Parameter.VAR_KEYWORD}
-    assert declared == taken
+    assert declared == parameter_names(driver(chapter))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nrg.book.chapters import validate
 from nrg.book.chapters.c04_network_tickets import analysis
 from nrg.book.chapters.c04_network_tickets import driver as chapter
 from nrg.errors import ParameterError
@@ -42,14 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ])
 def test_bad_parameters_name_the_valid_values(tmp_path: Path, kwargs: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
-        chapter.check(run_dir=str(tmp_path / "run"), **kwargs)
+        validate(chapter.CHAPTER, {"run_dir": str(tmp_path / "run"), **kwargs})
     assert not (tmp_path / "run").exists()
 
 
 def test_papermill_strings_are_parsed(tmp_path: Path) -> None:
     from nrg.sweep.config import parse_config
 
-    params = chapter.check(quant='["none", "nf4"]', prune='["none", "2:4"]', w="0.25", repeats="2",
+    params = chapter.Params(quant='["none", "nf4"]', prune='["none", "2:4"]', w="0.25", repeats="2",
                            classifier='{"epochs": 1, "max_steps": 3}', model_layers='{"response": 2}',
                            n_tickets="40", run_dir=str(tmp_path / "run"))
     root = parse_config(params["configs"]["root_cause"])
@@ -72,13 +73,13 @@ def _write_csv(path: Path, header: str, rows: list[str]) -> Path:
 def test_tickets_path_with_a_missing_column_fails_before_work(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "mine.csv", "body,cause", ['"LOS on port 1",fibre_cut', '"mains down",power_failure'])
     with pytest.raises(ParameterError, match="response_column='response'"):
-        chapter.check(tickets_path=str(path), text_column="body", label_column="cause",
+        chapter.Params(tickets_path=str(path), text_column="body", label_column="cause",
                       run_dir=str(tmp_path / "run"))
     with pytest.raises(ParameterError, match="label_column='label'"):
-        chapter.check(tickets_path=str(path), text_column="body", tasks=["root_cause"],
+        chapter.Params(tickets_path=str(path), text_column="body", tasks=["root_cause"],
                       response_column=None, run_dir=str(tmp_path / "run"))
     with pytest.raises(ParameterError, match="response_column is None"):
-        chapter.check(tickets_path=str(path), text_column="body", label_column="cause", response_column=None)
+        chapter.Params(tickets_path=str(path), text_column="body", label_column="cause", response_column=None)
     assert not (tmp_path / "run").exists()
 
 
@@ -86,7 +87,7 @@ def test_tickets_path_with_own_column_names_is_used(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "mine.csv", "body,cause,fix",
                       ['"LOS on port 1",fibre_cut,"spliced"', '"mains down",power_failure,"generator"',
                        '"BGP down after change",misconfiguration,"rolled back"'])
-    params = chapter.check(tickets_path=str(path), text_column="body", label_column="cause",
+    params = chapter.Params(tickets_path=str(path), text_column="body", label_column="cause",
                            response_column="fix", run_dir=str(tmp_path / "run"))
     loaded = chapter.tickets(params)
     assert [t.label for t in loaded] == ["fibre_cut", "power_failure", "misconfiguration"]
@@ -100,7 +101,7 @@ def test_tickets_path_with_own_column_names_is_used(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_rows(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """Root cause only, 1-layer MiniLM, in this process: quant x prune with 3 inference windows each."""
-    params = chapter.check(n_tickets=40, tasks=["root_cause"], quant=["none", "int8-dynamic", "nf4"],
+    params = chapter.Params(n_tickets=40, tasks=["root_cause"], quant=["none", "int8-dynamic", "nf4"],
                            prune=["none", "2:4"], repeats=3, classifier={"batch_size": 8, "max_len": 48, "max_steps": 3},
                            model_layers={"root_cause": 1}, isolate=False,
                            run_dir=str(tmp_path_factory.mktemp("tickets") / "run"))
@@ -182,7 +183,7 @@ def test_sections_are_what_the_page_shows(tiny_rows: pd.DataFrame, tmp_path: Pat
 
     from nrg.stats import AnovaResult, RankResult
 
-    params = chapter.check(tasks=["root_cause"], run_dir=str(tmp_path / "run"))
+    params = chapter.Params(tasks=["root_cause"], run_dir=str(tmp_path / "run"))
     table, figure = analysis.combinations_section(tiny_rows, params, "root_cause")
     assert set(table["quant"]) == {"none", "int8-dynamic", "nf4"} and isinstance(figure, Figure)
     skipped = analysis.combinations_section(tiny_rows, params, "response")
@@ -215,7 +216,7 @@ def test_figures_are_built(tiny_rows: pd.DataFrame) -> None:
 TINY = {"n_tickets": 24, "quant": '["none", "int8-dynamic"]', "prune": '["none", "2:4"]',
         "response_quant": '["none"]', "response_prune": '["none"]', "repeats": 2, "response_repeats": 2,
         "classifier": '{"epochs": 1, "batch_size": 8, "max_len": 64, "max_steps": 2}',
-        "generator": '{"max_steps": 1, "max_len": 96}', "n_generate": 2, "max_new_tokens": 4,
+        "generator": '{"max_steps": 1, "max_len": 96}', "n_generate": 2, "output_tokens": 4,
         "model_layers": '{"root_cause": 1, "response": 1}', "isolate": False}
 
 

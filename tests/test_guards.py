@@ -93,7 +93,7 @@ def test_chance_of_the_tickets_tasks_comes_from_the_tickets(tmp_path) -> None:  
     from nrg.book.chapters.c04_network_tickets import driver as chapter
     from nrg.book.chapters.c04_network_tickets.chance import chance_quality
 
-    params = chapter.check(n_tickets=60, run_dir=str(tmp_path / "run"))
+    params = chapter.Params(n_tickets=60, run_dir=str(tmp_path / "run"))
     root = chance_quality(params, "root_cause", "macro_f1")
     assert root is not None and 0.05 < root < 0.5
     reply = chance_quality(params, "response", "rouge_l")

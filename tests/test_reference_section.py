@@ -78,11 +78,11 @@ def measured(tmp_path_factory):
 def _params(chapter: str, root: Path | None) -> dict:
     reference_dir = str(root) if root is not None else None
     if chapter == "01_model_comparison":
-        return model_comparison.check(models=["gpt2"], reference_dir=reference_dir)
+        return model_comparison.Params(models=["gpt2"], reference_dir=reference_dir)
     if chapter == "02_sequence_length":
-        return sequence_length.check(reference_dir=reference_dir)
+        return sequence_length.Params(reference_dir=reference_dir)
     if chapter == "04_network_tickets":
-        return tickets.check(reference_dir=reference_dir)
+        return tickets.Params(reference_dir=reference_dir)
     from nrg.book.chapters.c03_dvfs import driver as chapter3
 
     return chapter3.check(models=["gpt2"], device="cpu", reference_dir=reference_dir)

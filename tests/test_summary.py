@@ -112,14 +112,14 @@ def test_published_figures_are_read_as_published_and_kept_apart() -> None:
 
 def test_parameters_are_checked_before_anything_is_read(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="latency_measure"):
-        summary.check(latency_measure="p99")
+        summary.Params(latency_measure="p99")
     with pytest.raises(ParameterError, match="latency_target_s"):
-        summary.check(latency_target_s=0)
+        summary.Params(latency_target_s=0)
     with pytest.raises(ParameterError, match="quality_floor"):
-        summary.check(quality_floor=1.5)
+        summary.Params(quality_floor=1.5)
     with pytest.raises(ParameterError, match="chapters"):
-        summary.check(chapters=["07_nope"])
-    rows, missing = summary.load_rows(summary.check(runs_dir=str(tmp_path)))
+        summary.Params(chapters=["07_nope"])
+    rows, missing = summary.load_rows(summary.Params(runs_dir=str(tmp_path)))
     assert rows == {} and set(missing) == set(summary.SWEEP_CHAPTERS)
 
 
@@ -128,7 +128,7 @@ def test_the_answer_names_a_model_as_it_ran(tmp_path: Path) -> None:
     from test_batch_reference import _write_run
 
     _write_run(tmp_path / "05_batch_size")
-    rows, missing = summary.load_rows(summary.check(runs_dir=str(tmp_path), chapters=["05_batch_size"]))
+    rows, missing = summary.load_rows(summary.Params(runs_dir=str(tmp_path), chapters=["05_batch_size"]))
     assert not missing
     configs = summary.configurations(rows, latency_measure="time_s")
     assert configs["configuration"].str.startswith("gpt2 [random, 124 M params] · ").all()

@@ -47,9 +47,9 @@ def test_the_chance_level_and_the_best_guard_follow_your_own_tickets(tmp_path: P
     from nrg.book.chapters.c04_network_tickets.chance import chance_quality
     from nrg.tickets.metrics import rouge_l
 
-    own = chapter.check(tickets_path=str(_write(tmp_path / "tickets.csv")), run_dir=str(tmp_path / "run"),
+    own = chapter.Params(tickets_path=str(_write(tmp_path / "tickets.csv")), run_dir=str(tmp_path / "run"),
                         metrics={"root_cause": "accuracy"})
-    embedded = chapter.check(run_dir=str(tmp_path / "run2"), metrics={"root_cause": "accuracy"})
+    embedded = chapter.Params(run_dir=str(tmp_path / "run2"), metrics={"root_cause": "accuracy"})
     assert chance_quality(own, "root_cause", "accuracy") == pytest.approx(0.8)      # the majority share held out
     assert chance_quality(own, "root_cause", "macro_f1") == pytest.approx(1 / 3)    # three classes: 1/k
     embedded_chance = chance_quality(embedded, "root_cause", "accuracy")

@@ -37,7 +37,7 @@ def tiny(**changes):  # type: ignore[no-untyped-def]
 
 def test_finetune_section_defaults_are_the_chapter_defaults() -> None:
     options = parse_config(tiny(finetune={})).settings.options
-    assert options["n_tickets"] == DEFAULTS.n_tickets == 120 and options["max_new_tokens"] == 24
+    assert options["n_tickets"] == DEFAULTS.n_tickets == 120 and options["output_tokens"] == 24
     assert options["classifier"] == DEFAULTS.classifier.to_dict()
     assert "workload" in KEYS and "finetune" in KEYS
 
@@ -75,7 +75,7 @@ def test_a_cell_id_hashes_only_what_its_task_uses(tmp_path: Path) -> None:
         return [c.cell_id for c in parse_config(tiny(finetune={"n_tickets": 24, **section})).cells()]
 
     base = ids()
-    assert ids(generator={"max_steps": 3}, max_new_tokens=8) == base       # response-only settings
+    assert ids(generator={"max_steps": 3}, output_tokens=8) == base       # response-only settings
     assert ids(classifier={"max_steps": 3}) != base and ids(noise=0.2) != base
     data = tmp_path / "mine.csv"
     data.write_text("text,label\nLOS on port 1,fibre_cut\nmains down,power_failure\n")
@@ -87,7 +87,7 @@ def test_a_cell_id_hashes_only_what_its_task_uses(tmp_path: Path) -> None:
 def test_the_shipped_configs_are_the_chapters_default_sweeps(tmp_path: Path) -> None:
     from nrg.book.chapters.c04_network_tickets import driver as chapter
 
-    params = chapter.check(run_dir=str(tmp_path / "run"))
+    params = chapter.Params(run_dir=str(tmp_path / "run"))
     for task, config in params["configs"].items():
         shipped = parse_config(SWEEPS / f"04_network_tickets_{task}.yaml")
         assert [c.cell_id for c in shipped.cells()] == [c.cell_id for c in parse_config(config).cells()]
@@ -292,7 +292,7 @@ def test_nrg_sweep_runs_chapter_4_with_isolated_cells_timeouts_and_resume(tmp_pa
     from nrg.sweep.runfolder import store
 
     small = {"n_tickets": 24, "classifier": {"batch_size": 8, "max_len": 48, "max_steps": 1},
-             "generator": {"batch_size": 2, "max_len": 96, "max_steps": 1}, "n_generate": 2, "max_new_tokens": 2}
+             "generator": {"batch_size": 2, "max_len": 96, "max_steps": 1}, "n_generate": 2, "output_tokens": 2}
     root = _shrunk("04_network_tickets_root_cause.yaml", tmp_path, models=[{"name": "minilm-l6", "layers": 1}],
                    axes={"prune": ["none"], "quant": ["none", "int8-dynamic"]}, repeats=1, warmup=0,
                    finetune=small, cell_timeout_s=0.5)

@@ -29,7 +29,7 @@ import yaml
 from fault_helpers import config
 
 from nrg.book import build as book
-from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected
+from nrg.book.chapters import DRIVERS, driver, reject_unknown_injected, validate
 from nrg.commands.cli import main
 from nrg.errors import ParameterError
 
@@ -240,8 +240,8 @@ def test_a_profile_with_a_key_given_twice_is_refused(tmp_path) -> None:
 def test_chapter_5_reads_isolate_false_from_papermill_as_false(work) -> None:
     """``papermill -p isolate false`` injects the string "false"; chapter 5 took bool("false") = True."""
     c5 = sorted(DRIVERS)[5]
-    params = driver(c5).check(**{**_declared(c5), "isolate": _papermill_value("false")})
-    assert {c["isolate"] for c in params["configs"]} == {False}
+    params = validate(c5, {**_declared(c5), "isolate": _papermill_value("false")})
+    assert {item.config.isolate for item in params.checked} == {False}
 
 
 def _unwritable(tmp: Path) -> list[str]:
@@ -434,7 +434,7 @@ def _declared(chapter: str) -> dict[str, Any]:
 def test_papermill_injected_values_refused(chapter, given, name, tmp_path, work) -> None:
     injected = {k: _papermill_value(v) for k, v in given.items()}
     with pytest.raises(ParameterError) as info:
-        driver(chapter).check(**{**_declared(chapter), **injected})
+        validate(chapter, {**_declared(chapter), **injected})
     assert name in str(info.value), str(info.value)
     assert not list(work.rglob("*"))
 
@@ -450,9 +450,9 @@ def test_papermill_unknown_name_refused(work) -> None:
                                             ("no", False), ("YES", True)])
 def test_papermill_string_booleans_are_read_strictly(text, expected, work) -> None:
     """``papermill -p isolate false`` injects the string "false": it must mean False, not True."""
-    params = driver(C2).check(**{**_declared(C2), "isolate": _papermill_value(text),
-                                 "models": ["gpt2"], "weights": "random"})
-    assert {c["isolate"] for c in params["configs"]} == {expected}
+    params = validate(C2, {**_declared(C2), "isolate": _papermill_value(text),
+                           "models": ["gpt2"], "weights": "random"})
+    assert {item.config.isolate for item in params.checked} == {expected}
 
 
 def test_at_least_100_bad_inputs_across_the_three_ways_in() -> None:

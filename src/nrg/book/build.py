@@ -104,8 +104,8 @@ def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
     return {name: dict(values or {}) for name, values in data.items()}
 
 
-def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> None:
-    """Fail before any work on an unknown parameter name or a bad value."""
+def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The chapter's checked parameters; fail before any work on an unknown name or a bad value."""
     declared = declared_parameters(notebook_path(root, chapter))
     unknown = sorted(set(params) - set(declared))
     if unknown:
@@ -113,7 +113,7 @@ def check_parameters(root: Path, chapter: str, params: Mapping[str, Any]) -> Non
             f"chapter {chapter}: unknown parameter(s) {unknown}; valid parameters are: {sorted(declared)}")
     from nrg.book import chapters as chapter_checks
 
-    chapter_checks.validate(chapter, {**declared, **params})
+    return chapter_checks.validate(chapter, {**declared, **params})
 
 
 def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str, Any],
@@ -125,12 +125,14 @@ def execute_chapter(root: Path, chapter: str, output: Path, params: Mapping[str,
         raise ParameterError("running a chapter needs papermill and a Jupyter kernel: pip install 'nrg[book]' "
                              "(or use `nrg sweep` / `nrg reference`, which need no Jupyter)") from None
 
+    from nrg.book.params import checked_env
     from nrg.book.publish import page_env
 
-    check_parameters(root, chapter, params)
+    checked = check_parameters(root, chapter, params)
     check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with page_env(output):  # the kernel writes each figure's data beside this page
+    # the kernel writes each figure's data beside this page, and trusts this process' machine check
+    with page_env(output), checked_env(checked):
         papermill.execute_notebook(
             str(notebook_path(root, chapter)), str(output), parameters=dict(params),
             kernel_name="python3", cwd=str(root / "notebooks"), progress_bar=progress,

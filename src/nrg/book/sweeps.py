@@ -1,35 +1,59 @@
-"""Shared by the sweep chapters: model entries, repeat policy, run-and-select.
+"""Shared by the sweep chapters: models as specs, repeat policy, check once, run-and-select.
 
 A chapter may run several sweep configs into one run folder (e.g. one per
 task, each with the task's own lengths).  The folder also keeps cells of
 earlier parameter choices -- they are what makes a rerun cheap -- so the rows
 a chapter analyses are selected by the cell ids of *its current* configs.
+
+A chapter's configs are parsed and checked against the machine once
+(:func:`check_configs`, giving :class:`Checked`); :func:`measure_checked` runs
+them without checking again. :class:`SweepParams` holds the parameters the
+generation-sweep chapters share; each chapter's ``Params`` adds its own.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from nrg.book import carbon, common
 from nrg.book.common import as_int, as_list, as_mapping
-from nrg.errors import ParameterError
+from nrg.book.params import ChapterParams
+from nrg.errors import ParameterError, check_choice, check_device
+from nrg.models.spec import DTYPES, WEIGHTS, ModelSpec
+from nrg.sweep.repeats import RepeatPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nrg.sweep.config import Cell, SweepConfig
 
-def model_entries(models: Any, weights: str, layers: int | None) -> list[dict[str, Any]]:
-    """``models`` as sweep entries; plain names take the chapter's ``weights`` and ``layers``."""
-    entries = []
+DEFAULT_REPEATS = RepeatPolicy(min_n=3, max_n=5, ci_rel=0.05)   # adaptive: 3 to 5, until the CI is within 5%
+
+
+def model_specs(models: Any, weights: str, layers: int | None) -> tuple[ModelSpec, ...]:
+    """``models`` (names, mappings, or a YAML string of them) as specs; plain names take ``weights`` and ``layers``.
+
+    The one place a chapter's ``models`` parameter is parsed: a mapping takes
+    the keys of a sweep config's model entry (:func:`nrg.sweep.config.parse_config`
+    reads these specs as they are).
+    """
+    from nrg.sweep.config import parse_model
+
+    check_choice("weights", weights, WEIGHTS)
+    specs = []
     for m in as_list("models", models):
-        if isinstance(m, str):
-            entries.append({"name": m, "weights": weights, "layers": layers})
+        if isinstance(m, ModelSpec):
+            specs.append(m)
+        elif isinstance(m, str):
+            specs.append(parse_model({"name": m, "weights": weights, "layers": layers}))
         elif isinstance(m, Mapping) and "name" in m:
-            entries.append({"weights": weights, "layers": layers, **dict(m)})
+            specs.append(parse_model({"weights": weights, "layers": layers, **dict(m)}))
         else:
             raise ParameterError(f"models: {m!r} is not valid; give a model name or "
                                  "{name: ..., weights: real|random|auto, layers: N}")
-    return entries
+    return tuple(specs)
 
 
 def repeat_policy(repeats: Any) -> Any:
@@ -40,28 +64,135 @@ def repeat_policy(repeats: Any) -> Any:
     return repeats
 
 
-def check_configs(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Check every config as the runner will (no file written); return all cell ids."""
-    from nrg.sweep import check as sweep_check
+@dataclass(frozen=True)
+class Checked:
+    """A parsed sweep config and its cells, checked against this machine."""
+
+    config: SweepConfig
+    cells: tuple[Cell, ...]
+
+
+def parse_configs(configs: Sequence[SweepConfig | Mapping[str, Any]]) -> tuple[SweepConfig, ...]:
+    """Keys, types and ranges of every config (no machine, no file)."""
     from nrg.sweep.config import parse_config
 
-    ids: list[str] = []
-    for config in configs:
-        ids += [c.cell_id for c in sweep_check.check(parse_config(config))]
-    return ids
+    return tuple(parse_config(c) for c in configs)
 
 
-def measure(configs: Sequence[Mapping[str, Any]], run_dir: Path, progress: bool = True) -> pd.DataFrame:
-    """Run every config into ``run_dir`` (finished cells are reused); rows of these configs only."""
+def check_configs(configs: Sequence[SweepConfig | Mapping[str, Any]]) -> tuple[Checked, ...]:
+    """Check every config as the runner will (no file written): its cells, ready to run."""
+    from nrg.sweep import check as sweep_check
+
+    return tuple(Checked(cfg, tuple(sweep_check.check(cfg))) for cfg in parse_configs(configs))
+
+
+def unchecked(configs: Sequence[SweepConfig]) -> tuple[Checked, ...]:
+    """Configs already checked against this machine by the caller: their cells, not checked again."""
+    return tuple(Checked(cfg, tuple(cfg.cells())) for cfg in configs)
+
+
+def measure_checked(checked: Sequence[Checked], run_dir: Path, progress: bool = True) -> pd.DataFrame:
+    """Run every checked config into ``run_dir`` (finished cells are reused); rows of these cells only."""
     from nrg.sweep.run import run_sweep
     from nrg.sweep.runfolder import store
 
-    if not configs:
+    if not checked:
         raise ParameterError("no sweep configs to run")
-    ids = check_configs(configs)
-    for config in configs:
-        run_sweep(dict(config), run_dir, progress=progress)
-    return store.load(run_dir, cell_ids=ids)
+    for item in checked:
+        run_sweep(item.config, run_dir, progress=progress, checked_cells=item.cells)
+    return store.load(run_dir, cell_ids=[c.cell_id for item in checked for c in item.cells])
+
+
+def measure(configs: Sequence[SweepConfig | Mapping[str, Any]], run_dir: Path, progress: bool = True) -> pd.DataFrame:
+    """Check every config, then run them all into ``run_dir``: rows of these configs only."""
+    return measure_checked(check_configs(configs), run_dir, progress)
+
+
+@dataclass(frozen=True)
+class SweepParams(ChapterParams):
+    """The parameters every generation-sweep chapter takes, parsed; its configs checked once.
+
+    A chapter's ``Params`` subclasses this with its ``CHAPTER``, its own fields
+    (parsed in :meth:`parse`) and :meth:`configs`; building one parses every
+    value (papermill's strings included), then checks the configs against this
+    machine, unless ``nrg book run`` checked the same values already
+    (:meth:`~nrg.book.params.ChapterParams.checked_elsewhere`).
+    """
+
+    CHAPTER: ClassVar[str] = ""
+    EXTRA = ("reference",)
+
+    # given as in the parameters cell; parsed into specs with ``weights`` and ``layers``
+    models: tuple[ModelSpec, ...] = cast("tuple[ModelSpec, ...]", ("smollm2-135m",))
+    weights: str = "auto"
+    layers: int | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    repeats: RepeatPolicy = DEFAULT_REPEATS
+    warmup: int = 1
+    idle_s: float = 2.0
+    isolate: bool = True
+    run_dir: Path | None = None        # None: runs/<chapter> (resolved when built)
+    reference_dir: Path | None = None  # None: results/reference, when the book has one
+    alpha: float = 0.05
+    region: str = carbon.DEFAULT_REGION
+    price_per_kwh: float | None = None
+    pue: float = carbon.DEFAULT_PUE
+    # the sweep configs these parameters mean, checked against this machine
+    checked: tuple[Checked, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        put = self._put
+        layers = None if self.layers is None else common.as_int("layers", self.layers)
+        put("layers", layers)
+        put("models", model_specs(self.models, self.weights, layers))
+        check_choice("dtype", self.dtype, DTYPES)
+        put("device", check_device("device", self.device))
+        repeats = self.repeats
+        put("repeats", repeats if isinstance(repeats, RepeatPolicy) else RepeatPolicy.parse(repeat_policy(repeats)))
+        put("warmup", common.as_int("warmup", self.warmup, minimum=0))
+        put("idle_s", common.as_number("idle_s", self.idle_s))
+        put("isolate", common.as_bool("isolate", self.isolate))
+        self.parse()
+        put("run_dir", common.run_dir(self.CHAPTER, None if self.run_dir is None else str(self.run_dir)))
+        put("reference_dir", common.reference_root(None if self.reference_dir is None else str(self.reference_dir)))
+        put("alpha", common.as_fraction("alpha", self.alpha, 1e-6, 0.5))
+        for name, value in carbon.check_params(self.region, self.price_per_kwh, self.pue).items():
+            put(name, value)
+        configs = parse_configs(self.configs())
+        put("checked", unchecked(configs) if self.checked_elsewhere() else check_configs(configs))
+
+    def _put(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def parse(self) -> None:
+        """Parse and check the chapter's own fields (``self._put`` the parsed values)."""
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The chapter's sweep configs (each a mapping :func:`nrg.sweep.config.parse_config` reads)."""
+        raise NotImplementedError
+
+    def base_config(self) -> dict[str, Any]:
+        """The keys every config of the chapter shares."""
+        return {"chapter": self.CHAPTER, "models": list(self.models), "dtypes": [self.dtype],
+                "device": self.device, "repeats": self.repeats.to_dict(), "warmup": self.warmup,
+                "idle_s": self.idle_s, "isolate": self.isolate}
+
+    @property
+    def reference(self) -> dict[str, Path]:
+        """Committed GPU runs of this chapter by GPU folder (empty without reference data)."""
+        return common.reference_runs(self.reference_dir, self.CHAPTER)
+
+    def measure(self, progress: bool = True) -> pd.DataFrame:
+        """Run (or reuse) the checked cells, not checking them again: their rows, ``model`` labelled.
+
+        ``model`` says what differs from the published model (:mod:`nrg.book.labels`);
+        the published name stays in ``model_name``.
+        """
+        from nrg.book.labels import with_model_labels
+
+        assert self.run_dir is not None   # resolved when the parameters were built
+        return with_model_labels(measure_checked(self.checked, self.run_dir, progress=progress))
 
 
 def load_reference(reference: Mapping[str, Path]) -> dict[str, Any]:

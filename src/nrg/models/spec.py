@@ -8,7 +8,7 @@ is touched; checks that need the machine (is CUDA there, does bf16 work) run in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nrg.errors import ParameterError, check_choice, check_device, check_int
@@ -71,6 +71,41 @@ class ModelSpec:
         if self.layers is not None:
             check_int("layers", self.layers)
         object.__setattr__(self, "overrides", _freeze_overrides(self.overrides))
+
+    def for_cell(self, dtype: str, device: str, devices: tuple[int, ...] | None = None) -> ModelSpec:
+        """This spec as a sweep config names it (dtype and device left to the grid), completed for one cell."""
+        return replace(self, dtype=dtype, device=device, devices=devices)
+
+    def entry_dict(self) -> dict[str, Any]:
+        """What a sweep config entry names: plain data for YAML, JSON and the cell id hash.
+
+        dtype, device and head are not in it: the sweep's grid (and workload) give them, so
+        a cell's id is the same whichever way its model was written.
+        """
+        return {"name": self.name, "weights": self.weights, "layers": self.layers,
+                "tiny": self.tiny, "overrides": [[k, v] for k, v in self.overrides]}
+
+    @classmethod
+    def from_entry(cls, d: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`entry_dict`; missing keys take the defaults."""
+        return cls(d["name"], d.get("weights", "auto"), layers=d.get("layers"), tiny=bool(d.get("tiny", False)),
+                   overrides=tuple((str(k), v) for k, v in d.get("overrides") or ()))
+
+    def config_entry(self) -> dict[str, Any]:
+        """This spec as a model entry of a sweep config written for a reader: only what differs from the defaults."""
+        out: dict[str, Any] = {"name": self.name, "weights": self.weights}
+        if self.layers is not None:
+            out["layers"] = self.layers
+        if self.tiny:
+            out["tiny"] = True
+        if self.overrides:
+            out["overrides"] = dict(self.overrides)
+        return out
+
+    @property
+    def is_entry(self) -> bool:
+        """True for a spec a sweep config may hold: dtype, device and head left at their defaults."""
+        return (self.dtype, self.device, self.head, self.devices) == ("float32", "cpu", "auto", None)
 
     @property
     def overrides_dict(self) -> dict[str, Any]:

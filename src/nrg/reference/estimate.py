@@ -85,12 +85,9 @@ def _layers(config: Any) -> int:
 
 def shape_of(cell: Cell) -> Shape:
     """The cell's model shape, from its config on the meta device (no weights allocated)."""
-    from nrg.models import ModelSpec
     from nrg.models.load import plan
 
-    m = cell.model
-    p = plan(ModelSpec(name=m.name, weights=m.weights, dtype=cell.dtype, device="cpu", layers=m.layers,
-                       overrides=m.overrides, tiny=m.tiny))
+    p = plan(cell.model.for_cell(cell.dtype, "cpu"))
     per_param = QUANT_BYTES.get(str(dict(cell.axes).get("quant")), DTYPE_BYTES.get(cell.dtype, 4.0))
     return Shape(p.n_params, _layers(p.config), p.n_params * per_param)
 

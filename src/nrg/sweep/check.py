@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nrg.errors import ParameterError
-from nrg.sweep.config import NO_TASK, Cell, ModelEntry, SweepConfig
+from nrg.sweep.config import NO_TASK, Cell, SweepConfig
 from nrg.workloads import registry as workloads
 
 if TYPE_CHECKING:
     from nrg.models.load import Plan
+    from nrg.models.spec import ModelSpec
 
 
 def check(cfg: SweepConfig) -> list[Cell]:
@@ -43,20 +44,18 @@ def check(cfg: SweepConfig) -> list[Cell]:
     return cfg.cells()
 
 
-def _check_model(entry: ModelEntry, dtype: str, cfg: SweepConfig) -> Plan:
+def _check_model(entry: ModelSpec, dtype: str, cfg: SweepConfig) -> Plan:
     """Name, device/dtype, shapes and memory; returns what loading the model will do.
 
     Under ``executor: ray`` the cells run on other machines, so this machine's
     devices and memory are not checked (the executor checks the cluster's
     resources; a cell that does not fit its node is a failed row).
     """
-    from nrg.models import ModelSpec, build, check_device_support, plan
+    from nrg.models import build, check_device_support, plan
     from nrg.models.load import sharded_free_bytes
 
     here = cfg.executor == "local"
-    spec = ModelSpec(name=entry.name, weights=entry.weights, dtype=dtype, device=cfg.settings.device,
-                     layers=entry.layers, overrides=entry.overrides, tiny=entry.tiny,
-                     devices=cfg.settings.devices)
+    spec = entry.for_cell(dtype, cfg.settings.device, cfg.settings.devices)
     if here:
         check_device_support(spec)
     _check_hub_config(entry.name, cfg.allow_download)
@@ -98,7 +97,7 @@ def _check_hub_config(name: str, allow_download: bool) -> None:
             "machine's Hugging Face cache; with allow_download: true it is fetched from the hub")
 
 
-def _check_weights_local(entry: ModelEntry, planned: Plan, allow_download: bool) -> None:
+def _check_weights_local(entry: ModelSpec, planned: Plan, allow_download: bool) -> None:
     """``weights: real`` must not turn into minutes of hub retries inside a cell.
 
     Weights that are on this machine but need a missing package to be read
@@ -120,7 +119,7 @@ def _check_weights_local(entry: ModelEntry, planned: Plan, allow_download: bool)
         "auto, or set allow_download: true to fetch them from the hub")
 
 
-def _check_lengths(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> None:
+def _check_lengths(entry: ModelSpec, planned: Plan, cfg: SweepConfig) -> None:
     from nrg.models import build
 
     limit = build.context_limit(planned.config)
@@ -138,7 +137,7 @@ def _check_lengths(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> None:
             f"{entry.name!r} ({limit} tokens); lower input_tokens or output_tokens")
 
 
-def _check_prompt_room(entry: ModelEntry, planned: Plan, cfg: SweepConfig) -> None:
+def _check_prompt_room(entry: ModelSpec, planned: Plan, cfg: SweepConfig) -> None:
     """``input_tokens`` must hold each task's instruction and chat template plus some text.
 
     Only the items a cell feeds (one per batch row) are checked, exactly as

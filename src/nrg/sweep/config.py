@@ -43,7 +43,7 @@ Keys (all but ``models`` optional)::
                                  # noise, eval_fraction, tickets_path, text_column, label_column,
                                  # response_column, classifier and generator ({epochs, batch_size,
                                  # max_len, learning_rate, max_steps, lora_r, lora_alpha}),
-                                 # train_repeats, n_generate, max_new_tokens, generate_batch_size;
+                                 # train_repeats, n_generate, output_tokens, generate_batch_size;
                                  # defaults: chapter 4's (nrg.tickets.options.FinetuneOptions)
     serving: {concurrency: [1, 8]}  # the serving workload's settings (workload: serving only): engine,
                                  # engine_python or base_url, concurrency, arrival (closed / poisson),
@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_bool, check_choice, check_device, check_int, check_number
+from nrg.models.spec import ModelSpec
 from nrg.sweep.interference import InterferencePolicy
 from nrg.sweep.repeats import RepeatPolicy
 from nrg.workloads import registry as workloads
@@ -97,28 +98,6 @@ KEYS: tuple[str, ...] = (
     "allow_hardware_settings", "allow_download", "devices",
     "executor", "ray_address", "interference",
 )
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A model as the config names it (dtype and device come from the grid)."""
-
-    name: str
-    weights: str = "auto"
-    layers: int | None = None
-    tiny: bool = False
-    overrides: tuple[tuple[str, Any], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for YAML, JSON and the cell id hash."""
-        return {"name": self.name, "weights": self.weights, "layers": self.layers,
-                "tiny": self.tiny, "overrides": [[k, v] for k, v in self.overrides]}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelEntry:
-        """Inverse of :meth:`to_dict`; missing keys take the defaults."""
-        return cls(d["name"], d.get("weights", "auto"), d.get("layers"), bool(d.get("tiny", False)),
-                   tuple((str(k), v) for k, v in d.get("overrides") or ()))
 
 
 @dataclass(frozen=True)
@@ -181,7 +160,7 @@ class Settings:
 class Cell:
     """One point of the grid plus the settings it is measured with."""
 
-    model: ModelEntry
+    model: ModelSpec   # as the config names it: dtype and device are the cell's own fields
     task: TaskEntry
     batch_size: int
     input_tokens: int
@@ -193,7 +172,7 @@ class Cell:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able; the spec an isolated cell process (or another machine) receives."""
         return {
-            "model": self.model.to_dict(), "task": self.task.to_dict(),
+            "model": self.model.entry_dict(), "task": self.task.to_dict(),
             "batch_size": self.batch_size, "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens, "dtype": self.dtype,
             "axes": [[k, v] for k, v in self.axes], "settings": self.settings.to_dict(),
@@ -203,7 +182,7 @@ class Cell:
     def from_dict(cls, d: Mapping[str, Any]) -> Cell:
         """Inverse of ``to_dict``: how a cell subprocess gets its cell from the parent."""
         return cls(
-            model=ModelEntry.from_dict(d["model"]), task=TaskEntry(**d["task"]),
+            model=ModelSpec.from_entry(d["model"]), task=TaskEntry(**d["task"]),
             batch_size=d["batch_size"], input_tokens=d["input_tokens"],
             output_tokens=d["output_tokens"], dtype=d["dtype"],
             axes=tuple((k, v) for k, v in d["axes"]), settings=Settings.from_dict(d["settings"]),
@@ -235,7 +214,7 @@ class Cell:
 class SweepConfig:
     """A checked sweep config; :meth:`cells` expands the grid."""
 
-    models: tuple[ModelEntry, ...]
+    models: tuple[ModelSpec, ...]   # partial specs: the grid gives dtype and device
     name: str = "sweep"
     chapter: str = ""
     tasks: tuple[TaskEntry, ...] = (TaskEntry(),)
@@ -271,7 +250,7 @@ class SweepConfig:
         s = self.settings.to_dict()
         out = {
             "name": self.name, "chapter": self.chapter,
-            "models": [{**m.to_dict(), "overrides": dict(m.overrides)} for m in self.models],
+            "models": [{**m.entry_dict(), "overrides": dict(m.overrides)} for m in self.models],
             "tasks": [t.to_dict() for t in self.tasks],
             "batch_sizes": list(self.batch_sizes), "input_tokens": list(self.input_tokens),
             "output_tokens": list(self.output_tokens), "dtypes": list(self.dtypes),
@@ -324,14 +303,20 @@ def _distinct(key: str, entries: tuple[Any, ...]) -> tuple[Any, ...]:
     return entries
 
 
-def _model(value: Any) -> ModelEntry:
+def parse_model(value: Any) -> ModelSpec:
+    """A config's model entry: a name, a mapping, or a :class:`ModelSpec` already parsed (a chapter's)."""
+    if isinstance(value, ModelSpec):
+        if not value.is_entry:
+            raise ParameterError(f"models entry {value.name!r} sets dtype, device or head; in a sweep config "
+                                 "those come from the grid (dtypes, device) and the workload")
+        return value
     if isinstance(value, str):
-        return ModelEntry(value)
+        return ModelSpec(value)
     if isinstance(value, Mapping):
         valid = ("name", "weights", "layers", "tiny", "overrides")
         for key in value:
             check_choice("models[].key", key, valid)
-        if not isinstance(value.get("name"), str):
+        if not isinstance(value.get("name"), str) or not value["name"].strip():
             raise ParameterError(f"models entry {dict(value)!r} is not valid; it needs a name")
         name = value["name"]
         overrides = value.get("overrides") or {}
@@ -342,12 +327,11 @@ def _model(value: Any) -> ModelEntry:
             if not isinstance(key, str) or not key:
                 raise ParameterError(f"models[{name}].overrides key {key!r} is not valid; "
                                      "keys are fields of the model's config class")
-        entry = ModelEntry(name, value.get("weights", "auto"), value.get("layers"), tiny,
-                           tuple(sorted((str(k), v) for k, v in overrides.items())))
-        check_choice(f"models[{name}].weights", entry.weights, WEIGHTS)
-        if entry.layers is not None:
-            check_int(f"models[{name}].layers", entry.layers)
-        return entry
+        weights, layers = value.get("weights", "auto"), value.get("layers")
+        check_choice(f"models[{name}].weights", weights, WEIGHTS)
+        if layers is not None:
+            check_int(f"models[{name}].layers", layers)
+        return ModelSpec(name, weights, layers=layers, tiny=tiny, overrides=tuple(overrides.items()))
     raise ParameterError(
         f"models entry {value!r} is not valid; give a name or {{name, weights, layers, tiny, overrides}}")
 
@@ -523,7 +507,7 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
     return SweepConfig(
-        models=_distinct("models", tuple(_model(m) for m in _as_list("models", raw["models"]))),
+        models=_distinct("models", tuple(parse_model(m) for m in _as_list("models", raw["models"]))),
         name=name, chapter=str(raw.get("chapter", "")),
         tasks=_distinct("tasks", tuple(_task(t) for t in _as_list("tasks", raw.get("tasks", [NO_TASK])))),
         batch_sizes=_ints("batch_sizes", raw.get("batch_sizes", [1])),

@@ -31,7 +31,7 @@ progress, for cells run whole) and never duplicates rows (see :mod:`nrg.sweep.ru
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +62,8 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
               monitor_options: Mapping[str, Any] | None = None,
               gate: Callable[[Cell], float | None] | None = None,
               executor: str | None = None, ray_address: str | None = None,
-              on_repeat: Callable[[str], None] | None = None) -> pd.DataFrame:
+              on_repeat: Callable[[str], None] | None = None,
+              checked_cells: Sequence[Cell] | None = None) -> pd.DataFrame:
     """Measure every cell of ``config`` into ``out_dir`` and return the rows of its cells.
 
     The folder may hold cells of other configs (kept for cheap reruns) and two
@@ -77,6 +78,9 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
     ``cell_timeout_s``) or None to leave the cell for a later run.
     ``on_repeat(cell_id)`` is called after each measured repeat of a sweep run by the block
     scheduler (see :func:`_interleaved`).
+    ``checked_cells``: the cells of ``config`` as :func:`nrg.sweep.check.check` returned them
+    to the caller, who checked the config against this machine already (a chapter's
+    ``Params``); they are not checked again.
 
     With ``order: blocked`` (the default), cells on the local executor are
     interleaved (:mod:`nrg.sweep.schedule.interleave`: one repeat of every cell per
@@ -99,7 +103,7 @@ def run_sweep(config: SweepConfig | Mapping[str, Any] | str | Path, out_dir: str
                              "(objects such as nvml_module cannot be sent to a cell process)")
     check_run_dir("out_dir", out_dir)
     cfg = executors.with_executor(cfg, executor, ray_address)
-    cells = sweep_check.check(cfg)
+    cells = list(checked_cells) if checked_cells is not None else sweep_check.check(cfg)
     if cfg.executor == "ray":  # connect; every cell must fit a node -- before any file is written
         executors.check_cluster(cfg, cells)
     dvfs = _dvfs_for_cells(cfg, cells)

@@ -27,11 +27,11 @@ SECTION = "finetune"
 UNUSED_KEYS: dict[str, str] = {
     "batch_sizes": "finetune.classifier.batch_size / finetune.generator.batch_size",
     "input_tokens": "finetune.classifier.max_len / finetune.generator.max_len",
-    "output_tokens": "finetune.max_new_tokens", "quality": "the held-out tickets (finetune.eval_fraction)",
+    "output_tokens": "finetune.output_tokens", "quality": "the held-out tickets (finetune.eval_fraction)",
     "roofline": "nothing (no roofline for fine-tuning)",
 }
 # options only the response task uses, and only the root-cause task uses
-RESPONSE_ONLY = ("generator", "n_generate", "max_new_tokens", "generate_batch_size", "response_column")
+RESPONSE_ONLY = ("generator", "n_generate", "output_tokens", "generate_batch_size", "response_column")
 ROOT_CAUSE_ONLY = ("classifier",)
 
 
@@ -51,14 +51,14 @@ class FinetuneOptions:
     generator: TrainSettings = TrainSettings(batch_size=2, max_len=192, max_steps=6, learning_rate=1e-3)  # noqa: RUF009 - frozen
     train_repeats: int = 1                # fine-tunings per cell, seeds seed, seed + 1, ...
     n_generate: int = 4                   # held-out tickets whose response is generated
-    max_new_tokens: int = 24
+    output_tokens: int = 24
     generate_batch_size: int | None = 4   # None: the generator's training batch size
     tickets_sha256: str | None = None     # derived from tickets_path's content (part of the cell id)
 
     def __post_init__(self) -> None:
         from nrg.tickets.generator import check_noise
 
-        for name in ("n_tickets", "train_repeats", "n_generate", "max_new_tokens"):
+        for name in ("n_tickets", "train_repeats", "n_generate", "output_tokens"):
             check_int(name, getattr(self, name), 2 if name == "n_tickets" else 1)
         if self.generate_batch_size is not None:
             check_int("generate_batch_size", self.generate_batch_size)

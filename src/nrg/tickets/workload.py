@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from nrg.meters.protocols import Monitor
     from nrg.models import ModelSpec
-    from nrg.sweep.config import Cell, ModelEntry, SweepConfig
+    from nrg.sweep.config import Cell, SweepConfig
     from nrg.sweep.repeats import RepeatPolicy
     from nrg.sweep.schedule.context import SweepContext
     from nrg.tickets.finetune import PhaseResult, TrainSettings
@@ -64,16 +64,15 @@ QUALITY_COLUMNS = ("accuracy", "macro_f1", "rouge_l", "bleu")
 LORA_ERRORS = (ValueError, TypeError, NotImplementedError, RuntimeError)   # what peft raises
 
 
-def model_spec(entry: ModelEntry, task: str, dtype: str, device: str, num_labels: int | None) -> ModelSpec:
+def model_spec(entry: ModelSpec, task: str, dtype: str, device: str, num_labels: int | None) -> ModelSpec:
     """The model of a cell: a classifier head for the root cause, a causal LM for the response."""
-    from nrg.models import ModelSpec
+    from dataclasses import replace
 
     overrides = dict(entry.overrides)
     if task == "root_cause" and num_labels:
         overrides["num_labels"] = num_labels
     head = "sequence-classification" if task == "root_cause" else "causal-lm"
-    return ModelSpec(entry.name, weights=entry.weights, dtype=dtype, device=device, layers=entry.layers,
-                     overrides=tuple(overrides.items()), tiny=entry.tiny, head=head)
+    return replace(entry.for_cell(dtype, device), overrides=tuple(overrides.items()), head=head)
 
 
 def check(cfg: SweepConfig) -> None:
@@ -110,7 +109,7 @@ def factors(cell: Cell) -> dict[str, Any]:
     options = FinetuneOptions.from_dict(cell.settings.options)
     train = options.train(cell.task.name)
     return {"batch_size": train.batch_size, "input_tokens": train.max_len,
-            "output_tokens": options.max_new_tokens if cell.task.name == "response" else None,
+            "output_tokens": options.output_tokens if cell.task.name == "response" else None,
             "dataset": dataset_name(options, cell.settings.seed)}
 
 
@@ -326,7 +325,7 @@ class _Job:
                                                 settings, monitor)
         batch = self.options.generate_batch_size or settings.batch_size
         return finetune.evaluate_generator(model, tokenizer, data.eval_texts, data.eval_targets,
-                                           self.options.max_new_tokens, batch, monitor)
+                                           self.options.output_tokens, batch, monitor)
 
     def row(self, result: PhaseResult, k: int, window: int = 0) -> dict[str, Any]:
         """A measured phase as a row: energy with the sweep's idle baseline, tokens, quality."""
@@ -344,7 +343,7 @@ class _Job:
         return {"phase": phase, "repeat": repeat, "train_repeat": k, "window": window}
 
     def _meta(self, k: int) -> dict[str, Any]:
-        return {"model": self.cell.model.to_dict(), "task": self.task, "prune": _axis(self.cell, "prune"),
+        return {"model": self.cell.model.entry_dict(), "task": self.task, "prune": _axis(self.cell, "prune"),
                 "train_repeat": k, "settings": dataclasses.asdict(self.settings(k)), "cell_id": self.cell.cell_id}
 
 

@@ -163,12 +163,9 @@ def roofline_for(loaded: LoadedModel, cell: Cell, context: SweepContext) -> tupl
 
 def load_model(cell: Cell) -> LoadedModel:
     """The cell's model as its spec says (weights, dtype, device, depth)."""
-    from nrg.models import ModelSpec, load
+    from nrg.models import load
 
-    m = cell.model
-    spec = ModelSpec(name=m.name, weights=m.weights, dtype=cell.dtype, device=cell.settings.device,
-                     layers=m.layers, overrides=m.overrides, tiny=m.tiny, devices=cell.settings.devices)
-    return load(spec)
+    return load(cell.model.for_cell(cell.dtype, cell.settings.device, cell.settings.devices))
 
 
 @dataclass

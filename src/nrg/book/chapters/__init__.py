@@ -2,9 +2,11 @@
 
 A notebook's ``parameters`` cell declares plain values; papermill's ``-p`` passes
 lists and mappings as strings, so every driver reads them through
-:func:`nrg.book.common.as_list` / ``as_mapping``.  :func:`validate` is what
-``nrg book`` calls before executing a chapter, and what each notebook calls
-first, so a bad value fails before any measurement and nothing is written.
+:func:`nrg.book.common.as_list` / ``as_mapping``.  A typed chapter's driver has
+a frozen ``Params`` dataclass (:mod:`nrg.book.params`), which the notebook builds
+first; the others still have ``check(**params)``. :func:`validate` is what
+``nrg book`` calls before executing a chapter, so a bad value fails before any
+measurement and nothing is written.
 
 Chapters are discovered, not listed: every folder on this package's
 ``__path__`` that holds a ``driver.py`` is one, named ``c`` + the notebook's
@@ -120,19 +122,34 @@ def reads_every_chapter(chapter: str) -> bool:
     return bool(getattr(package, "READS_EVERY_CHAPTER", False))
 
 
-def validate(chapter: str, params: Mapping[str, Any]) -> None:
-    """Raise :class:`nrg.errors.ParameterError` if any value of ``params`` is bad."""
-    driver(chapter).check(**dict(params))
+def parameter_names(chapter_driver: types.ModuleType) -> set[str]:
+    """The parameters a chapter takes: its ``Params`` fields (or, not yet typed, ``check``'s arguments)."""
+    if hasattr(chapter_driver, "Params"):
+        return set(chapter_driver.Params.names())
+    return {name for name, p in inspect.signature(chapter_driver.check).parameters.items()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD}
 
 
-def reject_unknown_injected(chapter_driver: Any, history: Sequence[str] | None = None) -> None:
+def validate(chapter: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The chapter's checked parameters; raise :class:`nrg.errors.ParameterError` if any value is bad."""
+    chapter_driver = driver(chapter)
+    if hasattr(chapter_driver, "Params"):
+        unknown = sorted(set(params) - parameter_names(chapter_driver))
+        if unknown:
+            raise ParameterError(f"unknown parameter(s) {unknown}; valid parameters are: "
+                                 f"{sorted(parameter_names(chapter_driver))}")
+        return chapter_driver.Params(**params)  # type: ignore[no-any-return]
+    return chapter_driver.check(**dict(params))  # type: ignore[no-any-return]
+
+
+def reject_unknown_injected(chapter_driver: types.ModuleType, history: Sequence[str] | None = None) -> None:
     """Fail on a ``papermill -p NAME`` whose NAME the chapter does not take.
 
     papermill only warns about such a name and the run would silently use the
     default instead (a typo like ``-p output_token 8`` would measure the wrong
     thing). papermill injects its values as a cell starting ``# Parameters``;
-    the names assigned there are compared with ``chapter_driver.check``'s
-    parameters. ``history`` defaults to IPython's input history (``In``);
+    the names assigned there are compared with the chapter's parameters
+    (:func:`parameter_names`). ``history`` defaults to IPython's input history (``In``);
     interactive edits without an injected cell are never affected.
     """
     if history is None:
@@ -148,8 +165,7 @@ def reject_unknown_injected(chapter_driver: Any, history: Sequence[str] | None =
         return
     names = {target.id for node in ast.walk(ast.parse(injected)) if isinstance(node, ast.Assign)
              for target in node.targets if isinstance(target, ast.Name)}
-    valid = {name for name, p in inspect.signature(chapter_driver.check).parameters.items()
-             if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    valid = parameter_names(chapter_driver)
     unknown = sorted(names - valid)
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown} given with papermill -p; "

@@ -9,82 +9,27 @@ synthetic token ids of the same lengths for random-weight models.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nrg.book import carbon, common, sweeps
-from nrg.errors import ParameterError
+from nrg.book.chapters.c01_model_comparison.params import CHAPTER, TASKS, Params
 
 if TYPE_CHECKING:
     import pandas as pd
 
-CHAPTER = "01_model_comparison"
-TASKS: tuple[str, ...] = ("generation", "qa", "summarization")
-DEFAULT_TASK_LENGTHS: dict[str, list[int]] = {
-    "generation": [64, 16], "qa": [128, 4], "summarization": [192, 16]}
+__all__ = ["CHAPTER", "MEASURES", "TASKS", "Params", "failures", "generate_rows", "measure", "quality_table"]
+
 MEASURES: tuple[str, ...] = ("energy_per_token_j", "ttft_s", "tpot_s", "tokens_per_s",
                              "avg_power_w", "peak_mem_bytes")
 
 
-def _task_lengths(value: Any, tasks: list[str]) -> dict[str, tuple[int, int]]:
-    lengths = common.as_mapping("task_lengths", DEFAULT_TASK_LENGTHS if value is None else value)
-    missing = [t for t in tasks if t not in lengths]
-    if missing:
-        raise ParameterError(f"task_lengths has no entry for task(s) {missing}; give "
-                             "{task: [input_tokens, output_tokens]} for every task")
-    out = {}
-    for task in tasks:
-        pair = common.as_list(f"task_lengths[{task}]", lengths[task])
-        if len(pair) != 2:
-            raise ParameterError(f"task_lengths[{task}]={pair!r} is not valid; give [input_tokens, output_tokens]")
-        out[task] = (common.as_int(f"task_lengths[{task}] input", pair[0]),
-                     common.as_int(f"task_lengths[{task}] output", pair[1]))
-    return out
-
-
-def check(models: Any = ("smollm2-135m", "gpt2", {"name": "t5-3b", "layers": 2}), weights: str = "auto", layers: int | None = None,
-          tasks: Any = TASKS, task_lengths: Any = None, batch_size: int = 1,
-          dtype: str = "float32", device: str = "cpu", repeats: Any = None, warmup: int = 1,
-          idle_s: float = 2.0, quality_items: int = 3, isolate: bool = True,
-          executor: str = "local", ray_address: str | None = None,
-          run_dir: str | None = None, reference_dir: str | None = None, alpha: float = 0.05,
-          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
-          pue: float = carbon.DEFAULT_PUE, **unknown: Any) -> dict[str, Any]:
-    """Checked parameters plus the sweep configs they mean; raises before any work."""
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
-    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
-    task_list = [str(t) for t in common.as_list("tasks", list(tasks) if isinstance(tasks, tuple) else tasks)]
-    common.check_choices("tasks", task_list, TASKS)
-    lengths = _task_lengths(task_lengths, task_list)
-    entries = sweeps.model_entries(list(models) if isinstance(models, tuple) else models, weights, layers)
-    alpha = common.as_fraction("alpha", alpha, 1e-6, 0.5)
-    configs = [{
-        "name": f"{CHAPTER}-{task}", "chapter": CHAPTER, "models": entries,
-        "tasks": [task], "batch_sizes": [common.as_int("batch_size", batch_size)],
-        "input_tokens": [lengths[task][0]], "output_tokens": [lengths[task][1]],
-        "dtypes": [dtype], "device": common.as_device("device", device),
-        "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
-        "isolate": common.as_bool("isolate", isolate),
-        "executor": executor, "ray_address": ray_address,
-        "quality": {"items": common.as_int("quality_items", quality_items, minimum=0)},
-    } for task in task_list]
-    sweeps.check_configs(configs)
-    return {"configs": configs, "run_dir": common.run_dir(CHAPTER, run_dir),
-            "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
-            "alpha": alpha, "tasks": task_list, **impact}
-
-
-def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
+def measure(params: Params, progress: bool = True) -> pd.DataFrame:
     """Run (or reuse) every cell of the chapter; the rows of exactly these cells.
 
+    The cells were checked when ``params`` was built: they are not checked again.
     ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`);
     the published name stays in ``model_name``.
     """
-    from nrg.book.labels import with_model_labels
-
-    return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
+    return params.measure(progress)
 
 
 def generate_rows(df: pd.DataFrame) -> pd.DataFrame:

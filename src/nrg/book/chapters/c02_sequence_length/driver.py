@@ -9,11 +9,13 @@ change its cost once its length is fixed.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nrg.book import carbon, common, sweeps
-from nrg.errors import ParameterError
+from nrg.book import common, sweeps
+from nrg.errors import ParameterError, check_choice
+from nrg.sweep.config import EXECUTORS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,68 +23,57 @@ if TYPE_CHECKING:
 CHAPTER = "02_sequence_length"
 
 
-def _lengths(name: str, value: Any) -> list[int]:
+def _lengths(name: str, value: Any) -> tuple[int, ...]:
     values = [common.as_int(name, v) for v in common.as_list(name, value)]
     if len(set(values)) != len(values):
         raise ParameterError(f"{name}={values!r} has duplicates; give distinct lengths")
-    return sorted(values)
+    return tuple(sorted(values))
 
 
-def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | None = None,
-          input_tokens: Any = (32, 64, 128, 256), output_tokens: Any = (4, 8, 16, 32),
-          fixed_input_tokens: int = 64, fixed_output_tokens: int = 8,
-          joint_input_tokens: Any = (32, 128), joint_output_tokens: Any = (8, 32),
-          batch_size: int = 1, dtype: str = "float32", device: str = "cpu", repeats: Any = None,
-          warmup: int = 1, idle_s: float = 2.0, isolate: bool = True, executor: str = "local",
-          ray_address: str | None = None, run_dir: str | None = None,
-          reference_dir: str | None = None, alpha: float = 0.05, region: str = carbon.DEFAULT_REGION,
-          price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
-          **unknown: Any) -> dict[str, Any]:
-    """Checked parameters plus the three sweep configs; raises before any work."""
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
-    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
-    as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
-    inputs, outputs = _lengths("input_tokens", as_seq(input_tokens)), _lengths("output_tokens", as_seq(output_tokens))
-    joint_in = _lengths("joint_input_tokens", as_seq(joint_input_tokens))
-    joint_out = _lengths("joint_output_tokens", as_seq(joint_output_tokens))
-    fixed_in = common.as_int("fixed_input_tokens", fixed_input_tokens)
-    fixed_out = common.as_int("fixed_output_tokens", fixed_output_tokens)
-    if len(joint_in) < 2 or len(joint_out) < 2:
-        raise ParameterError("joint_input_tokens and joint_output_tokens need >= 2 lengths each "
-                             "(the joint grid estimates the interaction)")
-    base = {
-        "chapter": CHAPTER, "models": sweeps.model_entries(as_seq(models), weights, layers),
-        "tasks": ["none"], "batch_sizes": [common.as_int("batch_size", batch_size)],
-        "dtypes": [dtype], "device": common.as_device("device", device),
-        "warmup": common.as_int("warmup", warmup, minimum=0), "idle_s": common.as_number("idle_s", idle_s),
-        "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "isolate": common.as_bool("isolate", isolate), "quality": {"items": 0},
-        "executor": executor, "ray_address": ray_address,
-    }
-    configs = [
-        {**base, "name": f"{CHAPTER}-input", "input_tokens": inputs, "output_tokens": [fixed_out]},
-        {**base, "name": f"{CHAPTER}-output", "input_tokens": [fixed_in], "output_tokens": outputs},
-        {**base, "name": f"{CHAPTER}-joint", "input_tokens": joint_in, "output_tokens": joint_out},
-    ]
-    sweeps.check_configs(configs)
-    return {"configs": configs, "run_dir": common.run_dir(CHAPTER, run_dir),
-            "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
-            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5),
-            "fixed_input_tokens": fixed_in, "fixed_output_tokens": fixed_out,
-            "joint_input_tokens": joint_in, "joint_output_tokens": joint_out,
-            **impact}
+@dataclass(frozen=True)
+class Params(sweeps.SweepParams):
+    """Input length at a fixed output length, output length at a fixed input length, a joint grid."""
+
+    CHAPTER = CHAPTER
+
+    input_tokens: tuple[int, ...] = (32, 64, 128, 256)      # input-length line, at fixed_output_tokens
+    output_tokens: tuple[int, ...] = (4, 8, 16, 32)         # output-length line, at fixed_input_tokens
+    fixed_input_tokens: int = 64
+    fixed_output_tokens: int = 8
+    joint_input_tokens: tuple[int, ...] = (32, 128)         # joint grid (the ANOVA and the interaction)
+    joint_output_tokens: tuple[int, ...] = (8, 32)
+    batch_size: int = 1
+    executor: str = "local"
+    ray_address: str | None = None
+
+    def parse(self) -> None:
+        """The lengths of the three sweeps, batch size, executor."""
+        for name in ("input_tokens", "output_tokens", "joint_input_tokens", "joint_output_tokens"):
+            self._put(name, _lengths(name, getattr(self, name)))
+        for name in ("fixed_input_tokens", "fixed_output_tokens", "batch_size"):
+            self._put(name, common.as_int(name, getattr(self, name)))
+        if len(self.joint_input_tokens) < 2 or len(self.joint_output_tokens) < 2:
+            raise ParameterError("joint_input_tokens and joint_output_tokens need >= 2 lengths each "
+                                 "(the joint grid estimates the interaction)")
+        check_choice("executor", self.executor, EXECUTORS)
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The three sweeps, into one run folder (a cell on two of them is measured once)."""
+        base = {**self.base_config(), "tasks": ["none"], "batch_sizes": [self.batch_size], "quality": {"items": 0},
+                "executor": self.executor, "ray_address": self.ray_address}
+        return [
+            {**base, "name": f"{CHAPTER}-input", "input_tokens": list(self.input_tokens),
+             "output_tokens": [self.fixed_output_tokens]},
+            {**base, "name": f"{CHAPTER}-output", "input_tokens": [self.fixed_input_tokens],
+             "output_tokens": list(self.output_tokens)},
+            {**base, "name": f"{CHAPTER}-joint", "input_tokens": list(self.joint_input_tokens),
+             "output_tokens": list(self.joint_output_tokens)},
+        ]
 
 
-def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) the three sweeps; the rows of exactly their cells.
-
-    ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`);
-    the published name stays in ``model_name``.
-    """
-    from nrg.book.labels import with_model_labels
-
-    return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
+def measure(params: Params, progress: bool = True) -> pd.DataFrame:
+    """Run (or reuse) the three sweeps, checked when ``params`` was built; the rows of exactly their cells."""
+    return params.measure(progress)
 
 
 def ok_phase(df: pd.DataFrame, phase: str) -> pd.DataFrame:
@@ -90,17 +81,20 @@ def ok_phase(df: pd.DataFrame, phase: str) -> pd.DataFrame:
     return df[(df["phase"] == phase) & (df["status"] == "ok")].copy()
 
 
-def input_sweep(gen: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def input_sweep(gen: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Generation rows of the input-length line (output length fixed)."""
-    return gen[gen["output_tokens"] == params["fixed_output_tokens"]]
+    return gen[gen["output_tokens"] == params.fixed_output_tokens]
 
 
-def output_sweep(gen: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def output_sweep(gen: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Generation rows of the output-length line (input length fixed)."""
-    return gen[gen["input_tokens"] == params["fixed_input_tokens"]]
+    return gen[gen["input_tokens"] == params.fixed_input_tokens]
 
 
-def joint_grid(gen: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Generation rows of the joint grid (balanced: for the ANOVA)."""
+def joint_grid(gen: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:
+    """Generation rows of the joint grid (balanced: for the ANOVA).
+
+    ``params``: the chapter's :class:`Params` (read as a mapping: :mod:`nrg.book.found` passes a copy).
+    """
     return gen[gen["input_tokens"].isin(params["joint_input_tokens"])
                & gen["output_tokens"].isin(params["joint_output_tokens"])]

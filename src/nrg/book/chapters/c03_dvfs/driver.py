@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nrg.book import carbon, common, sweeps
 from nrg.dvfs.common import as_consent
 from nrg.errors import ParameterError, check_choice
+from nrg.models.spec import ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +86,7 @@ def check(models: Any = ("gpt2", "smollm2-135m"), weights: str = "random", layer
     isolate = common.as_bool("isolate", isolate)
     device, dtype = _device_and_dtype(device, dtype)
     params = {
-        "models": sweeps.model_entries(list(models) if isinstance(models, tuple) else models, weights, layers),
+        "models": sweeps.model_specs(list(models) if isinstance(models, tuple) else models, weights, layers),
         "gpu_clocks_mhz": _clock_list("gpu_clocks_mhz", gpu_clocks_mhz, allow_auto=True),
         "n_clocks": common.as_int("n_clocks", n_clocks, minimum=2),
         "include_default_clock": include_default_clock,
@@ -294,8 +295,11 @@ def reference_sweep_config(params: Mapping[str, Any], clocks: Sequence[int] | No
     chosen = list(wanted) if wanted != "auto" else list(clocks or [])
     default = [None] if params["include_default_clock"] or not chosen else []
     paper = {} if params["device"].startswith("cuda") else PAPER_SETTING   # CPU models mean nothing on a GPU
-    return sweep_config({**params, "dtype": "bfloat16", **paper, "device": "cuda", "isolate": True,
-                         "allow_hardware_settings": False}, "gpu_clock_mhz", default + chosen)
+    config = sweep_config({**params, "dtype": "bfloat16", **paper, "device": "cuda", "isolate": True,
+                           "allow_hardware_settings": False}, "gpu_clock_mhz", default + chosen)
+    # plain data: the config is shown as YAML for a GPU owner to save and run
+    config["models"] = [m.config_entry() if isinstance(m, ModelSpec) else m for m in config["models"]]
+    return config
 
 
 def reference_sweep_yaml(params: Mapping[str, Any], clocks: Sequence[int] | None = None) -> str:

@@ -24,6 +24,7 @@ from nrg.book.labels import model_columns
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from nrg.book.chapters.c04_network_tickets.params import Params
     from nrg.stats import AnovaResult, RankResult
 
 __all__ = ["chance_quality", "kernel_sentence", "kernels"]   # re-exported: the notebook calls them from here
@@ -244,29 +245,29 @@ def pareto_figure(ranked: Any, task: str, phase: str, metric: str) -> Figure:
 # ------------------------------------------------------------------ what the page shows
 
 
-def _skipped(params: Mapping[str, Any], task: str) -> list[Any]:
-    if task in params["tasks"]:
+def _skipped(params: Params, task: str) -> list[Any]:
+    if task in params.tasks:
         return []
-    return [Text(f"The `{task}` task was not run (tasks = {params['tasks']}).")]
+    return [Text(f"The `{task}` task was not run (tasks = {list(params.tasks)}).")]
 
 
-def combinations_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
+def combinations_section(df: pd.DataFrame, params: Params, task: str) -> list[Any]:
     """Every combination's energy and quality (table), then as heatmaps."""
-    from nrg.book.chapters.c04_network_tickets.driver import METRICS
+    from nrg.book.chapters.c04_network_tickets.params import METRICS
 
     if _skipped(params, task):
         return _skipped(params, task)
-    return [combinations(df, task, METRICS[task]), heatmaps(df, task, params["metrics"][task])]
+    return [combinations(df, task, METRICS[task]), heatmaps(df, task, params.metrics[task])]
 
 
-def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> list[Any]:
+def anova_section(df: pd.DataFrame, params: Params, task: str) -> list[Any]:
     """The energy ANOVA of each phase (fine-tuning, inference) and the quality ANOVA, each with its findings."""
     from nrg.book import findings
     from nrg.stats import AnovaResult
 
     if _skipped(params, task):
         return _skipped(params, task)
-    metric, alpha = params["metrics"][task], params["alpha"]
+    metric, alpha = params.metrics[task], params.alpha
     shown: list[Any] = []
     results = [(energy_anova(df, task, alpha, phase), f"{PHASE_NAMES[phase]} energy") for phase in PHASES]
     for result, label in [*results, (quality_anova(df, task, metric, alpha), metric)]:
@@ -276,16 +277,16 @@ def anova_section(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> lis
     return shown
 
 
-def rankings(df: pd.DataFrame, params: Mapping[str, Any], task: str) -> dict[str, Any]:
+def rankings(df: pd.DataFrame, params: Params, task: str) -> dict[str, Any]:
     """The ranking R of each phase in which some combination of ``task`` ran."""
-    if task not in params["tasks"]:
+    if task not in params.tasks:
         return {}
     rows = ok(df[df["task"] == task])
-    return {phase: ranking(df, task, phase, params["metrics"][task], params["w"])
+    return {phase: ranking(df, task, phase, params.metrics[task], params.w)
             for phase in PHASES if not rows[rows["phase"] == phase].empty}
 
 
-def ranking_section(params: Mapping[str, Any], task: str, ranked: Mapping[str, Any]) -> list[Any]:
+def ranking_section(params: Params, task: str, ranked: Mapping[str, Any]) -> list[Any]:
     """Each phase's ranking and its findings, or that nothing ran."""
     from nrg.book import findings
 
@@ -296,15 +297,15 @@ def ranking_section(params: Mapping[str, Any], task: str, ranked: Mapping[str, A
         if phase not in ranked:
             shown.append(Text(f"**{phase}:** no combination ran."))
             continue
-        chance = chance_quality(params, task, params["metrics"][task])
+        chance = chance_quality(params, task, params.metrics[task])
         shown += [Text(f"**{task}, {phase}**"), ranked[phase],
                   Text(str(findings.ranking_findings(ranked[phase], chance=chance)))]
     return shown
 
 
-def pareto_figures(params: Mapping[str, Any], task: str, ranked: Mapping[str, Any]) -> list[Any]:
+def pareto_figures(params: Params, task: str, ranked: Mapping[str, Any]) -> list[Any]:
     """Energy vs quality with the Pareto front, one figure per ranked phase."""
-    return [pareto_figure(result, task, phase, params["metrics"][task]) for phase, result in ranked.items()]
+    return [pareto_figure(result, task, phase, params.metrics[task]) for phase, result in ranked.items()]
 
 
 def example_responses(df: pd.DataFrame) -> list[Any]:
@@ -317,7 +318,7 @@ def example_responses(df: pd.DataFrame) -> list[Any]:
             table.reset_index(drop=True)]
 
 
-def reference_section(reference: Mapping[str, pd.DataFrame], params: Mapping[str, Any]) -> list[Any]:
+def reference_section(reference: Mapping[str, pd.DataFrame], params: Params) -> list[Any]:
     """Committed GPU runs ranked like the live ones, or that there are none."""
     if not reference:
         return [Text("No committed GPU run of this chapter was found under `results/reference/`.")]
@@ -328,5 +329,5 @@ def reference_section(reference: Mapping[str, pd.DataFrame], params: Mapping[str
                 if ok(ref[(ref["task"] == task) & (ref["phase"] == phase)]).empty:
                     continue
                 shown += [Text(f"**Reference: {gpu}, {task}, {phase}**"),
-                          ranking(ref, task, phase, params["metrics"][task], params["w"])]
+                          ranking(ref, task, phase, params.metrics[task], params.w)]
     return shown

@@ -12,10 +12,10 @@ token ids of exact length, as in chapter 2.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nrg.book import carbon, common, sweeps
+from nrg.book import common, sweeps
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -31,53 +31,41 @@ FACTOR = "batch_size"
 CHANGES = ("energy_per_token_change_pct", "latency_change_pct", "throughput_change_pct")
 
 
-def _batch_sizes(value: Any) -> list[int]:
+def _batch_sizes(value: Any) -> tuple[int, ...]:
     values = [common.as_int("batch_sizes", v) for v in common.as_list("batch_sizes", value)]
     if len(set(values)) != len(values):
         raise ParameterError(f"batch_sizes={values!r} has duplicates; give distinct batch sizes")
     if len(values) < 2:
         raise ParameterError(f"batch_sizes={values!r}: give at least two batch sizes to compare")
-    return sorted(values)
+    return tuple(sorted(values))
 
 
-def check(models: Any = ("smollm2-135m",), weights: str = "auto", layers: int | None = None,
-          batch_sizes: Any = (1, 2, 4, 8), input_tokens: int = 64, output_tokens: int = 16,
-          dtype: str = "float32", device: str = "cpu", repeats: Any = None, warmup: int = 1,
-          idle_s: float = 2.0, isolate: bool = True, run_dir: str | None = None,
-          reference_dir: str | None = None, alpha: float = 0.05, region: str = carbon.DEFAULT_REGION,
-          price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
-          **unknown: Any) -> dict[str, Any]:
-    """Checked parameters plus the sweep config; raises before any work or file write."""
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
-    impact = carbon.check_params(region, price_per_kwh, pue)
-    as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
-    sizes = _batch_sizes(as_seq(batch_sizes))
-    n_out = common.as_int("output_tokens", output_tokens, minimum=2)  # decode needs a second token
-    config = {
-        "chapter": CHAPTER, "name": f"{CHAPTER}-batch",
-        "models": sweeps.model_entries(as_seq(models), weights, layers),
-        "tasks": ["none"], "batch_sizes": sizes,
-        "input_tokens": [common.as_int("input_tokens", input_tokens)], "output_tokens": [n_out],
-        "dtypes": [dtype], "device": device, "warmup": warmup, "idle_s": idle_s,
-        "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "isolate": common.as_bool("isolate", isolate), "quality": {"items": 0},
-    }
-    sweeps.check_configs([config])
-    return {"configs": [config], "run_dir": common.run_dir(CHAPTER, run_dir),
-            "reference": common.reference_runs(common.reference_root(reference_dir), CHAPTER),
-            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "batch_sizes": sizes, **impact}
+@dataclass(frozen=True)
+class Params(sweeps.SweepParams):
+    """Batch sizes at fixed input and output lengths; see the notebook's parameters cell."""
+
+    CHAPTER = CHAPTER
+
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)   # sequences generated together (at least two sizes)
+    input_tokens: int = 64
+    output_tokens: int = 16                      # at least 2: decode needs a second token
+
+    def parse(self) -> None:
+        """Batch sizes and the two lengths."""
+        self._put("batch_sizes", _batch_sizes(self.batch_sizes))
+        self._put("input_tokens", common.as_int("input_tokens", self.input_tokens))
+        self._put("output_tokens", common.as_int("output_tokens", self.output_tokens, minimum=2))
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The one sweep: every batch size at the fixed lengths."""
+        return [{**self.base_config(), "name": f"{CHAPTER}-batch", "tasks": ["none"],
+                 "batch_sizes": list(self.batch_sizes), "input_tokens": [self.input_tokens],
+                 "output_tokens": [self.output_tokens], "quality": {"items": 0}}]
 
 
-def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) the sweep; the rows of exactly its cells.
-
-    ``model`` is labelled with what differs from the published model (:mod:`nrg.book.labels`);
-    the published name stays in ``model_name``.
-    """
-    from nrg.book.labels import with_model_labels
-
-    return with_model_labels(sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress))
+def measure(params: Params, progress: bool = True) -> pd.DataFrame:
+    """Run (or reuse) the sweep, checked when ``params`` was built; the rows of exactly its cells."""
+    return params.measure(progress)
 
 
 def ok_phase(df: pd.DataFrame, phase: str = "generate") -> pd.DataFrame:

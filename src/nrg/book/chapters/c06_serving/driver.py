@@ -78,7 +78,7 @@ def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = 
                "engine_args": _engine_args(as_seq(engine_args))}
     config = {
         "chapter": CHAPTER, "name": f"{CHAPTER}-concurrency", "workload": "serving",
-        "models": sweeps.model_entries(as_seq(models), "real", None), "tasks": [task],
+        "models": sweeps.model_specs(as_seq(models), "real", None), "tasks": [task],
         "output_tokens": [common.as_int("output_tokens", output_tokens, minimum=2)],
         "dtypes": [dtype], "device": device, "idle_s": idle_s, "warmup": 0,
         "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),

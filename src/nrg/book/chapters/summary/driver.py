@@ -11,6 +11,7 @@ and never concatenated with them.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.book import common
+from nrg.book.params import ChapterParams
 from nrg.errors import ParameterError, check_choice
 
 if TYPE_CHECKING:
@@ -40,35 +42,44 @@ FACTORS: tuple[str, ...] = ("model", "task", "input_tokens", "output_tokens", "b
                             "prune", "gpu_clock_mhz", "power_limit_w")
 
 
-def check(quality_floor: Any = 0.0, latency_measure: str = "tpot_s", latency_target_s: Any = 1.0,
-          runs_dir: Any = None, chapters: Any = SWEEP_CHAPTERS, region: str = "USA",
-          price_per_kwh: Any = None, pue: Any = 1.0) -> dict[str, Any]:
-    """Checked parameters of the summary page (ParameterError before anything is read)."""
-    from nrg.book import carbon
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    """The summary page's parameters: what counts as good enough, and where the chapters' rows are."""
 
-    impact = carbon.check_params(region, price_per_kwh, pue)
-    floor = common.as_fraction("quality_floor", quality_floor, 0.0, 1.0)
-    check_choice("latency_measure", latency_measure, list(LATENCY_MEASURES))
-    if isinstance(latency_target_s, bool) or not isinstance(latency_target_s, (int, float)) \
-            or not math.isfinite(latency_target_s) or latency_target_s <= 0:
-        raise ParameterError(f"latency_target_s={latency_target_s!r} is not valid; give seconds > 0")
-    wanted = common.as_list("chapters", chapters)
-    for name in wanted:
-        check_choice("chapters", name, list(SWEEP_CHAPTERS))
-    root = Path(runs_dir).expanduser().resolve() if runs_dir else common.runs_root()
-    return {"quality_floor": floor, "latency_measure": latency_measure,
-            "latency_target_s": float(latency_target_s), "runs_dir": root, "chapters": wanted, **impact}
+    quality_floor: float = 0.0          # minimum task score, 0 to 1
+    latency_measure: str = "tpot_s"     # one of LATENCY_MEASURES
+    latency_target_s: float = 1.0       # seconds of latency_measure
+    runs_dir: Path | None = None        # None: runs/ or $NRG_RUNS_DIR (resolved when built)
+    chapters: tuple[str, ...] = SWEEP_CHAPTERS
+    region: str = "USA"
+    price_per_kwh: float | None = None
+    pue: float = 1.0
+
+    def __post_init__(self) -> None:
+        from nrg.book import carbon
+
+        put = functools.partial(object.__setattr__, self)
+        for name, value in carbon.check_params(self.region, self.price_per_kwh, self.pue).items():
+            put(name, value)
+        put("quality_floor", common.as_fraction("quality_floor", self.quality_floor, 0.0, 1.0))
+        check_choice("latency_measure", self.latency_measure, list(LATENCY_MEASURES))
+        put("latency_target_s", common.as_number("latency_target_s", self.latency_target_s, inclusive=False))
+        wanted = tuple(str(c) for c in common.as_list("chapters", self.chapters))
+        for name in wanted:
+            check_choice("chapters", name, list(SWEEP_CHAPTERS))
+        put("chapters", wanted)
+        put("runs_dir", Path(self.runs_dir).expanduser().resolve() if self.runs_dir else common.runs_root())
 
 
-def load_rows(params: Mapping[str, Any]) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def load_rows(params: Params) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Each chapter's stored rows, and for each chapter without rows the reason."""
     from nrg.book.labels import with_model_labels
     from nrg.sweep.runfolder import store
 
     rows: dict[str, pd.DataFrame] = {}
     missing: dict[str, str] = {}
-    for chapter in params["chapters"]:
-        folder = Path(params["runs_dir"]) / chapter
+    for chapter in params.chapters:
+        folder = (params.runs_dir or common.runs_root()) / chapter
         if not (folder / "manifest.json").is_file():
             missing[chapter] = f"no run folder `{folder.name}/` under the runs directory: the chapter was not executed"
             continue
@@ -323,13 +334,13 @@ def _published_sentence(pub: pd.DataFrame, model: str = "meta-llama/Llama-3.1-8B
             f"of {name.split('/')[-1]} falls {'; '.join(parts)}.")
 
 
-def _carbon_sentence(choice: Choice, params: Mapping[str, Any]) -> str:
+def _carbon_sentence(choice: Choice, params: Params) -> str:
     from nrg.book import carbon
     from nrg.book.findings import num
 
     if choice.eligible.empty:
         return ""
-    conv = carbon.conversion(params["region"], params["price_per_kwh"], params["pue"])
+    conv = carbon.conversion(params.region, params.price_per_kwh, params.pue)
     per_1000_j = float(choice.eligible["energy_per_token_j"].iloc[0]) * 1000
     return (f"At that configuration's mean, 1,000 tokens take {num(per_1000_j)} J: {num(conv.gco2e(per_1000_j))} g "
             f"CO₂e and {num(conv.cost_usd(per_1000_j))} USD on the grid of {conv.intensity.name} "
@@ -337,7 +348,7 @@ def _carbon_sentence(choice: Choice, params: Mapping[str, Any]) -> str:
 
 
 def answer(choice: Choice, front: pd.DataFrame, gaps: Sequence[str], pub: pd.DataFrame,
-           params: Mapping[str, Any]) -> list[str]:
+           params: Params) -> list[str]:
     """The sentences of the page's box: the choice, the frontier, what is missing, the published figures."""
     out = [choice.sentence, _carbon_sentence(choice, params)]
     if front.empty:

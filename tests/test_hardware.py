@@ -37,6 +37,7 @@ def test_provenance_on_this_machine_has_every_column() -> None:
     assert prov["started_at"].endswith("+00:00")  # UTC
 
 
+@pytest.mark.process   # runs `git rev-parse` for the expected commit
 def test_provenance_names_the_commit_of_the_checkout_it_runs_from() -> None:
     """Run from a git checkout (as the tests are), git_sha is that checkout's HEAD, not "unknown".
 

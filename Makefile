@@ -54,8 +54,13 @@ reference:
 
 # The tests include building the book on the tiny profile and opening it in
 # headless Chromium. Every test has a timeout (pyproject.toml); the 15 slowest are listed.
+# Two pytest-xdist workers: most slow tests wait on a child process, and the other worker uses
+# the time. Tests that share an expensive fixture stay on one worker (--dist loadgroup; groups
+# and the long-first order in tests/conftest.py). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 test: $(STAMP) $(VENV)/.nrg-ray-installed $(ENGINE_STAMP) browser-deps lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q $(XDIST) --durations=15
 
 # ruff (pyflakes, import order, pydocstyle on the public API, bugbear, pyupgrade, simplify, ruff's own
 # rules) over src, tests and benchmarks; mypy (warn_return_any, no untyped defs, pandas-stubs,

@@ -16,6 +16,15 @@ passes) fails a test that starts a process without such a mark, so the loop
 stays free of them; without it the run only lists them at the end. Every test
 has a timeout (``timeout`` in pyproject.toml); a fast one a tighter
 :data:`FAST_TIMEOUT_S`.
+
+``make test`` runs the suite on two pytest-xdist workers (``-n 2 --dist
+loadgroup``). A fixture that is expensive and shared (the book build, the fake
+H200's dry run, a module's model load, Ray cluster or serving engine) must be set
+up once, not once per worker: every test that uses one is put in the fixture's
+``xdist_group`` (:func:`_shared_group`), so one worker runs them all. Under
+xdist the tests known to take a minute or more are sent out first
+(:data:`LONG_FIRST`), so the two workers finish together instead of one ending
+the run alone on the slowest test.
 """
 from __future__ import annotations
 
@@ -66,6 +75,20 @@ _FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 
 # Processes started by tests not marked for it, for the end-of-run list.
 _UNMARKED: list[tuple[str, list[str]]] = []
+# The key under which a test's report carries them (a report reaches the xdist controller; a list would not).
+_UNMARKED_KEY = "nrg_unmarked_processes"
+
+# Session fixtures shared by tests in several files, and the xdist group their tests share.
+SHARED_SESSION_FIXTURES = {"built": "book", "h200_dry_run": "h200-dry-run"}
+# Groups and tests that take a minute or more (each measured on the 2-core machine): first in the
+# xdist queue. Only the order changes; a name that no longer matches just loses its place.
+LONG_FIRST = ("book", "h200-dry-run", "serving-engine", "tests/test_ray_cluster.py",
+              "tests/test_reference_section.py::test_the_documented_reference_command_feeds_a_chapter",
+              "tests/faults/test_fault_kill9.py::test_kill9_at_random_moments",
+              "tests/test_tickets_workload.py::test_nrg_sweep_runs_chapter_4",
+              "tests/test_sweep_cli.py::test_sweep_killed_with_sigkill",
+              "tests/test_sweep_cli.py::test_blocked_sweep_killed_with_sigkill",
+              "tests/test_reference.py::test_a_cell_stopped_at_the_budget")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,8 +97,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           f"{', '.join(NOT_FAST)} (make test-fast passes it)")
 
 
-@pytest.hookimpl(tryfirst=True)   # before `-m` deselects by mark
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    """Mark before `-m` deselects by mark; under xdist, name each test's group once pytest-xdist has run."""
+    _mark(config, items)
+    yield
+    _name_groups(config, items)
+
+
+def _mark(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark by folder and fixture, then give each fast test its tighter timeout."""
     timeouts = config.pluginmanager.hasplugin("timeout")
     for item in items:
@@ -87,6 +117,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if BOOK_FIXTURES & fixtures:
             item.add_marker(pytest.mark.book)
             item.add_marker(pytest.mark.slow)
+        group = _shared_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
         if not timeouts or item.get_closest_marker("timeout") is not None:
             continue
         if BOOK_FIXTURES & fixtures:
@@ -95,8 +128,58 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S))
 
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):   # every worker sorts alike: the collections stay equal
+        items.sort(key=_queue_rank)
+
+
+def _name_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Append ``@<group>`` to each grouped test's node id, which ``--dist loadgroup`` schedules by.
+
+    pytest-xdist 3.8 appends it to ``item._nodeid``, which pytest 9 no longer reads (the
+    id is ``item._id``): without this every test would be scheduled alone and each worker
+    would build the book, run the dry run and load the modules' models itself.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
 def _is_fast(item: pytest.Item) -> bool:
     return not any(item.get_closest_marker(name) for name in NOT_FAST)
+
+
+def _shared_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test that uses a shared fixture: a session one of :data:`SHARED_SESSION_FIXTURES`, else its module's own module-scoped fixture."""
+    if item.get_closest_marker("xdist_group") is not None:      # the test file chose its group
+        return None
+    fixtures = getattr(item, "fixturenames", ())
+    for name in fixtures:
+        if name in SHARED_SESSION_FIXTURES:
+            return SHARED_SESSION_FIXTURES[name]
+    info = getattr(item, "_fixtureinfo", None)
+    module = item.nodeid.split("::", 1)[0]
+    for name in fixtures:
+        defs = info.name2fixturedefs.get(name, ()) if info is not None else ()
+        owner = getattr(defs[-1], "node", None) if defs else None    # where the fixture is defined
+        if defs and defs[-1].scope == "module" and owner is not None and owner.nodeid == module:
+            return module
+    return None
+
+
+def _queue_rank(item: pytest.Item) -> int:
+    """0: a test of :data:`LONG_FIRST`; 1: another slow-tier test; 2: a fast one (stable sort: file order within)."""
+    mark = item.get_closest_marker("xdist_group")
+    names = (item.nodeid, *(mark.args[:1] if mark is not None else ()), *(mark.kwargs.values() if mark else ()))
+    if any(str(name).startswith(long) for name in names for long in LONG_FIRST):
+        return 0
+    return 2 if _is_fast(item) else 1
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -122,7 +205,7 @@ def _process_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     started = _WATCH.starts.pop(request.node.nodeid, [])
     if not started or not _is_fast(request.node):
         return
-    _UNMARKED.append((request.node.nodeid, started))
+    request.node.user_properties.append((_UNMARKED_KEY, started))   # listed at the end (pytest_runtest_logreport)
     if request.config.getoption("--forbid-processes"):
         pytest.fail(f"started {len(started)} process(es) ({'; '.join(started[:3])}) but is not marked "
                     "process: add @pytest.mark.process (or its fixture to PROCESS_FIXTURES in "
@@ -179,6 +262,15 @@ _WATCH = _ProcessWatch()
 def _describe(args: Any) -> str:
     argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
     return " ".join(os.fsdecode(a) for a in argv)[:120]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the unmarked process starts from the teardown report (in the xdist controller too)."""
+    if report.when != "teardown":
+        return
+    for key, started in report.user_properties:
+        if key == _UNMARKED_KEY:
+            _UNMARKED.append((report.nodeid, list(started)))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

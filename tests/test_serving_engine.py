@@ -24,7 +24,9 @@ from nrg.serving.options import default_engine_python
 from nrg.sweep.run import run_sweep
 
 ENGINE_PYTHON = default_engine_python()
-pytestmark = [pytest.mark.slow, pytest.mark.engine,
+# One worker runs the whole module under xdist (make test): one engine at a time on the 2 cores,
+# so the kill test's rerun compares its levels' throughput without a second engine beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.xdist_group("serving-engine"),
               pytest.mark.skipif(ENGINE_PYTHON is None, reason="no serving engine installed (make engine)")]
 MODEL = "smollm2-135m"
 

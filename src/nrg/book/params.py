@@ -25,6 +25,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+from nrg.book.paths import environment
+
 #: Set by ``nrg book run`` for the notebook's kernel: the digest of the parameters it checked.
 CHECKED_ENV = "NRG_CHECKED_PARAMS"
 
@@ -67,12 +69,5 @@ def checked_env(params: Mapping[str, Any]) -> Iterator[None]:
     if not isinstance(params, ChapterParams):
         yield
         return
-    before = os.environ.get(CHECKED_ENV)
-    os.environ[CHECKED_ENV] = params.digest()
-    try:
+    with environment(CHECKED_ENV, params.digest()):
         yield
-    finally:
-        if before is None:
-            os.environ.pop(CHECKED_ENV, None)
-        else:
-            os.environ[CHECKED_ENV] = before

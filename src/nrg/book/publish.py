@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nrg.book.paths import environment
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -38,15 +40,8 @@ def page() -> Path | None:
 @contextlib.contextmanager
 def page_env(notebook: str | Path) -> Iterator[None]:
     """Set ``$NRG_PAGE`` for a kernel started inside the block (papermill's kernel inherits it)."""
-    before = os.environ.get(PAGE_ENV)
-    os.environ[PAGE_ENV] = str(Path(notebook).resolve())
-    try:
+    with environment(PAGE_ENV, str(Path(notebook).resolve())):
         yield
-    finally:
-        if before is None:
-            os.environ.pop(PAGE_ENV, None)
-        else:
-            os.environ[PAGE_ENV] = before
 
 
 def slug(name: str) -> str:

@@ -22,7 +22,6 @@ in :mod:`nrg.book.chapters.c04_network_tickets.analysis`.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,17 +122,15 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         return
     import torch
 
-    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    from nrg.book.paths import environment
+
+    before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
-        yield
+        with environment("OMP_NUM_THREADS", str(threads)):
+            yield
     finally:
         torch.set_num_threads(before)
-        if env is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = env
 
 
 def measure(params: Params, progress: bool = True) -> pd.DataFrame:

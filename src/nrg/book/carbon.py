@@ -213,13 +213,6 @@ def convert(frame: pd.DataFrame, conv: Conversion, energy: str = "energy_j") -> 
     return out
 
 
-def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose ``status`` is ok (all rows when there is no status column)."""
-    if "status" in rows.columns:
-        rows = rows[rows["status"].astype("string").fillna("ok") == "ok"]
-    return rows
-
-
 def per_unit(rows: Any, by: Sequence[str], units: str, per: str, scale: float) -> pd.DataFrame:
     """Energy per ``scale`` units (sum of energy / sum of units), per group."""
     grouped = rows.groupby(list(by), dropna=False, sort=True) if by else [((), rows)]
@@ -246,6 +239,8 @@ def inference_table(rows: Any, by: Sequence[str] = ("model",), region: str = DEF
     tokens (``phase`` rows only, successful ones), so long and short windows
     weigh by the tokens they produced.
     """
+    from nrg.stats import ok_rows  # pandas only when a table is made: the CLI imports this module
+
     conv = conversion(region, price_per_kwh, pue)
     selected = ok_rows(rows)
     selected = selected[(selected["phase"] == phase) & selected["energy_j"].notna()]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nrg.book.carbon import DEFAULT_PUE, DEFAULT_REGION, conversion, convert, ok_rows, per_unit
+from nrg.book.carbon import DEFAULT_PUE, DEFAULT_REGION, conversion, convert, per_unit
+from nrg.stats._data import ok_rows
 
 if TYPE_CHECKING:
     import pandas as pd

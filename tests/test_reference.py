@@ -104,6 +104,7 @@ def test_a_finished_cell_recalibrates_the_estimate():
     ({"budget_s": 0}, "budget_s=0"), ({"budget_s": "60"}, "budget_s='60'"),
     ({"budget_s": 60, "device": "tpu"}, "device='tpu'"), ({"budget_s": 60, "device": "cuda:x"}, "device='cuda:x'"),
     ({"budget_s": 60, "margin_s": 60}, "margin_s=60"),
+    ({"budget_s": 60, "chapters": ["02_sequence_lenght"]}, r"chapters='02_sequence_lenght' .*'02_sequence_length'"),
 ])
 def test_bad_parameters_are_refused_before_any_work(tmp_path, kwargs, message):
     with pytest.raises(ParameterError, match=message):

@@ -85,3 +85,17 @@ def test_the_cli_plans_without_out_and_refuses_gpu_options_outside_a_plan(tmp_pa
                  "--gpu-name", "NVIDIA H200"]) == 2
     assert "only valid with --plan" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert json.dumps(reference_plan.plan(60, device="cpu"), default=str)      # the plan is plain data
+
+
+def test_chapters_plan_only_their_parts_and_a_wrong_one_is_named_with_the_valid(capsys):
+    """``--chapters``: only the named chapters' parts, in the usual order (e.g. to fill in one chapter)."""
+    every = {r["part"] for r in reference_plan.plan(10_000, device="cpu")["rows"]}
+    assert {"meters", "sequence_length", "model_comparison"} <= every
+    one = reference_plan.plan(10_000, device="cpu", chapters=["02_sequence_length"])
+    assert {r["part"] for r in one["rows"]} == {"sequence_length"} and one["chapters"] == ["02_sequence_length"]
+    assert "only the parts of 02_sequence_length" in reference_plan.plan_text(one)
+    two = parts("cpu", ["02_sequence_length", "00_how_energy_is_measured"])
+    assert [p.name for p in two] == ["meters", "sequence_length"]          # priority order, not the given one
+    assert main(["reference", "--plan", "--budget-s", "60", "--device", "cpu", "--chapters", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "chapters='nope' is not valid" in err and "'02_sequence_length'" in err

@@ -23,7 +23,7 @@ def _run(ns: argparse.Namespace) -> int:
 
         result = reference_plan.plan(ns.budget_s, device=ns.device, out=ns.out, margin_s=ns.margin_s,
                                      gpu_name=ns.gpu_name, memory_gib=ns.gpu_memory_gib,
-                                     bandwidth_gbs=ns.gpu_bandwidth_gbs, retry_failed=ns.retry_failed)
+                                     bandwidth_gbs=ns.gpu_bandwidth_gbs, retry_failed=ns.retry_failed, chapters=ns.chapters)
         print(reference_plan.plan_text(result), end="")
         return 0
     if ns.out is None:
@@ -36,7 +36,7 @@ def _run(ns: argparse.Namespace) -> int:
 
     summary = reference.run(ns.budget_s, ns.out, device=ns.device, margin_s=ns.margin_s,
                             progress=not ns.no_progress, retry_failed=ns.retry_failed,
-                            one_per_part=ns.one_per_part)
+                            one_per_part=ns.one_per_part, chapters=ns.chapters)
     print(reference.summary_text(summary), end="")
     if ns.archive:
         packed = reference.archive(ns.out, ns.archive)
@@ -60,6 +60,8 @@ def add_command(subparsers: Any) -> None:
                         help="run cells that failed in an earlier run again (cells the budget stopped always are)")
     parser.add_argument("--one-per-part", action="store_true",
                         help="only the meters and one ok cell per chapter: a quick check of the whole path")
+    parser.add_argument("--chapters", nargs="+", default=None, metavar="STEM",
+                        help="only these chapters' parts, e.g. 02_sequence_length (default: every chapter's)")
     parser.add_argument("--archive", default=None, help="also pack the folder into this .tar.gz (<= 16 MiB)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     plan = parser.add_argument_group("planning (nothing is run or written)")

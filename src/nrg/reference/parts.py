@@ -17,9 +17,11 @@ the models' tiny shapes, so the whole path is tested without a GPU.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nrg.errors import choice_error
 from nrg.reference.meters import MetersPlan
 
 PAPER_MODELS: tuple[str, ...] = ("gpt2", "gpt-neo-2.7b", "t5-3b", "gpt-j-6b", "falcon-7b", "mistral-7b-v0.1")
@@ -67,11 +69,22 @@ def config(name: str, chapter: str, device: str, models: list[str], **keys: Any)
             **_settings(device), "axes": axes, **keys}
 
 
-def parts(device: str = "cuda") -> list[Part]:
-    """The run's parts in priority order for ``device`` ("cuda", "cuda:N" or "cpu"): every chapter's that has one."""
-    from nrg.book import chapters
+def parts(device: str = "cuda", chapters: Sequence[str] | None = None) -> list[Part]:
+    """The run's parts in priority order for ``device`` ("cuda", "cuda:N" or "cpu"): every chapter's that has one.
 
-    hooks = [chapters.part(c, "reference") for c in chapters.with_part("reference")]
+    ``chapters`` (stems): only those chapters' parts, e.g. to fill in one chapter on a GPU
+    without spending the budget on the others; a stem without a part on ``device`` is refused,
+    naming those with one, before anything runs.
+    """
+    from nrg.book import chapters as book_chapters
+
+    hooks = [book_chapters.part(c, "reference") for c in book_chapters.with_part("reference")]
     ordered = sorted((h for h in hooks if hasattr(h, "reference_part")), key=lambda h: h.PRIORITY)
-    planned = [h.reference_part(device) for h in ordered]
-    return [p for p in planned if p is not None]
+    planned = [p for p in (h.reference_part(device) for h in ordered) if p is not None]
+    if chapters is None:
+        return planned
+    valid = [p.chapter for p in planned]
+    for chapter in chapters:
+        if chapter not in valid:
+            raise choice_error("chapters", chapter, valid)
+    return [p for p in planned if p.chapter in chapters]

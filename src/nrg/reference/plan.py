@@ -14,6 +14,7 @@ bandwidth to the data sheet of that name.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,7 +107,7 @@ def _row(part: str, name: str, decision: str, estimate_s: float | None, clock: _
 
 def plan(budget_s: Any, device: str = "cuda", out: str | Path | None = None, margin_s: Any = None,
          gpu_name: str | None = None, memory_gib: Any = None, bandwidth_gbs: Any = None,
-         retry_failed: bool = False) -> dict[str, Any]:
+         retry_failed: bool = False, chapters: Sequence[str] | None = None) -> dict[str, Any]:
     """What ``nrg reference`` with these options would start, in order, and what would not fit."""
     from nrg.reference import run as reference
     from nrg.reference import state as reference_state
@@ -121,11 +122,11 @@ def plan(budget_s: Any, device: str = "cuda", out: str | Path | None = None, mar
     estimator = Estimator(device, peak_bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s if gpu else None)
     estimator.restore(state.corrections)
     clock = _Clock(params["budget_s"] - params["margin_s"])
-    rows = _walk(parts(device), folder, state, estimator, clock, gpu, bool(retry_failed))
+    rows = _walk(parts(device, chapters), folder, state, estimator, clock, gpu, bool(retry_failed))
     everything_s = sum(r["estimate_s"] or 0.0 for r in rows if r["decision"] in ("would run", "not run: budget"))
     return {"device": device, "gpu": None if gpu is None else vars(gpu), "budget_s": params["budget_s"],
             "margin_s": params["margin_s"], "out": None if folder is None else str(folder),
-            "estimator_from": state.note, "rows": rows, "would_run_s": clock.used_s, "everything_s": everything_s}
+            "estimator_from": state.note, "chapters": None if chapters is None else list(chapters), "rows": rows, "would_run_s": clock.used_s, "everything_s": everything_s}
 
 
 def _walk(planned: list[Any], folder: Path | None, state: Any, estimator: Estimator, clock: _Clock,
@@ -196,6 +197,8 @@ def plan_text(result: dict[str, Any]) -> str:
     lines = [f"plan for nrg reference on {result['device']}: {head}",
              f"budget {result['budget_s']:.0f} s, margin {result['margin_s']:.0f} s; estimator: "
              f"{result['estimator_from']}; nothing is run or written", ""]
+    if result.get("chapters"):
+        lines[-1:-1] = [f"only the parts of {', '.join(result['chapters'])} (--chapters)"]
     for row in result["rows"]:
         estimate = "" if row["estimate_s"] is None else f"{row['estimate_s']:7.0f} s"
         ends = "" if row["ends_at_s"] is None else f"  (until {row['ends_at_s']:.0f} s)"

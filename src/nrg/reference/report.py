@@ -34,6 +34,7 @@ def write_summary(out_dir: Path, params: dict[str, Any], budget: Budget, estimat
         "elapsed_s": budget.elapsed_s(), "settings_changed": "none: clocks, power limit and cpufreq observed only",
         "parts": [{"name": p.name, "chapter": p.chapter, "what": p.what} for p in planned],
         "retry_failed": params.get("retry_failed", False), "one_per_part": params.get("one_per_part", False),
+        "chapters": params.get("chapters"),
         "cells": [asdict(r) for r in records],
         "estimator": {**estimator.to_dict(), "from": params.get("estimator_from", "")},
         "provenance": provenance(),
@@ -51,6 +52,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     estimator = summary.get("estimator") or {}
     if estimator.get("from"):
         lines += [f"Estimator: {estimator.get('cells_observed', 0)} cells observed in all ({estimator['from']}).", ""]
+    if summary.get("chapters"):
+        lines += [f"Only the parts of {', '.join(summary['chapters'])} (`--chapters`); the other chapters' "
+                  "were not planned.", ""]
     for part in summary["parts"]:
         cells = [c for c in summary["cells"] if c["part"] == part["name"]]
         counts: dict[str, int] = {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -352,21 +353,23 @@ def _leave_out(part: Part, config: dict[str, Any], run: _Run) -> None:
 
 
 def run(budget_s: float, out: str | Path, device: str = "cuda", margin_s: float | None = None,
-        progress: bool = False, retry_failed: bool = False, one_per_part: bool = False) -> dict[str, Any]:
+        progress: bool = False, retry_failed: bool = False, one_per_part: bool = False,
+        chapters: Sequence[str] | None = None) -> dict[str, Any]:
     """Measure what fits in ``budget_s`` seconds into ``out``; write and return the summary.
 
     ``retry_failed``: cells that failed in an earlier run are run again (as ``nrg sweep
     --retry-failed``); cells the budget stopped always are, first. ``one_per_part``: only
     the first rounds (stopped cells, the meters, one ok cell per part): a quick check of
-    the whole path on a machine.
+    the whole path on a machine. ``chapters`` (stems): only those chapters' parts
+    (checked before anything is written).
     """
     params = check(budget_s, out, device, margin_s)
+    planned = parts(device, chapters)          # a bad chapter is refused before anything is written
     budget = Budget(params["budget_s"], params["margin_s"])
     out_dir: Path = params["out"]
     state = reference_state.load(out_dir, reference_state.machine_key(device))
     estimator = Estimator(device, peak_bandwidth_bytes_per_s=_local_bandwidth(device))
     estimator.restore(state.corrections)
-    planned = parts(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_ = _Run(out_dir, budget, estimator, state, bool(retry_failed), progress)
     run_.one_per_part = bool(one_per_part)
@@ -376,7 +379,8 @@ def run(budget_s: float, out: str | Path, device: str = "cuda", margin_s: float 
                          for what, why in part.left_out]
     _rounds(planned, run_)
     run_.save()
-    params.update(retry_failed=bool(retry_failed), one_per_part=bool(one_per_part), estimator_from=state.note)
+    params.update(retry_failed=bool(retry_failed), one_per_part=bool(one_per_part), estimator_from=state.note,
+                  chapters=None if chapters is None else list(chapters))
     return write_summary(out_dir, params, budget, estimator, planned, _ordered(planned, run_.records))
 
 

@@ -19,8 +19,10 @@ from matplotlib.figure import Figure
 from nrg import dvfs
 from nrg.book import build as book
 from nrg.book import common
+from nrg.book.chapters import validate
 from nrg.book.chapters.c03_dvfs import analysis
 from nrg.book.chapters.c03_dvfs import driver as chapter
+from nrg.book.chapters.c03_dvfs.params import _clock_list
 from nrg.errors import ParameterError
 from nrg.stats import AnovaResult
 from nrg.sweep.config import parse_config
@@ -29,10 +31,10 @@ from nrg.sweep.runfolder import store
 
 try:
     from fakes.nvml import FakeGpu, FakeNvml
-    from fakes.nvml_dvfs import configure_fakes
+    from fakes.nvml_dvfs import configure_fakes, on_fake_gpu
 except ImportError:  # tests/ collected as a package
     from tests.fakes.nvml import FakeGpu, FakeNvml
-    from tests.fakes.nvml_dvfs import configure_fakes
+    from tests.fakes.nvml_dvfs import configure_fakes, on_fake_gpu
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODELS = [{"name": "gpt2", "weights": "random", "layers": 1, "tiny": True},
@@ -43,8 +45,8 @@ TINY = {"models": TINY_MODELS, "input_tokens": 8, "output_tokens": 4, "repeats":
 
 @pytest.fixture(scope="module")
 def params(tmp_path_factory):
-    return chapter.check(**TINY, run_dir=str(tmp_path_factory.mktemp("run")),
-                         reference_dir=str(tmp_path_factory.mktemp("noref")))
+    return chapter.Params(**TINY, run_dir=str(tmp_path_factory.mktemp("run")),
+                          reference_dir=str(tmp_path_factory.mktemp("noref")))
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ def fake_gpu(tmp_path):
 ])
 def test_bad_clock_lists_are_refused(value, message):
     with pytest.raises(ParameterError, match=message):
-        chapter.check(**TINY, gpu_clocks_mhz=value)
+        chapter.Params(**TINY, gpu_clocks_mhz=value)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -81,17 +83,29 @@ def test_bad_clock_lists_are_refused(value, message):
     ({"models": ["no-such-model"]}, "no-such-model"),
 ])
 def test_bad_parameters_are_refused_before_any_work(tmp_path, changes, message):
-    with pytest.raises(ParameterError, match=message):
-        chapter.check(**{**TINY, "run_dir": str(tmp_path / "run"), **changes})
+    with pytest.raises(ParameterError, match=message):   # as `nrg book run` checks them
+        validate(chapter.CHAPTER, {**TINY, "run_dir": str(tmp_path / "run"), **changes})
     assert not (tmp_path / "run").exists()
 
 
 def test_papermill_strings_are_parsed(params):
-    assert params["gpu_clocks_mhz"] == "auto"
-    parsed = chapter.check(**{**TINY, "power_limits_w": "[200, 250]", "n_clocks": "4"})
-    assert parsed["power_limits_w"] == [200, 250]
-    assert chapter._clock_list("gpu_clocks_mhz", "[1410, 600]", allow_auto=True) == [1410, 600]
-    assert parsed["n_clocks"] == 4 and parsed["dtype"] == "float32"
+    assert params.gpu_clocks_mhz == "auto"
+    parsed = chapter.Params(**{**TINY, "power_limits_w": "[200, 250]", "n_clocks": "4", "meters": "[estimate]",
+                               "include_default_clock": "false", "layers": "1", "repeats": "2"})
+    assert parsed.power_limits_w == (200, 250)
+    assert _clock_list("gpu_clocks_mhz", "[1410, 600]", allow_auto=True) == (1410, 600)
+    assert parsed.n_clocks == 4 and parsed.dtype == "float32" and parsed.meters == ("estimate",)
+    assert parsed.include_default_clock is False and {m.layers for m in parsed.models} == {1}
+    assert parsed.repeats.to_dict() == {"min": 2, "max": 2, "ci_rel": None}
+
+
+def test_device_and_dtype_auto_are_resolved_on_this_machine(params):
+    import torch
+
+    auto = chapter.Params(**{**TINY, "device": "auto", "dtype": "auto"})
+    assert (auto.device, auto.dtype) == (("cuda", "bfloat16") if torch.cuda.is_available() else ("cpu", "float32"))
+    assert chapter.Params(**{**TINY, "dtype": "auto"}).dtype == "float32"             # on the CPU
+    assert [c.config.dtypes for c in auto.checked] == [(auto.dtype,)]
 
 
 # ---------------------------------------------------------------- plan
@@ -102,21 +116,21 @@ def _consented_probe():
 
 
 def test_plan_sweeps_supported_clocks_on_a_gpu_that_allows_locking(params, fake_gpu):
-    on_gpu = {**params, "device": "cuda", "n_clocks": 3, "allow_hardware_settings": True}
+    on_gpu = on_fake_gpu(params, device="cuda", n_clocks=3, allow_hardware_settings=True)
     probe = chapter.probe_machine(on_gpu)
     assert fake_gpu.fake.state["calls"][-2:] == ["SetGpuLockedClocks 1410 1410", "ResetGpuLockedClocks"]
     plan = chapter.plan(on_gpu, probe)
     assert plan.live and plan.axis == "gpu_clock_mhz"
     assert plan.values == (None, 1410, 1005, 210)          # default first, then spread over 210..1410
-    explicit = chapter.plan({**on_gpu, "gpu_clocks_mhz": [1395, 600], "include_default_clock": False}, probe)
+    explicit = chapter.plan(on_fake_gpu(on_gpu, gpu_clocks_mhz=(1395, 600), include_default_clock=False), probe)
     assert explicit.values == (1395, 600)
     with pytest.raises(ParameterError, match=r"does not support.*1410, 1395"):
-        chapter.plan({**on_gpu, "gpu_clocks_mhz": [1500]}, probe)
+        chapter.plan(on_fake_gpu(on_gpu, gpu_clocks_mhz=(1500,)), probe)
 
 
 def test_plan_measures_only_the_default_where_nothing_can_be_changed(params, fake_gpu):
     fake_gpu.fake.update(present=False)
-    plan = chapter.plan({**params, "device": "cuda", "allow_hardware_settings": True}, _consented_probe())
+    plan = chapter.plan(on_fake_gpu(params, device="cuda", allow_hardware_settings=True), _consented_probe())
     assert plan.live and not plan.sweeps and plan.axis == "gpu_clock_mhz" and plan.values == (None,)
     assert "No frequency can be changed on this machine" in plan.reason
     assert "no NVIDIA GPU" in plan.reason and "Only the default setting is measured" in plan.reason
@@ -126,13 +140,13 @@ def test_plan_measures_only_the_default_where_nothing_can_be_changed(params, fak
 
 
 def test_plan_changes_no_gpu_setting_for_a_cpu_workload(params, fake_gpu):
-    plan = chapter.plan({**params, "allow_hardware_settings": True}, _consented_probe())
+    plan = chapter.plan(dataclasses.replace(params, allow_hardware_settings=True), _consented_probe())
     assert plan.values == (None,) and "device='cpu'" in plan.reason
 
 
 def test_without_consent_the_plan_observes_the_default_and_says_why(params, fake_gpu):
-    assert params["allow_hardware_settings"] is False                   # off by default
-    on_gpu = {**params, "device": "cuda"}
+    assert params.allow_hardware_settings is False                      # off by default
+    on_gpu = on_fake_gpu(params, device="cuda")
     probe = chapter.probe_machine(on_gpu)
     plan = chapter.plan(on_gpu, probe)
     assert plan.live and not plan.sweeps and plan.values == (None,)
@@ -148,10 +162,10 @@ def test_without_consent_the_plan_observes_the_default_and_says_why(params, fake
 
 
 def test_without_consent_the_chapter_measures_the_default_and_sets_nothing(params, fake_gpu, tmp_path):
-    on_gpu = {**params, "device": "cuda", "models": TINY_MODELS[:1]}   # the fake GPU; work runs on the CPU
+    one_model = dataclasses.replace(params, models=TINY_MODELS[:1])
+    on_gpu = on_fake_gpu(one_model, device="cuda")                       # the fake GPU; work runs on the CPU
     plan = chapter.plan(on_gpu, chapter.probe_machine(on_gpu))
-    df = run_sweep(chapter.sweep_config(params | {"models": TINY_MODELS[:1]}, plan.axis, plan.values),
-                   tmp_path / "run", progress=False, isolate=False)
+    df = run_sweep(one_model.sweep_config(plan.axis, plan.values), tmp_path / "run", progress=False, isolate=False)
     assert set(df["status"]) == {"ok"} and df["gpu_clock_mhz"].isna().all()
     assert (df["gpu_clock_mhz_observed_mean"] == 1410).all()            # what the GPU chose itself
     assert fake_gpu.fake.state["calls"] == [] and not fake_gpu.marker.exists()
@@ -165,23 +179,23 @@ def test_without_consent_the_chapter_measures_the_default_and_sets_nothing(param
 
 @pytest.mark.parametrize("value, expected", [(False, False), (True, True), ("True", True), ("false", False)])
 def test_consent_parameter_is_a_strict_flag(value, expected):
-    assert chapter.check(**TINY, allow_hardware_settings=value)["allow_hardware_settings"] is expected
+    assert chapter.Params(**TINY, allow_hardware_settings=value).allow_hardware_settings is expected
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_consent_parameter_rejects_anything_but_a_flag(tmp_path, value):
     with pytest.raises(ParameterError, match=r"allow_hardware_settings=.* is not valid; choose one of: True, False"):
-        chapter.check(**TINY, run_dir=str(tmp_path / "run"), allow_hardware_settings=value)
+        chapter.Params(**TINY, run_dir=str(tmp_path / "run"), allow_hardware_settings=value)
     assert not (tmp_path / "run").exists()
 
 
 def test_plan_falls_back_to_power_limits_when_clocks_cannot_be_locked(params, fake_gpu):
     probe = _consented_probe()
     locked_out = dataclasses.replace(probe, axes={**probe.axes, "gpu_clock_mhz": False})
-    on_gpu = {**params, "device": "cuda", "power_limits_w": [150, 200], "allow_hardware_settings": True}
+    on_gpu = on_fake_gpu(params, device="cuda", power_limits_w=(150, 200), allow_hardware_settings=True)
     plan = chapter.plan(on_gpu, locked_out)
     assert plan.live and plan.axis == "power_limit_w" and plan.values == (None, 150, 200)
-    no_limits = chapter.plan({**on_gpu, "power_limits_w": None}, locked_out)
+    no_limits = chapter.plan(on_fake_gpu(on_gpu, power_limits_w=None), locked_out)
     assert no_limits.values == (None,) and "power_limits_w" in no_limits.reason
 
 
@@ -196,15 +210,15 @@ def test_reference_config_is_a_valid_gpu_sweep(params):
     assert config["axes"] == {"gpu_clock_mhz": [None]}
     assert parse_config(config).chapter == chapter.CHAPTER
     assert config["allow_hardware_settings"] is False and "lets nrg lock the clocks" in text
-    explicit = chapter.reference_sweep_config({**params, "gpu_clocks_mhz": [1980, 1200]})
+    explicit = chapter.reference_sweep_config(on_fake_gpu(params, gpu_clocks_mhz=(1980, 1200)))
     assert explicit["axes"] == {"gpu_clock_mhz": [None, 1980, 1200]}
     message = chapter.no_reference_message(params, clocks=[1410, 600])
     assert "No reference data has been committed" in message
     assert "nrg sweep dvfs.yaml --allow-hardware-settings" in message
     assert "gpu_clock_mhz: [null, 1410, 600]" in message
-    on_gpu = yaml.safe_load(chapter.reference_sweep_yaml({**params, "device": "cuda"}))   # the chapter's own models
-    assert [m["name"] for m in on_gpu["models"]] == [m.name for m in params["models"]]
-    assert parse_config(on_gpu).models == tuple(params["models"])
+    on_gpu = yaml.safe_load(chapter.reference_sweep_yaml(on_fake_gpu(params, device="cuda")))   # its own models
+    assert [m["name"] for m in on_gpu["models"]] == [m.name for m in params.models]
+    assert parse_config(on_gpu).models == params.models
 
 
 # ---------------------------------------------------------------- analysis of a measured sweep
@@ -215,12 +229,12 @@ def measured(params, tmp_path_factory):
     """The chapter's sweep on a fake GPU whose locks are accepted but do not move the clock."""
     tmp = tmp_path_factory.mktemp("fakegpu")
     env = configure_fakes(tmp, clocks_follow_lock=False)
-    consented = {**params, "allow_hardware_settings": True}
+    consented = dataclasses.replace(params, allow_hardware_settings=True)
     try:
         probe = chapter.probe_machine(consented)
-        plan = chapter.plan({**consented, "device": "cuda", "gpu_clocks_mhz": [1410, 600]}, probe)
+        plan = chapter.plan(on_fake_gpu(consented, device="cuda", gpu_clocks_mhz=(1410, 600)), probe)
         energy = FakeNvml([FakeGpu(power_mw=100_000)])
-        df = run_sweep(chapter.sweep_config(consented, plan.axis, plan.values), params["run_dir"],
+        df = run_sweep(consented.sweep_config(plan.axis, plan.values), params.run_dir,
                        progress=False, isolate=False, monitor_options={"nvml_module": energy})
     finally:
         dvfs.configure()
@@ -270,7 +284,7 @@ def test_a_lock_that_did_not_take_is_shown(result):
 
 def test_reference_runs_are_analysed_under_their_label(measured, params, tmp_path):
     target = tmp_path / "ref" / "Fake-GPU" / chapter.CHAPTER
-    shutil.copytree(params["run_dir"], target)
+    shutil.copytree(params.run_dir, target)
     reference = common.reference_runs(common.reference_root(str(tmp_path / "ref")), chapter.CHAPTER)
     analyses = analysis.analyse_all(measured, reference)
     labels = list(analyses)
@@ -315,8 +329,8 @@ def test_notebook_cpu_path_measures_the_default_and_changes_nothing(tmp_path, mo
 
 def test_a_refused_lock_is_a_failed_cell_listed_with_its_error(params, fake_gpu, tmp_path):
     fake_gpu.fake.update(admin=False)            # the driver refuses every change
-    config = chapter.sweep_config({**params, "models": TINY_MODELS[:1], "meters": ["estimate"],
-                                   "allow_hardware_settings": True}, "gpu_clock_mhz", [600])
+    config = dataclasses.replace(params, models=TINY_MODELS[:1], meters=["estimate"],
+                                 allow_hardware_settings=True).sweep_config("gpu_clock_mhz", [600])
     df = run_sweep(config, tmp_path / "run", progress=False, isolate=False)
     failed = analysis.failures(df, "gpu_clock_mhz")
     assert len(failed) == 1 and failed.loc[0, "status"] == "failed"

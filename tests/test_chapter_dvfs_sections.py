@@ -14,9 +14,9 @@ from nrg.book.chapters.c03_dvfs import driver as chapter
 from nrg.errors import ParameterError
 
 try:
-    from fakes.nvml_dvfs import configure_fakes
+    from fakes.nvml_dvfs import configure_fakes, on_fake_gpu
 except ImportError:  # tests/ collected as a package
-    from tests.fakes.nvml_dvfs import configure_fakes
+    from tests.fakes.nvml_dvfs import configure_fakes, on_fake_gpu
 
 TINY = {"models": [{"name": "gpt2", "weights": "random", "layers": 1, "tiny": True}], "input_tokens": 8,
         "output_tokens": 4, "repeats": 2, "warmup": 0, "idle_s": 0, "meters": ["estimate"], "isolate": False,
@@ -31,11 +31,17 @@ def fake(tmp_path):
 @pytest.fixture
 def params(tmp_path):
     (tmp_path / "noref").mkdir()
-    return chapter.check(**TINY, run_dir=str(tmp_path / "run"), reference_dir=str(tmp_path / "noref"))
+    return chapter.Params(**TINY, run_dir=str(tmp_path / "run"), reference_dir=str(tmp_path / "noref"))
 
 
 def _consented(params, **changes):
-    return {**params, "allow_hardware_settings": True, **changes}
+    """``params`` with consent and ``changes``, parsed and checked again (the work stays on the CPU)."""
+    return dataclasses.replace(params, allow_hardware_settings=True, **changes)
+
+
+def _consented_on_gpu(params, **changes):
+    """Consented, on the fake GPU (which torch cannot see: see :func:`on_fake_gpu`)."""
+    return on_fake_gpu(params, allow_hardware_settings=True, device="cuda", **changes)
 
 
 def _scaling_max(fake) -> set[str]:
@@ -53,31 +59,31 @@ def _scaling_max(fake) -> set[str]:
 ])
 def test_bad_section_parameters_are_refused(tmp_path, name, value, message):
     with pytest.raises(ParameterError, match=message):
-        chapter.check(**TINY, run_dir=str(tmp_path / "run"), **{name: value})
+        chapter.Params(**TINY, run_dir=str(tmp_path / "run"), **{name: value})
     assert not (tmp_path / "run").exists()
 
 
 def test_section_parameters_take_auto_none_and_lists():
-    parsed = chapter.check(**TINY, power_limits_w="auto", cpu_max_freqs_khz="[2000000, 1200000]")
-    assert parsed["power_limits_w"] == "auto" and parsed["cpu_max_freqs_khz"] == [2000000, 1200000]
-    assert chapter.check(**TINY, cpu_max_freqs_khz=None)["cpu_max_freqs_khz"] is None
-    assert chapter.check(**TINY)["cpu_max_freqs_khz"] == "auto"
+    parsed = chapter.Params(**TINY, power_limits_w="auto", cpu_max_freqs_khz="[2000000, 1200000]")
+    assert parsed.power_limits_w == "auto" and parsed.cpu_max_freqs_khz == (2000000, 1200000)
+    assert chapter.Params(**TINY, cpu_max_freqs_khz=None).cpu_max_freqs_khz is None
+    assert chapter.Params(**TINY).cpu_max_freqs_khz == "auto"
 
 
 # ---------------------------------------------------------------- power limit
 
 
 def test_power_limit_section_sweeps_the_limits_with_consent(params, fake):
-    on_gpu = _consented(params, device="cuda", power_limits_w=[250, 150])
+    on_gpu = _consented_on_gpu(params, power_limits_w=(250, 150))
     section = sections.power_limit(on_gpu, chapter.probe_machine(on_gpu))
     assert section.runs and section.axis == "power_limit_w" and section.values == (None, 250, 150)
     assert "swept on this machine" in section.text() and "250 W" in section.text()
-    auto = sections.power_limit({**on_gpu, "power_limits_w": "auto"}, chapter.probe_machine(on_gpu))
+    auto = sections.power_limit(on_fake_gpu(on_gpu, power_limits_w="auto"), chapter.probe_machine(on_gpu))
     assert auto.values == (None, 300, 200, 100)              # n_clocks=3 over the fake's 100-300 W
 
 
 def test_power_limit_section_without_consent_sets_nothing_and_names_the_flag(params, fake):
-    on_gpu = {**params, "device": "cuda", "power_limits_w": [250, 150]}
+    on_gpu = on_fake_gpu(params, device="cuda", power_limits_w=(250, 150))
     section = sections.power_limit(on_gpu, chapter.probe_machine(on_gpu))
     assert not section.runs and section.reasons == (sections.CONSENT,)
     assert "allow_hardware_settings=False" in section.text() and "Nothing was changed" in section.text()
@@ -93,7 +99,7 @@ def test_power_limit_section_says_every_reason_it_cannot_run(params, fake):
     assert "device='cpu'" in on_cpu.reasons[0] and "cannot change work that does not run on GPU 0" in on_cpu.reasons[0]
     assert "`power_limits_w=None`" in on_cpu.reasons[1] and "100–300 W" in on_cpu.reasons[1]
     fake.fake.update(admin=False)
-    on_gpu = _consented(params, device="cuda", power_limits_w=[200])
+    on_gpu = _consented_on_gpu(params, power_limits_w=(200,))
     refused = sections.power_limit(on_gpu, chapter.probe_machine(on_gpu))
     assert not refused.runs and "may not set the power limit of Fake GPU" in refused.text()
     fake.fake.update(present=False)
@@ -101,11 +107,11 @@ def test_power_limit_section_says_every_reason_it_cannot_run(params, fake):
     assert len(absent.reasons) == 1 and absent.reasons[0].startswith("no NVIDIA GPU")
     with pytest.raises(ParameterError, match=r"power_limits_w has limit\(s\) \[400\] outside .* 100 to 300"):
         fake.fake.update(present=True, admin=True)
-        sections.power_limit({**on_gpu, "power_limits_w": [400]}, chapter.probe_machine(on_gpu))
+        sections.power_limit(on_fake_gpu(on_gpu, power_limits_w=(400,)), chapter.probe_machine(on_gpu))
 
 
 def test_power_limit_sweep_sets_and_restores_each_limit_and_is_analysed(params, fake):
-    on_gpu = _consented(params, device="cuda", power_limits_w=[250, 150], include_default_clock=False)
+    on_gpu = _consented_on_gpu(params, power_limits_w=(250, 150), include_default_clock=False)
     section = sections.power_limit(on_gpu, chapter.probe_machine(on_gpu))
     fake.fake.state["calls"].clear()
     rows = sections.measure(_consented(params, include_default_clock=False), section, progress=False)  # work on the CPU

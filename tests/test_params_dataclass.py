@@ -34,6 +34,7 @@ from nrg.sweep.repeats import RepeatPolicy
 ROOT = Path(__file__).resolve().parents[1]
 TYPED = [c for c in sorted(DRIVERS) if hasattr(driver(c), "Params")]
 C1 = "01_model_comparison"
+C3 = "03_dvfs"
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +117,21 @@ def test_a_bad_value_names_the_parameter_and_the_choices(given: dict[str, Any], 
     assert all(n in str(info.value) for n in names), str(info.value)
 
 
+@pytest.mark.parametrize("given, names", [
+    ({"dtype": "float64"}, ("dtype", "'auto'", "'bfloat16'")),
+    ({"device": "tpu"}, ("device", "'cuda:N'")),
+    ({"executor": "slurm"}, ("executor", "'ray'")),
+    ({"allow_hardware_settings": "yes"}, ("allow_hardware_settings", "True, False")),
+    ({"gpu_clocks_mhz": "fast"}, ("gpu_clocks_mhz", "'auto' or a list")),
+    ({"cpu_max_freqs_khz": "[0]"}, ("cpu_max_freqs_khz", "None, 'auto' or a list")),
+])
+def test_chapter_3_names_the_parameter_and_the_choices(given: dict[str, Any], names: tuple[str, ...]) -> None:
+    assert C3 in TYPED
+    with pytest.raises(ParameterError) as info:
+        driver(C3).Params(**{"models": "[{name: gpt2, weights: random, tiny: true}]", "device": "cpu", **given})
+    assert all(n in str(info.value) for n in names), str(info.value)
+
+
 def test_a_config_entry_is_a_partial_model_spec() -> None:
     """A sweep config holds the chapter's specs as they are; a spec that sets dtype or device is refused."""
     from nrg.sweep.config import parse_config
@@ -185,6 +201,17 @@ def test_without_nrg_book_run_the_notebook_checks_its_params_itself(counts: dict
     with checked_env(params):   # other values than the kernel's: not trusted
         driver(C1).Params(**{**cell(C1), **TINY_RUN, "warmup": 1})
     assert counts["configs checked"] == 2
+
+
+def test_chapter_3_is_checked_once_per_run_with_device_and_dtype_auto(counts: dict[str, int]) -> None:
+    """``device`` and ``dtype`` left at ``auto`` resolve the same in both processes: the kernel trusts the check."""
+    tiny = {"models": [{"name": "gpt2", "weights": "random", "tiny": True}], "input_tokens": 8, "output_tokens": 2}
+    checked = book.check_parameters(ROOT, C3, tiny)                  # `nrg book run`, before papermill
+    assert counts["configs checked"] == 1 and checked["device"] != "auto" and checked["dtype"] != "auto"
+    with checked_env(checked):                                       # the kernel execute_chapter starts
+        params = driver(C3).Params(**{**cell(C3), **tiny})          # the notebook's first cell
+    assert counts["configs checked"] == 1 and params == checked
+    assert [item.config.settings.device for item in params.checked] == [params.device]
 
 
 def test_measuring_hands_the_runner_the_checked_cells(counts: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:

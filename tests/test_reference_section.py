@@ -85,7 +85,7 @@ def _params(chapter: str, root: Path | None) -> dict:
         return tickets.Params(reference_dir=reference_dir)
     from nrg.book.chapters.c03_dvfs import driver as chapter3
 
-    return chapter3.check(models=["gpt2"], device="cpu", reference_dir=reference_dir)
+    return chapter3.Params(models=["gpt2"], device="cpu", reference_dir=reference_dir)
 
 
 def test_the_layout_nrg_reference_writes_is_what_the_chapters_read(measured):

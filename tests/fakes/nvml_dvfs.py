@@ -242,3 +242,18 @@ def configure_fakes(tmp_path: str | Path, file_backed: bool = False, **overrides
     dvfs.configure(nvml_module=fake, sysfs_root=root, marker_path=marker, sample_interval_s=0.01)
     return SimpleNamespace(fake=fake, root=root, marker=marker,
                            cpufreq=root / "sys" / "devices" / "system" / "cpu")
+
+
+def on_fake_gpu(params: Any, **changes: Any) -> Any:
+    """Chapter 3's ``Params`` with ``changes`` (parsed values), as if built where the fake GPU were CUDA's.
+
+    The fake GPU is NVML's, not torch's: ``Params(device='cuda')`` is rightly
+    refused on this machine (CUDA is not available). The plan and the sections
+    read only parsed values, so this copy holds ``changes`` without checking
+    the configs against this machine again; everything else was checked when
+    ``params`` was built.
+    """
+    variant = copy.copy(params)
+    for name, value in changes.items():
+        object.__setattr__(variant, name, value)
+    return variant

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrg.book import sweeps
-from nrg.book.chapters.c03_dvfs.driver import CHAPTER, power_limits, sweep_config
+from nrg.book.chapters.c03_dvfs.driver import CHAPTER, power_limits
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
     from IPython.display import Markdown
+
+    from nrg.book.chapters.c03_dvfs.params import Params
 
 RUN = f"nrg book run {CHAPTER} out.ipynb"
 CONSENT = "`allow_hardware_settings=False` (the default): nrg changes no hardware setting without consent"
@@ -59,19 +60,19 @@ class Section:
         return self.text()
 
 
-def power_limit(params: Mapping[str, Any], probe: Any) -> Section:
+def power_limit(params: Params, probe: Any) -> Section:
     """The power-limit section's plan from the capability ``probe``; every reason it cannot run."""
     g = probe.gpu
     command = f"{RUN} -p allow_hardware_settings True -p device cuda -p power_limits_w '[250, 200, 150]'"
-    default = (None,) if params["include_default_clock"] else ()
+    default = (None,) if params.include_default_clock else ()
     if not g.available:
         why = g.reason if "GPU" in g.reason else f"no usable GPU: {g.reason}"
         return Section("The GPU power limit", "power_limit_w", (), (why,), command, "W")
     reasons = []
-    if params["device"] not in ("cuda", "cuda:0"):
-        reasons.append(f"`device={params['device']!r}`: a GPU power limit cannot change work that does not run "
+    if params.device not in ("cuda", "cuda:0"):
+        reasons.append(f"`device={params.device!r}`: a GPU power limit cannot change work that does not run "
                        "on GPU 0")
-    if not params.get("allow_hardware_settings", False):
+    if not params.allow_hardware_settings:
         reasons.append(CONSENT)
     elif not g.can_set_power_limit:
         reasons.append(f"this process may not set the power limit of {g.name} ({g.permission_reason})")
@@ -91,12 +92,14 @@ def _listed_khz() -> tuple[int, ...]:
         return ()
 
 
-def _freqs_khz(params: Mapping[str, Any], cpu: Any) -> list[int]:
+def _freqs_khz(params: Params, cpu: Any) -> list[int]:
     """The CPU caps to sweep (``auto``: ``n_clocks`` over cpuinfo's range, on listed frequencies if any)."""
-    wanted = params["cpu_max_freqs_khz"]
+    wanted = params.cpu_max_freqs_khz
     lo, hi = cpu.min_khz, cpu.max_khz
+    if wanted is None:
+        return []
     if wanted == "auto":
-        n = params["n_clocks"]
+        n = params.n_clocks
         levels = [lo + i * (hi - lo) / (n - 1) for i in range(n)]
         listed = [f for f in _listed_khz() if lo <= f <= hi]
         if listed:  # the driver accepts only these: the nearest to each level
@@ -109,47 +112,48 @@ def _freqs_khz(params: Mapping[str, Any], cpu: Any) -> list[int]:
     return list(wanted)
 
 
-def cpu_frequency(params: Mapping[str, Any], probe: Any) -> Section:
+def cpu_frequency(params: Params, probe: Any) -> Section:
     """The CPU-frequency section's plan from the capability ``probe``; every reason it cannot run."""
     c = probe.cpu
     command = f"{RUN} -p allow_hardware_settings True -p cpu_max_freqs_khz auto"
-    default = (None,) if params["include_default_clock"] else ()
+    default = (None,) if params.include_default_clock else ()
     if not c.available:
         detail = c.reason.removeprefix("no cpufreq: ")
         return Section("The CPU frequency cap", "cpu_max_freq_khz", (), (f"this machine exposes no cpufreq: {detail}",),
                        command, "kHz")
     reasons = []
-    if params["cpu_max_freqs_khz"] is None:
+    if params.cpu_max_freqs_khz is None:
         reasons.append(f"no CPU frequencies were given (`cpu_max_freqs_khz=None`); these CPUs run "
                        f"{c.min_khz}–{c.max_khz} kHz: give a list, or `auto`")
-    if not params.get("allow_hardware_settings", False):
+    if not params.allow_hardware_settings:
         reasons.append(CONSENT)
     if not c.writable:
         reasons.append(f"this process may not write cpufreq ({c.reason}; run as root)")
-    freqs = _freqs_khz(params, c) if params["cpu_max_freqs_khz"] is not None else []
+    freqs = _freqs_khz(params, c) if params.cpu_max_freqs_khz is not None else []
     return Section("The CPU frequency cap", "cpu_max_freq_khz", default + tuple(freqs), tuple(reasons), command,
                    "kHz")
 
 
-def plan(params: Mapping[str, Any], probe: Any) -> tuple[Section, Section]:
+def plan(params: Params, probe: Any) -> tuple[Section, Section]:
     """Both sections' plans (power limit, CPU frequency); writes nothing."""
     return power_limit(params, probe), cpu_frequency(params, probe)
 
 
-def measure(params: Mapping[str, Any], section: Section, progress: bool = True) -> pd.DataFrame | None:
+def measure(params: Params, section: Section, progress: bool = True) -> pd.DataFrame | None:
     """Run (or reuse) the section's sweep; None when it does not run (its text says why)."""
     if not section.runs:
         return None
-    config = sweep_config(params, section.axis, section.values)
-    return sweeps.measure([config], Path(params["run_dir"]), progress=progress)
+    config = params.sweep_config(section.axis, section.values)
+    assert params.run_dir is not None   # resolved when the parameters were built
+    return sweeps.measure([config], params.run_dir, progress=progress)
 
 
-def analyse(params: Mapping[str, Any], section: Section, progress: bool = True) -> dict[str, dict[str, Any]]:
+def analyse(params: Params, section: Section, progress: bool = True) -> dict[str, dict[str, Any]]:
     """The section's live sweep analysed like the clock sweep ({} when it does not run)."""
     from nrg.book.chapters.c03_dvfs import analysis as dvfs_analysis
 
     rows = measure(params, section, progress=progress)
-    return dvfs_analysis.analyse_all(rows, {}, alpha=params["alpha"]) if rows is not None else {}
+    return dvfs_analysis.analyse_all(rows, {}, alpha=params.alpha) if rows is not None else {}
 
 
 SHOWN: tuple[tuple[str, str | None], ...] = (
@@ -158,7 +162,7 @@ SHOWN: tuple[tuple[str, str | None], ...] = (
 )
 
 
-def show(params: Mapping[str, Any], section: Section, keys: Sequence[tuple[str, str | None]] = SHOWN) -> None:
+def show(params: Params, section: Section, keys: Sequence[tuple[str, str | None]] = SHOWN) -> None:
     """Display the section: why not, or what is swept, then energy, time and power per setting and the ANOVA."""
     from IPython.display import Markdown, display
 

@@ -73,7 +73,7 @@ def declared_defaults(params_class: type) -> dict[str, Any]:
             for f in dataclasses.fields(params_class) if f.init}
 
 
-@pytest.mark.parametrize("chapter", [C1, "06_serving"])
+@pytest.mark.parametrize("chapter", [C1, "00_how_energy_is_measured", "06_serving"])
 def test_these_chapters_have_a_params_dataclass(chapter: str) -> None:
     assert chapter in TYPED and not hasattr(driver(chapter), "check")
 

@@ -125,3 +125,23 @@ def test_the_findings_box_says_why_nothing_was_measured_and_summarizes_what_was(
     steady = rows({1: 1.0, 4: 0.4, 16: 0.1}, {1: 0.05, 4: 0.06, 16: 0.09}, spread=0.01)
     text = " ".join(found(steady, {"skip_reason": None, "alpha": 0.05}))
     assert "−90%" in text and "Concurrency" in text
+
+
+def test_the_kernel_trusts_the_machine_check_of_nrg_book_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With an engine given, the config is checked once per run: in ``nrg book run``, not again in the kernel."""
+    from nrg.book import sweeps
+    from nrg.book.params import CHECKED_ENV, checked_env
+
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv(CHECKED_ENV, raising=False)
+    checks: list[object] = []
+    monkeypatch.setattr(sweeps, "check_configs", lambda configs: checks.append(configs) or sweeps.unchecked(configs))
+    given = {"base_url": "http://127.0.0.1:9", "concurrency": "[1, 2]"}   # an engine: nothing skipped
+    run = chapter.Params(**given)                                          # nrg book run's process
+    assert run.skip_reason is None and len(checks) == 1 and len(run["configs"]) == 1
+    with checked_env(run):
+        kernel = chapter.Params(**given)                                   # the notebook's first cell
+        assert len(checks) == 1 and kernel == run
+        assert [c.cell_id for i in kernel.checked for c in i.cells] == [c.cell_id for i in run.checked for c in i.cells]
+        chapter.Params(**{**given, "output_tokens": 8})                    # other values: checked here
+    assert len(checks) == 2

@@ -1,6 +1,8 @@
 """Chapter 6's analysis on synthetic steady-state rows: means, Pareto front, guarded findings, shapes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,15 +61,53 @@ def test_shapes_divide_each_curve_by_its_own_first_point_and_keep_the_published_
     assert not beside.shape_table(None, pd.DataFrame(), pub, "cpu").empty
 
 
-def test_check_refuses_bad_levels_and_says_why_nothing_is_measured_without_an_engine(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    for bad in ([4], [2, 2], [0, 1]):
+def test_params_refuse_bad_levels_and_say_why_nothing_is_measured_without_an_engine(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+    for bad in ([4], [2, 2], [0, 1], "[1, 1]"):
         with pytest.raises(ParameterError, match="concurrency"):
-            chapter.check(concurrency=bad)
+            chapter.Params(concurrency=bad)
     monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)
-    params = chapter.check()
-    assert params["configs"] == [] and "make engine" in params["skip_reason"]
+    params = chapter.Params()
+    assert params["configs"] == [] and params.checked == () and "make engine" in (params.skip_reason or "")
     assert chapter.measure(params).empty
+    assert not (tmp_path / "runs" / chapter.CHAPTER / "cells").exists()   # nothing measured, nothing written
+
+
+def test_papermill_strings_are_parsed_into_the_serving_config(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """``-p concurrency '[4, 1]'`` and friends: the one config holds the parsed values, levels sorted."""
+    from nrg.models.spec import ModelSpec
+    from nrg.sweep.repeats import RepeatPolicy
+
+    monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)
+    params = chapter.Params(models="[gpt2]", concurrency="[4, 1]", output_tokens="8", requests_per_client="2",
+                            warmup_requests="0", repeats="2", idle_s="0.5", start_timeout_s="60",
+                            engine_args="[]", run_dir=str(tmp_path / "run"), batch_run_dir=str(tmp_path / "batch"))
+    assert params.models == (ModelSpec("gpt2", "real"),) and params.concurrency == (1, 4)
+    assert params.repeats == RepeatPolicy(min_n=2, max_n=2, ci_rel=None) and params.engine_args == ()
+    assert (params.output_tokens, params.idle_s, params.start_timeout_s) == (8, 0.5, 60.0)
+    config = params.config()
+    assert config["serving"] == {"concurrency": [1, 4], "requests_per_client": 2, "warmup_requests": 0,
+                                 "start_timeout_s": 60.0, "engine_args": []}
+    assert params.run_dir == (tmp_path / "run").resolve() and params.batch_run_dir == (tmp_path / "batch").resolve()
+
+
+@pytest.mark.parametrize("given, names", [
+    ({"dtype": "float64"}, ("dtype=", "'bfloat16'")),
+    ({"device": "tpu"}, ("device=", "'cuda:N'")),
+    ({"output_tokens": 1}, ("output_tokens", ">= 2")),
+    ({"engine_args": "[1, 2]"}, ("engine_args", "list of strings")),
+    ({"region": "Atlantis"}, ("region='Atlantis'",)),
+])
+def test_a_bad_value_names_the_parameter_even_without_an_engine(
+        given: dict[str, object], names: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)
+    with pytest.raises(ParameterError) as info:
+        chapter.Params(**given)   # type: ignore[arg-type]
+    assert all(n in str(info.value) for n in names), str(info.value)
+    assert not (tmp_path / "runs").exists()   # refused before any folder was made
 
 
 def test_nrg_reference_lists_the_serving_part_as_not_run_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +125,23 @@ def test_the_findings_box_says_why_nothing_was_measured_and_summarizes_what_was(
     steady = rows({1: 1.0, 4: 0.4, 16: 0.1}, {1: 0.05, 4: 0.06, 16: 0.09}, spread=0.01)
     text = " ".join(found(steady, {"skip_reason": None, "alpha": 0.05}))
     assert "−90%" in text and "Concurrency" in text
+
+
+def test_the_kernel_trusts_the_machine_check_of_nrg_book_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With an engine given, the config is checked once per run: in ``nrg book run``, not again in the kernel."""
+    from nrg.book import sweeps
+    from nrg.book.params import CHECKED_ENV, checked_env
+
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv(CHECKED_ENV, raising=False)
+    checks: list[object] = []
+    monkeypatch.setattr(sweeps, "check_configs", lambda configs: checks.append(configs) or sweeps.unchecked(configs))
+    given = {"base_url": "http://127.0.0.1:9", "concurrency": "[1, 2]"}   # an engine: nothing skipped
+    run = chapter.Params(**given)                                          # nrg book run's process
+    assert run.skip_reason is None and len(checks) == 1 and len(run["configs"]) == 1
+    with checked_env(run):
+        kernel = chapter.Params(**given)                                   # the notebook's first cell
+        assert len(checks) == 1 and kernel == run
+        assert [c.cell_id for i in kernel.checked for c in i.cells] == [c.cell_id for i in run.checked for c in i.cells]
+        chapter.Params(**{**given, "output_tokens": 8})                    # other values: checked here
+    assert len(checks) == 2

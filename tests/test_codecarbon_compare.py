@@ -19,7 +19,7 @@ def burn() -> int:
 
 @pytest.mark.slow   # codecarbon's import and tracker start/stop: ~5 s on a loaded 2-core VM
 def test_same_window_both_tools() -> None:
-    params = chapter.check(region="FRA", meters="estimate")
+    params = chapter.Params(region="FRA", meters="estimate")
     result = codecarbon_compare.side_by_side(burn, params, min_duration_s=1.5, sample_s=0.2)
     assert result.codecarbon is not None and result.units > 0
     table = result.table().set_index("tool")
@@ -49,7 +49,7 @@ def test_same_window_both_tools() -> None:
 
 def test_without_codecarbon_the_page_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "codecarbon", None)      # import codecarbon -> ImportError
-    params = chapter.check(meters="estimate")
+    params = chapter.Params(meters="estimate")
     result = codecarbon_compare.side_by_side(burn, params, min_duration_s=0.2)
     assert result.codecarbon is None and "codecarbon is not installed" in (result.reason or "")
     assert list(result.table()["tool"]) == ["nrg"]

@@ -41,12 +41,11 @@ SHARED = tiny_work()     # loaded once for the module where a test does not look
 def build(work: codecarbon_compare.GenerationWork = SHARED, **changes: Any) -> dict[str, Any]:
     """What the notebook measures, in a fresh kernel."""
     chapter._OPEN.clear()
-    params = chapter.check(**{**SMALL, **changes})
+    params = chapter.Params(**{**SMALL, **changes})
     with chapter.open_monitor(params) as monitor:
         out = {"note": monitor.measurements.note(), "reused": monitor.measurements.reused,
-               "idle": monitor.measure_idle(params["idle_s"]), "idle_measurement": monitor.idle_measurement,
-               "calib": chapter.calibration(monitor, params["matrix_sizes"], params["min_duration_s"],
-                                            params["repeats"])}
+               "idle": monitor.measure_idle(params.idle_s), "idle_measurement": monitor.idle_measurement,
+               "calib": chapter.calibration(monitor, params.matrix_sizes, params.min_duration_s, params.repeats)}
     out["side"] = codecarbon_compare.side_by_side(work, params, min_duration_s=0.05)
     out["loaded"] = work.loaded
     return out
@@ -90,13 +89,37 @@ def test_another_machine_or_a_damaged_record_measures_again(runs: Path, monkeypa
 def test_a_different_calibration_call_is_measured_not_taken_from_the_record() -> None:
     build()
     chapter._OPEN.clear()
-    params = chapter.check(**SMALL)
+    params = chapter.Params(**SMALL)
     with chapter.open_monitor(params) as monitor:
         assert monitor.measurements.reused
-        calib = chapter.calibration(monitor, [8], params["min_duration_s"], params["repeats"])
+        calib = chapter.calibration(monitor, [8], params.min_duration_s, params.repeats)
     assert list(calib["matrix_size"].unique()) == [8]
 
 
 def test_remeasure_is_checked() -> None:
     with pytest.raises(ParameterError, match="remeasure"):
-        chapter.check(remeasure="sometimes")
+        chapter.Params(remeasure="sometimes")
+
+
+def test_the_same_values_given_as_papermill_strings_reuse_the_measurements() -> None:
+    """``-p matrix_sizes '[16, 32]'`` and friends parse to the values the kept record was taken with."""
+    first = build()
+    again = build(idle_s="0.05", meters="[estimate]", matrix_sizes="[16, 32]", min_duration_s="0.01", repeats="2")
+    assert again["reused"] and again["idle"] == first["idle"]
+    pd.testing.assert_frame_equal(again["calib"], first["calib"])
+
+
+@pytest.mark.parametrize("given, names", [
+    ({"meters": "nvml,watts"}, ("meters", "'estimate'")),
+    ({"repeats": 1}, ("repeats", ">= 2")),
+    ({"matrix_sizes": "[256, big]"}, ("matrix_sizes",)),
+    ({"idle_s": 0}, ("idle_s", "> 0")),
+    ({"power_per_core_w": -1.0}, ("power_per_core_w", "> 0")),
+    ({"region": "Atlantis"}, ("region='Atlantis'",)),
+])
+def test_a_bad_value_names_the_parameter_before_anything_is_written(given: dict[str, Any], names: tuple[str, ...],
+                                                                     runs: Path) -> None:
+    with pytest.raises(ParameterError) as info:
+        chapter.Params(**given)
+    assert all(n in str(info.value) for n in names), str(info.value)
+    assert not runs.parent.exists()

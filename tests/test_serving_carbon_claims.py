@@ -29,9 +29,9 @@ def _rows(fall: float = 0.5, spread: float = 0.01, method: str = "estimated") ->
     return pd.DataFrame(rows)
 
 
-def _params(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> dict[str, Any]:
+def _params(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> chapter.Params:
     monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)   # nothing would run
-    return chapter.check(**kwargs)
+    return chapter.Params(**kwargs)
 
 
 def test_the_carbon_table_states_the_assumptions_once_and_marks_estimated_energy(monkeypatch) -> None:  # type: ignore[no-untyped-def]

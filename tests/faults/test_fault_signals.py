@@ -280,7 +280,7 @@ def test_chapter_0_recovers_a_killed_runs_settings_before_measuring(env):
     from nrg.book.chapters.c00_how_energy_is_measured import driver as measurement
 
     _leave_settings_after_kill9(env)
-    params = measurement.check(idle_s=0.1, meters=["estimate"])
+    params = measurement.Params(idle_s=0.1, meters=["estimate"])
     with pytest.warns(UserWarning, match="restored settings"):
         monitor = measurement.open_monitor(params)
     monitor.close()

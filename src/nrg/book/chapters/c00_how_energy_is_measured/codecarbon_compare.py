@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,8 @@ from nrg.book import carbon
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from nrg.book.chapters.c00_how_energy_is_measured.params import Params
 
 #: The window's length: long enough for codecarbon's 0.5 s power samples to average.
 COMPARE_S = 10.0
@@ -135,7 +137,7 @@ def _tdp_w(tracker: Any) -> float | None:
     return None
 
 
-def side_by_side(work: Callable[[], int], params: Mapping[str, Any], min_duration_s: float = COMPARE_S,
+def side_by_side(work: Callable[[], int], params: Params, min_duration_s: float = COMPARE_S,
                  sample_s: float = CODECARBON_SAMPLE_S) -> SideBySide:
     """Run ``work`` (returns units done, e.g. tokens) until ``min_duration_s``, measured by both tools.
 
@@ -147,7 +149,7 @@ def side_by_side(work: Callable[[], int], params: Mapping[str, Any], min_duratio
     """
     from nrg.book.chapters.c00_how_energy_is_measured.driver import open_monitor
 
-    with open_monitor(dict(params), announce=False) as monitor:
+    with open_monitor(params, announce=False) as monitor:
         if not isinstance(work, GenerationWork):
             return _side_by_side(work, params, monitor, min_duration_s, sample_s)
         args = (repr(work.spec), work.input_tokens, work.new_tokens, float(min_duration_s), float(sample_s))
@@ -155,11 +157,11 @@ def side_by_side(work: Callable[[], int], params: Mapping[str, Any], min_duratio
             "side_by_side", args, lambda: _side_by_side(work, params, monitor, min_duration_s, sample_s))
 
 
-def _side_by_side(work: Callable[[], int], params: Mapping[str, Any], monitor: Any, min_duration_s: float,
+def _side_by_side(work: Callable[[], int], params: Params, monitor: Any, min_duration_s: float,
                   sample_s: float) -> SideBySide:
     if isinstance(work, GenerationWork):
         work.prepare()      # load and warm up outside both windows
-    tracker, reason = _tracker(params.get("region", carbon.DEFAULT_REGION), 1.0, sample_s)
+    tracker, reason = _tracker(params.region, 1.0, sample_s)
     units = 0
     if tracker is not None:
         tracker.start()
@@ -175,7 +177,7 @@ def _side_by_side(work: Callable[[], int], params: Mapping[str, Any], monitor: A
     data = _plain(tracker.final_emissions_data) if tracker is not None else None
     from nrg.meters.estimate import resolve_power
 
-    w_per_core = resolve_power(power_per_core_w=params.get("power_per_core_w"))[0]
+    w_per_core = resolve_power(power_per_core_w=params.power_per_core_w)[0]
     return SideBySide(measurement, data, units, _tdp_w(tracker) if tracker is not None else None,
                       w_per_core, reason)
 

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from nrg.book import carbon
-from nrg.book.common import as_bool, as_int, as_list, runs_root
+from nrg.book.chapters.c00_how_energy_is_measured.params import CHAPTER, MEASURED_PARAMS, Params
+from nrg.book.common import runs_root
 from nrg.errors import ParameterError, check_positive
 from nrg.meters import EnergyMonitor
 
@@ -39,11 +39,11 @@ if TYPE_CHECKING:
     from nrg.meters import Measurement
     from nrg.meters.protocols import Monitor
 
-CHAPTER = "00_how_energy_is_measured"
+__all__ = ["CHAPTER", "ENTRIES", "MEASURED_PARAMS", "Params", "calibration", "chain_table", "open_monitor",
+           "short_window"]
+
 RECORD_FILE = "measurements.pkl"
-# What a measurement depends on besides the machine: these parameters (region:
-# codecarbon's figures follow the country) and this code.
-MEASURED_PARAMS = ("idle_s", "meters", "matrix_sizes", "min_duration_s", "repeats", "power_per_core_w", "region")
+# What a measurement depends on besides the machine: the parameters in MEASURED_PARAMS and this code.
 MEASURING_CODE = ("meters", "book/chapters/c00_how_energy_is_measured")
 # Provenance that identifies the machine (not the hostname, the time or a clock that moves under load).
 MACHINE_KEYS = ("cpu", "cpu_cores", "mem_bytes", "gpu", "gpu_count", "driver", "power_limit_w_current",
@@ -53,29 +53,7 @@ ENTRIES = ("idle", "calibration", "side_by_side")
 T = TypeVar("T")
 
 
-def check(idle_s: float = 2.0, meters: Any = None, matrix_sizes: Any = (256, 512, 1024),
-          min_duration_s: float = 0.5, repeats: int = 5, power_per_core_w: float | None = None,
-          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None,
-          pue: float = carbon.DEFAULT_PUE, remeasure: bool = False, **unknown: Any) -> dict[str, Any]:
-    """Checked parameters of the chapter (raises ParameterError before any work)."""
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
-    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
-    from nrg.meters.chain import check_meters
-
-    check_positive("idle_s", idle_s)
-    check_positive("min_duration_s", min_duration_s)
-    sizes = [as_int("matrix_sizes", s) for s in as_list("matrix_sizes", list(matrix_sizes)
-                                                         if isinstance(matrix_sizes, tuple) else matrix_sizes)]
-    if power_per_core_w is not None:
-        check_positive("power_per_core_w", power_per_core_w)
-    return {"idle_s": float(idle_s), "meters": check_meters(meters) if meters else None,
-            "matrix_sizes": sizes, "min_duration_s": float(min_duration_s),
-            "repeats": as_int("repeats", repeats, minimum=2), "power_per_core_w": power_per_core_w,
-            "remeasure": as_bool("remeasure", remeasure), **impact}
-
-
-def open_monitor(params: dict[str, Any], announce: bool = True) -> ChapterMonitor:
+def open_monitor(params: Params, announce: bool = True) -> ChapterMonitor:
     """An EnergyMonitor for this machine's best sources (close it when done), with the chapter's measurements.
 
     Settings a killed run left changed (a locked GPU clock) are restored first:
@@ -87,8 +65,8 @@ def open_monitor(params: dict[str, Any], announce: bool = True) -> ChapterMonito
 
     recover_leftovers()
 
-    options = {"power_per_core_w": params["power_per_core_w"]} if params["power_per_core_w"] else {}
-    monitor = ChapterMonitor.auto(meters=params["meters"], sync=torch_cuda_sync(), **options)
+    options: dict[str, Any] = {"power_per_core_w": params.power_per_core_w} if params.power_per_core_w else {}
+    monitor = ChapterMonitor.auto(meters=params.meters, sync=torch_cuda_sync(), **options)
     assert isinstance(monitor, ChapterMonitor)     # auto() builds its class
     try:
         monitor.measurements = Measurements.open(params, monitor)
@@ -212,16 +190,16 @@ class Measurements:
     reused: bool
 
     @classmethod
-    def open(cls, params: dict[str, Any], monitor: EnergyMonitor) -> Measurements:
+    def open(cls, params: Params, monitor: EnergyMonitor) -> Measurements:
         """The measurements for ``params`` on this machine, as the chain of ``monitor`` measures."""
         path = runs_root() / CHAPTER / RECORD_FILE
         machine = machine_identity(monitor)
-        measured = {name: params.get(name) for name in MEASURED_PARAMS}
+        measured = params.measured()
         key = _digest({"machine": machine, "params": measured, "code": code_digest()})
         found = _OPEN.get((path, key))
-        if found is not None and not (params.get("remeasure") and found.reused):
+        if found is not None and not (params.remeasure and found.reused):
             return found
-        kept = None if params.get("remeasure") else _load(path)
+        kept = None if params.remeasure else _load(path)
         reused = kept is not None and kept.key == key and all(name in kept.results for name in ENTRIES)
         record = kept if reused and kept is not None else Record(key, _now(), machine, measured)
         _OPEN[(path, key)] = made = cls(path, record, reused)

@@ -7,9 +7,9 @@ divided by its own value at its smallest level.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nrg.book.chapters.c06_serving.driver import FACTOR, PUBLISHED, PUBLISHED_MODELS
 
@@ -17,17 +17,19 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from nrg.book.chapters.c06_serving.params import Params
+
 SOURCE = "ML.ENERGY Leaderboard v3.0 (vLLM 0.11.1, GPU energy only, steady state; Chung et al., arXiv 2505.06371)"
 
 
-def batch_beside(params: Mapping[str, Any], models: Sequence[str]) -> pd.DataFrame:
+def batch_beside(params: Params, models: Sequence[str]) -> pd.DataFrame:
     """Chapter 5's generate() rows of ``models`` when its run folder holds them (else empty)."""
     import pandas as pd
 
     from nrg.sweep.runfolder import store
 
-    folder = Path(params["batch_run_dir"])
-    if not (folder / "cells").is_dir():
+    folder = params.batch_run_dir
+    if folder is None or not (folder / "cells").is_dir():
         return pd.DataFrame()
     rows = store.load(folder)
     if rows.empty or "phase" not in rows:

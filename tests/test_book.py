@@ -58,6 +58,26 @@ def test_chapter_has_figure_and_anova_table(built: book.BuildReport, chapter: st
     assert "partial_eta_sq" in html or "partial η²" in html, "no ANOVA table"
 
 
+def _executed(built: book.BuildReport, chapter: str) -> list[dict[str, Any]]:
+    """The cells of ``chapter``'s executed notebook in the build (what the page was rendered from)."""
+    cells: list[dict[str, Any]] = json.loads(
+        (built.html_dir.parents[1] / "_build" / "src" / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
+    return cells
+
+
+def test_chapter_4_ranks_configurations_and_lists_what_did_not_run(built: book.BuildReport) -> None:
+    """Chapter 4 on the tiny profile: the ranking, the labelled Pareto column and figures, what did not run."""
+    cells = _executed(built, "04_network_tickets")
+    html = "".join("".join(o.get("data", {}).get("text/html", ""))
+                   for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+    assert "Ranking R = w·φ + (1−w)·ρ" in html
+    assert re.search(r"<th[^>]*>Pareto</th>", html)  # the column, labelled for the reader
+    pareto_cells = [c for c in cells if c["cell_type"] == "code" and "pareto_figures(" in "".join(c["source"])]
+    assert any("image/png" in o.get("data", {}) for c in pareto_cells for o in c.get("outputs", []))
+    assert "unsupported" in html  # the table of what did not run
+    assert (built.html_dir.parents[1] / "runs" / "04_network_tickets" / "cells").is_dir()   # the fixture's runs
+
+
 def test_executed_chapters_hold_no_widgets(built: book.BuildReport) -> None:
     """Widget bars would make the page fetch require.js from a CDN: the book must read offline."""
     for path in (built.html_dir.parent / "src" / "notebooks").glob("*.ipynb"):

@@ -1,11 +1,6 @@
 """Chapter 4 (fault tickets): parameter checks, the sweep configs, the analysis and its sections, the notebook."""
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -213,30 +208,6 @@ def test_figures_are_built(tiny_rows: pd.DataFrame) -> None:
 # ------------------------------------------------------------------ the notebook
 
 
-TINY = {"n_tickets": 24, "quant": '["none", "int8-dynamic"]', "prune": '["none", "2:4"]',
-        "response_quant": '["none"]', "response_prune": '["none"]', "repeats": 2, "response_repeats": 2,
-        "classifier": '{"epochs": 1, "batch_size": 8, "max_len": 64, "max_steps": 2}',
-        "generator": '{"max_steps": 1, "max_len": 96}', "n_generate": 2, "output_tokens": 4,
-        "model_layers": '{"root_cause": 1, "response": 1}', "isolate": False}
-
-
-@pytest.mark.slow
-@pytest.mark.process
-def test_notebook_runs_with_tiny_parameters(tmp_path: Path) -> None:
-    out = tmp_path / "out.ipynb"
-    args = [str(Path(sys.executable).with_name("papermill")), "04_network_tickets.ipynb", str(out),
-            "--cwd", "."]
-    for name, value in TINY.items():
-        args += ["-p", name, str(value)]
-    env = {**os.environ, "NRG_RUNS_DIR": str(tmp_path / "runs")}
-    result = subprocess.run(args, cwd=ROOT / "notebooks", env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    cells = json.loads(out.read_text())["cells"]
-    html = "".join("".join(o.get("data", {}).get("text/html", ""))
-                   for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
-    assert "Ranking R = w·φ + (1−w)·ρ" in html
-    assert re.search(r"<th[^>]*>Pareto</th>", html)  # the column, labelled for the reader
-    pareto_cells = [c for c in cells if c["cell_type"] == "code" and "pareto_figures(" in "".join(c["source"])]
-    assert any("image/png" in o.get("data", {}) for c in pareto_cells for o in c.get("outputs", []))
-    assert "unsupported" in html  # the table of what did not run
-    assert (tmp_path / "runs" / "04_network_tickets" / "cells").is_dir()
+# The notebook on the tiny profile (ranking, the labelled Pareto column and figures, the table of what
+# did not run) is checked on the book build's executed copy: tests/test_book.py,
+# test_chapter_4_ranks_configurations_and_lists_what_did_not_run.

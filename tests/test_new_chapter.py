@@ -29,23 +29,37 @@ STEM = "07_minimal"
 DRIVER = '''"""The minimal chapter: one parameter checked, one sentence computed from it."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
+from nrg.book.params import ChapterParams
 from nrg.errors import ParameterError, check_int
 
 CHAPTER = "07_minimal"
 
 
-def check(message: str = "hello", times: int = 1) -> dict[str, Any]:
-    """The checked parameters (a bad value fails before any work)."""
-    if not isinstance(message, str) or not message:
-        raise ParameterError(f"message={message!r} is not valid; give a non-empty string")
-    return {"message": message, "times": check_int("times", times, minimum=1), "reference": {}}
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    """The parameters cell's values, checked when built (a bad value fails before any work)."""
+
+    EXTRA = ("reference",)
+
+    message: str = "hello"
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message, str) or not self.message:
+            raise ParameterError(f"message={self.message!r} is not valid; give a non-empty string")
+        object.__setattr__(self, "times", check_int("times", self.times, minimum=1))
+
+    @property
+    def reference(self) -> dict[str, str]:
+        """No reference runs: the chapter measures nothing."""
+        return {}
 
 
-def page(params: dict[str, Any]) -> str:
+def page(params: Params) -> str:
     """What the page shows: the message, as often as asked."""
-    return " ".join([params["message"]] * params["times"])
+    return " ".join([params.message] * params.times)
 '''
 
 FOUND = '''"""The minimal chapter's "What this chapter found" sentence."""
@@ -92,7 +106,7 @@ def _notebook() -> dict:
         nbformat.v4.new_code_cell(
             "from nrg.book.chapters import driver, reject_unknown_injected\n\n"
             f'chapter = driver("{STEM}")\nreject_unknown_injected(chapter)\n'
-            "params = chapter.check(message=message, times=times)\nprint(chapter.page(params))"),
+            "params = chapter.Params(message=message, times=times)\nprint(chapter.page(params))"),
         nbformat.v4.new_code_cell(f'from nrg.book import found\n\nfound.block("{STEM}", params)'),
         nbformat.v4.new_code_cell(f'from nrg.book import claims\n\nclaims.section("{STEM}", None, params)'),
     ]

@@ -2,9 +2,9 @@
 
 A notebook's ``parameters`` cell declares plain values; papermill's ``-p`` passes
 lists and mappings as strings, so every driver reads them through
-:func:`nrg.book.common.as_list` / ``as_mapping``.  A typed chapter's driver has
+:func:`nrg.book.common.as_list` / ``as_mapping``.  Every chapter's driver has
 a frozen ``Params`` dataclass (:mod:`nrg.book.params`), which the notebook builds
-first; the others still have ``check(**params)``. :func:`validate` is what
+first: the one source of its defaults and types. :func:`validate` is what
 ``nrg book`` calls before executing a chapter, so a bad value fails before any
 measurement and nothing is written.
 
@@ -25,13 +25,13 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
-import inspect
 import os
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nrg.book.params import ChapterParams
 from nrg.errors import ParameterError, choice_error
 from nrg.progress import use_text_bars
 
@@ -123,23 +123,19 @@ def reads_every_chapter(chapter: str) -> bool:
 
 
 def parameter_names(chapter_driver: types.ModuleType) -> set[str]:
-    """The parameters a chapter takes: its ``Params`` fields (or, not yet typed, ``check``'s arguments)."""
-    if hasattr(chapter_driver, "Params"):
-        return set(chapter_driver.Params.names())
-    return {name for name, p in inspect.signature(chapter_driver.check).parameters.items()
-            if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    """The parameters a chapter takes: its ``Params`` fields."""
+    return set(chapter_driver.Params.names())
 
 
-def validate(chapter: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+def validate(chapter: str, params: Mapping[str, Any]) -> ChapterParams:
     """The chapter's checked parameters; raise :class:`nrg.errors.ParameterError` if any value is bad."""
     chapter_driver = driver(chapter)
-    if hasattr(chapter_driver, "Params"):
-        unknown = sorted(set(params) - parameter_names(chapter_driver))
-        if unknown:
-            raise ParameterError(f"unknown parameter(s) {unknown}; valid parameters are: "
-                                 f"{sorted(parameter_names(chapter_driver))}")
-        return chapter_driver.Params(**params)  # type: ignore[no-any-return]
-    return chapter_driver.check(**dict(params))  # type: ignore[no-any-return]
+    unknown = sorted(set(params) - parameter_names(chapter_driver))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown}; valid parameters are: "
+                             f"{sorted(parameter_names(chapter_driver))}")
+    checked: ChapterParams = chapter_driver.Params(**params)
+    return checked
 
 
 def reject_unknown_injected(chapter_driver: types.ModuleType, history: Sequence[str] | None = None) -> None:

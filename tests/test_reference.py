@@ -303,7 +303,7 @@ def test_the_fake_h200_records_a_write_from_any_process(tmp_path):
 # ---------------------------------------------------------------- a cell stopped at the budget, retried first
 
 
-def _stop_parts(device: str = "cpu") -> list:
+def _stop_parts(device: str = "cpu", chapters: object = None) -> list:
     """Part a: two quick cells; part b (lower priority): one cell far longer than any budget below."""
     from nrg.reference.parts import Part
 

@@ -83,7 +83,6 @@ SHARED_SESSION_FIXTURES = {"built": "book", "h200_dry_run": "h200-dry-run"}
 # Groups and tests that take a minute or more (each measured on the 2-core machine): first in the
 # xdist queue. Only the order changes; a name that no longer matches just loses its place.
 LONG_FIRST = ("book", "h200-dry-run", "serving-engine", "tests/test_ray_cluster.py",
-              "tests/test_reference_section.py::test_the_documented_reference_command_feeds_a_chapter",
               "tests/faults/test_fault_kill9.py::test_kill9_at_random_moments",
               "tests/test_tickets_workload.py::test_nrg_sweep_runs_chapter_4",
               "tests/test_sweep_cli.py::test_sweep_killed_with_sigkill",

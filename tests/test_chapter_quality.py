@@ -35,6 +35,13 @@ def test_missed_ci_lists_cells_wider_than_their_target_widest_first() -> None:
     assert quality.missed_ci(sweep_rows(), target=0.5)["model"].tolist() == ["t5-3b"]
 
 
+def test_a_row_without_a_status_counts_as_measured_as_in_every_analysis() -> None:
+    """Rows from a store written before ``status`` existed (NaN) count as ok, as ``nrg.stats.ok_rows`` says."""
+    rows = sweep_rows()
+    rows["status"] = rows["status"].where(rows["cell_id"] != "b", None)
+    assert quality.missed_ci(rows)["model"].tolist() == ["t5-3b", "smollm2-135m"]   # b still listed
+
+
 def test_fixed_repeat_counts_have_no_target_to_miss() -> None:
     rows = sweep_rows().assign(ci_rel_target=float("nan"))
     assert quality.missed_ci(rows).empty

@@ -36,7 +36,14 @@ def _factors(rows: Any) -> list[str]:
 
 
 def _ok(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["status"] == "ok"] if "status" in rows.columns else rows
+    """The rows that measured something, by the one rule every analysis uses (:func:`nrg.stats.ok_rows`).
+
+    Imported here, not at the top: ``nrg.stats`` loads statsmodels, which a page that
+    only lists its cells does not need.
+    """
+    from nrg.stats import ok_rows
+
+    return ok_rows(rows)
 
 
 def missed_ci(rows: Any, target: float | None = None) -> pd.DataFrame:

@@ -14,10 +14,6 @@ import pandas as pd
 KEYS = ("quant", "prune")
 
 
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == "ok"]
-
-
 def kernels(df: pd.DataFrame) -> pd.DataFrame:
     """What ran each pruned model, and its inference time relative to the unpruned one.
 
@@ -25,7 +21,9 @@ def kernels(df: pd.DataFrame) -> pd.DataFrame:
     (``sparse-2:4``) or the matrices shrink (structured pruning); a
     ``dense`` kernel multiplies the zeros like any other weight.
     """
-    inference = _ok(df[df["phase"] == "inference"])
+    from nrg.stats import ok_rows
+
+    inference = ok_rows(df[df["phase"] == "inference"])
     if inference.empty:
         return pd.DataFrame(columns=["task", *KEYS, "kernel", "sparsity", "time_s", "time_vs_unpruned"])
     table = inference.groupby(["task", *KEYS], sort=False).agg(

@@ -212,3 +212,25 @@ def test_cli_lists_known_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["gpt2"]["context_tokens"] == 1024
     assert rows["minilm-l6"]["offline_weights"] == "real"
     assert rows["mistral-7b-v0.1"]["class"] == "MistralForCausalLM"
+
+
+def test_a_shape_is_built_on_the_meta_device_once_and_a_bad_one_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning the same shape again reuses its parameter count; a config that does not build stays refused."""
+    from nrg.models import build
+    from nrg.models.load import plan
+
+    built: list[str] = []
+    count = build._count_on_meta
+    monkeypatch.setattr(build, "_count_on_meta", lambda config, head: built.append(config.model_type)
+                        or count(config, head))
+    monkeypatch.setattr(build, "_PARAM_COUNTS", {})
+    spec = ModelSpec("gpt2", weights="random", tiny=True, layers=1)
+    first, again = plan(spec), plan(spec)
+    assert first.n_params == again.n_params > 0 and built == ["gpt2"]
+    assert plan(ModelSpec("gpt2", weights="random", tiny=True, layers=2)).n_params > first.n_params
+    assert built == ["gpt2", "gpt2"]                                  # another shape: built
+    bad = ModelSpec("gpt2", weights="random", tiny=True, overrides=(("activation_function", "nope"),))
+    for _ in range(2):
+        with pytest.raises(ParameterError, match="does not build"):
+            plan(bad)
+    assert built == ["gpt2"] * 4

@@ -223,6 +223,9 @@ SWEEP_WHEN_GO = textwrap.dedent("""
             fh.write(cell_id + "\\n")
         return write(self, cell_id, frame)
     RunStore.write_cell = logged
+    import torch, transformers, nrg.models.load, nrg.workloads.generation  # noqa: F401, E401
+    # ^ imported before the start, not by the first cell: a process still importing when the other had
+    #   measured every cell was the one way this test failed (one sweep took part, on a fast run)
     while not go.exists():
         time.sleep(0.01)
     df = run_sweep(config, out, progress=False)

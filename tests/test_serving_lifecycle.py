@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from nrg.errors import ParameterError
-from nrg.serving.engine import free_port, port_free
+from nrg.serving.engine import free_port
 from nrg.sweep.run import run_sweep
 from nrg.sweep.runfolder import store
 
@@ -72,7 +72,29 @@ def assert_no_server_left(python: Path, wait_s: float = 10.0) -> None:
     while any(alive(p) for p in started) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in started if alive(p)], "an engine process outlived its sweep"
-    assert all(port_free(port) for port in started.values())
+    assert not any(_listeners_of(port, set(started)) for port in started.values()), "a server's port is still held"
+
+
+def _listeners_of(port: int, servers_started: set[int]) -> list[int]:
+    """Processes listening on ``port`` that are the fake servers or in their process groups.
+
+    Not :func:`port_free`: with two test workers, an unrelated process (a Jupyter kernel's
+    channels, another test's server) may listen on the same ephemeral port a moment after
+    the dead server freed it.
+    """
+    import psutil
+
+    held = {c.pid for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
+    ours = []
+    for pid in held:
+        try:
+            group = os.getpgid(pid)
+        except ProcessLookupError:
+            continue
+        if pid in servers_started or group in servers_started:
+            ours.append(pid)
+    return ours
 
 
 def test_a_sweep_starts_the_engine_measures_two_levels_and_stops_it(tmp_path: Path, fake_python: Path) -> None:
@@ -167,6 +189,8 @@ def test_killing_the_sweep_leaves_no_server_and_a_rerun_resumes(tmp_path: Path, 
     monkeypatch.setenv("FAKE_TOKEN_S", "0.5")   # slow enough to be killed while serving
     proc = _sweep_process(tmp_path, fake_python)
     _wait_for_server(fake_python, proc)
+    live = servers(fake_python)
+    assert any(_listeners_of(port, set(live)) for port in live.values())    # the check sees a live server
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert_no_server_left(fake_python, wait_s=20.0)

@@ -114,31 +114,28 @@ def test_papermill_strings_are_parsed_into_the_fields_types() -> None:
     assert [c.models for c in (item.config for item in params.checked)] == [params.models]
 
 
-@pytest.mark.parametrize("given, names", [
-    ({"dtype": "float64"}, ("dtype", "'bfloat16'")),
-    ({"tasks": "[poetry]"}, ("tasks", "'summarization'")),
-    ({"executor": "slurm"}, ("executor", "'ray'")),
-    ({"weights": "realz"}, ("weights", "'random'")),
-    ({"models": "[{name: gpt2, colour: red}]"}, ("models[].key", "'tiny'")),
-])
-def test_a_bad_value_names_the_parameter_and_the_choices(given: dict[str, Any], names: tuple[str, ...]) -> None:
-    with pytest.raises(ParameterError) as info:
-        driver(C1).Params(**given)
-    assert all(n in str(info.value) for n in names), str(info.value)
+#: Chapter 3's cases start from a cheap model on the CPU, so only the value under test is wrong.
+C3_BASE = {"models": "[{name: gpt2, weights: random, tiny: true}]", "device": "cpu"}
 
 
-@pytest.mark.parametrize("given, names", [
-    ({"dtype": "float64"}, ("dtype", "'auto'", "'bfloat16'")),
-    ({"device": "tpu"}, ("device", "'cuda:N'")),
-    ({"executor": "slurm"}, ("executor", "'ray'")),
-    ({"allow_hardware_settings": "yes"}, ("allow_hardware_settings", "True, False")),
-    ({"gpu_clocks_mhz": "fast"}, ("gpu_clocks_mhz", "'auto' or a list")),
-    ({"cpu_max_freqs_khz": "[0]"}, ("cpu_max_freqs_khz", "None, 'auto' or a list")),
+@pytest.mark.parametrize("chapter, given, names", [
+    (C1, {"dtype": "float64"}, ("dtype", "'bfloat16'")),
+    (C1, {"tasks": "[poetry]"}, ("tasks", "'summarization'")),
+    (C1, {"executor": "slurm"}, ("executor", "'ray'")),
+    (C1, {"weights": "realz"}, ("weights", "'random'")),
+    (C1, {"models": "[{name: gpt2, colour: red}]"}, ("models[].key", "'tiny'")),
+    (C3, {**C3_BASE, "dtype": "float64"}, ("dtype", "'auto'", "'bfloat16'")),
+    (C3, {**C3_BASE, "device": "tpu"}, ("device", "'cuda:N'")),
+    (C3, {**C3_BASE, "executor": "slurm"}, ("executor", "'ray'")),
+    (C3, {**C3_BASE, "allow_hardware_settings": "yes"}, ("allow_hardware_settings", "True, False")),
+    (C3, {**C3_BASE, "gpu_clocks_mhz": "fast"}, ("gpu_clocks_mhz", "'auto' or a list")),
+    (C3, {**C3_BASE, "cpu_max_freqs_khz": "[0]"}, ("cpu_max_freqs_khz", "None, 'auto' or a list")),
 ])
-def test_chapter_3_names_the_parameter_and_the_choices(given: dict[str, Any], names: tuple[str, ...]) -> None:
-    assert C3 in TYPED
+def test_a_bad_value_names_the_parameter_and_the_choices(chapter: str, given: dict[str, Any],
+                                                         names: tuple[str, ...]) -> None:
+    assert chapter in TYPED
     with pytest.raises(ParameterError) as info:
-        driver(C3).Params(**{"models": "[{name: gpt2, weights: random, tiny: true}]", "device": "cpu", **given})
+        driver(chapter).Params(**given)
     assert all(n in str(info.value) for n in names), str(info.value)
 
 

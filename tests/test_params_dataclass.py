@@ -165,7 +165,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     import importlib
 
     from nrg.book import sweeps
-    from nrg.sweep import check, config
+    from nrg.sweep import check
 
     load = importlib.import_module("nrg.models.load")   # the module (``nrg.models.load`` is also a function)
 
@@ -180,8 +180,14 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
 
         monkeypatch.setattr(module, name, wrapper)
 
-    counting(sweeps, "model_specs", "models parsed")
-    counting(config, "parse_model", "entries parsed", lambda value: not isinstance(value, ModelSpec))
+    counting(sweeps, "parse_models", "models parsed")
+    real_parse = ModelSpec.parse.__func__                  # type: ignore[attr-defined]
+
+    def parse(cls: type[ModelSpec], value: Any, *args: Any) -> ModelSpec:
+        seen["entries parsed"] += not isinstance(value, ModelSpec)
+        return real_parse(cls, value, *args)                 # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ModelSpec, "parse", classmethod(parse))
     counting(check, "check", "configs checked")
     counting(load, "check_device_available", "device checked")
     yield seen

@@ -21,7 +21,7 @@ from nrg.book import carbon, common
 from nrg.book.common import as_int, as_list, as_mapping
 from nrg.book.params import ChapterParams
 from nrg.errors import ParameterError, check_choice, check_device
-from nrg.models.spec import DTYPES, WEIGHTS, ModelSpec
+from nrg.models.spec import DTYPES, ModelSpec, parse_models
 from nrg.sweep.repeats import RepeatPolicy
 
 if TYPE_CHECKING:
@@ -30,30 +30,6 @@ if TYPE_CHECKING:
     from nrg.sweep.config import Cell, SweepConfig
 
 DEFAULT_REPEATS = RepeatPolicy(min_n=3, max_n=5, ci_rel=0.05)   # adaptive: 3 to 5, until the CI is within 5%
-
-
-def model_specs(models: Any, weights: str, layers: int | None) -> tuple[ModelSpec, ...]:
-    """``models`` (names, mappings, or a YAML string of them) as specs; plain names take ``weights`` and ``layers``.
-
-    The one place a chapter's ``models`` parameter is parsed: a mapping takes
-    the keys of a sweep config's model entry (:func:`nrg.sweep.config.parse_config`
-    reads these specs as they are).
-    """
-    from nrg.sweep.config import parse_model
-
-    check_choice("weights", weights, WEIGHTS)
-    specs = []
-    for m in as_list("models", models):
-        if isinstance(m, ModelSpec):
-            specs.append(m)
-        elif isinstance(m, str):
-            specs.append(parse_model({"name": m, "weights": weights, "layers": layers}))
-        elif isinstance(m, Mapping) and "name" in m:
-            specs.append(parse_model({"weights": weights, "layers": layers, **dict(m)}))
-        else:
-            raise ParameterError(f"models: {m!r} is not valid; give a model name or "
-                                 "{name: ..., weights: real|random|auto, layers: N}")
-    return tuple(specs)
 
 
 def repeat_policy(repeats: Any) -> Any:
@@ -145,7 +121,7 @@ class SweepParams(ChapterParams):
         put = self._put
         layers = None if self.layers is None else common.as_int("layers", self.layers)
         put("layers", layers)
-        put("models", model_specs(self.models, self.weights, layers))
+        put("models", parse_models(as_list("models", self.models), self.weights, layers))
         check_choice("dtype", self.dtype, DTYPES)
         put("device", check_device("device", self.device))
         repeats = self.repeats

@@ -7,17 +7,18 @@ is touched; checks that need the machine (is CUDA there, does bf16 work) run in
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nrg.errors import ParameterError, check_choice, check_device, check_int
+from nrg.errors import ParameterError, check_bool, check_choice, check_device, check_int
 
 WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 HEADS: tuple[str, ...] = ("auto", "causal-lm", "seq2seq-lm", "base", "sequence-classification")
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
-
+#: The keys of a model entry (a chapter's ``models`` item, a sweep config's, a cell file's).
+ENTRY_KEYS: tuple[str, ...] = ("name", "weights", "layers", "tiny", "overrides")
 
 
 def _freeze_overrides(overrides: Mapping[str, Any] | tuple[tuple[str, Any], ...] | None
@@ -32,6 +33,21 @@ def _freeze_overrides(overrides: Mapping[str, Any] | tuple[tuple[str, Any], ...]
             raise ParameterError(f"overrides: key {key!r} is not valid; keys are config field names")
         pairs.append((key, value))
     return tuple(sorted(pairs, key=lambda kv: kv[0]))
+
+
+def _override_pairs(name: str, overrides: Any) -> tuple[tuple[str, Any], ...]:
+    """An entry's ``overrides``: a mapping, or the ``[key, value]`` pairs :meth:`ModelSpec.entry_dict` writes."""
+    if overrides is None:
+        return ()
+    if isinstance(overrides, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in overrides):
+        overrides = dict(overrides)
+    if not isinstance(overrides, Mapping):
+        raise ParameterError(f"models[{name}].overrides={overrides!r} is not valid; give a mapping")
+    for key in overrides:
+        if not isinstance(key, str) or not key:
+            raise ParameterError(f"models[{name}].overrides key {key!r} is not valid; "
+                                 "keys are fields of the model's config class")
+    return tuple(overrides.items())
 
 
 @dataclass(frozen=True)
@@ -86,10 +102,39 @@ class ModelSpec:
                 "tiny": self.tiny, "overrides": [[k, v] for k, v in self.overrides]}
 
     @classmethod
-    def from_entry(cls, d: Mapping[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`entry_dict`; missing keys take the defaults."""
-        return cls(d["name"], d.get("weights", "auto"), layers=d.get("layers"), tiny=bool(d.get("tiny", False)),
-                   overrides=tuple((str(k), v) for k, v in d.get("overrides") or ()))
+    def parse(cls, value: Any, weights: str = "auto", layers: int | None = None) -> ModelSpec:
+        """A model entry: a name, a mapping of :data:`ENTRY_KEYS`, or a spec already parsed.
+
+        The one parser of a model, wherever it is written: a chapter's ``models``
+        parameter (:func:`parse_models`), a sweep config's ``models`` list and the
+        :meth:`entry_dict` a cell process reads back all come through here, so a
+        model is checked by one set of rules and named by one type. A name or a
+        mapping without ``weights`` or ``layers`` takes the given ones. A spec
+        must be an entry (:attr:`is_entry`): dtype and device come from the
+        sweep's grid, the head from the workload.
+        """
+        if isinstance(value, ModelSpec):
+            if not value.is_entry:
+                raise ParameterError(f"models entry {value.name!r} sets dtype, device or head; in a sweep config "
+                                     "those come from the grid (dtypes, device) and the workload")
+            return value
+        if isinstance(value, str):
+            return cls(value, weights, layers=layers)
+        if not isinstance(value, Mapping):
+            raise ParameterError(f"models entry {value!r} is not valid; give a model name or "
+                                 "{name, weights: real|random|auto, layers: N, tiny, overrides}")
+        for key in value:
+            check_choice("models[].key", key, ENTRY_KEYS)
+        name = value.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ParameterError(f"models entry {dict(value)!r} is not valid; it needs a name")
+        given_weights, given_layers = value.get("weights", weights), value.get("layers", layers)
+        check_choice(f"models[{name}].weights", given_weights, WEIGHTS)
+        if given_layers is not None:
+            check_int(f"models[{name}].layers", given_layers)
+        tiny = check_bool(f"models[{name}].tiny", value.get("tiny", False))
+        return cls(name, given_weights, layers=given_layers, tiny=tiny,
+                   overrides=_override_pairs(name, value.get("overrides")))
 
     def config_entry(self) -> dict[str, Any]:
         """This spec as a model entry of a sweep config written for a reader: only what differs from the defaults."""
@@ -116,3 +161,11 @@ class ModelSpec:
     def dtype_bytes(self) -> int:
         """Bytes per parameter in this dtype (before any quantization)."""
         return DTYPE_BYTES[self.dtype]
+
+
+def parse_models(values: Sequence[Any], weights: str = "auto", layers: int | None = None) -> tuple[ModelSpec, ...]:
+    """A chapter's ``models`` (names, mappings or specs) as specs; names take ``weights`` and ``layers``."""
+    check_choice("weights", weights, WEIGHTS)
+    if layers is not None:
+        check_int("layers", layers)
+    return tuple(ModelSpec.parse(v, weights, layers) for v in values)

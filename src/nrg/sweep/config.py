@@ -81,13 +81,11 @@ from pathlib import Path
 from typing import Any
 
 from nrg.errors import ParameterError, check_bool, check_choice, check_device, check_int, check_number
-from nrg.models.spec import ModelSpec
+from nrg.models.spec import DTYPES, ModelSpec
 from nrg.sweep.interference import InterferencePolicy
 from nrg.sweep.repeats import RepeatPolicy
 from nrg.workloads import registry as workloads
 
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
-WEIGHTS: tuple[str, ...] = ("auto", "real", "random")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 ORDERS: tuple[str, ...] = ("blocked", "sequential")
 NO_TASK = "none"
@@ -182,7 +180,7 @@ class Cell:
     def from_dict(cls, d: Mapping[str, Any]) -> Cell:
         """Inverse of ``to_dict``: how a cell subprocess gets its cell from the parent."""
         return cls(
-            model=ModelSpec.from_entry(d["model"]), task=TaskEntry(**d["task"]),
+            model=ModelSpec.parse(d["model"]), task=TaskEntry(**d["task"]),
             batch_size=d["batch_size"], input_tokens=d["input_tokens"],
             output_tokens=d["output_tokens"], dtype=d["dtype"],
             axes=tuple((k, v) for k, v in d["axes"]), settings=Settings.from_dict(d["settings"]),
@@ -301,39 +299,6 @@ def _distinct(key: str, entries: tuple[Any, ...]) -> tuple[Any, ...]:
         if entry in entries[:i]:
             raise ParameterError(f"{key} lists {_short(repr(entry))} twice; give each entry once")
     return entries
-
-
-def parse_model(value: Any) -> ModelSpec:
-    """A config's model entry: a name, a mapping, or a :class:`ModelSpec` already parsed (a chapter's)."""
-    if isinstance(value, ModelSpec):
-        if not value.is_entry:
-            raise ParameterError(f"models entry {value.name!r} sets dtype, device or head; in a sweep config "
-                                 "those come from the grid (dtypes, device) and the workload")
-        return value
-    if isinstance(value, str):
-        return ModelSpec(value)
-    if isinstance(value, Mapping):
-        valid = ("name", "weights", "layers", "tiny", "overrides")
-        for key in value:
-            check_choice("models[].key", key, valid)
-        if not isinstance(value.get("name"), str) or not value["name"].strip():
-            raise ParameterError(f"models entry {dict(value)!r} is not valid; it needs a name")
-        name = value["name"]
-        overrides = value.get("overrides") or {}
-        if not isinstance(overrides, Mapping):
-            raise ParameterError(f"models[{name}].overrides={overrides!r} is not valid; give a mapping")
-        tiny = check_bool(f"models[{name}].tiny", value.get("tiny", False))
-        for key in overrides:
-            if not isinstance(key, str) or not key:
-                raise ParameterError(f"models[{name}].overrides key {key!r} is not valid; "
-                                     "keys are fields of the model's config class")
-        weights, layers = value.get("weights", "auto"), value.get("layers")
-        check_choice(f"models[{name}].weights", weights, WEIGHTS)
-        if layers is not None:
-            check_int(f"models[{name}].layers", layers)
-        return ModelSpec(name, weights, layers=layers, tiny=tiny, overrides=tuple(overrides.items()))
-    raise ParameterError(
-        f"models entry {value!r} is not valid; give a name or {{name, weights, layers, tiny, overrides}}")
 
 
 def _task(value: Any) -> TaskEntry:
@@ -507,7 +472,7 @@ def parse_config(config: SweepConfig | Mapping[str, Any] | str | Path) -> SweepC
     if not name or "/" in name or any(c.isspace() for c in name):
         raise ParameterError(f"name={name!r} is not valid; use a non-empty name without spaces or '/'")
     return SweepConfig(
-        models=_distinct("models", tuple(parse_model(m) for m in _as_list("models", raw["models"]))),
+        models=_distinct("models", tuple(ModelSpec.parse(m) for m in _as_list("models", raw["models"]))),
         name=name, chapter=str(raw.get("chapter", "")),
         tasks=_distinct("tasks", tuple(_task(t) for t in _as_list("tasks", raw.get("tasks", [NO_TASK])))),
         batch_sizes=_ints("batch_sizes", raw.get("batch_sizes", [1])),

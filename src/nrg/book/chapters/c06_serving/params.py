@@ -19,7 +19,7 @@ from typing import Any, cast
 from nrg.book import carbon, common, sweeps
 from nrg.book.params import ChapterParams
 from nrg.errors import ParameterError, check_choice, check_device
-from nrg.models.spec import DTYPES, ModelSpec
+from nrg.models.spec import DTYPES, ModelSpec, parse_models
 from nrg.sweep.repeats import RepeatPolicy
 
 CHAPTER = "06_serving"
@@ -87,7 +87,7 @@ class Params(ChapterParams):
         put = self._put
         for name, value in carbon.check_params(self.region, self.price_per_kwh, self.pue).items():
             put(name, value)
-        put("models", sweeps.model_specs(self.models, "real", None))
+        put("models", parse_models(common.as_list("models", self.models), "real"))
         put("concurrency", _levels(self.concurrency))
         put("output_tokens", common.as_int("output_tokens", self.output_tokens, minimum=2))
         put("requests_per_client", common.as_int("requests_per_client", self.requests_per_client))

@@ -2,8 +2,8 @@
 
 Order of work, and why:
 
-1. :func:`nrg.sweep.check.check` -- config keys, models, dtypes, devices,
-   lengths, memory, datasets, axis values, the output folder -- raises
+1. :func:`nrg.sweep.check.check` -- meters, axis values and the workload's own
+   check (models, dtypes, devices, lengths, memory, datasets), the output folder -- raises
    :class:`~nrg.errors.ParameterError` before anything is written (not even
    the run directory).
 2. GPU/CPU settings that a killed run left changed are restored from the

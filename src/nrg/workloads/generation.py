@@ -44,6 +44,7 @@ from nrg.workloads.cells import (
     phase_row,
     reset_peak_memory,
 )
+from nrg.workloads.generation_check import check as check  # the workload's check hook (registry)
 from nrg.workloads.phases import PHASE_METHOD, OnePass, itl_percentiles, measure_repeat
 
 if TYPE_CHECKING:

@@ -127,10 +127,11 @@ def factors(cell: Cell) -> dict[str, Any]:
     return {} if hook is None else dict(hook(cell))
 
 
-def check(cfg: SweepConfig) -> bool:
-    """Check a config's tasks belong to its workload; True when the workload checked models and data.
+def check(cfg: SweepConfig) -> None:
+    """Check a config's tasks belong to its workload, then run the workload's own ``check`` hook.
 
-    The generation workload's model, length and task checks are in :mod:`nrg.sweep.check`.
+    Every workload checks its models, tasks and data here, the generation
+    workload included (:mod:`nrg.workloads.generation_check`).
     """
     mine = cfg.settings.workload
     for name in WORKLOADS:
@@ -138,11 +139,9 @@ def check(cfg: SweepConfig) -> bool:
         foreign = [t.name for t in cfg.tasks if name != mine and tasks and t.name in tasks]
         if foreign:
             raise ParameterError(f"tasks={foreign} belong to workload {name!r}; set workload: {name}")
-    hook = _hook(mine, "check") if mine != GENERATION else None
-    if hook is None:
-        return False
-    hook(cfg)
-    return True
+    hook = _hook(mine, "check")
+    if hook is not None:
+        hook(cfg)
 
 
 def worker(cell: Cell, context: SweepContext, monitor_options: Mapping[str, Any] | None = None) -> Worker:

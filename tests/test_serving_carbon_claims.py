@@ -5,6 +5,7 @@ The rows stand for what the serving workload writes (``phase`` steady / run,
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,17 @@ def _rows(fall: float = 0.5, spread: float = 0.01, method: str = "estimated") ->
     return pd.DataFrame(rows)
 
 
+@pytest.fixture(autouse=True)
+def _runs_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Building the Params resolves (and may create) the run folder: never in the checkout."""
+    monkeypatch.setenv("NRG_RUNS_DIR", str(tmp_path / "runs"))
+
+
 def _params(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> chapter.Params:
     monkeypatch.setattr("nrg.serving.options.default_engine_python", lambda: None)   # nothing would run
-    return chapter.Params(**kwargs)
+    params = chapter.Params(**kwargs)
+    assert str(params.run_dir).startswith(os.environ["NRG_RUNS_DIR"])
+    return params
 
 
 def test_the_carbon_table_states_the_assumptions_once_and_marks_estimated_energy(monkeypatch) -> None:  # type: ignore[no-untyped-def]

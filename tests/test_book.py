@@ -78,6 +78,26 @@ def test_chapter_4_ranks_configurations_and_lists_what_did_not_run(built: book.B
     assert (built.html_dir.parents[1] / "runs" / "04_network_tickets" / "cells").is_dir()   # the fixture's runs
 
 
+def test_every_chapter_with_claims_shows_each_claim_with_a_verdict_for_the_live_run(built: book.BuildReport) -> None:
+    """A chapter folder with a ``claims`` module puts its claims table on the page (chapter 5's was missing)."""
+    from nrg.book import claims
+    from nrg.errors import ParameterError
+
+    shown = []
+    for chapter in book.chapters(ROOT):
+        try:
+            listed = claims.claims_of(chapter)
+        except ParameterError:          # the chapter checks no claim (chapter 0, the summary)
+            continue
+        markdown = "".join("".join(o.get("data", {}).get("text/markdown", ""))
+                           for c in _executed(built, chapter) if c["cell_type"] == "code" for o in c.get("outputs", []))
+        for claim in listed:
+            assert claim.text in markdown, (chapter, claim.key)
+        assert "verdict (this run)" in markdown, chapter
+        shown.append(chapter)
+    assert "05_batch_size" in shown and len(shown) >= 5
+
+
 def test_executed_chapters_hold_no_widgets(built: book.BuildReport) -> None:
     """Widget bars would make the page fetch require.js from a CDN: the book must read offline."""
     for path in (built.html_dir.parent / "src" / "notebooks").glob("*.ipynb"):

@@ -81,7 +81,8 @@ def test_paper_values_are_judged_with_their_rounding():
 
 
 def test_every_chapter_has_claims_and_unknown_chapters_are_refused():
-    for chapter in ("01_model_comparison", "02_sequence_length", "03_dvfs", "04_network_tickets"):
+    for chapter in ("01_model_comparison", "02_sequence_length", "03_dvfs", "04_network_tickets",
+                    "05_batch_size", "06_serving"):
         assert 1 <= len(claims.claims_of(chapter)) <= 2
     with pytest.raises(ParameterError, match="chapter"):
         claims.claims_of("05_nothing")
@@ -154,6 +155,43 @@ def test_output_tokens_cost_more():
 def test_output_vs_input_not_measured_when_a_length_is_fixed():
     measured, verdict = _claim("02_sequence_length", "output_costs_more").evaluate(_lengths(0.001, 0.05, inputs=(16,)))
     assert verdict == NOT_MEASURED and "do not both vary" in measured.text
+
+
+# ---------------------------------------------------------------- batch size: energy per token
+
+
+def _batches(per_token: dict[int, float], spread: float = 0.01, model: str = "m") -> pd.DataFrame:
+    """Generate rows per batch size, 4 repeats of mean ``per_token[b]``, and flat prefill rows that must be ignored."""
+    offsets = (1.0, -1.0, 0.5, -0.5)     # a known spread around the mean, no chance involved
+    rows = [{"model": model, "phase": phase, "status": "ok", "batch_size": b, "repeat": r,
+             "energy_per_token_j": e * (1 + spread * offsets[r]) if phase == "generate" else 5.0}
+            for b, e in per_token.items() for r in range(4) for phase in ("generate", "prefill")]
+    rows.append({"model": model, "phase": "generate", "status": "failed", "batch_size": max(per_token),
+                 "repeat": 0, "energy_per_token_j": 1e6})   # a failed cell's row counts for nothing
+    return pd.DataFrame(rows)
+
+
+def test_batch_size_claim_compares_the_largest_batch_with_the_smallest():
+    claim = _claim("05_batch_size", "batching_saves")
+    measured, verdict = claim.evaluate(_batches({1: 1.0, 4: 0.5, 8: 0.25}))
+    assert verdict == AGREES and measured.value == pytest.approx(-0.75, abs=0.02)
+    assert "batch 8 vs 1" in measured.text and measured.high is not None and measured.high < 0
+    measured, verdict = claim.evaluate(_batches({1: 1.0, 8: 1.6}))
+    assert verdict == DIFFERS and measured.low is not None and measured.low > 0
+    measured, verdict = claim.evaluate(_batches({1: 1.0, 8: 0.95}, spread=0.2))
+    assert verdict == NOT_MEASURED and measured.low is not None and measured.low < 0 < measured.high
+    # two models: the mean change with a t interval over models
+    both = pd.concat([_batches({1: 1.0, 8: 0.3}, model="a"), _batches({1: 2.0, 8: 0.5}, model="b")])
+    measured, verdict = claim.evaluate(both)
+    assert verdict == AGREES and "mean of 2 models" in measured.text and "a:" in measured.text
+
+
+def test_batch_size_claim_not_measured_from_one_batch_size_or_without_energy_per_token():
+    claim = _claim("05_batch_size", "batching_saves")
+    measured, verdict = claim.evaluate(_batches({4: 1.0}))
+    assert verdict == NOT_MEASURED and "two batch sizes" in measured.text
+    measured, verdict = claim.evaluate(_batches({1: 1.0, 8: 0.3}).drop(columns="energy_per_token_j"))
+    assert verdict == NOT_MEASURED and "energy per token" in measured.text
 
 
 # ---------------------------------------------------------------- DVFS: saving and latency cost

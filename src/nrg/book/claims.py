@@ -134,6 +134,11 @@ class Claim:
 # ------------------------------------------------------------------ the claims, as data
 
 MALIAKEL, TRAN = "Maliakel et al. 2025", "Tran et al. 2025"
+#: The ML.ENERGY benchmark (arXiv 2505.06371) and its v3 data description (arXiv 2601.22076): the published
+#: serving curves beside chapters 5 and 6 (src/nrg/serving/data/README.md, ../shared/data/published/).
+CHUNG = "Chung et al. 2026, ML.ENERGY v3"
+#: What ML.ENERGY v3 reports for batching (Llama-3.1-8B bf16 on one H100, GPU energy, steady state).
+CHUNG_BATCHING = "falls as the batch grows (Llama-3.1-8B, one H100: 0.455 → 0.070 J/token from max_num_seqs 8 to 512)"
 MAX_WIDTH = 0.30   # a fraction claim is judged only on a 95 % interval at most 30 points wide
 
 

@@ -11,15 +11,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nrg.book.claim_measures import Effect, Measured, pooled, ratio_of_means, signed, successful
-from nrg.book.claims import Claim, Rule
+from nrg.book.claims import CHUNG, CHUNG_BATCHING, Claim, Rule
 from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-#: The ML.ENERGY benchmark (arXiv 2505.06371) and its v3 data description (arXiv 2601.22076), whose published
-#: curves chapter 6 shows beside its own (src/nrg/serving/data/README.md).
-CHUNG = "Chung et al. 2026, ML.ENERGY v3"
 
 
 def serving_batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured:
@@ -50,6 +46,5 @@ def serving_batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measu
 CLAIMS: tuple[Claim, ...] = (
     Claim("06_serving", "batching_saves", "Serving more requests at once lowers the energy per token "
           "(steady-state energy per token at the highest concurrency vs the lowest; negative = less)",
-          "falls as the batch grows (Llama-3.1-8B, one H100: 0.455 → 0.070 J/token from max_num_seqs 8 to 512)",
-          CHUNG, serving_batch_change, Rule("within", -math.inf, 0.0)),
+          CHUNG_BATCHING, CHUNG, serving_batch_change, Rule("within", -math.inf, 0.0)),
 )

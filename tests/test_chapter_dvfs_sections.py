@@ -178,3 +178,41 @@ def test_cpu_frequency_sweep_caps_and_restores_and_is_analysed(params, fake):
     assert live["anova"] is not None                     # setting x model, like the clock sweep
     assert "cpu_freq_khz_observed_mean" in live["rows"].columns
     assert _scaling_max(fake) == before                  # every cap restored after its cell
+
+
+# ---------------------------------------------------------------- checked once
+
+
+def test_a_planned_sweep_checks_only_its_axes_the_rest_was_checked_with_the_params(params, fake, monkeypatch):
+    """Building Params checks the base config; measuring the planned sweep checks only what it adds: its axes."""
+    from nrg.book import sweeps
+    from nrg.sweep import check
+    from nrg.workloads import generation
+
+    seen = {"models": 0, "axes": 0}
+
+    def counting(module, name, key):
+        real = getattr(module, name)
+
+        def wrapper(cfg):
+            seen[key] += 1
+            return real(cfg)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counting(generation, "check", "models")        # the generation workload's hook, as the registry finds it
+    counting(check, "check_axes", "axes")
+    consented = _consented(params, include_default_clock=False)
+    assert seen == {"models": 1, "axes": 1}           # the base config, checked whole once
+    on_gpu = _consented_on_gpu(params, power_limits_w=(250, 150), include_default_clock=False)
+    section = sections.power_limit(on_gpu, chapter.probe_machine(on_gpu))
+    seen.update(models=0, axes=0)
+    rows = sections.measure(consented, section, progress=False)
+    assert set(rows["power_limit_w"]) == {250, 150} and seen == {"models": 0, "axes": 1}
+    again = chapter.measure(consented, chapter.Plan(True, "power_limit_w", (250, 150), "planned"), progress=False)
+    assert len(again) == len(rows) and seen == {"models": 0, "axes": 2}   # the chapter's own sweep: the same rule
+    changed = {**consented.sweep_config("power_limit_w", [250]), "input_tokens": [16]}
+    sweeps.check_variant(changed, consented.checked[0])
+    assert seen == {"models": 1, "axes": 3}           # more than its axes differs: checked whole
+    with pytest.raises(ParameterError, match="allow_hardware_settings"):
+        sweeps.check_variant(params.sweep_config("power_limit_w", [250]), params.checked[0])   # no consent

@@ -67,6 +67,27 @@ def unchecked(configs: Sequence[SweepConfig]) -> tuple[Checked, ...]:
     return tuple(Checked(cfg, tuple(cfg.cells())) for cfg in configs)
 
 
+def check_variant(config: SweepConfig | Mapping[str, Any], base: Checked) -> Checked:
+    """``config`` checked against this machine, where it differs from ``base``, already checked, only in axes.
+
+    A chapter that decides what to sweep after its parameters were checked
+    (the clocks a capability probe found) runs its checked base config with
+    extra axes and another name: only the axes are new, so only they are
+    checked (:func:`nrg.sweep.check.check_axes`), and models, lengths,
+    device and meters are not checked a second time. A config that differs
+    in anything else is checked whole.
+    """
+    from dataclasses import replace
+
+    from nrg.sweep import check as sweep_check
+
+    (parsed,) = parse_configs([config])
+    if replace(parsed, name=base.config.name, axes=base.config.axes) != base.config:
+        return check_configs([parsed])[0]
+    sweep_check.check_axes(parsed)
+    return Checked(parsed, tuple(parsed.cells()))
+
+
 def measure_checked(checked: Sequence[Checked], run_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Run every checked config into ``run_dir`` (finished cells are reused); rows of these cells only."""
     from nrg.sweep.run import run_sweep
@@ -77,11 +98,6 @@ def measure_checked(checked: Sequence[Checked], run_dir: Path, progress: bool = 
     for item in checked:
         run_sweep(item.config, run_dir, progress=progress, checked_cells=item.cells)
     return store.load(run_dir, cell_ids=[c.cell_id for item in checked for c in item.cells])
-
-
-def measure(configs: Sequence[SweepConfig | Mapping[str, Any]], run_dir: Path, progress: bool = True) -> pd.DataFrame:
-    """Check every config, then run them all into ``run_dir``: rows of these configs only."""
-    return measure_checked(check_configs(configs), run_dir, progress)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,13 @@ def check(cfg: SweepConfig) -> list[Cell]:
     from nrg.meters.chain import check_meters
 
     check_meters(cfg.settings.meters)
-    _check_axes(cfg)
+    check_axes(cfg)
     workloads.check(cfg)
     return cfg.cells()
 
 
-def _check_axes(cfg: SweepConfig) -> None:
+def check_axes(cfg: SweepConfig) -> None:
+    """Each extra axis' values and the consent to change them (what a config adds to one already checked)."""
     from nrg.dvfs.mapping import GPU_GLOBAL_AXES
     from nrg.sweep import axes
 

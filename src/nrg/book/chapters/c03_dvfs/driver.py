@@ -156,7 +156,8 @@ def measure(params: Params, the_plan: Plan, progress: bool = True) -> pd.DataFra
     from nrg.book.labels import with_model_labels
 
     assert params.run_dir is not None   # resolved when the parameters were built
-    return with_model_labels(sweeps.measure([config], params.run_dir, progress=progress))
+    checked = sweeps.check_variant(config, params.checked[0])   # the base config was checked with params
+    return with_model_labels(sweeps.measure_checked([checked], params.run_dir, progress=progress))
 
 
 #: The paper's DVFS setting (the ``gpu-paper`` profile's chapter 3): what a GPU owner's clock sweep runs

@@ -7,7 +7,9 @@ cell (papermill's strings included), resolves ``device='auto'`` and
 (the default setting) against this machine, unless ``nrg book run`` checked the
 same values already (:mod:`nrg.book.params`). What is swept is decided later,
 from the capability probe (:func:`nrg.book.chapters.c03_dvfs.driver.plan`);
-every sweep the chapter runs is :meth:`Params.sweep_config` of one axis.
+every sweep the chapter runs is :meth:`Params.sweep_config` of one axis, and
+measuring it checks only that axis (:func:`nrg.book.sweeps.check_variant`): the
+rest is the base config, checked once.
 """
 from __future__ import annotations
 

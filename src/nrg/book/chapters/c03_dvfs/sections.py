@@ -145,7 +145,8 @@ def measure(params: Params, section: Section, progress: bool = True) -> pd.DataF
         return None
     config = params.sweep_config(section.axis, section.values)
     assert params.run_dir is not None   # resolved when the parameters were built
-    return sweeps.measure([config], params.run_dir, progress=progress)
+    checked = sweeps.check_variant(config, params.checked[0])   # the base config was checked with params
+    return sweeps.measure_checked([checked], params.run_dir, progress=progress)
 
 
 def analyse(params: Params, section: Section, progress: bool = True) -> dict[str, dict[str, Any]]:

@@ -133,3 +133,24 @@ def test_the_answer_names_a_model_as_it_ran(tmp_path: Path) -> None:
     configs = summary.configurations(rows, latency_measure="time_s")
     assert configs["configuration"].str.startswith("gpt2 [random, 124 M params] · ").all()
     assert "gpt2 [random, 124 M params]" in summary.choose(configs, 0.0, "time_s", 10.0).sentence
+
+
+def test_two_cells_with_one_label_each_name_what_tells_them_apart() -> None:
+    """Cells of one chapter that differ only in a factor the label leaves out must not read alike."""
+    rows = _rows({"a": [1.0, 1.0], "b": [2.0, 2.0], "c": [3.0, 3.0]})
+    rows["model"] = "gpt2"
+    rows.loc[rows["cell_id"] == "b", "dtype"] = "bfloat16"
+    rows.loc[rows["cell_id"] == "c", "dtype"] = "bfloat16"            # b and c differ in nothing the label knows
+    rows["cpu_max_freq_khz"] = None
+    configs = summary.configurations({"03_dvfs": rows}).set_index("cell_id")["configuration"]
+    base = "gpt2 · qa · in 32/out 8 tokens · batch 1"
+    assert configs["a"] == f"{base} · dtype float32"
+    assert configs["b"] == f"{base} · dtype bfloat16 · cell b" and configs["c"] == f"{base} · dtype bfloat16 · cell c"
+    capped = _rows({"x": [1.0, 1.0], "y": [2.0, 2.0]}).assign(model="gpt2")
+    capped["cpu_max_freq_khz"] = [None, None, 800_000.0, 800_000.0]
+    named = summary.configurations({"03_dvfs": capped}).set_index("cell_id")["configuration"]
+    assert named["x"].endswith("· cpu_max_freq_khz none") and named["y"].endswith("· cpu_max_freq_khz 800000")
+    # the same label in two chapters is not a clash: each row names its chapter
+    apart = summary.configurations({"01_model_comparison": _rows({"m": [1.0, 1.0]}),
+                                    "02_sequence_length": _rows({"m": [2.0, 2.0]})})
+    assert list(apart["configuration"]) == ["m · qa · in 32/out 8 tokens · batch 1"] * 2

@@ -126,6 +126,44 @@ def _label(row: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
+#: Factor columns that may tell apart two cells whose :func:`_label` is the same (in this order).
+DISTINGUISHING: tuple[str, ...] = ("dtype", "device", "dataset", "cpu_max_freq_khz", "weights", "layers", "tiny")
+
+
+def _distinct_labels(labels: list[str], firsts: list[Mapping[str, Any]], chapters: list[str]) -> list[str]:
+    """``labels`` where two cells of one chapter share one: each then names the factors that differ.
+
+    Why: the summary names its answer by this label; two rows reading
+    "gpt2 · in 32/out 8 tokens · batch 1" (e.g. a CPU-frequency cap or a
+    dtype apart) would leave a reader unable to say which one was meant. The
+    factors that differ within the group are added (``dtype bfloat16``,
+    ``cpu_max_freq_khz 800000``); cells that still read alike get their
+    cell id.
+    """
+    import pandas as pd
+
+    out = list(labels)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(zip(chapters, labels, strict=True)):
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        def shown(i: int, column: str) -> str:
+            value = firsts[i].get(column)
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                return "none"
+            return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        differing = [c for c in DISTINGUISHING if len({shown(i, c) for i in members}) > 1]
+        for i in members:
+            extra = [f"{c} {shown(i, c)}" for c in differing]
+            out[i] = " · ".join([labels[i], *extra])
+        alike = [i for i in members if sum(out[j] == out[i] for j in members) > 1]
+        for i in alike:
+            out[i] += f" · cell {firsts[i]['cell_id']}"
+    return out
+
+
 def _interval(values: Sequence[float]) -> tuple[float, float, float]:
     """Mean and 95% t-interval (NaN bounds with fewer than two values)."""
     from scipy import stats as st
@@ -144,6 +182,7 @@ def configurations(rows: Mapping[str, pd.DataFrame], latency_measure: str = "tpo
     import pandas as pd
 
     records = []
+    firsts: list[Mapping[str, Any]] = []       # each configuration's first row: its factors
     for chapter, frame in rows.items():
         energy = _energy_rows(chapter, frame)
         quality = _quality(chapter, frame).set_index("cell_id")
@@ -158,6 +197,10 @@ def configurations(rows: Mapping[str, pd.DataFrame], latency_measure: str = "tpo
                       "energy_method": ", ".join(sorted(map(str, part["energy_method"].dropna().unique()))),
                       "cell_id": cell}
             records.append(record)
+            firsts.append(first.to_dict())
+    labels = _distinct_labels([r["configuration"] for r in records], firsts, [r["chapter"] for r in records])
+    for record, label in zip(records, labels, strict=True):
+        record["configuration"] = label
     columns = ["chapter", "configuration", "n", "energy_per_token_j", "ci_low", "ci_high", latency_measure,
                "quality", "quality_metric", "energy_method", "cell_id"]
     return pd.DataFrame.from_records(records, columns=columns).sort_values("energy_per_token_j", ignore_index=True)

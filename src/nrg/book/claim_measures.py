@@ -192,3 +192,31 @@ def pooled(effects: Mapping[str, Effect], fmt: Callable[[float], str], samples: 
     ci = f"95 % CI {fmt(low)} to {fmt(high)}; " if low is not None and high is not None else ""
     each = "; ".join(f"{m}: {fmt(e.change)} at {e.setting}" for m, e in effects.items())
     return Measured(mean, low, high, f"{fmt(mean)} ({ci}{how}; {each})")
+
+
+def largest_vs_smallest(rows: pd.DataFrame, factor: str, phase: str, setting: str, samples: str,
+                        no_rows: str, too_few: str) -> Measured:
+    """Energy per token at a factor's largest level relative to its smallest, minus one (− = less), pooled.
+
+    Per model the ratio of the two levels' mean ``energy_per_token_j`` over the
+    ``phase`` rows, minus one; over several models the mean and its t interval,
+    for one model the delta-method interval of the ratio (:func:`pooled`).
+    ``setting`` names the factor in each model's entry ("batch 8 vs 1");
+    ``no_rows`` and ``too_few`` say why nothing could be compared.
+    """
+    good = successful(rows)
+    if not {"phase", factor, "energy_per_token_j"} <= set(good.columns):
+        raise ParameterError(no_rows)
+    chosen = good[(good["phase"] == phase) & good["energy_per_token_j"].notna()]
+    effects: dict[str, Effect] = {}
+    for model, part in chosen.groupby("model", sort=True):
+        levels = sorted(part[factor].unique())
+        if len(levels) < 2:
+            continue
+        low, high = levels[0], levels[-1]
+        ratio, variance, df = ratio_of_means(part.loc[part[factor] == high, "energy_per_token_j"],
+                                             part.loc[part[factor] == low, "energy_per_token_j"])
+        effects[str(model)] = Effect(f"{setting} {int(high)} vs {int(low)}", ratio - 1, variance, df)
+    if not effects:
+        raise ParameterError(too_few)
+    return pooled(effects, signed, samples)

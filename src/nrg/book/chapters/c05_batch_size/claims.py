@@ -13,9 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nrg.book.claim_measures import Effect, Measured, pooled, ratio_of_means, signed, successful
+from nrg.book.claim_measures import Measured, largest_vs_smallest
 from nrg.book.claims import CHUNG, CHUNG_BATCHING, Claim, Rule
-from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,22 +27,10 @@ def batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measured:
     repeats of their ``generate`` rows, minus one; over several models the mean
     and its t interval, for one model the delta-method interval of the ratio.
     """
-    good = successful(rows)
-    if not {"phase", "batch_size", "energy_per_token_j"} <= set(good.columns):
-        raise ParameterError("the rows have no generations by batch size (phase, batch_size, energy per token)")
-    gen = good[(good["phase"] == "generate") & good["energy_per_token_j"].notna()]
-    effects: dict[str, Effect] = {}
-    for model, part in gen.groupby("model", sort=True):
-        sizes = sorted(part["batch_size"].unique())
-        if len(sizes) < 2:
-            continue
-        small, large = sizes[0], sizes[-1]
-        ratio, variance, df = ratio_of_means(part.loc[part["batch_size"] == large, "energy_per_token_j"],
-                                             part.loc[part["batch_size"] == small, "energy_per_token_j"])
-        effects[str(model)] = Effect(f"batch {int(large)} vs {int(small)}", ratio - 1, variance, df)
-    if not effects:
-        raise ParameterError("no model ran at two batch sizes: nothing to compare")
-    return pooled(effects, signed, "repeats")
+    return largest_vs_smallest(
+        rows, "batch_size", "generate", "batch", "repeats",
+        "the rows have no generations by batch size (phase, batch_size, energy per token)",
+        "no model ran at two batch sizes: nothing to compare")
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -10,9 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nrg.book.claim_measures import Effect, Measured, pooled, ratio_of_means, signed, successful
+from nrg.book.claim_measures import Measured, largest_vs_smallest
 from nrg.book.claims import CHUNG, CHUNG_BATCHING, Claim, Rule
-from nrg.errors import ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,22 +24,10 @@ def serving_batch_change(rows: pd.DataFrame, params: Mapping[str, Any]) -> Measu
     steady-state windows, minus one; over several models the mean and its t
     interval, for one model the delta-method interval of the ratio.
     """
-    good = successful(rows)
-    if not {"phase", "concurrency", "energy_per_token_j"} <= set(good.columns):
-        raise ParameterError("the rows have no steady-state serving windows (phase, concurrency, energy per token)")
-    steady = good[(good["phase"] == "steady") & good["energy_per_token_j"].notna()]
-    effects: dict[str, Effect] = {}
-    for model, part in steady.groupby("model", sort=True):
-        levels = sorted(part["concurrency"].unique())
-        if len(levels) < 2:
-            continue
-        low_level, high_level = levels[0], levels[-1]
-        ratio, variance, df = ratio_of_means(part.loc[part["concurrency"] == high_level, "energy_per_token_j"],
-                                     part.loc[part["concurrency"] == low_level, "energy_per_token_j"])
-        effects[str(model)] = Effect(f"concurrency {int(high_level)} vs {int(low_level)}", ratio - 1, variance, df)
-    if not effects:
-        raise ParameterError("fewer than two concurrency levels were served: nothing to compare")
-    return pooled(effects, signed, "steady-state windows")
+    return largest_vs_smallest(
+        rows, "concurrency", "steady", "concurrency", "steady-state windows",
+        "the rows have no steady-state serving windows (phase, concurrency, energy per token)",
+        "fewer than two concurrency levels were served: nothing to compare")
 
 
 CLAIMS: tuple[Claim, ...] = (
